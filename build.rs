@@ -1,0 +1,21 @@
+//! Compiles `proto/hotfix/v1/*.proto` with protox (pure Rust: no system
+//! `protoc`) and generates the tonic client and server code. The encoded
+//! descriptor set is kept for gRPC server reflection.
+use std::{env, fs, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/hotfix/v1/hotfix.proto"];
+    for p in &protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(protos, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("hotfix_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! Command line, environment and the TOML file, merged into one `Settings`.
+//!
+//! Precedence: flag or `HOTFIXD_*` variable, then the file, then defaults.
+//! The file holds no secrets: principals are listed by the SHA-256 of their
+//! token. `--dev` replaces the file with a loopback-only demo setup.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+
+use crate::auth::{hash_token, PrincipalEntry};
+use crate::domain::{Policy, Role, Step};
+
+/// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
+/// to close, enforces the emergency change runbook and serves gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "hotfixd", version, about, long_about = None)]
+pub struct Args {
+    /// TOML configuration file (see deploy/hotfixd.example.toml).
+    #[arg(long, env = "HOTFIXD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
+    #[arg(long, env = "HOTFIXD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Data directory of the embedded store [default: ./hotfixd-dev-data with --dev].
+    #[arg(long, env = "HOTFIXD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Development mode: loopback only, a built-in demo roster
+    /// (tokens dev-<handle>) and a local data directory.
+    #[arg(long, env = "HOTFIXD_DEV")]
+    pub dev: bool,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "HOTFIXD_LOG", default_value = "info", value_name = "FILTER")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Token tools.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh bearer token and the roster entry (with its SHA-256)
+    /// to paste into the config. The token itself is shown once only.
+    New {
+        /// Handle of the principal the token is for.
+        #[arg(long, default_value = "HANDLE")]
+        handle: String,
+        /// Role(s) of the principal: engineer, sre-lead, eng-manager,
+        /// platform-admin, platform-team, service.
+        #[arg(long = "role", default_value = "engineer")]
+        roles: Vec<String>,
+    },
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub principals: Vec<PrincipalEntry>,
+}
+
+/// `[policy]`: every key optional; the runbook's numbers are the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub max_fix_lines: Option<u32>,
+    pub concern_depth: Option<usize>,
+    pub required_checks: Option<Vec<String>>,
+    pub verify_threshold: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub cleanup_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub postmortem_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub audit_review_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub breakglass_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub rate_window: Option<Duration>,
+    pub rate_window_max: Option<u32>,
+    pub quarter_process_bug_over: Option<u32>,
+    pub quarter_code_yellow_over: Option<u32>,
+    pub rollback_share_flag: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
+    /// Extra roles per step, e.g. `merge = ["sre-lead"]`.
+    #[serde(default)]
+    pub extra_roles: BTreeMap<Step, BTreeSet<Role>>,
+}
+
+/// Everything the daemon runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub heartbeat_interval: Duration,
+    pub policy: Policy,
+    pub principals: Vec<PrincipalEntry>,
+    pub dev: bool,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEV_DATA_DIR: &str = "./hotfixd-dev-data";
+
+/// The demo roster of `--dev`: handle, role; token `dev-<handle>`.
+pub const DEV_ROSTER: [(&str, Role); 6] = [
+    ("alice", Role::SreLead),
+    ("erin", Role::EngManager),
+    ("bob", Role::Engineer),
+    ("carol", Role::PlatformAdmin),
+    ("dave", Role::PlatformTeam),
+    ("svc-ci", Role::Service),
+];
+
+pub fn dev_principals() -> Vec<PrincipalEntry> {
+    DEV_ROSTER
+        .iter()
+        .map(|(h, r)| PrincipalEntry {
+            handle: h.to_string(),
+            roles: [*r].into(),
+            token_sha256: hex::encode(hash_token(&format!("dev-{h}"))),
+        })
+        .collect()
+}
+
+impl PolicyConfig {
+    pub fn to_policy(&self) -> Result<Policy, String> {
+        let mut p = Policy::default();
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { p.$f = v; } )* };
+        }
+        take!(
+            max_fix_lines,
+            concern_depth,
+            required_checks,
+            verify_threshold,
+            cleanup_within,
+            postmortem_within,
+            audit_review_within,
+            breakglass_ttl,
+            rate_window,
+            rate_window_max,
+            quarter_process_bug_over,
+            quarter_code_yellow_over,
+            rollback_share_flag,
+            stale_after
+        );
+        if p.concern_depth == 0 {
+            return Err("policy.concern_depth: must be at least 1".into());
+        }
+        if !p.required_checks.iter().any(|c| c == crate::domain::SCAN_CHECK) {
+            return Err("policy.required_checks: must include \"scan\" (the runbook never skips it)".into());
+        }
+        if !(p.verify_threshold.is_finite() && p.verify_threshold > 0.0) {
+            return Err("policy.verify_threshold: must be a positive number".into());
+        }
+        if !(0.0..=1.0).contains(&p.rollback_share_flag) {
+            return Err("policy.rollback_share_flag: must be between 0 and 1".into());
+        }
+        for step in self.extra_roles.keys() {
+            if matches!(step, Step::Approve | Step::Override) {
+                return Err(format!(
+                    "policy.extra_roles.{step}: only the named approver may {step}; it cannot be granted to a role"
+                ));
+            }
+        }
+        p.extra_roles = self.extra_roles.clone();
+        Ok(p)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Args {
+    /// Merges flags, environment and file into the settings to run with.
+    pub fn settings(&self) -> Result<Settings, String> {
+        if self.dev && self.config.is_some() {
+            return Err("--dev and --config are exclusive: --dev runs the built-in demo roster".into());
+        }
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None if self.dev => FileConfig::default(),
+            None => {
+                return Err(
+                    "no configuration: pass --config FILE (see deploy/hotfixd.example.toml), \
+                     or --dev for a local demo daemon"
+                        .into(),
+                );
+            }
+        };
+        let listen = self
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
+        if self.dev && !listen.ip().is_loopback() {
+            return Err(format!(
+                "--dev serves only on loopback; {listen} is not a loopback address"
+            ));
+        }
+        let data_dir = match (&self.data_dir, &file.data_dir) {
+            (Some(d), _) | (None, Some(d)) => d.clone(),
+            (None, None) if self.dev => PathBuf::from(DEV_DATA_DIR),
+            (None, None) => return Err("data_dir: required (flag --data-dir, HOTFIXD_DATA_DIR or the file)".into()),
+        };
+        let principals = if self.dev { dev_principals() } else { file.principals };
+        if principals.is_empty() {
+            return Err("principals: the roster is empty; add [[principals]] (see `hotfixd token new`)".into());
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            heartbeat_interval: file.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
+            policy: file.policy.to_policy()?,
+            principals,
+            dev: self.dev,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../deploy/hotfixd.example.toml");
+        let file: FileConfig = toml::from_str(text).expect("example parses");
+        let policy = file.policy.to_policy().expect("example policy is valid");
+        assert_eq!(policy.max_fix_lines, 50);
+        assert_eq!(policy.cleanup_within, Duration::from_secs(24 * 3600));
+        assert!(!file.principals.is_empty());
+        crate::auth::Roster::new(&file.principals).expect("example roster is valid");
+    }
+
+    #[test]
+    fn scan_cannot_be_configured_away() {
+        let cfg: FileConfig = toml::from_str("[policy]\nrequired_checks = [\"lint\"]\n").unwrap();
+        assert!(cfg.policy.to_policy().unwrap_err().contains("scan"));
+    }
+
+    #[test]
+    fn approval_cannot_be_granted_to_a_role() {
+        let cfg: FileConfig = toml::from_str("[policy.extra_roles]\napprove = [\"platform-admin\"]\n").unwrap();
+        assert!(cfg.policy.to_policy().unwrap_err().contains("named approver"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(toml::from_str::<FileConfig>("listn = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn dev_refuses_non_loopback() {
+        let args = Args::parse_from(["hotfixd", "--dev", "--listen", "0.0.0.0:50051"]);
+        assert!(args.settings().unwrap_err().contains("loopback"));
+    }
+}

@@ -1,0 +1,1207 @@
+//! The transitions of the hotfix lane and their guards.
+//!
+//! Each function takes the stored facts, the authenticated actor and the time
+//! and returns the new facts plus the events that describe the change, or a
+//! [`Refusal`]. Checks run in a fixed order: input (INVALID_ARGUMENT), who
+//! (PERMISSION_DENIED), state (FAILED_PRECONDITION naming the allowed steps),
+//! then the runbook's guards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::*;
+use super::policy::{after, quarter_of, GateView, Policy, Step};
+use super::validate::*;
+use super::Refusal;
+
+/// Handles known to the daemon and their roles (from the roster).
+pub type Directory = BTreeMap<String, BTreeSet<Role>>;
+
+/// What every decision needs besides the stored facts.
+pub struct Ctx<'a> {
+    pub actor: &'a Principal,
+    pub now: Time,
+    pub policy: &'a Policy,
+    pub directory: &'a Directory,
+}
+
+/// A change to describe in the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDraft {
+    pub kind: String,
+    pub summary: String,
+}
+
+fn event(kind: &str, summary: impl Into<String>) -> EventDraft {
+    EventDraft {
+        kind: kind.to_string(),
+        summary: summary.into(),
+    }
+}
+
+/// An accepted change to a hotfix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub hotfix: Hotfix,
+    pub events: Vec<EventDraft>,
+    /// A row for "When this runbook last worked", when this change resolved
+    /// the incident.
+    pub exercise: Option<Exercise>,
+}
+
+/// What is already recorded for an incident.
+#[derive(Debug, Clone, Copy)]
+pub enum Existing<'a> {
+    None,
+    Hotfix(&'a Hotfix),
+    Mitigation(&'a Mitigation),
+}
+
+/// The lane steps after step 1, each on one hotfix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "step")]
+pub enum Command {
+    SubmitFix(FixProposal),
+    OverrideFixLimits {
+        sha: String,
+        reason: String,
+    },
+    Approve {
+        sha: Option<String>,
+    },
+    OpenPullRequest {
+        number: u64,
+        url: String,
+        title: Option<String>,
+        labels: Vec<String>,
+    },
+    RecordCheck {
+        name: String,
+        result: CheckResult,
+        sha: Option<String>,
+    },
+    Merge,
+    Sync {
+        revision: String,
+        skip_canary: bool,
+    },
+    Verify {
+        recovered: bool,
+        observed_value: f64,
+    },
+    Revert {
+        pr: u64,
+    },
+    RecordCleanup {
+        pr: u64,
+        url: String,
+        labels: Vec<String>,
+    },
+    RecordPostmortem {
+        url: String,
+        why_hotfix: String,
+        bypass_justified: BypassJustified,
+        breakglass_used: bool,
+        cleanup_pr_link: Option<String>,
+    },
+    RecordAuditReview {
+        findings: String,
+    },
+    GrantBreakglass {
+        role: String,
+        #[serde(with = "humantime_serde")]
+        ttl: Option<Duration>,
+    },
+    CleanupBreakglass {
+        items: Vec<BreakglassItem>,
+    },
+}
+
+impl Command {
+    pub fn step(&self) -> Step {
+        match self {
+            Command::SubmitFix(_) => Step::Fix,
+            Command::OverrideFixLimits { .. } => Step::Override,
+            Command::Approve { .. } => Step::Approve,
+            Command::OpenPullRequest { .. } => Step::PullRequest,
+            Command::RecordCheck { .. } => Step::Check,
+            Command::Merge => Step::Merge,
+            Command::Sync { .. } => Step::Sync,
+            Command::Verify { .. } => Step::Verify,
+            Command::Revert { .. } => Step::Revert,
+            Command::RecordCleanup { .. } => Step::Cleanup,
+            Command::RecordPostmortem { .. } => Step::Postmortem,
+            Command::RecordAuditReview { .. } => Step::AuditReview,
+            Command::GrantBreakglass { .. } | Command::CleanupBreakglass { .. } => {
+                Step::Breakglass
+            }
+        }
+    }
+
+    /// Input checks that need no stored facts.
+    pub fn validate(&self) -> Result<(), Refusal> {
+        match self {
+            Command::SubmitFix(p) => {
+                check_sha("sha", &p.sha)?;
+                check_text("commit_message", &p.commit_message, MAX_COMMIT_MESSAGE)?;
+                if p.files.is_empty() {
+                    return Err(Refusal::Invalid {
+                        field: "files".into(),
+                        reason: "at least one changed file is required".into(),
+                    });
+                }
+                if p.files.len() > MAX_FILES {
+                    return Err(Refusal::Invalid {
+                        field: "files".into(),
+                        reason: format!("has more than {MAX_FILES} entries"),
+                    });
+                }
+                for f in &p.files {
+                    check_path("files.path", &f.path)?;
+                }
+                Ok(())
+            }
+            Command::OverrideFixLimits { sha, reason } => {
+                check_sha("sha", sha)?;
+                check_text("reason", reason, MAX_TEXT)
+            }
+            Command::Approve { sha } => sha.as_deref().map_or(Ok(()), |s| check_sha("sha", s)),
+            Command::OpenPullRequest {
+                number,
+                url,
+                title,
+                labels,
+            } => {
+                check_number("number", *number)?;
+                check_url("url", url)?;
+                if let Some(t) = title {
+                    check_text("title", t, MAX_TITLE)?;
+                }
+                check_labels("labels", labels)
+            }
+            Command::RecordCheck { name, sha, .. } => {
+                check_text("name", name, MAX_NAME)?;
+                sha.as_deref().map_or(Ok(()), |s| check_sha("sha", s))
+            }
+            Command::Merge => Ok(()),
+            Command::Sync { revision, .. } => check_text("revision", revision, MAX_NAME),
+            Command::Verify { observed_value, .. } => {
+                if observed_value.is_finite() && *observed_value >= 0.0 {
+                    Ok(())
+                } else {
+                    Err(Refusal::Invalid {
+                        field: "observed_value".into(),
+                        reason: "must be a finite, non-negative number".into(),
+                    })
+                }
+            }
+            Command::Revert { pr } => check_number("revert_pr", *pr),
+            Command::RecordCleanup { pr, url, labels } => {
+                check_number("pr_number", *pr)?;
+                check_optional_url("url", url)?;
+                check_labels("labels", labels)
+            }
+            Command::RecordPostmortem {
+                url,
+                why_hotfix,
+                cleanup_pr_link,
+                ..
+            } => {
+                check_url("url", url)?;
+                check_text("why_hotfix", why_hotfix, MAX_TEXT)?;
+                cleanup_pr_link
+                    .as_deref()
+                    .map_or(Ok(()), |l| check_text("cleanup_pr_link", l, MAX_URL))
+            }
+            Command::RecordAuditReview { findings } => check_text("findings", findings, MAX_TEXT),
+            Command::GrantBreakglass { role, .. } => check_text("role", role, MAX_NAME),
+            Command::CleanupBreakglass { items } => {
+                if items.is_empty() {
+                    Err(Refusal::Invalid {
+                        field: "items".into(),
+                        reason: "name at least one of rds-snapshots, iam-users, s3-buckets".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
+    if n == 0 {
+        Err(Refusal::Invalid {
+            field: field.into(),
+            reason: "must be a positive PR number".into(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_optional_url(field: &str, url: &str) -> Result<(), Refusal> {
+    if url.is_empty() {
+        Ok(())
+    } else {
+        check_url(field, url)
+    }
+}
+
+/// The lane steps allowed from a state (obligation steps included).
+pub fn allowed_steps(state: State) -> &'static [Step] {
+    use Step::*;
+    match state {
+        State::Declared => &[Fix, Override, Breakglass],
+        State::FixSubmitted => &[Fix, Override, Approve, PullRequest, Breakglass],
+        State::Approved => &[Fix, Override, PullRequest, Breakglass],
+        State::PrOpen => &[Fix, Override, Approve, Check, Breakglass],
+        State::ReadyToMerge => &[Fix, Override, Check, Merge, Breakglass],
+        State::Merged => &[Sync, Cleanup, Postmortem, AuditReview, Breakglass],
+        State::Synced => &[Sync, Verify, Cleanup, Postmortem, AuditReview, Breakglass],
+        State::Mitigated => &[Cleanup, Postmortem, AuditReview, Breakglass],
+        State::RevertRequired => &[Revert, Postmortem, AuditReview, Breakglass],
+        // Final for the lane; the obligations a merge created stay owed.
+        State::Reverted => &[Postmortem, AuditReview, Breakglass],
+        State::Aborted | State::Closed => &[],
+    }
+}
+
+fn refused(step: Step, reason: impl Into<String>) -> Refusal {
+    Refusal::Refused {
+        step,
+        reason: reason.into(),
+    }
+}
+
+/// Step 1 and the pre-flight: opens a hotfix, or says which runbook to use.
+pub fn declare(
+    ctx: &Ctx,
+    existing: Existing,
+    gate: &GateView,
+    author_quarter_before: u32,
+    mut d: Declaration,
+) -> Result<Decision, Refusal> {
+    check_incident_id("incident_id", &d.incident_id)?;
+    check_text("symptom", &d.symptom, MAX_SYMPTOM)?;
+    if d.symptom.contains('\n') {
+        return Err(Refusal::Invalid {
+            field: "symptom".into(),
+            reason: "must be one sentence on one line".into(),
+        });
+    }
+    d.approver = normalize_handle("approver", &d.approver)?;
+    d.cleanup_owner = normalize_handle("cleanup_owner", &d.cleanup_owner)?;
+    check_eta("merge_eta", &d.merge_eta)?;
+    check_repository("repository", &d.repository)?;
+    check_app("argocd_app", &d.argocd_app)?;
+    let mut criteria = d.criteria.clone();
+    criteria.sort();
+    criteria.dedup();
+    d.criteria = criteria;
+
+    ctx.policy.authorize(Step::Declare, ctx.actor, None)?;
+
+    match existing {
+        Existing::None => {}
+        Existing::Hotfix(h) => {
+            return Err(Refusal::AlreadyExists {
+                reason: format!(
+                    "incident {} already has a hotfix (state {}); hotfixes are not chained: \
+                     if it failed, open a new incident",
+                    d.incident_id,
+                    h.state(&ctx.policy.required_checks)
+                ),
+            });
+        }
+        Existing::Mitigation(m) => {
+            return Err(Refusal::AlreadyExists {
+                reason: format!(
+                    "incident {} was already mitigated by {} at {}; a new problem needs a new incident",
+                    d.incident_id,
+                    m.route.as_str(),
+                    m.at.to_rfc3339()
+                ),
+            });
+        }
+    }
+
+    let step = Step::Declare;
+    if d.severity != Severity::P0 {
+        return Err(refused(
+            step,
+            format!(
+                "severity {:?} is not P0: the hotfix lane is for P0 only; ship through the normal \
+                 pipeline, which is fast enough for P1/P2",
+                d.severity
+            ),
+        ));
+    }
+    if d.criteria.is_empty() {
+        return Err(refused(
+            step,
+            "no P0 criterion given: a P0 needs ≥50% of customers down, data loss, or a \
+             safety/regulatory impact (criteria: customers-down, data-loss, safety-regulatory)",
+        ));
+    }
+    if d.fix_unknown {
+        return Err(refused(
+            step,
+            "the fix is not known: the hotfix lane ships a KNOWN fix; keep diagnosing with the \
+             alert's runbook and declare once the fix is known",
+        ));
+    }
+    if d.flag_can_mitigate {
+        return Err(refused(
+            step,
+            "a feature-flag flip can mitigate: flip it first (feature-flags/README.md), then \
+             record it with `hotfixctl mitigated INC --by flag`",
+        ));
+    }
+    if d.rollback_can_mitigate {
+        return Err(refused(
+            step,
+            "a rollback can mitigate: roll back first (rollback/code-rollback-argocd.md), then \
+             record it with `hotfixctl mitigated INC --by rollback`",
+        ));
+    }
+    match ctx.directory.get(&d.approver) {
+        None => {
+            return Err(Refusal::Invalid {
+                field: "approver".into(),
+                reason: format!("@{} is not in the roster", d.approver),
+            });
+        }
+        Some(roles) if !(roles.contains(&Role::SreLead) || roles.contains(&Role::EngManager)) => {
+            return Err(refused(
+                step,
+                format!(
+                    "@{} cannot approve a hotfix: the approver must be an sre-lead or eng-manager",
+                    d.approver
+                ),
+            ));
+        }
+        Some(_) => {}
+    }
+    if d.approver == ctx.actor.handle {
+        return Err(refused(
+            step,
+            format!(
+                "@{} cannot approve their own hotfix (four eyes): name another sre-lead or \
+                 eng-manager as approver",
+                d.approver
+            ),
+        ));
+    }
+    if !ctx.directory.contains_key(&d.cleanup_owner) {
+        return Err(Refusal::Invalid {
+            field: "cleanup_owner".into(),
+            reason: format!("@{} is not in the roster", d.cleanup_owner),
+        });
+    }
+    if !d.drill {
+        let g = ctx.policy.gate(gate);
+        if g.closed {
+            return Err(Refusal::RateLimited { reason: g.unblock });
+        }
+    }
+
+    let mut flags = Vec::new();
+    if !d.drill {
+        let count = author_quarter_before + 1;
+        if let Some(flag) = ctx.policy.quarter_flag(count) {
+            flags.push(format!(
+                "{flag}: @{} has declared {count} hotfixes in {}",
+                ctx.actor.handle,
+                quarter_of(ctx.now)
+            ));
+        }
+    }
+    let summary = format!(
+        "{}DECLARING HOTFIX — {} P0. Symptom: {} Approver: @{}. Cleanup-owner: @{}. Expected merge ETA: {} UTC.",
+        if d.drill { "[DRILL] " } else { "" },
+        d.incident_id,
+        d.symptom,
+        d.approver,
+        d.cleanup_owner,
+        d.merge_eta
+    );
+    let mut events = vec![event("declared", summary)];
+    for f in &flags {
+        events.push(event("flagged", f.clone()));
+    }
+    let hotfix = Hotfix {
+        declaration: d,
+        author: ctx.actor.handle.clone(),
+        declared_at: ctx.now,
+        version: 1,
+        last_seq: 0,
+        flags,
+        fix: None,
+        fix_override: None,
+        approval: None,
+        pull_request: None,
+        checks: BTreeMap::new(),
+        merge: None,
+        sync: None,
+        verification: None,
+        revert: None,
+        abort: None,
+        cleanup: None,
+        postmortem: None,
+        audit_review: None,
+        breakglass: None,
+        closed_at: None,
+    };
+    Ok(Decision {
+        hotfix,
+        events,
+        exercise: None,
+    })
+}
+
+/// Records an incident mitigated by a flag flip or a rollback.
+pub fn record_mitigation(
+    ctx: &Ctx,
+    incident_id: &str,
+    existing: Existing,
+    route: MitigationRoute,
+    notes: &str,
+) -> Result<(Mitigation, EventDraft, Exercise), Refusal> {
+    check_incident_id("incident_id", incident_id)?;
+    check_optional_text("notes", notes, MAX_TEXT)?;
+    ctx.policy.authorize(Step::Mitigated, ctx.actor, None)?;
+    match existing {
+        Existing::None => {}
+        Existing::Hotfix(h) => {
+            return Err(Refusal::AlreadyExists {
+                reason: format!(
+                    "incident {incident_id} has a hotfix (state {}); a hotfix that did not work \
+                     is reverted through the lane",
+                    h.state(&ctx.policy.required_checks)
+                ),
+            });
+        }
+        Existing::Mitigation(m) => {
+            return Err(Refusal::AlreadyExists {
+                reason: format!(
+                    "incident {incident_id} is already recorded as mitigated by {}",
+                    m.route.as_str()
+                ),
+            });
+        }
+    }
+    let m = Mitigation {
+        incident_id: incident_id.to_string(),
+        route,
+        notes: notes.to_string(),
+        by: ctx.actor.handle.clone(),
+        at: ctx.now,
+        seq: 0,
+    };
+    let e = event(
+        "mitigated",
+        format!("{incident_id} mitigated by {} (no hotfix)", route.as_str()),
+    );
+    let x = Exercise {
+        at: ctx.now,
+        incident_id: incident_id.to_string(),
+        resolved_by: route.as_str().to_string(),
+        drill: false,
+    };
+    Ok((m, e, x))
+}
+
+/// Validates and records the mandatory team review.
+pub fn team_review(ctx: &Ctx, notes: &str) -> Result<(TeamReview, EventDraft), Refusal> {
+    check_text("notes", notes, MAX_TEXT)?;
+    ctx.policy.authorize(Step::TeamReview, ctx.actor, None)?;
+    let review = TeamReview {
+        by: ctx.actor.handle.clone(),
+        notes: notes.to_string(),
+        at: ctx.now,
+    };
+    Ok((
+        review,
+        event(
+            "team_review",
+            format!("team review recorded by @{}", ctx.actor.handle),
+        ),
+    ))
+}
+
+/// Applies one lane step to a hotfix.
+pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> {
+    cmd.validate()?;
+    let step = cmd.step();
+    ctx.policy.authorize(step, ctx.actor, Some(h))?;
+    let required = &ctx.policy.required_checks;
+    let state = h.state(required);
+    if !allowed_steps(state).contains(&step) {
+        return Err(Refusal::WrongState {
+            state,
+            step,
+            allowed: allowed_steps(state).to_vec(),
+            reason: String::new(),
+        });
+    }
+    let mut n = h.clone();
+    n.version += 1;
+    let now = ctx.now;
+    let who = ctx.actor.handle.clone();
+    let mut events = Vec::new();
+    let mut exercise = None;
+    let inc = h.incident_id().to_string();
+
+    match cmd {
+        Command::SubmitFix(p) => {
+            check_branch("branch", &p.branch, &inc)?;
+            let approver_tag = format!("approver: @{}", h.declaration.approver);
+            if !p.commit_message.contains(&inc) {
+                return Err(Refusal::Invalid {
+                    field: "commit_message".into(),
+                    reason: format!("must name the incident id {inc} (the audit trail starts here)"),
+                });
+            }
+            if !p.commit_message.contains(&approver_tag) {
+                return Err(Refusal::Invalid {
+                    field: "commit_message".into(),
+                    reason: format!("must contain '{approver_tag}'"),
+                });
+            }
+            let changed: u64 = p
+                .files
+                .iter()
+                .map(|f| u64::from(f.added) + u64::from(f.removed))
+                .sum();
+            let changed = u32::try_from(changed).unwrap_or(u32::MAX);
+            let mut over = Vec::new();
+            if changed > ctx.policy.max_fix_lines {
+                over.push(format!(
+                    "it changes {changed} lines (limit {})",
+                    ctx.policy.max_fix_lines
+                ));
+            }
+            let concerns = concerns(&p.files, ctx.policy.concern_depth);
+            if concerns.len() > 1 {
+                over.push(format!(
+                    "it touches more than one concern ({}); one concern per hotfix",
+                    concerns.into_iter().collect::<Vec<_>>().join(", ")
+                ));
+            }
+            let overridden = h.fix_override.as_ref().is_some_and(|o| o.sha == p.sha);
+            if !over.is_empty() && !overridden {
+                return Err(refused(
+                    step,
+                    format!(
+                        "fix {} is too large for the hotfix lane: {}. Shrink it, or the approver \
+                         @{} may accept it with `hotfixctl override {inc} --sha {} --reason ...`",
+                        short(&p.sha),
+                        over.join("; "),
+                        h.declaration.approver,
+                        p.sha
+                    ),
+                ));
+            }
+            let new_sha = h.current_sha() != Some(p.sha.as_str());
+            if new_sha {
+                n.checks.clear();
+                if h.approval.is_some() {
+                    n.approval = None;
+                    events.push(event(
+                        "approval_voided",
+                        format!(
+                            "approval by @{} voided: the fix changed to {}",
+                            h.declaration.approver,
+                            short(&p.sha)
+                        ),
+                    ));
+                }
+            }
+            n.fix = Some(Fix {
+                proposal: p.clone(),
+                changed_lines: changed,
+                over_limit: !over.is_empty(),
+                at: now,
+            });
+            events.insert(
+                0,
+                event(
+                    "fix_submitted",
+                    format!(
+                        "fix {} on {} ({} files, {changed} lines{})",
+                        short(&p.sha),
+                        p.branch,
+                        p.files.len(),
+                        if over.is_empty() { "" } else { ", over limit: approver override" }
+                    ),
+                ),
+            );
+        }
+        Command::OverrideFixLimits { sha, reason } => {
+            n.fix_override = Some(FixOverride {
+                sha: sha.clone(),
+                reason: reason.clone(),
+                by: who.clone(),
+                at: now,
+            });
+            events.push(event(
+                "fix_override",
+                format!("@{who} accepts an over-limit fix {}: {reason}", short(sha)),
+            ));
+        }
+        Command::Approve { sha } => {
+            let current = h.current_sha().unwrap_or_default().to_string();
+            if let Some(s) = sha {
+                if *s != current {
+                    return Err(refused(
+                        step,
+                        format!(
+                            "you reviewed {} but the current fix is {}: review the current fix and approve again",
+                            short(s),
+                            short(&current)
+                        ),
+                    ));
+                }
+            }
+            if h.current_approval().is_some() {
+                return Err(refused(step, format!("fix {} is already approved", short(&current))));
+            }
+            n.approval = Some(Approval {
+                by: who.clone(),
+                sha: current.clone(),
+                at: now,
+            });
+            events.push(event("approved", format!("@{who} approved fix {}", short(&current))));
+        }
+        Command::OpenPullRequest {
+            number,
+            url,
+            title,
+            labels,
+        } => {
+            let prefix = format!("HOTFIX: {inc}");
+            let title = match title {
+                Some(t) if !t.starts_with(&prefix) => {
+                    return Err(Refusal::Invalid {
+                        field: "title".into(),
+                        reason: format!("must start with '{prefix}'"),
+                    });
+                }
+                Some(t) => t.clone(),
+                None => format!("{prefix} {}", h.declaration.symptom),
+            };
+            let mut labels = labels.clone();
+            if !labels.iter().any(|l| l == HOTFIX_LABEL) {
+                labels.push(HOTFIX_LABEL.to_string());
+            }
+            labels.sort();
+            labels.dedup();
+            if let Some(pr) = &h.pull_request {
+                return Err(refused(
+                    step,
+                    format!("PR #{} is already recorded for this hotfix; push new fixes to it", pr.number),
+                ));
+            }
+            n.pull_request = Some(PullRequest {
+                number: *number,
+                url: url.clone(),
+                title: title.clone(),
+                labels,
+                at: now,
+            });
+            events.push(event(
+                "pr_opened",
+                format!("PR #{number} \"{title}\" labelled '{HOTFIX_LABEL}' ({url})"),
+            ));
+        }
+        Command::RecordCheck { name, result, sha } => {
+            let current = h.current_sha().unwrap_or_default().to_string();
+            if !required.iter().any(|r| r == name) {
+                return Err(Refusal::Invalid {
+                    field: "name".into(),
+                    reason: format!(
+                        "'{name}' is not a required fast-path check (required: {})",
+                        required.join(", ")
+                    ),
+                });
+            }
+            if let Some(s) = sha {
+                if *s != current {
+                    return Err(refused(
+                        step,
+                        format!(
+                            "check ran on {} but the PR's current fix is {}: results for an old SHA do not count",
+                            short(s),
+                            short(&current)
+                        ),
+                    ));
+                }
+            }
+            n.checks.insert(
+                name.clone(),
+                Check {
+                    result: *result,
+                    sha: current.clone(),
+                    by: who.clone(),
+                    at: now,
+                },
+            );
+            events.push(event(
+                "check_recorded",
+                format!("check {name}: {:?} on {}", result, short(&current)).to_lowercase(),
+            ));
+            if name == SCAN_CHECK && *result == CheckResult::Failure {
+                let reason = "scan failed: a hotfix that introduces a CVE is not a hotfix; \
+                              scan is never skipped or overridden. Mitigate with a flag flip or \
+                              a rollback instead";
+                n.abort = Some(Abort {
+                    reason: reason.to_string(),
+                    at: now,
+                });
+                events.push(event("aborted", reason));
+            }
+        }
+        Command::Merge => {
+            let pr = h.pull_request.as_ref().map(|p| p.number).unwrap_or_default();
+            let sha = h.current_sha().unwrap_or_default().to_string();
+            if state != State::ReadyToMerge {
+                let mut missing = Vec::new();
+                if h.current_approval().is_none() {
+                    missing.push(format!(
+                        "@{} has not approved the current fix {}",
+                        h.declaration.approver,
+                        short(&sha)
+                    ));
+                }
+                let not_passed = h.checks_not_passed(required);
+                if !not_passed.is_empty() {
+                    missing.push(format!("checks not passed on {}: {}", short(&sha), not_passed.join(", ")));
+                }
+                return Err(refused(step, format!("cannot merge yet: {}", missing.join("; "))));
+            }
+            n.merge = Some(MergeRecord {
+                by: who.clone(),
+                pr,
+                approver: h.declaration.approver.clone(),
+                sha: sha.clone(),
+                at: now,
+            });
+            events.push(event(
+                "merged",
+                format!(
+                    "@{who} merged PR #{pr} ({}) via admin bypass; approver @{}",
+                    short(&sha),
+                    h.declaration.approver
+                ),
+            ));
+        }
+        Command::Sync {
+            revision,
+            skip_canary,
+        } => {
+            n.sync = Some(SyncRecord {
+                by: who.clone(),
+                app: h.declaration.argocd_app.clone(),
+                revision: revision.clone(),
+                skipped_canary: *skip_canary,
+                at: now,
+            });
+            events.push(event(
+                "synced",
+                format!(
+                    "Argo CD app {} synced to {revision}{}",
+                    h.declaration.argocd_app,
+                    if *skip_canary { " (canary skipped)" } else { "" }
+                ),
+            ));
+        }
+        Command::Verify {
+            recovered,
+            observed_value,
+        } => {
+            let threshold = ctx.policy.verify_threshold;
+            if *recovered && *observed_value >= threshold {
+                return Err(Refusal::Invalid {
+                    field: "recovered".into(),
+                    reason: format!(
+                        "the observed value {observed_value} is not below the threshold {threshold}: \
+                         the symptom has not recovered"
+                    ),
+                });
+            }
+            n.verification = Some(Verification {
+                by: who.clone(),
+                recovered: *recovered,
+                observed_value: *observed_value,
+                threshold,
+                at: now,
+            });
+            if *recovered {
+                events.push(event(
+                    "verified",
+                    format!("symptom recovered: {observed_value} < {threshold}"),
+                ));
+                exercise = Some(Exercise {
+                    at: now,
+                    incident_id: inc.clone(),
+                    resolved_by: "hotfix".into(),
+                    drill: h.is_drill(),
+                });
+            } else {
+                events.push(event(
+                    "revert_required",
+                    format!(
+                        "symptom did not recover ({observed_value}, threshold {threshold}): revert \
+                         the hotfix; do not chain another hotfix"
+                    ),
+                ));
+            }
+        }
+        Command::Revert { pr } => {
+            n.revert = Some(RevertRecord {
+                by: who.clone(),
+                pr: *pr,
+                at: now,
+            });
+            events.push(event(
+                "reverted",
+                format!("@{who} reverted the hotfix with PR #{pr}; a new incident is needed"),
+            ));
+            exercise = Some(Exercise {
+                at: now,
+                incident_id: inc.clone(),
+                resolved_by: "hotfix-reverted".into(),
+                drill: h.is_drill(),
+            });
+        }
+        Command::RecordCleanup { pr, url, labels } => {
+            if labels.iter().any(|l| l == HOTFIX_LABEL) {
+                return Err(refused(
+                    step,
+                    format!(
+                        "cleanup PR #{pr} carries the '{HOTFIX_LABEL}' label: it must run the full \
+                         pipeline with normal review; remove the label"
+                    ),
+                ));
+            }
+            if h.pull_request.as_ref().is_some_and(|p| p.number == *pr) {
+                return Err(Refusal::Invalid {
+                    field: "pr_number".into(),
+                    reason: format!("#{pr} is the hotfix PR itself, not a cleanup PR"),
+                });
+            }
+            n.cleanup = Some(CleanupRecord {
+                pr: *pr,
+                url: url.clone(),
+                by: who.clone(),
+                at: now,
+            });
+            events.push(event("cleanup_recorded", format!("cleanup PR #{pr} recorded")));
+        }
+        Command::RecordPostmortem {
+            url,
+            why_hotfix,
+            bypass_justified,
+            breakglass_used,
+            cleanup_pr_link,
+        } => {
+            let link = match (cleanup_pr_link, &h.cleanup) {
+                (Some(l), _) => l.clone(),
+                (None, Some(c)) if !c.url.is_empty() => c.url.clone(),
+                (None, Some(c)) => format!("#{}", c.pr),
+                (None, None) if h.revert.is_some() => String::new(),
+                (None, None) => {
+                    return Err(refused(
+                        step,
+                        format!(
+                            "the postmortem must link the cleanup PR: record it first with \
+                             `hotfixctl cleanup {inc} --pr N`, or pass --cleanup-pr-link"
+                        ),
+                    ));
+                }
+            };
+            if *breakglass_used && h.breakglass.is_none() {
+                return Err(refused(
+                    step,
+                    format!(
+                        "the postmortem says breakglass was used but no grant is recorded: record it \
+                         with `hotfixctl breakglass {inc} grant --role ROLE`"
+                    ),
+                ));
+            }
+            if !*breakglass_used && h.breakglass.is_some() {
+                return Err(Refusal::Invalid {
+                    field: "breakglass_used".into(),
+                    reason: "a breakglass grant is recorded for this hotfix; the postmortem must say so".into(),
+                });
+            }
+            n.postmortem = Some(PostmortemRecord {
+                url: url.clone(),
+                why_hotfix: why_hotfix.clone(),
+                bypass_justified: *bypass_justified,
+                breakglass_used: *breakglass_used,
+                cleanup_pr_link: link,
+                by: who.clone(),
+                at: now,
+            });
+            events.push(event(
+                "postmortem_recorded",
+                format!("postmortem recorded ({url}); bypass justified: {bypass_justified:?}"),
+            ));
+        }
+        Command::RecordAuditReview { findings } => {
+            n.audit_review = Some(AuditReviewRecord {
+                findings: findings.clone(),
+                by: who.clone(),
+                at: now,
+            });
+            events.push(event("audit_reviewed", format!("audit review by @{who}")));
+        }
+        Command::GrantBreakglass { role, ttl } => {
+            if h.breakglass.is_some() {
+                return Err(refused(step, "a breakglass grant is already recorded for this hotfix"));
+            }
+            let max = ctx.policy.breakglass_ttl;
+            let ttl = ttl.unwrap_or(max);
+            if ttl.is_zero() || ttl > max {
+                return Err(Refusal::Invalid {
+                    field: "ttl_seconds".into(),
+                    reason: format!(
+                        "must be between 1s and the breakglass TTL {}",
+                        humantime::format_duration(max)
+                    ),
+                });
+            }
+            n.breakglass = Some(BreakglassRecord {
+                role: role.clone(),
+                granted_by: who.clone(),
+                granted_at: now,
+                expires_at: after(now, ttl),
+                cleaned: BTreeSet::new(),
+            });
+            events.push(event(
+                "breakglass_granted",
+                format!(
+                    "breakglass role {role} recorded by @{who}, expires in {}",
+                    humantime::format_duration(ttl)
+                ),
+            ));
+        }
+        Command::CleanupBreakglass { items } => {
+            let Some(bg) = n.breakglass.as_mut() else {
+                return Err(refused(
+                    step,
+                    format!("no breakglass grant is recorded: record it first with `hotfixctl breakglass {inc} grant`"),
+                ));
+            };
+            bg.cleaned.extend(items.iter().copied());
+            let names: Vec<&str> = items.iter().map(|i| i.as_str()).collect();
+            let left: Vec<&str> = bg.outstanding().iter().map(|i| i.as_str()).collect();
+            events.push(event(
+                "breakglass_cleaned",
+                format!(
+                    "breakglass cleanup: {} done{}",
+                    names.join(", "),
+                    if left.is_empty() {
+                        String::from("; checklist complete")
+                    } else {
+                        format!("; outstanding: {}", left.join(", "))
+                    }
+                ),
+            ));
+        }
+    }
+
+    // A hotfix closes when it is mitigated and owes nothing more.
+    if n.state(required) == State::Mitigated && obligations(&n, ctx.policy, now).iter().all(|o| o.done)
+    {
+        n.closed_at = Some(now);
+        events.push(event("closed", "every obligation is done: hotfix closed"));
+    }
+    Ok(Decision {
+        hotfix: n,
+        events,
+        exercise,
+    })
+}
+
+/// The top-level "concerns" a fix touches.
+fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
+    files
+        .iter()
+        .map(|f| {
+            let parts: Vec<&str> = f.path.split('/').collect();
+            // A file at the top level is its own directory's concern: "/".
+            if parts.len() <= depth {
+                "/".to_string()
+            } else {
+                parts[..depth].join("/")
+            }
+        })
+        .collect()
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(12)]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObligationKind {
+    CleanupPr,
+    Postmortem,
+    AuditReview,
+    BreakglassCleanup,
+}
+
+impl ObligationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObligationKind::CleanupPr => "cleanup_pr",
+            ObligationKind::Postmortem => "postmortem",
+            ObligationKind::AuditReview => "audit_review",
+            ObligationKind::BreakglassCleanup => "breakglass_cleanup",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObligationView {
+    pub kind: ObligationKind,
+    pub due: Time,
+    pub done: bool,
+    pub done_at: Option<Time>,
+    pub overdue: bool,
+    /// Who owes it ("@bob" or "a platform-team member other than @bob").
+    pub owner: String,
+    pub detail: String,
+}
+
+/// The obligations a hotfix owes after its merge (steps 7-9, breakglass).
+pub fn obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<ObligationView> {
+    let mut out = Vec::new();
+    let owner = format!("@{}", h.declaration.cleanup_owner);
+    let mut push = |kind, due: Time, done_at: Option<Time>, owner: String, detail: String| {
+        out.push(ObligationView {
+            kind,
+            due,
+            done: done_at.is_some(),
+            done_at,
+            overdue: done_at.is_none() && now > due,
+            owner,
+            detail,
+        });
+    };
+    if let Some(m) = &h.merge {
+        // A reverted hotfix has no code left to clean up after.
+        if h.revert.is_none() || h.cleanup.is_some() {
+            push(
+                ObligationKind::CleanupPr,
+                after(m.at, policy.cleanup_within),
+                h.cleanup.as_ref().map(|c| c.at),
+                owner.clone(),
+                "return-to-normal-flow PR (tests, docs), full pipeline, no hotfix label".into(),
+            );
+        }
+        push(
+            ObligationKind::Postmortem,
+            after(m.at, policy.postmortem_within),
+            h.postmortem.as_ref().map(|p| p.at),
+            owner.clone(),
+            "postmortem with the hotfix-specific sections".into(),
+        );
+        push(
+            ObligationKind::AuditReview,
+            after(m.at, policy.audit_review_within),
+            h.audit_review.as_ref().map(|a| a.at),
+            format!("a platform-team member other than @{}", h.author),
+            "review of admin merges and breakglass actions in the hotfix window".into(),
+        );
+    }
+    if let Some(bg) = &h.breakglass {
+        let outstanding = bg.outstanding();
+        let start = h.merge.as_ref().map_or(bg.granted_at, |m| m.at);
+        push(
+            ObligationKind::BreakglassCleanup,
+            after(start, policy.postmortem_within),
+            outstanding.is_empty().then_some(bg.granted_at.max(h.declared_at)),
+            owner,
+            if outstanding.is_empty() {
+                "breakglass cleanup checklist complete".into()
+            } else {
+                format!(
+                    "breakglass cleanup checklist outstanding: {}",
+                    outstanding.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+                )
+            },
+        );
+    }
+    out
+}
+
+/// A step someone could take next, and why it is blocked if it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextStep {
+    pub step: Step,
+    pub who: String,
+    pub blocked: Option<String>,
+}
+
+/// What can happen next to a hotfix, for `show`.
+pub fn next_steps(h: &Hotfix, policy: &Policy, now: Time) -> Vec<NextStep> {
+    let required = &policy.required_checks;
+    let state = h.state(required);
+    let done: BTreeSet<ObligationKind> = obligations(h, policy, now)
+        .into_iter()
+        .filter(|o| o.done)
+        .map(|o| o.kind)
+        .collect();
+    let mut out = Vec::new();
+    for &step in allowed_steps(state) {
+        let blocked = match step {
+            Step::Override if h.fix.as_ref().is_some_and(|f| !f.over_limit) => continue,
+            Step::Approve => h.fix.is_none().then(|| "no fix submitted yet".to_string()),
+            Step::Merge => None,
+            Step::Check if h.checks_not_passed(required).is_empty() => continue,
+            Step::Cleanup if done.contains(&ObligationKind::CleanupPr) => continue,
+            Step::Postmortem if done.contains(&ObligationKind::Postmortem) => continue,
+            Step::Postmortem if h.cleanup.is_none() && h.revert.is_none() => {
+                Some("record the cleanup PR first".to_string())
+            }
+            Step::AuditReview if done.contains(&ObligationKind::AuditReview) => continue,
+            Step::Breakglass => match &h.breakglass {
+                Some(bg) if bg.outstanding().is_empty() => continue,
+                _ => None,
+            },
+            _ => None,
+        };
+        out.push(NextStep {
+            step,
+            who: policy.who_may(step, Some(h)),
+            blocked,
+        });
+    }
+    // In PR_OPEN the merge is the goal; say what holds it up.
+    if state == State::PrOpen || state == State::Approved || state == State::FixSubmitted {
+        let mut why = Vec::new();
+        if h.current_approval().is_none() {
+            why.push(format!("waiting for @{} to approve the current fix", h.declaration.approver));
+        }
+        if h.pull_request.is_none() {
+            why.push("no PR recorded".to_string());
+        }
+        let left = h.checks_not_passed(required);
+        if !left.is_empty() {
+            why.push(format!("checks not passed: {}", left.join(", ")));
+        }
+        out.push(NextStep {
+            step: Step::Merge,
+            who: policy.who_may(Step::Merge, Some(h)),
+            blocked: Some(why.join("; ")),
+        });
+    }
+    out
+}

@@ -1,0 +1,67 @@
+//! The hotfix lane as a pure state machine: the runbook lives here.
+//!
+//! No tonic, no sled, no clock reads: callers pass the authenticated actor,
+//! the current time, the policy and what the store read (the hotfix, the
+//! rate-limit window). Every decision is either a [`Decision`] to persist or
+//! a [`Refusal`] that says why and what would unblock it.
+
+pub mod lane;
+pub mod model;
+pub mod policy;
+pub mod validate;
+
+pub use lane::*;
+pub use model::*;
+pub use policy::*;
+
+/// Why the lane refused a request. Each variant maps to one gRPC code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// Bad input: names the field. Nothing was changed.
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// The caller's role or identity may not take the step.
+    #[error("permission denied: {reason}")]
+    Denied { step: Step, reason: String },
+    #[error("no hotfix or mitigation is recorded for incident {incident}")]
+    NotFound { incident: String },
+    /// The incident already has a hotfix or mitigation (no chaining).
+    #[error("{reason}")]
+    AlreadyExists { reason: String },
+    /// The step is not allowed from the current state.
+    #[error("{}", wrong_state_message(*state, *step, allowed, reason))]
+    WrongState {
+        state: State,
+        step: Step,
+        allowed: Vec<Step>,
+        reason: String,
+    },
+    /// The runbook forbids this now; the message says what would unblock it.
+    #[error("{reason}")]
+    Refused { step: Step, reason: String },
+    /// The rolling-window gate is closed.
+    #[error("{reason}")]
+    RateLimited { reason: String },
+    /// `expected_version` did not match.
+    #[error("version conflict: expected version {expected}, the hotfix is at version {current}")]
+    Conflict { expected: u64, current: u64 },
+}
+
+fn wrong_state_message(state: State, step: Step, allowed: &[Step], reason: &str) -> String {
+    let allowed = if allowed.is_empty() {
+        "none (the hotfix is final)".to_string()
+    } else {
+        allowed
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut msg = format!("step '{step}' is not allowed in state {state}");
+    if !reason.is_empty() {
+        msg.push_str(": ");
+        msg.push_str(reason);
+    }
+    msg.push_str(&format!("; steps allowed from {state}: {allowed}"));
+    msg
+}

@@ -1,0 +1,303 @@
+//! Who may take which step, the rate limits, and the obligation deadlines.
+//!
+//! The defaults are the runbook's numbers. Configuration may grant a step to
+//! more roles, never fewer: the named-person rules (the author, the named
+//! approver, "not the author" for the audit review) always apply.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use chrono::Datelike;
+use serde::{Deserialize, Serialize};
+
+use super::model::{Hotfix, Principal, Role, TeamReview, Time};
+use super::Refusal;
+
+/// The lane's steps, as authorization and error messages name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    Declare,
+    Mitigated,
+    Fix,
+    Override,
+    Approve,
+    PullRequest,
+    Check,
+    Merge,
+    Sync,
+    Verify,
+    Revert,
+    Cleanup,
+    Postmortem,
+    AuditReview,
+    Breakglass,
+    TeamReview,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Declare => "declare",
+            Step::Mitigated => "mitigated",
+            Step::Fix => "fix",
+            Step::Override => "override",
+            Step::Approve => "approve",
+            Step::PullRequest => "pr",
+            Step::Check => "check",
+            Step::Merge => "merge",
+            Step::Sync => "sync",
+            Step::Verify => "verify",
+            Step::Revert => "revert",
+            Step::Cleanup => "cleanup",
+            Step::Postmortem => "postmortem",
+            Step::AuditReview => "audit-review",
+            Step::Breakglass => "breakglass",
+            Step::TeamReview => "team-review",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The runbook's numbers, overridable in config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// A fix may change at most this many lines (added + removed).
+    pub max_fix_lines: u32,
+    /// "One concern": all changed files share their first `concern_depth`
+    /// path components.
+    pub concern_depth: usize,
+    pub required_checks: Vec<String>,
+    pub verify_threshold: f64,
+    pub cleanup_within: Duration,
+    pub postmortem_within: Duration,
+    pub audit_review_within: Duration,
+    pub breakglass_ttl: Duration,
+    pub rate_window: Duration,
+    /// The gate closes when the window already holds more than this many.
+    pub rate_window_max: u32,
+    pub quarter_process_bug_over: u32,
+    pub quarter_code_yellow_over: u32,
+    pub rollback_share_flag: f64,
+    pub stale_after: Duration,
+    /// Extra roles granted a role-gated step.
+    pub extra_roles: BTreeMap<Step, BTreeSet<Role>>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        const HOUR: u64 = 3600;
+        Policy {
+            max_fix_lines: 50,
+            concern_depth: 1,
+            required_checks: ["lint", "unit-changed-package", "scan", "build-sign-push"]
+                .map(String::from)
+                .to_vec(),
+            verify_threshold: 0.01,
+            cleanup_within: Duration::from_secs(24 * HOUR),
+            postmortem_within: Duration::from_secs(48 * HOUR),
+            audit_review_within: Duration::from_secs(7 * 24 * HOUR),
+            breakglass_ttl: Duration::from_secs(HOUR),
+            rate_window: Duration::from_secs(7 * 24 * HOUR),
+            rate_window_max: 3,
+            quarter_process_bug_over: 1,
+            quarter_code_yellow_over: 4,
+            rollback_share_flag: 0.8,
+            stale_after: Duration::from_secs(90 * 24 * HOUR),
+            extra_roles: BTreeMap::new(),
+        }
+    }
+}
+
+/// Adds a `std::time::Duration` to an instant, saturating far in the future.
+pub fn after(t: Time, d: Duration) -> Time {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
+pub fn before(t: Time, d: Duration) -> Time {
+    chrono::Duration::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_sub_signed(d))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
+impl Policy {
+    /// The roles a role-gated step admits by default.
+    fn default_roles(step: Step) -> &'static [Role] {
+        match step {
+            Step::Check => &[Role::Service],
+            Step::Merge | Step::Revert => &[Role::PlatformAdmin],
+            Step::Sync => &[Role::PlatformAdmin, Role::Service],
+            Step::Verify => &[Role::Service],
+            Step::AuditReview => &[Role::PlatformTeam],
+            Step::TeamReview => &[Role::EngManager, Role::SreLead],
+            _ => &[],
+        }
+    }
+
+    fn role_allows(&self, step: Step, actor: &Principal) -> bool {
+        Self::default_roles(step).iter().any(|r| actor.has(*r))
+            || self
+                .extra_roles
+                .get(&step)
+                .is_some_and(|extra| extra.iter().any(|r| actor.has(*r)))
+    }
+
+    /// Describes who may take `step` on `hotfix`, for `show` and errors.
+    pub fn who_may(&self, step: Step, hotfix: Option<&Hotfix>) -> String {
+        let mut who: Vec<String> = Vec::new();
+        let named = |h: &str, what: &str| format!("@{h} ({what})");
+        if let Some(h) = hotfix {
+            match step {
+                Step::Fix | Step::PullRequest => who.push(named(&h.author, "the author")),
+                Step::Approve | Step::Override => {
+                    who.push(named(&h.declaration.approver, "the named approver"))
+                }
+                Step::Check => who.push(named(&h.author, "the author")),
+                Step::Verify => {
+                    who.push(named(&h.author, "the author"));
+                    who.push(named(&h.declaration.approver, "the named approver"));
+                }
+                Step::Cleanup | Step::Postmortem | Step::Breakglass => {
+                    who.push(named(&h.declaration.cleanup_owner, "the cleanup owner"));
+                    who.push(named(&h.author, "the author"));
+                }
+                _ => {}
+            }
+        }
+        if matches!(step, Step::Declare | Step::Mitigated) {
+            who.push("any human principal".into());
+        }
+        let mut roles: BTreeSet<Role> = Self::default_roles(step).iter().copied().collect();
+        if let Some(extra) = self.extra_roles.get(&step) {
+            roles.extend(extra.iter().copied());
+        }
+        if !roles.is_empty() {
+            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let mut s = format!("a {} principal", names.join(" or "));
+            if step == Step::AuditReview {
+                if let Some(h) = hotfix {
+                    s.push_str(&format!(" other than the author @{}", h.author));
+                }
+            }
+            who.push(s);
+        }
+        who.join(" or ")
+    }
+
+    /// May `actor` take `step` on `hotfix`? `PERMISSION_DENIED` if not.
+    pub fn authorize(
+        &self,
+        step: Step,
+        actor: &Principal,
+        hotfix: Option<&Hotfix>,
+    ) -> Result<(), Refusal> {
+        let is = |h: &str| actor.handle == h;
+        let allowed = match (step, hotfix) {
+            (Step::Declare | Step::Mitigated, _) => {
+                actor.is_human() || self.role_allows(step, actor)
+            }
+            (Step::TeamReview, _) => self.role_allows(step, actor),
+            (_, None) => false,
+            (Step::Fix | Step::PullRequest, Some(h)) => {
+                is(&h.author) || self.role_allows(step, actor)
+            }
+            // The named approver only: four eyes cannot be granted away.
+            (Step::Approve | Step::Override, Some(h)) => is(&h.declaration.approver),
+            (Step::Check, Some(h)) => is(&h.author) || self.role_allows(step, actor),
+            (Step::Merge | Step::Revert | Step::Sync, Some(_)) => self.role_allows(step, actor),
+            (Step::Verify, Some(h)) => {
+                is(&h.author) || is(&h.declaration.approver) || self.role_allows(step, actor)
+            }
+            (Step::Cleanup | Step::Postmortem | Step::Breakglass, Some(h)) => {
+                is(&h.author) || is(&h.declaration.cleanup_owner) || self.role_allows(step, actor)
+            }
+            (Step::AuditReview, Some(h)) => !is(&h.author) && self.role_allows(step, actor),
+        };
+        if allowed {
+            return Ok(());
+        }
+        let mut reason = format!(
+            "@{} may not take step '{}': only {} may",
+            actor.handle,
+            step,
+            self.who_may(step, hotfix)
+        );
+        if step == Step::AuditReview && hotfix.is_some_and(|h| is(&h.author)) {
+            reason = format!(
+                "@{} is the hotfix author; the audit review must be done by someone else ({})",
+                actor.handle,
+                self.who_may(step, hotfix)
+            );
+        }
+        Err(Refusal::Denied { step, reason })
+    }
+
+    /// The quarterly flag for an author with `count` hotfixes this quarter.
+    pub fn quarter_flag(&self, count: u32) -> Option<&'static str> {
+        if count > self.quarter_code_yellow_over {
+            Some("code-yellow")
+        } else if count > self.quarter_process_bug_over {
+            Some("process bug")
+        } else {
+            None
+        }
+    }
+
+    /// Evaluates the rolling-window gate.
+    pub fn gate(&self, view: &GateView) -> Gate {
+        let over = view.count_in_window > self.rate_window_max;
+        let reviewed_since = match (&view.last_review, view.latest_in_window) {
+            (Some(r), Some(latest)) => r.at >= latest,
+            _ => false,
+        };
+        let closed = over && !reviewed_since;
+        let unblock = if closed {
+            format!(
+                "{} hotfixes were declared in the last {} (limit {}): a team review is mandatory \
+                 before the next one; an eng-manager or sre-lead records it with \
+                 `hotfixctl team-review --notes ...`",
+                view.count_in_window,
+                humantime::format_duration(self.rate_window),
+                self.rate_window_max
+            )
+        } else {
+            String::new()
+        };
+        Gate { closed, unblock }
+    }
+
+    pub fn rollback_training_flag(&self, total: u32, yes_but_rollback: u32) -> bool {
+        total > 0 && f64::from(yes_but_rollback) / f64::from(total) >= self.rollback_share_flag
+    }
+}
+
+/// What the store knows about the rolling window, read through its index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GateView {
+    /// Non-drill declarations within the window.
+    pub count_in_window: u32,
+    /// The newest of them.
+    pub latest_in_window: Option<Time>,
+    pub last_review: Option<TeamReview>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    pub closed: bool,
+    pub unblock: String,
+}
+
+/// Calendar quarter of an instant, e.g. "2026-Q4".
+pub fn quarter_of(t: Time) -> String {
+    format!("{}-Q{}", t.year(), (t.month0() / 3) + 1)
+}

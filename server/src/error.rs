@@ -1,0 +1,66 @@
+//! The daemon's one error type and its single mapping to gRPC status codes.
+//!
+//! Domain refusals carry what the caller can act on (the field, the state,
+//! the allowed steps, what unblocks). Storage and internal causes are logged
+//! here and reach the client only as a generic message.
+
+use tonic::{Code, Status};
+
+use crate::domain::Refusal;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The store could not persist or read; nothing is acknowledged.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("shutting down")]
+    ShuttingDown,
+}
+
+impl From<sled::Error> for Error {
+    fn from(e: sled::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        match e {
+            Error::Refused(r) => {
+                let code = match &r {
+                    Refusal::Invalid { .. } => Code::InvalidArgument,
+                    Refusal::Denied { .. } => Code::PermissionDenied,
+                    Refusal::NotFound { .. } => Code::NotFound,
+                    Refusal::AlreadyExists { .. } => Code::AlreadyExists,
+                    Refusal::WrongState { .. } | Refusal::Refused { .. } => {
+                        Code::FailedPrecondition
+                    }
+                    Refusal::RateLimited { .. } => Code::ResourceExhausted,
+                    Refusal::Conflict { .. } => Code::Aborted,
+                };
+                Status::new(code, r.to_string())
+            }
+            Error::Unauthenticated(m) => Status::unauthenticated(m),
+            Error::Storage(m) => {
+                tracing::error!(error = %m, "storage failure");
+                Status::unavailable(
+                    "the daemon could not persist the change; it was not applied (see daemon logs)",
+                )
+            }
+            Error::Corrupt(m) => {
+                tracing::error!(error = %m, "corrupt record");
+                Status::internal("a stored record could not be read (see daemon logs)")
+            }
+            Error::ShuttingDown => Status::unavailable("hotfixd is shutting down; retry shortly"),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

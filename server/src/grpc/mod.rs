@@ -1,0 +1,329 @@
+//! Thin gRPC handlers: take the principal from the request's extensions
+//! (set by the auth interceptor), convert, call `Lane`, convert back.
+
+pub mod convert;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotfix_api::pb;
+use hotfix_api::pb::event_service_server::EventService;
+use hotfix_api::pb::lane_service_server::LaneService;
+use hotfix_api::pb::policy_service_server::PolicyService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+use crate::auth::principal;
+use crate::domain::{self, Command, Refusal};
+use crate::error::Error;
+use crate::lane::Lane;
+use convert::*;
+
+#[derive(Clone)]
+pub struct LaneApi {
+    lane: Arc<Lane>,
+}
+
+impl LaneApi {
+    pub fn new(lane: Arc<Lane>) -> Self {
+        LaneApi { lane }
+    }
+
+    /// Runs one lane command and answers with the hotfix after it.
+    async fn run<T>(
+        &self,
+        req: &Request<T>,
+        mutation: Option<pb::Mutation>,
+        incident_id: &str,
+        cmd: Result<Command, Refusal>,
+    ) -> Result<pb::Hotfix, Status> {
+        let actor = principal(req)?;
+        let cmd = cmd.map_err(Error::from)?;
+        let h = self
+            .lane
+            .command(&actor, &to_mutation(mutation), incident_id, cmd)
+            .await?;
+        Ok(to_pb_hotfix(&h, self.lane.policy(), self.lane.now()))
+    }
+}
+
+type Reply<T> = Result<Response<T>, Status>;
+
+/// Generates the `LaneService` impl: the explicit handlers plus one handler
+/// per lane step that converts its request to a `Command`. The impl is
+/// produced whole so that `async_trait` sees the expanded methods.
+macro_rules! lane_service {
+    ({ $($explicit:tt)* } $( $name:ident($req:ty) -> $resp:ident = |$r:ident| $cmd:expr; )*) => {
+        #[tonic::async_trait]
+        impl LaneService for LaneApi {
+            $($explicit)*
+            $(
+                async fn $name(&self, request: Request<$req>) -> Reply<pb::$resp> {
+                    let $r = request.get_ref().clone();
+                    let (mutation, incident) = ($r.mutation.clone(), $r.incident_id.clone());
+                    let hotfix = self.run(&request, mutation, &incident, $cmd).await?;
+                    Ok(Response::new(pb::$resp { hotfix: Some(hotfix) }))
+                }
+            )*
+        }
+    };
+}
+
+lane_service! {
+{
+    async fn declare(&self, request: Request<pb::DeclareRequest>) -> Reply<pb::DeclareResponse> {
+        let actor = principal(&request)?;
+        let r = request.into_inner();
+        let m = to_mutation(r.mutation.clone());
+        let d = to_declaration(r).map_err(Error::from)?;
+        let h = self.lane.declare(&actor, &m, d).await?;
+        Ok(Response::new(pb::DeclareResponse {
+            warnings: h.flags.clone(),
+            hotfix: Some(to_pb_hotfix(&h, self.lane.policy(), self.lane.now())),
+        }))
+    }
+
+    async fn record_mitigation(
+        &self,
+        request: Request<pb::RecordMitigationRequest>,
+    ) -> Reply<pb::RecordMitigationResponse> {
+        let actor = principal(&request)?;
+        let r = request.into_inner();
+        let route = to_route(r.route).map_err(Error::from)?;
+        let m = self
+            .lane
+            .record_mitigation(&actor, &to_mutation(r.mutation), &r.incident_id, route, &r.notes)
+            .await?;
+        Ok(Response::new(pb::RecordMitigationResponse {
+            mitigation: Some(to_pb_mitigation(&m)),
+        }))
+    }
+
+    async fn get_hotfix(&self, request: Request<pb::GetHotfixRequest>) -> Reply<pb::GetHotfixResponse> {
+        principal(&request)?;
+        let view = self.lane.get(&request.get_ref().incident_id)?;
+        Ok(Response::new(to_pb_view(&view, self.lane.policy(), self.lane.now())))
+    }
+
+    async fn list_hotfixes(
+        &self,
+        request: Request<pb::ListHotfixesRequest>,
+    ) -> Reply<pb::ListHotfixesResponse> {
+        principal(&request)?;
+        let r = request.into_inner();
+        let state = from_state("state", r.state).map_err(Error::from)?;
+        let limit = match r.limit {
+            0 => 100,
+            n if n > 1000 => {
+                return Err(Error::from(Refusal::Invalid {
+                    field: "limit".into(),
+                    reason: "must be at most 1000".into(),
+                })
+                .into());
+            }
+            n => n as usize,
+        };
+        let now = self.lane.now();
+        let hotfixes = self
+            .lane
+            .list(state, r.overdue, limit)?
+            .iter()
+            .map(|h| to_pb_hotfix(h, self.lane.policy(), now))
+            .collect();
+        Ok(Response::new(pb::ListHotfixesResponse { hotfixes }))
+    }
+}
+    submit_fix(pb::SubmitFixRequest) -> SubmitFixResponse = |r| Ok(fix_command(r));
+    override_fix_limits(pb::OverrideFixLimitsRequest) -> OverrideFixLimitsResponse =
+        |r| Ok(Command::OverrideFixLimits { sha: r.sha, reason: r.reason });
+    approve(pb::ApproveRequest) -> ApproveResponse =
+        |r| Ok(Command::Approve { sha: non_empty_opt(r.sha) });
+    open_pull_request(pb::OpenPullRequestRequest) -> OpenPullRequestResponse =
+        |r| Ok(Command::OpenPullRequest {
+            number: r.number,
+            url: r.url,
+            title: non_empty_opt(r.title),
+            labels: r.labels,
+        });
+    record_check(pb::RecordCheckRequest) -> RecordCheckResponse = |r| check_command(r);
+    merge(pb::MergeRequest) -> MergeResponse = |_r| Ok(Command::Merge);
+    sync(pb::SyncRequest) -> SyncResponse =
+        |r| Ok(Command::Sync { revision: r.revision, skip_canary: r.skip_canary });
+    verify(pb::VerifyRequest) -> VerifyResponse =
+        |r| Ok(Command::Verify { recovered: r.recovered, observed_value: r.observed_value });
+    revert(pb::RevertRequest) -> RevertResponse = |r| Ok(Command::Revert { pr: r.revert_pr });
+    record_cleanup(pb::RecordCleanupRequest) -> RecordCleanupResponse =
+        |r| Ok(Command::RecordCleanup { pr: r.pr_number, url: r.url, labels: r.labels });
+    record_postmortem(pb::RecordPostmortemRequest) -> RecordPostmortemResponse =
+        |r| postmortem_command(r);
+    record_audit_review(pb::RecordAuditReviewRequest) -> RecordAuditReviewResponse =
+        |r| Ok(Command::RecordAuditReview { findings: r.findings });
+    grant_breakglass(pb::GrantBreakglassRequest) -> GrantBreakglassResponse =
+        |r| Ok(Command::GrantBreakglass {
+            role: r.role,
+            ttl: (r.ttl_seconds > 0).then(|| Duration::from_secs(r.ttl_seconds)),
+        });
+    cleanup_breakglass(pb::CleanupBreakglassRequest) -> CleanupBreakglassResponse =
+        |r| breakglass_items(r.items);
+}
+
+#[derive(Clone)]
+pub struct PolicyApi {
+    lane: Arc<Lane>,
+}
+
+impl PolicyApi {
+    pub fn new(lane: Arc<Lane>) -> Self {
+        PolicyApi { lane }
+    }
+}
+
+#[tonic::async_trait]
+impl PolicyService for PolicyApi {
+    async fn record_team_review(
+        &self,
+        request: Request<pb::RecordTeamReviewRequest>,
+    ) -> Reply<pb::RecordTeamReviewResponse> {
+        let actor = principal(&request)?;
+        let r = request.into_inner();
+        let review = self
+            .lane
+            .team_review(&actor, &to_mutation(r.mutation), &r.notes)
+            .await?;
+        let window = self.lane.window(self.lane.now())?;
+        Ok(Response::new(pb::RecordTeamReviewResponse {
+            review: Some(to_pb_review(&review)),
+            window: Some(to_pb_window(&window)),
+        }))
+    }
+
+    async fn get_rate_limit_status(
+        &self,
+        request: Request<pb::GetRateLimitStatusRequest>,
+    ) -> Reply<pb::GetRateLimitStatusResponse> {
+        let actor = principal(&request)?;
+        let now = self.lane.now();
+        Ok(Response::new(pb::GetRateLimitStatusResponse {
+            window: Some(to_pb_window(&self.lane.window(now)?)),
+            caller_quarter: Some(to_pb_author(&self.lane.author_quarter(&actor.handle, now)?)),
+        }))
+    }
+
+    async fn get_report(&self, request: Request<pb::GetReportRequest>) -> Reply<pb::GetReportResponse> {
+        principal(&request)?;
+        Ok(Response::new(to_pb_report(&self.lane.report()?)))
+    }
+
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Reply<pb::WhoAmIResponse> {
+        let actor = principal(&request)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            handle: actor.handle.clone(),
+            roles: actor.roles.iter().map(|r| r.as_str().to_string()).collect(),
+        }))
+    }
+}
+
+/// The event log, replayed from the store and then followed live.
+#[derive(Clone)]
+pub struct EventsApi {
+    lane: Arc<Lane>,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+}
+
+impl EventsApi {
+    pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
+        EventsApi {
+            lane,
+            heartbeat,
+            shutdown,
+        }
+    }
+}
+
+const WATCH_BATCH: usize = 256;
+const WATCH_BUFFER: usize = 64;
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+
+fn heartbeat(latest_seq: u64, closing: bool) -> pb::WatchResponse {
+    pb::WatchResponse {
+        kind: Some(pb::watch_response::Kind::Heartbeat(pb::Heartbeat {
+            latest_seq,
+            closing,
+        })),
+    }
+}
+
+#[tonic::async_trait]
+impl EventService for EventsApi {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> Reply<WatchStream> {
+        principal(&request)?;
+        let r = request.into_inner();
+        if !r.incident_id.is_empty() {
+            domain::validate::check_incident_id("incident_id", &r.incident_id).map_err(Error::from)?;
+        }
+        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
+        let store = self.lane.store().clone();
+        let shutdown = self.shutdown.clone();
+        let every = self.heartbeat;
+        tokio::spawn(async move {
+            let mut doorbell = store.subscribe();
+            let mut cursor = r.from_seq;
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                // Read forward from the store until caught up: a slow
+                // watcher is never skipped, only delayed.
+                loop {
+                    let batch = match store.events_after(cursor, WATCH_BATCH) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::from(e))).await;
+                            return;
+                        }
+                    };
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for e in &batch {
+                        cursor = e.seq;
+                        if !r.incident_id.is_empty() && e.incident_id != r.incident_id {
+                            continue;
+                        }
+                        let msg = pb::WatchResponse {
+                            kind: Some(pb::watch_response::Kind::Event(to_pb_event(e))),
+                        };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                tokio::select! {
+                    changed = doorbell.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    _ = ticker.tick() => {
+                        if tx.send(Ok(heartbeat(cursor, false))).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = shutdown.cancelled() => {
+                        let _ = tx.send(Ok(heartbeat(cursor, true))).await;
+                        return;
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,421 @@
+//! `Lane`: the application service between the gRPC handlers and the
+//! domain. It reads the clock, builds the domain context, runs the decision
+//! inside the store's writer lock and hands the committed outcome back.
+//! It holds no rules of its own: those live in `domain`.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::domain::{
+    self, before, obligations, quarter_of, Command, Ctx, Declaration, Directory, Existing,
+    Exercise, Gate, Hotfix, MitigationRoute, ObligationKind, Policy, Principal, Refusal,
+    TeamReview, Time,
+};
+use crate::error::{Error, Result};
+use crate::store::{Commit, Outcome, Request, Snapshot, StoredEvent, Store, Write};
+
+/// Fields every mutating request carries.
+#[derive(Debug, Clone, Default)]
+pub struct Mutation {
+    pub request_id: String,
+    pub expected_version: Option<u64>,
+}
+
+pub struct Lane {
+    store: Arc<Store>,
+    policy: Policy,
+    directory: Directory,
+    clock: Arc<dyn Clock>,
+}
+
+/// Everything `show` prints about one hotfix.
+pub struct HotfixView {
+    pub hotfix: Hotfix,
+    pub timeline: Vec<StoredEvent>,
+    pub next_steps: Vec<domain::NextStep>,
+}
+
+/// The platform team's review report.
+pub struct Report {
+    pub window: WindowView,
+    pub authors: Vec<AuthorQuarter>,
+    pub overdue: Vec<OverdueItem>,
+    pub postmortems: u32,
+    pub postmortems_yes_but_rollback: u32,
+    pub rollback_training_flag: bool,
+    pub last_worked: Vec<Exercise>,
+    pub stale: bool,
+    pub generated_at: Time,
+}
+
+pub struct WindowView {
+    pub count: u32,
+    pub max: u32,
+    pub window: std::time::Duration,
+    pub gate: Gate,
+    pub last_review: Option<TeamReview>,
+}
+
+pub struct AuthorQuarter {
+    pub author: String,
+    pub quarter: String,
+    pub count: u32,
+    pub flag: Option<&'static str>,
+}
+
+pub struct OverdueItem {
+    pub incident_id: String,
+    pub obligation: String,
+    pub owner: String,
+    pub due: Time,
+}
+
+fn fingerprint(action: &str, incident: &str, body: &impl serde::Serialize, m: &Mutation) -> String {
+    let mut h = Sha256::new();
+    h.update(action.as_bytes());
+    h.update([0]);
+    h.update(incident.as_bytes());
+    h.update([0]);
+    h.update(serde_json::to_vec(body).expect("commands serialize"));
+    h.update([0]);
+    h.update(format!("{:?}", m.expected_version).as_bytes());
+    hex::encode(h.finalize())
+}
+
+fn open_obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<(Time, ObligationKind)> {
+    obligations(h, policy, now)
+        .into_iter()
+        .filter(|o| !o.done)
+        .map(|o| (o.due, o.kind))
+        .collect()
+}
+
+fn existing<'a>(
+    h: &'a Option<Hotfix>,
+    m: &'a Option<domain::Mitigation>,
+) -> Existing<'a> {
+    match (h, m) {
+        (Some(h), _) => Existing::Hotfix(h),
+        (None, Some(m)) => Existing::Mitigation(m),
+        (None, None) => Existing::None,
+    }
+}
+
+impl Lane {
+    pub fn new(store: Arc<Store>, policy: Policy, directory: Directory, clock: Arc<dyn Clock>) -> Lane {
+        Lane {
+            store,
+            policy,
+            directory,
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> Time {
+        self.clock.now()
+    }
+
+    fn ctx<'a>(&'a self, actor: &'a Principal, now: Time) -> Ctx<'a> {
+        Ctx {
+            actor,
+            now,
+            policy: &self.policy,
+            directory: &self.directory,
+        }
+    }
+
+    fn check_mutation(m: &Mutation) -> Result<()> {
+        domain::validate::check_request_id("request_id", &m.request_id)?;
+        Ok(())
+    }
+
+    /// Step 1: declare a hotfix.
+    pub async fn declare(&self, actor: &Principal, m: &Mutation, d: Declaration) -> Result<Hotfix> {
+        Self::check_mutation(m)?;
+        let now = self.now();
+        let inc = d.incident_id.clone();
+        let req = Request {
+            actor: &actor.handle,
+            action: "declare",
+            incident_id: &inc,
+            now,
+            request_id: &m.request_id,
+            fingerprint: fingerprint("declare", &inc, &d, m),
+        };
+        let outcome = self
+            .store
+            .execute(req, |snap: &Snapshot| {
+                let (h, mi) = (snap.hotfix(&inc)?, snap.mitigation(&inc)?);
+                let gate = snap.gate_view(before(now, self.policy.rate_window))?;
+                let count = snap.author_quarter_count(&quarter_of(now), &actor.handle)?;
+                let dec = domain::declare(&self.ctx(actor, now), existing(&h, &mi), &gate, count, d)?;
+                Ok(Commit {
+                    state: dec.hotfix.state(&self.policy.required_checks).as_str().to_string(),
+                    write: Write::Hotfix {
+                        before: None,
+                        open_before: Vec::new(),
+                        open_after: open_obligations(&dec.hotfix, &self.policy, now),
+                        after: dec.hotfix,
+                    },
+                    events: dec.events,
+                    exercise: dec.exercise,
+                })
+            })
+            .await?;
+        expect_hotfix(outcome)
+    }
+
+    /// Records an incident mitigated by a flag flip or a rollback.
+    pub async fn record_mitigation(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        route: MitigationRoute,
+        notes: &str,
+    ) -> Result<domain::Mitigation> {
+        Self::check_mutation(m)?;
+        let now = self.now();
+        let req = Request {
+            actor: &actor.handle,
+            action: "mitigated",
+            incident_id,
+            now,
+            request_id: &m.request_id,
+            fingerprint: fingerprint("mitigated", incident_id, &(route, notes), m),
+        };
+        let outcome = self
+            .store
+            .execute(req, |snap| {
+                let (h, mi) = (snap.hotfix(incident_id)?, snap.mitigation(incident_id)?);
+                let (mit, ev, ex) = domain::record_mitigation(
+                    &self.ctx(actor, now),
+                    incident_id,
+                    existing(&h, &mi),
+                    route,
+                    notes,
+                )?;
+                Ok(Commit {
+                    write: Write::Mitigation(mit),
+                    state: "MITIGATED_WITHOUT_HOTFIX".into(),
+                    events: vec![ev],
+                    exercise: Some(ex),
+                })
+            })
+            .await?;
+        match outcome {
+            Outcome::Mitigation(m) => Ok(m),
+            other => Err(Error::Corrupt(format!("expected a mitigation, got {other:?}"))),
+        }
+    }
+
+    /// Steps 2-9 on one hotfix.
+    pub async fn command(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        cmd: Command,
+    ) -> Result<Hotfix> {
+        Self::check_mutation(m)?;
+        domain::validate::check_incident_id("incident_id", incident_id)?;
+        let now = self.now();
+        let action = cmd.step().as_str();
+        let req = Request {
+            actor: &actor.handle,
+            action,
+            incident_id,
+            now,
+            request_id: &m.request_id,
+            fingerprint: fingerprint(action, incident_id, &cmd, m),
+        };
+        let outcome = self
+            .store
+            .execute(req, |snap| {
+                let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
+                    incident: incident_id.to_string(),
+                })?;
+                if let Some(expected) = m.expected_version {
+                    if expected != h.version {
+                        return Err(Refusal::Conflict {
+                            expected,
+                            current: h.version,
+                        }
+                        .into());
+                    }
+                }
+                let dec = domain::apply(&self.ctx(actor, now), &h, &cmd)?;
+                Ok(Commit {
+                    state: dec.hotfix.state(&self.policy.required_checks).as_str().to_string(),
+                    write: Write::Hotfix {
+                        open_before: open_obligations(&h, &self.policy, now),
+                        open_after: open_obligations(&dec.hotfix, &self.policy, now),
+                        before: Some(h),
+                        after: dec.hotfix,
+                    },
+                    events: dec.events,
+                    exercise: dec.exercise,
+                })
+            })
+            .await?;
+        expect_hotfix(outcome)
+    }
+
+    pub async fn team_review(&self, actor: &Principal, m: &Mutation, notes: &str) -> Result<TeamReview> {
+        Self::check_mutation(m)?;
+        let now = self.now();
+        let req = Request {
+            actor: &actor.handle,
+            action: "team-review",
+            incident_id: "",
+            now,
+            request_id: &m.request_id,
+            fingerprint: fingerprint("team-review", "", &notes, m),
+        };
+        let outcome = self
+            .store
+            .execute(req, |_snap| {
+                let (review, ev) = domain::team_review(&self.ctx(actor, now), notes)?;
+                Ok(Commit {
+                    write: Write::TeamReview(review),
+                    state: String::new(),
+                    events: vec![ev],
+                    exercise: None,
+                })
+            })
+            .await?;
+        match outcome {
+            Outcome::TeamReview(r) => Ok(r),
+            other => Err(Error::Corrupt(format!("expected a team review, got {other:?}"))),
+        }
+    }
+
+    pub fn get(&self, incident_id: &str) -> Result<HotfixView> {
+        domain::validate::check_incident_id("incident_id", incident_id)?;
+        let hotfix = self.store.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
+            incident: incident_id.to_string(),
+        })?;
+        let now = self.now();
+        Ok(HotfixView {
+            timeline: self.store.timeline(incident_id)?,
+            next_steps: domain::next_steps(&hotfix, &self.policy, now),
+            hotfix,
+        })
+    }
+
+    /// Hotfixes, newest first, optionally filtered.
+    pub fn list(&self, state: Option<domain::State>, overdue_only: bool, limit: usize) -> Result<Vec<Hotfix>> {
+        let now = self.now();
+        let overdue: std::collections::BTreeSet<String> = if overdue_only {
+            self.store.overdue(now)?.into_iter().map(|(inc, _, _)| inc).collect()
+        } else {
+            Default::default()
+        };
+        let mut out = Vec::new();
+        if overdue_only {
+            for inc in &overdue {
+                if let Some(h) = self.store.hotfix(inc)? {
+                    out.push(h);
+                }
+            }
+        } else {
+            for h in self.store.hotfixes() {
+                out.push(h?);
+            }
+        }
+        out.retain(|h| state.is_none_or(|s| h.state(&self.policy.required_checks) == s));
+        out.sort_by(|a, b| b.declared_at.cmp(&a.declared_at).then_with(|| b.incident_id().cmp(a.incident_id())));
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    pub fn window(&self, now: Time) -> Result<WindowView> {
+        let view = self.store.gate_view(before(now, self.policy.rate_window))?;
+        Ok(WindowView {
+            count: view.count_in_window,
+            max: self.policy.rate_window_max,
+            window: self.policy.rate_window,
+            gate: self.policy.gate(&view),
+            last_review: view.last_review,
+        })
+    }
+
+    pub fn author_quarter(&self, author: &str, now: Time) -> Result<AuthorQuarter> {
+        let quarter = quarter_of(now);
+        let count = self.store.author_quarter_count(&quarter, author)?;
+        Ok(AuthorQuarter {
+            author: author.to_string(),
+            flag: self.policy.quarter_flag(count),
+            quarter,
+            count,
+        })
+    }
+
+    pub fn report(&self) -> Result<Report> {
+        let now = self.now();
+        let quarter = quarter_of(now);
+        let authors = self
+            .store
+            .quarter_counts(&quarter)?
+            .into_iter()
+            .map(|(author, count)| AuthorQuarter {
+                author,
+                quarter: quarter.clone(),
+                count,
+                flag: self.policy.quarter_flag(count),
+            })
+            .collect();
+        let mut overdue = Vec::new();
+        for (inc, kind, due) in self.store.overdue(now)? {
+            let owner = match self.store.hotfix(&inc)? {
+                Some(h) => obligations(&h, &self.policy, now)
+                    .into_iter()
+                    .find(|o| o.kind.as_str() == kind)
+                    .map(|o| o.owner)
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            overdue.push(OverdueItem {
+                incident_id: inc,
+                obligation: kind,
+                owner,
+                due,
+            });
+        }
+        let (postmortems, ybr) = self.store.postmortem_counts()?;
+        let last_worked = self.store.exercises(20)?;
+        let last_lane = last_worked
+            .iter()
+            .find(|x| x.resolved_by.starts_with("hotfix"))
+            .map(|x| x.at);
+        let stale = last_lane.is_none_or(|at| at < before(now, self.policy.stale_after));
+        Ok(Report {
+            window: self.window(now)?,
+            authors,
+            overdue,
+            postmortems,
+            postmortems_yes_but_rollback: ybr,
+            rollback_training_flag: self.policy.rollback_training_flag(postmortems, ybr),
+            last_worked,
+            stale,
+            generated_at: now,
+        })
+    }
+}
+
+fn expect_hotfix(o: Outcome) -> Result<Hotfix> {
+    match o {
+        Outcome::Hotfix(h) => Ok(h),
+        other => Err(Error::Corrupt(format!("expected a hotfix, got {other:?}"))),
+    }
+}

@@ -1,0 +1,21 @@
+//! hotfixd: the hotfix lane daemon.
+//!
+//! - `domain`: the runbook as a pure state machine (no I/O, time passed in).
+//! - `store`: the only module that names sled; durable, one transaction per
+//!   change.
+//! - `lane`: the application service tying domain, store and clock together.
+//! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
+//! - `auth`, `config`, `server`: identity, settings and wiring.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod lane;
+pub mod server;
+pub mod store;
+
+pub use server::serve;

@@ -1,0 +1,68 @@
+//! `hotfixd`: parse, wire, serve. No logic lives here.
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use hotfixd::clock::SystemClock;
+use hotfixd::config::{Args, Command, TokenCommand, DEV_ROSTER};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if let Some(Command::Token {
+        command: TokenCommand::New { handle, roles },
+    }) = &args.command
+    {
+        let (token, hash) = hotfixd::auth::new_token();
+        println!("token (give it to {handle}; it is not stored anywhere): {token}");
+        println!();
+        println!("[[principals]]");
+        println!("handle = \"{handle}\"");
+        let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+        println!("roles = [{}]", roles.join(", "));
+        println!("token_sha256 = \"{hash}\"");
+        return Ok(());
+    }
+
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let settings = args.settings().map_err(anyhow::Error::msg)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    if settings.dev {
+        eprintln!("hotfixd --dev: listening on {addr}, data in {}", settings.data_dir.display());
+        eprintln!("demo roster (token = dev-<handle>):");
+        for (handle, role) in DEV_ROSTER {
+            eprintln!("  {handle:<7} {role:<15} HOTFIXCTL_TOKEN=dev-{handle}");
+        }
+        eprintln!("try: HOTFIXCTL_TOKEN=dev-bob hotfixctl report");
+    }
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            wait_for_signal().await;
+            shutdown.cancel();
+        }
+    });
+    hotfixd::serve(listener, settings, Arc::new(SystemClock), shutdown).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,125 @@
+//! Wiring: store, roster, lane and the gRPC services on one listener.
+//!
+//! `serve` runs until `shutdown` is cancelled, then: health goes
+//! NOT_SERVING, watchers get a final heartbeat with the sequence to resume
+//! from, in-flight requests finish, and the store is flushed.
+
+use std::sync::Arc;
+
+use hotfix_api::pb::event_service_server::EventServiceServer;
+use hotfix_api::pb::lane_service_server::LaneServiceServer;
+use hotfix_api::pb::policy_service_server::PolicyServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+
+use crate::auth::Roster;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::grpc::{EventsApi, LaneApi, PolicyApi};
+use crate::lane::Lane;
+use crate::store::Store;
+
+/// Largest request the daemon decodes.
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("opening the store at {path}: {source}")]
+    Store {
+        path: String,
+        source: crate::error::Error,
+    },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("flushing the store at shutdown: {0}")]
+    Flush(crate::error::Error),
+}
+
+/// Serves the daemon on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
+    let store = Arc::new(Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?);
+    let lane = Arc::new(Lane::new(
+        store.clone(),
+        settings.policy.clone(),
+        roster.directory().clone(),
+        clock,
+    ));
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LaneServiceServer<LaneApi>>().await;
+    health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
+    health.set_serving::<EventServiceServer<EventsApi>>().await;
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hotfix_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hotfix_api::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let auth = {
+        let roster = roster.clone();
+        move |req| roster.intercept(req)
+    };
+    // Streams end on their own token, cancelled only after health says
+    // NOT_SERVING, so a watcher's last message is a closing heartbeat.
+    let streams = CancellationToken::new();
+    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let events_svc = EventServiceServer::new(EventsApi::new(
+        lane.clone(),
+        settings.heartbeat_interval,
+        streams.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES);
+
+    let drained = {
+        let health = health.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            health.set_service_status("", ServingStatus::NotServing).await;
+            health.set_not_serving::<LaneServiceServer<LaneApi>>().await;
+            health.set_not_serving::<PolicyServiceServer<PolicyApi>>().await;
+            health.set_not_serving::<EventServiceServer<EventsApi>>().await;
+            streams.cancel();
+            tracing::info!("shutting down: health NOT_SERVING, streams closing");
+        }
+    };
+
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
+    Server::builder()
+        .add_service(health_service)
+        .add_service(InterceptedService::new(lane_svc, auth.clone()))
+        .add_service(InterceptedService::new(policy_svc, auth.clone()))
+        .add_service(InterceptedService::new(events_svc, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained)
+        .await?;
+    store.flush().await.map_err(ServeError::Flush)?;
+    tracing::info!("store flushed; bye");
+    Ok(())
+}

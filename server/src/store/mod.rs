@@ -1,0 +1,620 @@
+//! The only module that names sled.
+//!
+//! Invariants:
+//! - One writer at a time (`writer` mutex): a command is read, decided and
+//!   committed in one sled transaction that holds the new facts, their
+//!   events, the audit record, the index entries and the idempotency record.
+//! - Nobody is told a change happened before it is flushed: `execute` flushes
+//!   after the transaction (concurrent callers share flushes: group commit),
+//!   and only then raises the durable watermark that watchers read up to.
+//! - Event sequence numbers are global, gap-free and increasing; they are
+//!   assigned under the writer lock and only consumed by a committed
+//!   transaction.
+//! - A failed flush poisons the store: every later change answers
+//!   UNAVAILABLE rather than acknowledging what may not be on disk.
+//!
+//! Trees: `records` (h/INC → hotfix, m/INC → mitigation), `events` (seq →
+//! event), `audit` (seq → audit record), `index` (prefixed keys, see
+//! [`keys`]), `requests` (handle NUL request id → first answer), `meta`.
+
+mod keys;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use tokio::sync::watch;
+
+use crate::domain::{
+    quarter_of, EventDraft, Exercise, GateView, Hotfix, Mitigation, ObligationKind, Refusal,
+    TeamReview, Time,
+};
+use crate::error::{Error, Result};
+
+/// An event as stored and streamed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub seq: u64,
+    pub incident_id: String,
+    pub at: Time,
+    pub actor: String,
+    pub kind: String,
+    pub summary: String,
+    /// The hotfix state after the event ("" for events of no hotfix).
+    pub state: String,
+    pub version: u64,
+    pub drill: bool,
+}
+
+/// One line of the audit trail: every change and every refusal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub at: Time,
+    pub actor: String,
+    pub incident_id: String,
+    pub action: String,
+    /// "ok", or the refusal's kind ("denied", "refused", ...).
+    pub outcome: String,
+    pub detail: String,
+    /// The first event this change produced, if it changed anything.
+    pub event_seq: Option<u64>,
+}
+
+/// The committed result of a change, as answered (and replayed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Hotfix(Hotfix),
+    Mitigation(Mitigation),
+    TeamReview(TeamReview),
+}
+
+/// What a decided change writes.
+pub enum Write {
+    Hotfix {
+        before: Option<Hotfix>,
+        after: Hotfix,
+        /// Outstanding obligations (due, kind) before and after, for the
+        /// overdue index.
+        open_before: Vec<(Time, ObligationKind)>,
+        open_after: Vec<(Time, ObligationKind)>,
+    },
+    Mitigation(Mitigation),
+    TeamReview(TeamReview),
+}
+
+pub struct Commit {
+    pub write: Write,
+    /// The state after the change, as events record it ("" for none).
+    pub state: String,
+    pub events: Vec<EventDraft>,
+    pub exercise: Option<Exercise>,
+}
+
+/// Who is asking, for the audit record and the idempotency key.
+pub struct Request<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub incident_id: &'a str,
+    pub now: Time,
+    /// Empty: not idempotent.
+    pub request_id: &'a str,
+    /// Identifies the request's content, to detect a reused request id.
+    pub fingerprint: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RequestRecord {
+    fingerprint: String,
+    outcome: Outcome,
+}
+
+struct Counters {
+    next_event: u64,
+    next_audit: u64,
+}
+
+pub struct Store {
+    db: sled::Db,
+    records: sled::Tree,
+    events: sled::Tree,
+    audit: sled::Tree,
+    index: sled::Tree,
+    requests: sled::Tree,
+    meta: sled::Tree,
+    writer: Mutex<Counters>,
+    durable: watch::Sender<u64>,
+    poisoned: AtomicBool,
+}
+
+/// Read access for deciding a change, under the writer lock.
+pub struct Snapshot<'a> {
+    store: &'a Store,
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records serialize")
+}
+
+fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn last_seq(tree: &sled::Tree) -> Result<u64> {
+    Ok(match tree.last()? {
+        Some((k, _)) => keys::u64_of(&k),
+        None => 0,
+    })
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let open = |name: &str| db.open_tree(name);
+        let store = Store {
+            records: open("records")?,
+            events: open("events")?,
+            audit: open("audit")?,
+            index: open("index")?,
+            requests: open("requests")?,
+            meta: open("meta")?,
+            writer: Mutex::new(Counters {
+                next_event: 0,
+                next_audit: 0,
+            }),
+            durable: watch::Sender::new(0),
+            poisoned: AtomicBool::new(false),
+            db,
+        };
+        let last_event = last_seq(&store.events)?;
+        let last_audit = last_seq(&store.audit)?;
+        {
+            let mut c = store.writer.lock().expect("writer lock");
+            c.next_event = last_event + 1;
+            c.next_audit = last_audit + 1;
+        }
+        store.durable.send_replace(last_event);
+        Ok(store)
+    }
+
+    /// The highest sequence number that is on disk.
+    pub fn durable_seq(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// A doorbell that carries the durable watermark.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    /// Decides and commits one change, durably.
+    ///
+    /// `decide` runs under the writer lock with a consistent view. A refusal
+    /// is audited and returned; nothing else is written. A request id seen
+    /// before returns the stored first answer.
+    pub async fn execute(
+        &self,
+        req: Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> Result<Outcome> {
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err(Error::Storage(
+                "an earlier flush failed; refusing changes until restarted".into(),
+            ));
+        }
+        let answer = self.execute_locked(&req, decide);
+        // Flush whatever was written, refusals included, before answering:
+        // concurrent callers share this flush.
+        let flushed = self.db.flush_async().await;
+        if let Err(e) = flushed {
+            self.poisoned.store(true, Ordering::SeqCst);
+            return Err(Error::Storage(format!("flush failed: {e}")));
+        }
+        let (outcome, last) = answer?;
+        if let Some(seq) = last {
+            self.durable.send_if_modified(|d| {
+                if seq > *d {
+                    *d = seq;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
+        Ok(outcome)
+    }
+
+    fn execute_locked(
+        &self,
+        req: &Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> Result<(Outcome, Option<u64>)> {
+        let mut counters = self.writer.lock().expect("writer lock");
+        let req_key = (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
+        if let Some(k) = &req_key {
+            if let Some(bytes) = self.requests.get(k)? {
+                let rec: RequestRecord = decode("request", &bytes)?;
+                if rec.fingerprint != req.fingerprint {
+                    return Err(Refusal::Invalid {
+                        field: "request_id".into(),
+                        reason: format!(
+                            "'{}' was already used for a different request",
+                            req.request_id
+                        ),
+                    }
+                    .into());
+                }
+                return Ok((rec.outcome, None));
+            }
+        }
+
+        let commit = match decide(&Snapshot { store: self }) {
+            Ok(c) => c,
+            Err(Error::Refused(refusal)) => {
+                let rec = AuditRecord {
+                    seq: counters.next_audit,
+                    at: req.now,
+                    actor: req.actor.to_string(),
+                    incident_id: req.incident_id.to_string(),
+                    action: req.action.to_string(),
+                    outcome: refusal_kind(&refusal).to_string(),
+                    detail: refusal.to_string(),
+                    event_seq: None,
+                };
+                self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
+                counters.next_audit += 1;
+                return Err(refusal.into());
+            }
+            Err(other) => return Err(other),
+        };
+
+        // Assign sequence numbers and build every record before the
+        // transaction: its closure may run more than once.
+        let first = counters.next_event;
+        let last = first + commit.events.len() as u64 - 1;
+        let state = commit.state.clone();
+        let (incident, version, drill, mut outcome) = match &commit.write {
+            Write::Hotfix { after, .. } => {
+                let mut h = after.clone();
+                h.last_seq = last;
+                (
+                    h.incident_id().to_string(),
+                    h.version,
+                    h.is_drill(),
+                    Outcome::Hotfix(h),
+                )
+            }
+            Write::Mitigation(m) => {
+                let mut m = m.clone();
+                m.seq = last;
+                (
+                    m.incident_id.clone(),
+                    1,
+                    false,
+                    Outcome::Mitigation(m),
+                )
+            }
+            Write::TeamReview(r) => (String::new(), 0, false, Outcome::TeamReview(r.clone())),
+        };
+        let events: Vec<StoredEvent> = commit
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, d)| StoredEvent {
+                seq: first + i as u64,
+                incident_id: incident.clone(),
+                at: req.now,
+                actor: req.actor.to_string(),
+                kind: d.kind.clone(),
+                summary: d.summary.clone(),
+                state: state.clone(),
+                version,
+                drill,
+            })
+            .collect();
+        let audit = AuditRecord {
+            seq: counters.next_audit,
+            at: req.now,
+            actor: req.actor.to_string(),
+            incident_id: incident.clone(),
+            action: req.action.to_string(),
+            outcome: "ok".into(),
+            detail: commit
+                .events
+                .iter()
+                .map(|e| e.summary.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            event_seq: Some(first),
+        };
+
+        let mut puts: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new(); // (tree, key, value)
+        let mut dels: Vec<(u8, Vec<u8>)> = Vec::new();
+        const RECORDS: u8 = 0;
+        const INDEX: u8 = 1;
+        for e in &events {
+            puts.push((INDEX, keys::by_incident(&e.incident_id, e.seq), Vec::new()));
+        }
+        let mut postmortem_delta: Option<bool> = None;
+        match (&commit.write, &mut outcome) {
+            (
+                Write::Hotfix {
+                    before,
+                    open_before,
+                    open_after,
+                    ..
+                },
+                Outcome::Hotfix(h),
+            ) => {
+                puts.push((RECORDS, keys::hotfix(h.incident_id()), encode(h)));
+                if before.is_none() && !h.is_drill() {
+                    puts.push((INDEX, keys::declared(h.declared_at, h.incident_id()), Vec::new()));
+                    puts.push((
+                        INDEX,
+                        keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
+                        Vec::new(),
+                    ));
+                }
+                for (due, kind) in open_before {
+                    dels.push((INDEX, keys::due(*due, h.incident_id(), *kind)));
+                }
+                for (due, kind) in open_after {
+                    dels.retain(|(_, k)| *k != keys::due(*due, h.incident_id(), *kind));
+                    puts.push((INDEX, keys::due(*due, h.incident_id(), *kind), Vec::new()));
+                }
+                if before.as_ref().is_some_and(|b| b.postmortem.is_none()) {
+                    if let Some(pm) = &h.postmortem {
+                        postmortem_delta = Some(
+                            pm.bypass_justified == crate::domain::BypassJustified::YesButRollback,
+                        );
+                    }
+                }
+            }
+            (Write::Mitigation(_), Outcome::Mitigation(m)) => {
+                puts.push((RECORDS, keys::mitigation(&m.incident_id), encode(m)));
+            }
+            (Write::TeamReview(_), Outcome::TeamReview(r)) => {
+                puts.push((INDEX, keys::review(r.at, first), encode(r)));
+            }
+            _ => unreachable!("outcome mirrors the write"),
+        }
+        if let Some(x) = &commit.exercise {
+            puts.push((INDEX, keys::exercise(x.at, &x.incident_id), encode(x)));
+        }
+        let request_put = req_key.map(|k| {
+            (
+                k,
+                encode(&RequestRecord {
+                    fingerprint: req.fingerprint.clone(),
+                    outcome: outcome.clone(),
+                }),
+            )
+        });
+        let event_puts: Vec<(Vec<u8>, Vec<u8>)> = events
+            .iter()
+            .map(|e| (keys::seq(e.seq).to_vec(), encode(e)))
+            .collect();
+        let audit_put = (keys::seq(audit.seq), encode(&audit));
+
+        let trees = (
+            &self.records,
+            &self.events,
+            &self.audit,
+            &self.index,
+            &self.requests,
+            &self.meta,
+        );
+        let tx: std::result::Result<(), TransactionError<()>> =
+            trees.transaction(|(records, events_t, audit_t, index, requests, meta)| {
+                for (tree, k, v) in &puts {
+                    let t = if *tree == RECORDS { records } else { index };
+                    t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (_, k) in &dels {
+                    index.remove(k.as_slice())?;
+                }
+                for (k, v) in &event_puts {
+                    events_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                audit_t.insert(&audit_put.0, audit_put.1.as_slice())?;
+                if let Some((k, v)) = &request_put {
+                    requests.insert(k.as_slice(), v.as_slice())?;
+                }
+                if let Some(ybr) = postmortem_delta {
+                    bump(meta, keys::META_POSTMORTEMS)?;
+                    if ybr {
+                        bump(meta, keys::META_POSTMORTEMS_YBR)?;
+                    }
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            });
+        match tx {
+            Ok(()) => {}
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+        }
+        counters.next_event = last + 1;
+        counters.next_audit += 1;
+        Ok((outcome, Some(last)))
+    }
+
+    /// Reads one hotfix.
+    pub fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
+        self.records
+            .get(keys::hotfix(incident_id))?
+            .map(|b| decode("hotfix", &b))
+            .transpose()
+    }
+
+    pub fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>> {
+        self.records
+            .get(keys::mitigation(incident_id))?
+            .map(|b| decode("mitigation", &b))
+            .transpose()
+    }
+
+    /// Every hotfix, in incident-id order.
+    pub fn hotfixes(&self) -> impl Iterator<Item = Result<Hotfix>> + '_ {
+        self.records
+            .scan_prefix(keys::HOTFIX)
+            .map(|r| r.map_err(Error::from).and_then(|(_, v)| decode("hotfix", &v)))
+    }
+
+    /// Durable events with `seq > from`, at most `limit`.
+    pub fn events_after(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let upto = self.durable_seq();
+        let mut out = Vec::new();
+        if from >= upto {
+            return Ok(out);
+        }
+        for r in self.events.range(keys::seq(from + 1)..=keys::seq(upto)) {
+            let (_, v) = r?;
+            out.push(decode("event", &v)?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The events of one incident, in order.
+    pub fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>> {
+        let mut out = Vec::new();
+        for r in self.index.scan_prefix(keys::by_incident_prefix(incident_id)) {
+            let (k, _) = r?;
+            let seq = keys::u64_of(&k[k.len() - 8..]);
+            if let Some(v) = self.events.get(keys::seq(seq))? {
+                out.push(decode("event", &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Audit records with `seq > from`, at most `limit`.
+    pub fn audit_after(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut out = Vec::new();
+        for r in self.audit.range(keys::seq(from.saturating_add(1))..) {
+            let (_, v) = r?;
+            out.push(decode("audit", &v)?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Non-drill declarations in `[since, now]` and the latest team review.
+    pub fn gate_view(&self, since: Time) -> Result<GateView> {
+        let mut view = GateView::default();
+        for r in self.index.range(keys::declared_from(since)..keys::declared_end()) {
+            let (k, _) = r?;
+            view.count_in_window += 1;
+            view.latest_in_window = Some(keys::time_of(&k[keys::DECLARED.len()..]));
+        }
+        if let Some(r) = self.index.scan_prefix(keys::REVIEW).next_back() {
+            let (_, v) = r?;
+            view.last_review = Some(decode("team review", &v)?);
+        }
+        Ok(view)
+    }
+
+    /// Hotfixes `author` declared in `quarter` (drills excluded).
+    pub fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
+        let n = self.index.scan_prefix(keys::quarter_author_prefix(quarter, author)).count();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    /// Per-author counts for one quarter.
+    pub fn quarter_counts(&self, quarter: &str) -> Result<Vec<(String, u32)>> {
+        let mut out: Vec<(String, u32)> = Vec::new();
+        for r in self.index.scan_prefix(keys::quarter_prefix(quarter)) {
+            let (k, _) = r?;
+            let author = keys::quarter_author_of(&k, quarter);
+            match out.last_mut() {
+                Some((a, n)) if *a == author => *n += 1,
+                _ => out.push((author, 1)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Outstanding obligations due before `now`: (incident, kind, due).
+    pub fn overdue(&self, now: Time) -> Result<Vec<(String, String, Time)>> {
+        let mut out = Vec::new();
+        for r in self.index.range(keys::DUE.to_vec()..keys::due_until(now)) {
+            let (k, _) = r?;
+            out.push(keys::due_of(&k));
+        }
+        Ok(out)
+    }
+
+    /// The newest `n` rows of "When this runbook last worked".
+    pub fn exercises(&self, n: usize) -> Result<Vec<Exercise>> {
+        let mut out = Vec::new();
+        for r in self.index.scan_prefix(keys::EXERCISE).rev().take(n) {
+            let (_, v) = r?;
+            out.push(decode("exercise", &v)?);
+        }
+        Ok(out)
+    }
+
+    /// (postmortems, of which "yes, but a rollback would have worked").
+    pub fn postmortem_counts(&self) -> Result<(u32, u32)> {
+        let get = |k: &[u8]| -> Result<u32> {
+            Ok(self.meta.get(k)?.map_or(0, |v| keys::u64_of(&v) as u32))
+        };
+        Ok((get(keys::META_POSTMORTEMS)?, get(keys::META_POSTMORTEMS_YBR)?))
+    }
+
+    /// Flushes everything; used at shutdown.
+    pub async fn flush(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn bump(
+    meta: &sled::transaction::TransactionalTree,
+    key: &[u8],
+) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+    let n = meta.get(key)?.map_or(0, |v| keys::u64_of(&v));
+    meta.insert(key, &keys::seq(n + 1))?;
+    Ok(())
+}
+
+fn refusal_kind(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Invalid { .. } => "invalid",
+        Refusal::Denied { .. } => "denied",
+        Refusal::NotFound { .. } => "not-found",
+        Refusal::AlreadyExists { .. } => "already-exists",
+        Refusal::WrongState { .. } => "wrong-state",
+        Refusal::Refused { .. } => "refused",
+        Refusal::RateLimited { .. } => "rate-limited",
+        Refusal::Conflict { .. } => "conflict",
+    }
+}
+
+impl Snapshot<'_> {
+    pub fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
+        self.store.hotfix(incident_id)
+    }
+
+    pub fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>> {
+        self.store.mitigation(incident_id)
+    }
+
+    pub fn gate_view(&self, since: Time) -> Result<GateView> {
+        self.store.gate_view(since)
+    }
+
+    pub fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
+        self.store.author_quarter_count(quarter, author)
+    }
+}
