@@ -539,6 +539,13 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
     ctx.policy.authorize(step, ctx.actor, Some(h))?;
     let required = &ctx.policy.required_checks;
     let state = h.state(required);
+    if step == Step::Merge && !state_is_past_merge(state) && state != State::ReadyToMerge {
+        // Say what holds the merge up, not just which steps are allowed.
+        return Err(refused(
+            step,
+            format!("cannot merge yet: {}", merge_blockers(h, required).join("; ")),
+        ));
+    }
     if !allowed_steps(state).contains(&step) {
         return Err(Refusal::WrongState {
             state,
@@ -767,21 +774,6 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
         Command::Merge => {
             let pr = h.pull_request.as_ref().map(|p| p.number).unwrap_or_default();
             let sha = h.current_sha().unwrap_or_default().to_string();
-            if state != State::ReadyToMerge {
-                let mut missing = Vec::new();
-                if h.current_approval().is_none() {
-                    missing.push(format!(
-                        "@{} has not approved the current fix {}",
-                        h.declaration.approver,
-                        short(&sha)
-                    ));
-                }
-                let not_passed = h.checks_not_passed(required);
-                if !not_passed.is_empty() {
-                    missing.push(format!("checks not passed on {}: {}", short(&sha), not_passed.join(", ")));
-                }
-                return Err(refused(step, format!("cannot merge yet: {}", missing.join("; "))));
-            }
             n.merge = Some(MergeRecord {
                 by: who.clone(),
                 pr,
@@ -1028,6 +1020,42 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
     })
 }
 
+fn state_is_past_merge(state: State) -> bool {
+    matches!(
+        state,
+        State::Merged
+            | State::Synced
+            | State::Mitigated
+            | State::RevertRequired
+            | State::Reverted
+            | State::Aborted
+            | State::Closed
+    )
+}
+
+/// What stands between a hotfix and its merge.
+pub fn merge_blockers(h: &Hotfix, required: &[String]) -> Vec<String> {
+    let mut why = Vec::new();
+    let Some(sha) = h.current_sha() else {
+        return vec!["no fix submitted".to_string()];
+    };
+    if h.current_approval().is_none() {
+        why.push(format!(
+            "@{} has not approved the current fix {}",
+            h.declaration.approver,
+            short(sha)
+        ));
+    }
+    if h.pull_request.is_none() {
+        why.push("no PR recorded".to_string());
+    }
+    let left = h.checks_not_passed(required);
+    if !left.is_empty() {
+        why.push(format!("checks not passed on {}: {}", short(sha), left.join(", ")));
+    }
+    why
+}
+
 /// The top-level "concerns" a fix touches.
 fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
     files
@@ -1184,23 +1212,12 @@ pub fn next_steps(h: &Hotfix, policy: &Policy, now: Time) -> Vec<NextStep> {
             blocked,
         });
     }
-    // In PR_OPEN the merge is the goal; say what holds it up.
-    if state == State::PrOpen || state == State::Approved || state == State::FixSubmitted {
-        let mut why = Vec::new();
-        if h.current_approval().is_none() {
-            why.push(format!("waiting for @{} to approve the current fix", h.declaration.approver));
-        }
-        if h.pull_request.is_none() {
-            why.push("no PR recorded".to_string());
-        }
-        let left = h.checks_not_passed(required);
-        if !left.is_empty() {
-            why.push(format!("checks not passed: {}", left.join(", ")));
-        }
+    // Before the merge, the merge is the goal: say what holds it up.
+    if matches!(state, State::Declared | State::FixSubmitted | State::Approved | State::PrOpen) {
         out.push(NextStep {
             step: Step::Merge,
             who: policy.who_may(Step::Merge, Some(h)),
-            blocked: Some(why.join("; ")),
+            blocked: Some(merge_blockers(h, required).join("; ")),
         });
     }
     out

@@ -18,10 +18,10 @@ pub use policy::*;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Refusal {
     /// Bad input: names the field. Nothing was changed.
-    #[error("invalid {field}: {reason}")]
+    #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
     /// The caller's role or identity may not take the step.
-    #[error("permission denied: {reason}")]
+    #[error("{reason}")]
     Denied { step: Step, reason: String },
     #[error("no hotfix or mitigation is recorded for incident {incident}")]
     NotFound { incident: String },

@@ -168,8 +168,12 @@ impl Policy {
                     who.push(named(&h.declaration.approver, "the named approver"));
                 }
                 Step::Cleanup | Step::Postmortem | Step::Breakglass => {
-                    who.push(named(&h.declaration.cleanup_owner, "the cleanup owner"));
-                    who.push(named(&h.author, "the author"));
+                    if h.declaration.cleanup_owner == h.author {
+                        who.push(named(&h.author, "the author and cleanup owner"));
+                    } else {
+                        who.push(named(&h.declaration.cleanup_owner, "the cleanup owner"));
+                        who.push(named(&h.author, "the author"));
+                    }
                 }
                 _ => {}
             }

@@ -1,0 +1,747 @@
+//! The `hotfixctl` command line: one subcommand per runbook step.
+//!
+//! Exit codes: 0 success; 2 usage error; 3 cannot connect; 10 + N when the
+//! daemon refused with gRPC status code N (e.g. 13 INVALID_ARGUMENT = 10+3,
+//! 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION,
+//! 20 ABORTED, 26 UNAUTHENTICATED).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hotfix_api::pb;
+use tokio_stream::StreamExt;
+
+use crate::render::{self, Output};
+use crate::{Client, ConnectError};
+
+/// hotfixctl: drive a P0 hotfix through the emergency change runbook.
+///
+/// Every step is checked by hotfixd; when it refuses, it says why and what
+/// would unblock it. Exit codes: 0 ok, 2 usage, 3 cannot connect, 10+N for
+/// a refusal with gRPC status code N (13 invalid argument, 15 already
+/// exists, 17 permission denied, 18 rate limited, 19 failed precondition,
+/// 20 version conflict, 26 unauthenticated).
+#[derive(Debug, Parser)]
+#[command(name = "hotfixctl", version, about, long_about)]
+pub struct Cli {
+    /// hotfixd's gRPC endpoint.
+    #[arg(long, global = true, env = "HOTFIXCTL_ENDPOINT", default_value = "http://127.0.0.1:50051")]
+    pub endpoint: String,
+
+    /// Bearer token (with `hotfixd --dev`: dev-<handle>, e.g. dev-bob).
+    #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Output format: table for people, json for scripts.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+
+    /// Idempotency key: a retry with the same id is applied once.
+    #[arg(long, global = true, env = "HOTFIXCTL_REQUEST_ID")]
+    pub request_id: Option<String>,
+
+    /// Only apply if the hotfix is still at this version (else exit 20).
+    #[arg(long, global = true)]
+    pub expected_version: Option<u64>,
+
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Severity {
+    P0,
+    P1,
+    P2,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Criterion {
+    /// Production is down for at least 50% of customers.
+    CustomersDown,
+    DataLoss,
+    SafetyRegulatory,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Route {
+    Flag,
+    Rollback,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CheckResult {
+    Success,
+    Failure,
+    Pending,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Bypass {
+    Yes,
+    /// Yes, but a rollback would have worked.
+    YesButRollback,
+    No,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Step 1: declare a P0 hotfix with a named approver and cleanup owner.
+    Declare(Declare),
+    /// Record an incident mitigated by a flag flip or rollback instead.
+    Mitigated {
+        incident: String,
+        #[arg(long, value_enum)]
+        by: Route,
+        #[arg(long, default_value = "")]
+        notes: String,
+    },
+    /// Step 2: record the fix commit on the hotfix/<incident>-<slug> branch.
+    Fix(Fix),
+    /// Approver only: accept an over-limit fix SHA, with a reason.
+    Override {
+        incident: String,
+        #[arg(long)]
+        sha: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Approver only: approve the current fix SHA.
+    Approve {
+        incident: String,
+        /// The SHA you reviewed; refused if the fix has moved on.
+        #[arg(long)]
+        sha: Option<String>,
+    },
+    /// Step 3: record the labelled hotfix PR.
+    Pr {
+        incident: String,
+        #[arg(long)]
+        number: u64,
+        #[arg(long)]
+        url: String,
+        /// Defaults to "HOTFIX: <incident> <symptom>".
+        #[arg(long)]
+        title: Option<String>,
+        /// Labels on the PR ('hotfix' is always recorded).
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Step 4: record a fast-path check result for the PR's SHA.
+    Check {
+        incident: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        result: CheckResult,
+        #[arg(long)]
+        sha: Option<String>,
+    },
+    /// Step 5: platform-admin merge via admin bypass.
+    Merge { incident: String },
+    /// Step 5: record the forced Argo CD sync.
+    Sync {
+        incident: String,
+        #[arg(long)]
+        revision: String,
+        #[arg(long)]
+        skip_canary: bool,
+    },
+    /// Step 6: record whether the symptom metric recovered.
+    Verify {
+        incident: String,
+        #[arg(long, conflicts_with = "not_recovered", required_unless_present = "not_recovered")]
+        recovered: bool,
+        #[arg(long)]
+        not_recovered: bool,
+        /// The observed symptom metric (e.g. the 5xx ratio).
+        #[arg(long)]
+        value: f64,
+    },
+    /// Record the revert PR of a hotfix that did not recover the symptom.
+    Revert {
+        incident: String,
+        #[arg(long)]
+        pr: u64,
+    },
+    /// Step 7: record the cleanup (return-to-normal-flow) PR.
+    Cleanup {
+        incident: String,
+        #[arg(long)]
+        pr: u64,
+        #[arg(long, default_value = "")]
+        url: String,
+        #[arg(long = "label")]
+        labels: Vec<String>,
+    },
+    /// Step 8: record the postmortem's hotfix answers.
+    Postmortem {
+        incident: String,
+        #[arg(long)]
+        url: String,
+        /// Why was a hotfix needed?
+        #[arg(long)]
+        why: String,
+        #[arg(long, value_enum)]
+        bypass_justified: Bypass,
+        #[arg(long)]
+        breakglass_used: bool,
+        /// Defaults to the recorded cleanup PR.
+        #[arg(long)]
+        cleanup_pr_link: Option<String>,
+    },
+    /// Step 9: record the audit log review (not by the author).
+    AuditReview {
+        incident: String,
+        #[arg(long)]
+        findings: String,
+    },
+    /// Record breakglass use and its cleanup checklist.
+    Breakglass {
+        incident: String,
+        #[command(subcommand)]
+        action: Breakglass,
+    },
+    /// Record the team review that reopens the rate-limit gate.
+    TeamReview {
+        #[arg(long)]
+        notes: String,
+    },
+    /// Show one hotfix: state, timeline, who may do what next.
+    Show { incident: String },
+    /// List hotfixes, newest first.
+    List {
+        /// Only this state (e.g. pr-open, mitigated).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only hotfixes with an overdue obligation.
+        #[arg(long)]
+        overdue: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Stream events (replays stored events after --from, then follows).
+    Watch {
+        /// Resume after this sequence number.
+        #[arg(long = "from", default_value_t = 0)]
+        from_seq: u64,
+        #[arg(long)]
+        incident: Option<String>,
+        /// Exit once caught up with the stored events.
+        #[arg(long)]
+        once: bool,
+    },
+    /// The platform team's report: rate limits, overdue work, history.
+    Report,
+    /// Show who the token authenticates as.
+    Whoami,
+}
+
+#[derive(Debug, Args)]
+pub struct Declare {
+    /// Incident id, INC-YYYY-MM-DD-NNN.
+    pub incident: String,
+    /// One sentence.
+    #[arg(long)]
+    pub symptom: String,
+    /// P0 criterion (repeatable).
+    #[arg(long = "criterion", value_enum, required = true)]
+    pub criteria: Vec<Criterion>,
+    /// An sre-lead or eng-manager, not you.
+    #[arg(long)]
+    pub approver: String,
+    #[arg(long)]
+    pub cleanup_owner: String,
+    /// Expected merge ETA, HH:MM UTC.
+    #[arg(long)]
+    pub eta: String,
+    /// OWNER/NAME
+    #[arg(long)]
+    pub repo: String,
+    /// Argo CD application.
+    #[arg(long)]
+    pub app: String,
+    #[arg(long, value_enum, default_value_t = Severity::P0)]
+    pub severity: Severity,
+    #[arg(long)]
+    pub flag_can_mitigate: bool,
+    #[arg(long)]
+    pub rollback_can_mitigate: bool,
+    #[arg(long)]
+    pub fix_unknown: bool,
+    /// A game-day drill: runs the whole lane, not counted in rate limits.
+    #[arg(long)]
+    pub drill: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Fix {
+    pub incident: String,
+    #[arg(long)]
+    pub branch: String,
+    #[arg(long)]
+    pub sha: String,
+    /// File holding the commit message ('-' for stdin).
+    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+    pub message_file: Option<PathBuf>,
+    /// The commit message inline.
+    #[arg(long)]
+    pub message: Option<String>,
+    /// A changed file as PATH:ADDED:REMOVED (repeatable).
+    #[arg(long = "file", required = true, value_parser = parse_file)]
+    pub files: Vec<pb::ChangedFile>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Breakglass {
+    /// Record the breakglass role grant.
+    Grant {
+        #[arg(long)]
+        role: String,
+        /// At most the configured TTL (default 1h).
+        #[arg(long, value_parser = humantime_secs)]
+        ttl: Option<u64>,
+    },
+    /// Tick off checklist items: rds-snapshots, iam-users, s3-buckets.
+    Cleanup {
+        #[arg(long = "item", required = true)]
+        items: Vec<String>,
+    },
+}
+
+fn parse_file(s: &str) -> Result<pb::ChangedFile, String> {
+    let mut parts = s.rsplitn(3, ':');
+    let (removed, added, path) = (parts.next(), parts.next(), parts.next());
+    match (path, added, removed) {
+        (Some(p), Some(a), Some(r)) if !p.is_empty() => Ok(pb::ChangedFile {
+            path: p.to_string(),
+            added: a.parse().map_err(|_| format!("'{a}' is not a line count"))?,
+            removed: r.parse().map_err(|_| format!("'{r}' is not a line count"))?,
+        }),
+        _ => Err(format!("'{s}' is not PATH:ADDED:REMOVED")),
+    }
+}
+
+fn humantime_secs(s: &str) -> Result<u64, String> {
+    s.parse::<humantime::Duration>()
+        .map(|d| std::time::Duration::from(d).as_secs())
+        .map_err(|e| e.to_string())
+}
+
+/// A failure with the exit code a script can branch on.
+#[derive(Debug)]
+pub struct CliError {
+    pub code: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<tonic::Status> for CliError {
+    fn from(s: tonic::Status) -> Self {
+        let code = s.code();
+        CliError {
+            code: 10 + code as i32,
+            message: format!("{}: {}", render::code_name(code), s.message()),
+        }
+    }
+}
+
+impl From<ConnectError> for CliError {
+    fn from(e: ConnectError) -> Self {
+        CliError {
+            code: 3,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(e: std::io::Error) -> Self {
+        CliError {
+            code: 1,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(message: impl Into<String>) -> CliError {
+    CliError {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+/// Runs one command, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let client = Client::connect(&cli.endpoint, cli.token.as_deref()).await?;
+    let m = Some(pb::Mutation {
+        request_id: cli.request_id.clone().unwrap_or_default(),
+        expected_version: cli.expected_version,
+    });
+    let o = cli.output;
+    let mut lane = client.lane.clone();
+    let mut policy = client.policy.clone();
+    let hotfix = |h: Option<pb::Hotfix>| h.unwrap_or_default();
+    match cli.command {
+        Cmd::Declare(d) => {
+            let r = lane
+                .declare(pb::DeclareRequest {
+                    mutation: m,
+                    incident_id: d.incident,
+                    severity: match d.severity {
+                        Severity::P0 => pb::Severity::P0,
+                        Severity::P1 => pb::Severity::P1,
+                        Severity::P2 => pb::Severity::P2,
+                    } as i32,
+                    criteria: d
+                        .criteria
+                        .iter()
+                        .map(|c| match c {
+                            Criterion::CustomersDown => pb::Criterion::CustomersDown,
+                            Criterion::DataLoss => pb::Criterion::DataLoss,
+                            Criterion::SafetyRegulatory => pb::Criterion::SafetyRegulatory,
+                        } as i32)
+                        .collect(),
+                    symptom: d.symptom,
+                    approver: d.approver,
+                    cleanup_owner: d.cleanup_owner,
+                    merge_eta: d.eta,
+                    repository: d.repo,
+                    argocd_app: d.app,
+                    flag_can_mitigate: d.flag_can_mitigate,
+                    rollback_can_mitigate: d.rollback_can_mitigate,
+                    fix_unknown: d.fix_unknown,
+                    drill: d.drill,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &r.warnings)?;
+        }
+        Cmd::Mitigated {
+            incident,
+            by,
+            notes,
+        } => {
+            let r = lane
+                .record_mitigation(pb::RecordMitigationRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    route: match by {
+                        Route::Flag => pb::MitigationRoute::Flag,
+                        Route::Rollback => pb::MitigationRoute::Rollback,
+                    } as i32,
+                    notes,
+                })
+                .await?
+                .into_inner();
+            render::mitigation(out, o, &r.mitigation.unwrap_or_default())?;
+        }
+        Cmd::Fix(f) => {
+            let message = match (&f.message, &f.message_file) {
+                (Some(msg), _) => msg.clone(),
+                (None, Some(p)) if p.as_os_str() == "-" => {
+                    std::io::read_to_string(std::io::stdin())?
+                }
+                (None, Some(p)) => std::fs::read_to_string(p)
+                    .map_err(|e| usage(format!("--message-file {}: {e}", p.display())))?,
+                (None, None) => return Err(usage("--message or --message-file is required")),
+            };
+            let r = lane
+                .submit_fix(pb::SubmitFixRequest {
+                    mutation: m,
+                    incident_id: f.incident,
+                    branch: f.branch,
+                    sha: f.sha,
+                    commit_message: message,
+                    files: f.files,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Override {
+            incident,
+            sha,
+            reason,
+        } => {
+            let r = lane
+                .override_fix_limits(pb::OverrideFixLimitsRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    sha,
+                    reason,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Approve { incident, sha } => {
+            let r = lane
+                .approve(pb::ApproveRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    sha: sha.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Pr {
+            incident,
+            number,
+            url,
+            title,
+            labels,
+        } => {
+            let r = lane
+                .open_pull_request(pb::OpenPullRequestRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    number,
+                    url,
+                    title: title.unwrap_or_default(),
+                    labels,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Check {
+            incident,
+            name,
+            result,
+            sha,
+        } => {
+            let r = lane
+                .record_check(pb::RecordCheckRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    name,
+                    result: match result {
+                        CheckResult::Success => pb::CheckResult::Success,
+                        CheckResult::Failure => pb::CheckResult::Failure,
+                        CheckResult::Pending => pb::CheckResult::Pending,
+                    } as i32,
+                    sha: sha.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Merge { incident } => {
+            let r = lane
+                .merge(pb::MergeRequest {
+                    mutation: m,
+                    incident_id: incident,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Sync {
+            incident,
+            revision,
+            skip_canary,
+        } => {
+            let r = lane
+                .sync(pb::SyncRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    revision,
+                    skip_canary,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Verify {
+            incident,
+            recovered,
+            not_recovered: _,
+            value,
+        } => {
+            let r = lane
+                .verify(pb::VerifyRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    recovered,
+                    observed_value: value,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Revert { incident, pr } => {
+            let r = lane
+                .revert(pb::RevertRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    revert_pr: pr,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Cleanup {
+            incident,
+            pr,
+            url,
+            labels,
+        } => {
+            let r = lane
+                .record_cleanup(pb::RecordCleanupRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    pr_number: pr,
+                    url,
+                    labels,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Postmortem {
+            incident,
+            url,
+            why,
+            bypass_justified,
+            breakglass_used,
+            cleanup_pr_link,
+        } => {
+            let r = lane
+                .record_postmortem(pb::RecordPostmortemRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    url,
+                    why_hotfix: why,
+                    bypass_justified: match bypass_justified {
+                        Bypass::Yes => pb::BypassJustified::Yes,
+                        Bypass::YesButRollback => pb::BypassJustified::YesButRollback,
+                        Bypass::No => pb::BypassJustified::No,
+                    } as i32,
+                    breakglass_used,
+                    cleanup_pr_link: cleanup_pr_link.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::AuditReview { incident, findings } => {
+            let r = lane
+                .record_audit_review(pb::RecordAuditReviewRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    findings,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Breakglass { incident, action } => {
+            let h = match action {
+                Breakglass::Grant { role, ttl } => lane
+                    .grant_breakglass(pb::GrantBreakglassRequest {
+                        mutation: m,
+                        incident_id: incident,
+                        role,
+                        ttl_seconds: ttl.unwrap_or(0),
+                    })
+                    .await?
+                    .into_inner()
+                    .hotfix,
+                Breakglass::Cleanup { items } => lane
+                    .cleanup_breakglass(pb::CleanupBreakglassRequest {
+                        mutation: m,
+                        incident_id: incident,
+                        items,
+                    })
+                    .await?
+                    .into_inner()
+                    .hotfix,
+            };
+            render::hotfix(out, o, &hotfix(h), &[])?;
+        }
+        Cmd::TeamReview { notes } => {
+            let r = policy
+                .record_team_review(pb::RecordTeamReviewRequest { mutation: m, notes })
+                .await?
+                .into_inner();
+            render::team_review(out, o, &r)?;
+        }
+        Cmd::Show { incident } => {
+            let r = lane
+                .get_hotfix(pb::GetHotfixRequest {
+                    incident_id: incident,
+                })
+                .await?
+                .into_inner();
+            render::show(out, o, &r)?;
+        }
+        Cmd::List {
+            state,
+            overdue,
+            limit,
+        } => {
+            let state = match state {
+                None => pb::State::Unspecified,
+                Some(s) => hotfix_api::parse_state(&s)
+                    .ok_or_else(|| usage(format!("--state '{s}' is not a hotfix state")))?,
+            };
+            let r = lane
+                .list_hotfixes(pb::ListHotfixesRequest {
+                    state: state as i32,
+                    overdue,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            render::list(out, o, &r.hotfixes)?;
+        }
+        Cmd::Watch {
+            from_seq,
+            incident,
+            once,
+        } => {
+            let mut stream = client
+                .events
+                .clone()
+                .watch(pb::WatchRequest {
+                    from_seq,
+                    incident_id: incident.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            while let Some(msg) = stream.next().await {
+                match msg?.kind {
+                    Some(pb::watch_response::Kind::Event(e)) => render::event(out, o, &e)?,
+                    Some(pb::watch_response::Kind::Heartbeat(hb)) => {
+                        render::heartbeat(out, o, &hb)?;
+                        if once || hb.closing {
+                            break;
+                        }
+                    }
+                    None => {}
+                }
+                out.flush()?;
+            }
+        }
+        Cmd::Report => {
+            let r = policy.get_report(pb::GetReportRequest {}).await?.into_inner();
+            render::report(out, o, &r)?;
+        }
+        Cmd::Whoami => {
+            let r = policy.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
+            render::whoami(out, o, &r)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

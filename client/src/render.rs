@@ -1,0 +1,419 @@
+//! Human tables and `--output json` for every answer. JSON objects always
+//! carry `incident_id` and `state` where a hotfix is involved; `watch`
+//! prints one JSON object per line.
+
+use std::io::{self, Write};
+
+use clap::ValueEnum;
+use hotfix_api::{bypass_name, check_result_name, criterion_name, pb, route_name, state_name};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "ok",
+        Cancelled => "cancelled",
+        Unknown => "error",
+        InvalidArgument => "invalid argument",
+        DeadlineExceeded => "deadline exceeded",
+        NotFound => "not found",
+        AlreadyExists => "already exists",
+        PermissionDenied => "permission denied",
+        ResourceExhausted => "rate limited",
+        FailedPrecondition => "refused",
+        Aborted => "conflict",
+        OutOfRange => "out of range",
+        Unimplemented => "unimplemented",
+        Internal => "internal error",
+        Unavailable => "unavailable",
+        DataLoss => "data loss",
+        Unauthenticated => "unauthenticated",
+    }
+}
+
+fn ts(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn ts_json(t: &Option<prost_types::Timestamp>) -> Value {
+    t.as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .map_or(Value::Null, |d| Value::String(d.to_rfc3339()))
+}
+
+fn line(out: &mut (dyn Write + Send), v: &Value) -> io::Result<()> {
+    writeln!(out, "{v}")
+}
+
+pub fn hotfix_json(h: &pb::Hotfix) -> Value {
+    json!({
+        "incident_id": h.incident_id,
+        "state": state_name(h.state),
+        "version": h.version,
+        "drill": h.drill,
+        "author": h.author,
+        "approver": h.approver,
+        "cleanup_owner": h.cleanup_owner,
+        "symptom": h.symptom,
+        "criteria": h.criteria.iter().map(|c| criterion_name(*c)).collect::<Vec<_>>(),
+        "merge_eta": h.merge_eta,
+        "repository": h.repository,
+        "argocd_app": h.argocd_app,
+        "declared_at": ts_json(&h.declared_at),
+        "flags": h.flags,
+        "last_seq": h.last_seq,
+        "fix": h.fix.as_ref().map(|f| json!({
+            "branch": f.branch, "sha": f.sha, "changed_lines": f.changed_lines,
+            "over_limit": f.over_limit,
+            "files": f.files.iter().map(|x| json!({"path": x.path, "added": x.added, "removed": x.removed})).collect::<Vec<_>>(),
+        })),
+        "approval": h.approval.as_ref().map(|a| json!({"by": a.by, "sha": a.sha, "at": ts_json(&a.at)})),
+        "pull_request": h.pull_request.as_ref().map(|p| json!({"number": p.number, "url": p.url, "title": p.title, "labels": p.labels})),
+        "checks": h.checks.iter().map(|c| json!({"name": c.name, "result": check_result_name(c.result), "sha": c.sha, "by": c.by})).collect::<Vec<_>>(),
+        "merge": h.merge.as_ref().map(|m| json!({"by": m.by, "pr": m.pr, "approver": m.approver, "sha": m.sha, "at": ts_json(&m.at)})),
+        "sync": h.sync.as_ref().map(|s| json!({"by": s.by, "app": s.app, "revision": s.revision, "skipped_canary": s.skipped_canary})),
+        "verification": h.verification.as_ref().map(|v| json!({"by": v.by, "recovered": v.recovered, "observed_value": v.observed_value, "threshold": v.threshold})),
+        "revert_pr": (h.revert_pr > 0).then_some(h.revert_pr),
+        "abort_reason": (!h.abort_reason.is_empty()).then(|| h.abort_reason.clone()),
+        "obligations": h.obligations.iter().map(|o| json!({
+            "kind": o.kind, "due": ts_json(&o.due), "done": o.done, "overdue": o.overdue, "owner": o.owner, "detail": o.detail,
+        })).collect::<Vec<_>>(),
+        "breakglass": h.breakglass.as_ref().map(|b| json!({"role": b.role, "expires_at": ts_json(&b.expires_at), "cleaned": b.cleaned, "outstanding": b.outstanding})),
+        "postmortem": h.postmortem.as_ref().map(|p| json!({"url": p.url, "bypass_justified": bypass_name(p.bypass_justified), "breakglass_used": p.breakglass_used, "cleanup_pr_link": p.cleanup_pr_link})),
+        "cleanup": h.cleanup.as_ref().map(|c| json!({"pr": c.pr_number, "url": c.url, "by": c.by})),
+        "audit_review": h.audit_review.as_ref().map(|a| json!({"by": a.by, "findings": a.findings})),
+    })
+}
+
+fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> {
+    let drill = if h.drill { " [DRILL]" } else { "" };
+    writeln!(out, "{}  {}{}  (version {})", h.incident_id, state_name(h.state), drill, h.version)?;
+    writeln!(out, "  symptom:       {}", h.symptom)?;
+    writeln!(out, "  author:        @{}   approver: @{}   cleanup owner: @{}", h.author, h.approver, h.cleanup_owner)?;
+    writeln!(out, "  repo / app:    {} / {}   merge ETA {} UTC", h.repository, h.argocd_app, h.merge_eta)?;
+    if let Some(f) = &h.fix {
+        writeln!(
+            out,
+            "  fix:           {} {} ({} lines{})",
+            f.branch,
+            &f.sha[..f.sha.len().min(12)],
+            f.changed_lines,
+            if f.over_limit { ", over limit by override" } else { "" }
+        )?;
+    }
+    if let Some(a) = &h.approval {
+        writeln!(out, "  approval:      @{} on {}", a.by, &a.sha[..a.sha.len().min(12)])?;
+    }
+    if let Some(p) = &h.pull_request {
+        writeln!(out, "  PR:            #{} {} [{}]", p.number, p.title, p.labels.join(", "))?;
+    }
+    for c in &h.checks {
+        writeln!(out, "  check:         {:<22} {}", c.name, check_result_name(c.result))?;
+    }
+    if let Some(m) = &h.merge {
+        writeln!(out, "  merged:        by @{} (admin bypass), PR #{}, approver @{}", m.by, m.pr, m.approver)?;
+    }
+    if let Some(s) = &h.sync {
+        writeln!(out, "  synced:        {} @ {}{}", s.app, s.revision, if s.skipped_canary { " (canary skipped)" } else { "" })?;
+    }
+    if let Some(v) = &h.verification {
+        writeln!(
+            out,
+            "  verified:      {} (observed {}, threshold {})",
+            if v.recovered { "recovered" } else { "NOT recovered" },
+            v.observed_value,
+            v.threshold
+        )?;
+    }
+    if h.revert_pr > 0 {
+        writeln!(out, "  reverted:      PR #{}", h.revert_pr)?;
+    }
+    if !h.abort_reason.is_empty() {
+        writeln!(out, "  aborted:       {}", h.abort_reason)?;
+    }
+    if let Some(b) = &h.breakglass {
+        writeln!(
+            out,
+            "  breakglass:    {} (expires {}), outstanding cleanup: {}",
+            b.role,
+            ts(&b.expires_at),
+            if b.outstanding.is_empty() { "none".to_string() } else { b.outstanding.join(", ") }
+        )?;
+    }
+    for o in &h.obligations {
+        let status = if o.done {
+            "done".to_string()
+        } else if o.overdue {
+            format!("OVERDUE since {}", ts(&o.due))
+        } else {
+            format!("due {}", ts(&o.due))
+        };
+        writeln!(out, "  obligation:    {:<19} {:<32} {}", o.kind, status, o.owner)?;
+    }
+    for f in &h.flags {
+        writeln!(out, "  flag:          {f}")?;
+    }
+    Ok(())
+}
+
+pub fn hotfix(out: &mut (dyn Write + Send), o: Output, h: &pb::Hotfix, warnings: &[String]) -> io::Result<()> {
+    match o {
+        Output::Json => {
+            let mut v = hotfix_json(h);
+            v["warnings"] = json!(warnings);
+            line(out, &v)
+        }
+        Output::Table => {
+            hotfix_table(out, h)?;
+            for w in warnings {
+                writeln!(out, "warning: {w}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn mitigation(out: &mut (dyn Write + Send), o: Output, m: &pb::Mitigation) -> io::Result<()> {
+    match o {
+        Output::Json => line(
+            out,
+            &json!({
+                "incident_id": m.incident_id, "state": "MITIGATED_WITHOUT_HOTFIX",
+                "route": route_name(m.route), "notes": m.notes, "by": m.by, "at": ts_json(&m.at), "seq": m.seq,
+            }),
+        ),
+        Output::Table => writeln!(
+            out,
+            "{}  MITIGATED_WITHOUT_HOTFIX  by {} (recorded by @{} at {})",
+            m.incident_id,
+            route_name(m.route),
+            m.by,
+            ts(&m.at)
+        ),
+    }
+}
+
+pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) -> io::Result<()> {
+    let h = r.hotfix.clone().unwrap_or_default();
+    match o {
+        Output::Json => {
+            let mut v = hotfix_json(&h);
+            v["timeline"] = r
+                .timeline
+                .iter()
+                .map(|t| json!({"seq": t.seq, "at": ts_json(&t.at), "actor": t.actor, "kind": t.kind, "summary": t.summary}))
+                .collect();
+            v["next_steps"] = r
+                .next_steps
+                .iter()
+                .map(|s| json!({"step": s.step, "who": s.who, "blocked": (!s.blocked.is_empty()).then(|| s.blocked.clone())}))
+                .collect();
+            line(out, &v)
+        }
+        Output::Table => {
+            hotfix_table(out, &h)?;
+            writeln!(out, "\nnext steps:")?;
+            if r.next_steps.is_empty() {
+                writeln!(out, "  none: the hotfix is final")?;
+            }
+            for s in &r.next_steps {
+                writeln!(out, "  {:<13} {}", s.step, s.who)?;
+                if !s.blocked.is_empty() {
+                    writeln!(out, "  {:<13} blocked: {}", "", s.blocked)?;
+                }
+            }
+            writeln!(out, "\ntimeline:")?;
+            for t in &r.timeline {
+                writeln!(out, "  #{:<5} {}  @{:<8} {:<18} {}", t.seq, ts(&t.at), t.actor, t.kind, t.summary)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::Result<()> {
+    match o {
+        Output::Json => {
+            for h in hs {
+                line(out, &hotfix_json(h))?;
+            }
+            Ok(())
+        }
+        Output::Table => {
+            writeln!(out, "{:<20} {:<16} {:<10} {:<10} {}", "INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM")?;
+            for h in hs {
+                let overdue: Vec<&str> = h.obligations.iter().filter(|o| o.overdue).map(|o| o.kind.as_str()).collect();
+                writeln!(
+                    out,
+                    "{:<20} {:<16} {:<10} {:<10} {}{}",
+                    h.incident_id,
+                    state_name(h.state),
+                    h.author,
+                    if overdue.is_empty() { "-".to_string() } else { overdue.join(",") },
+                    if h.drill { "[DRILL] " } else { "" },
+                    h.symptom
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn event(out: &mut (dyn Write + Send), o: Output, e: &pb::Event) -> io::Result<()> {
+    match o {
+        Output::Json => line(
+            out,
+            &json!({
+                "type": "event", "seq": e.seq, "incident_id": e.incident_id, "state": state_name(e.state),
+                "at": ts_json(&e.at), "actor": e.actor, "kind": e.kind, "summary": e.summary,
+                "version": e.version, "drill": e.drill,
+            }),
+        ),
+        Output::Table => writeln!(
+            out,
+            "#{:<5} {} {:<20} {:<16} @{:<8} {:<18} {}",
+            e.seq,
+            ts(&e.at),
+            e.incident_id,
+            state_name(e.state),
+            e.actor,
+            e.kind,
+            e.summary
+        ),
+    }
+}
+
+pub fn heartbeat(out: &mut (dyn Write + Send), o: Output, hb: &pb::Heartbeat) -> io::Result<()> {
+    match o {
+        Output::Json => line(
+            out,
+            &json!({"type": "heartbeat", "latest_seq": hb.latest_seq, "closing": hb.closing}),
+        ),
+        Output::Table if hb.closing => writeln!(
+            out,
+            "-- daemon shutting down; resume with --from {}",
+            hb.latest_seq
+        ),
+        Output::Table => Ok(()),
+    }
+}
+
+fn window_json(w: &pb::RateWindow) -> Value {
+    json!({
+        "count": w.count, "max": w.max, "window_seconds": w.window_seconds,
+        "gate_closed": w.gate_closed, "unblock": w.unblock,
+        "last_review": w.last_review.as_ref().map(|r| json!({"by": r.by, "notes": r.notes, "at": ts_json(&r.at)})),
+    })
+}
+
+fn window_table(out: &mut (dyn Write + Send), w: &pb::RateWindow) -> io::Result<()> {
+    writeln!(
+        out,
+        "rolling window: {} hotfixes in the last {} days (gate closes above {}): {}",
+        w.count,
+        w.window_seconds / 86_400,
+        w.max,
+        if w.gate_closed { "CLOSED" } else { "open" }
+    )?;
+    if w.gate_closed {
+        writeln!(out, "  unblock: {}", w.unblock)?;
+    }
+    if let Some(r) = &w.last_review {
+        writeln!(out, "  last team review: @{} at {}", r.by, ts(&r.at))?;
+    }
+    Ok(())
+}
+
+pub fn team_review(out: &mut (dyn Write + Send), o: Output, r: &pb::RecordTeamReviewResponse) -> io::Result<()> {
+    let w = r.window.clone().unwrap_or_default();
+    match o {
+        Output::Json => line(
+            out,
+            &json!({"review": r.review.as_ref().map(|x| json!({"by": x.by, "notes": x.notes, "at": ts_json(&x.at)})), "window": window_json(&w)}),
+        ),
+        Output::Table => {
+            writeln!(out, "team review recorded")?;
+            window_table(out, &w)
+        }
+    }
+}
+
+pub fn report(out: &mut (dyn Write + Send), o: Output, r: &pb::GetReportResponse) -> io::Result<()> {
+    let w = r.window.clone().unwrap_or_default();
+    let share = if r.postmortems > 0 {
+        f64::from(r.postmortems_yes_but_rollback) / f64::from(r.postmortems)
+    } else {
+        0.0
+    };
+    match o {
+        Output::Json => line(
+            out,
+            &json!({
+                "window": window_json(&w),
+                "authors": r.authors.iter().map(|a| json!({"author": a.author, "quarter": a.quarter, "count": a.count, "flag": (!a.flag.is_empty()).then(|| a.flag.clone())})).collect::<Vec<_>>(),
+                "overdue": r.overdue.iter().map(|x| json!({"incident_id": x.incident_id, "obligation": x.obligation, "owner": x.owner, "due": ts_json(&x.due)})).collect::<Vec<_>>(),
+                "postmortems": r.postmortems,
+                "postmortems_yes_but_rollback": r.postmortems_yes_but_rollback,
+                "yes_but_rollback_share": share,
+                "rollback_training_flag": r.rollback_training_flag,
+                "last_worked": r.last_worked.iter().map(|x| json!({"date": ts_json(&x.at), "incident_id": x.incident_id, "resolved_by": x.resolved_by, "drill": x.drill})).collect::<Vec<_>>(),
+                "stale": r.stale,
+                "generated_at": ts_json(&r.generated_at),
+            }),
+        ),
+        Output::Table => {
+            window_table(out, &w)?;
+            writeln!(out, "\nhotfixes per author this quarter:")?;
+            if r.authors.is_empty() {
+                writeln!(out, "  none")?;
+            }
+            for a in &r.authors {
+                writeln!(out, "  {:<12} {} {:>3}  {}", a.author, a.quarter, a.count, a.flag)?;
+            }
+            writeln!(out, "\noverdue obligations:")?;
+            if r.overdue.is_empty() {
+                writeln!(out, "  none")?;
+            }
+            for x in &r.overdue {
+                writeln!(out, "  {:<20} {:<19} due {}  owner {}", x.incident_id, x.obligation, ts(&x.due), x.owner)?;
+            }
+            writeln!(
+                out,
+                "\npostmortems: {} ({} answered 'yes, but a rollback would have worked': {:.0}%){}",
+                r.postmortems,
+                r.postmortems_yes_but_rollback,
+                share * 100.0,
+                if r.rollback_training_flag { "  FLAG: train the team on the rollback playbook" } else { "" }
+            )?;
+            writeln!(out, "\nwhen this runbook last worked{}:", if r.stale { " (STALE: no hotfix-lane exercise in 90 days; run a drill)" } else { "" })?;
+            writeln!(out, "  {:<12} {:<20} {:<16} {}", "DATE", "INCIDENT", "RESOLVED BY", "KIND")?;
+            for x in &r.last_worked {
+                writeln!(
+                    out,
+                    "  {:<12} {:<20} {:<16} {}",
+                    ts(&x.at).get(..10).unwrap_or_default(),
+                    x.incident_id,
+                    x.resolved_by,
+                    if x.drill { "drill" } else { "real" }
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -> io::Result<()> {
+    match o {
+        Output::Json => line(out, &json!({"handle": r.handle, "roles": r.roles})),
+        Output::Table => writeln!(out, "@{} ({})", r.handle, r.roles.join(", ")),
+    }
+}
