@@ -260,8 +260,10 @@ impl Policy {
     /// Evaluates the rolling-window gate.
     pub fn gate(&self, view: &GateView) -> Gate {
         let over = view.count_in_window > self.rate_window_max;
-        let reviewed_since = match (&view.last_review, view.latest_in_window) {
-            (Some(r), Some(latest)) => r.at >= latest,
+        // Commit order, not timestamps: a review and a declaration can
+        // share an instant.
+        let reviewed_since = match (view.last_review_seq, view.latest_in_window_seq) {
+            (Some(review), Some(latest)) => review > latest,
             _ => false,
         };
         let closed = over && !reviewed_since;
@@ -290,9 +292,11 @@ impl Policy {
 pub struct GateView {
     /// Non-drill declarations within the window.
     pub count_in_window: u32,
-    /// The newest of them.
-    pub latest_in_window: Option<Time>,
+    /// The event sequence number of the newest of them.
+    pub latest_in_window_seq: Option<u64>,
     pub last_review: Option<TeamReview>,
+    /// The event sequence number of the last team review.
+    pub last_review_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -354,7 +354,11 @@ impl Store {
             ) => {
                 puts.push((RECORDS, keys::hotfix(h.incident_id()), encode(h)));
                 if before.is_none() && !h.is_drill() {
-                    puts.push((INDEX, keys::declared(h.declared_at, h.incident_id()), Vec::new()));
+                    puts.push((
+                        INDEX,
+                        keys::declared(h.declared_at, h.incident_id()),
+                        keys::seq(first).to_vec(),
+                    ));
                     puts.push((
                         INDEX,
                         keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
@@ -513,13 +517,15 @@ impl Store {
     pub fn gate_view(&self, since: Time) -> Result<GateView> {
         let mut view = GateView::default();
         for r in self.index.range(keys::declared_from(since)..keys::declared_end()) {
-            let (k, _) = r?;
+            let (_, v) = r?;
             view.count_in_window += 1;
-            view.latest_in_window = Some(keys::time_of(&k[keys::DECLARED.len()..]));
+            let seq = keys::u64_of(&v);
+            view.latest_in_window_seq = Some(view.latest_in_window_seq.map_or(seq, |s| s.max(seq)));
         }
         if let Some(r) = self.index.scan_prefix(keys::REVIEW).next_back() {
-            let (_, v) = r?;
+            let (k, v) = r?;
             view.last_review = Some(decode("team review", &v)?);
+            view.last_review_seq = Some(keys::u64_of(&k[k.len() - 8..]));
         }
         Ok(view)
     }

@@ -1,0 +1,219 @@
+//! Test harness: the real daemon on 127.0.0.1:0 over a temp data dir, a
+//! manual clock, and helpers that run the real `hotfixctl` CLI code.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use clap::Parser;
+use hotfixctl::cli::{Cli, CliError};
+use hotfixctl::Client;
+use hotfixd::clock::ManualClock;
+use hotfixd::config::{dev_principals, Settings};
+use hotfixd::domain::Policy;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const INC: &str = "INC-2026-05-20-001";
+pub const SHA1: &str = "1111111111111111111111111111111111111111";
+pub const SHA2: &str = "2222222222222222222222222222222222222222";
+
+/// A running hotfixd. Dropping it stops the daemon.
+pub struct Daemon {
+    pub endpoint: String,
+    pub clock: Arc<ManualClock>,
+    pub data_dir: PathBuf,
+    tmp: Arc<tempfile::TempDir>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<Result<(), hotfixd::server::ServeError>>>,
+    policy: Policy,
+}
+
+pub fn start_time() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 20, 9, 0, 0).unwrap()
+}
+
+impl Daemon {
+    pub async fn start() -> Daemon {
+        Self::start_with(Policy::default()).await
+    }
+
+    pub async fn start_with(policy: Policy) -> Daemon {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let clock = Arc::new(ManualClock::new(start_time()));
+        Self::boot(tmp, clock, policy).await
+    }
+
+    async fn boot(tmp: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, policy: Policy) -> Daemon {
+        let data_dir = tmp.path().join("data");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let settings = Settings {
+            listen: addr,
+            data_dir: data_dir.clone(),
+            heartbeat_interval: Duration::from_millis(200),
+            policy: policy.clone(),
+            principals: dev_principals(),
+            dev: true,
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(hotfixd::serve(listener, settings, clock.clone(), shutdown.clone()));
+        Daemon {
+            endpoint: format!("http://{addr}"),
+            clock,
+            data_dir,
+            tmp,
+            shutdown,
+            task: Some(task),
+            policy,
+        }
+    }
+
+    /// Stops gracefully and waits until the store is closed.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.task.take() {
+            t.await.expect("daemon task").expect("daemon stopped cleanly");
+        }
+    }
+
+    /// Stops and starts again on the same data directory (a new port).
+    pub async fn restart(mut self) -> Daemon {
+        self.stop().await;
+        let (tmp, clock, policy) = (self.tmp.clone(), self.clock.clone(), self.policy.clone());
+        drop(self);
+        // sled releases its directory lock when the last handle drops.
+        for _ in 0..50 {
+            let d = Self::boot(tmp.clone(), clock.clone(), policy.clone()).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if d.task.as_ref().is_some_and(|t| !t.is_finished()) {
+                return d;
+            }
+        }
+        panic!("daemon did not restart");
+    }
+
+    pub async fn client(&self, handle: &str) -> Client {
+        Client::connect(&self.endpoint, Some(&format!("dev-{handle}")))
+            .await
+            .expect("connect")
+    }
+
+    /// Runs `hotfixctl ARGS` as `handle`; returns the output or the error.
+    pub async fn ctl(&self, handle: &str, args: &[&str]) -> Result<String, CliError> {
+        let mut argv = vec![
+            "hotfixctl".to_string(),
+            "--endpoint".to_string(),
+            self.endpoint.clone(),
+            "--token".to_string(),
+            format!("dev-{handle}"),
+        ];
+        argv.extend(args.iter().map(|s| s.to_string()));
+        let cli = Cli::try_parse_from(&argv).map_err(|e| CliError {
+            code: 2,
+            message: e.to_string(),
+        })?;
+        let mut out = Vec::new();
+        hotfixctl::cli::run(cli, &mut out).await?;
+        Ok(String::from_utf8(out).expect("utf-8 output"))
+    }
+
+    /// Like `ctl` with `--output json`, parsed.
+    pub async fn ctl_json(&self, handle: &str, args: &[&str]) -> serde_json::Value {
+        let mut a = vec!["--output", "json"];
+        a.extend_from_slice(args);
+        let out = self
+            .ctl(handle, &a)
+            .await
+            .unwrap_or_else(|e| panic!("hotfixctl {args:?} as {handle} failed: {e}"));
+        serde_json::from_str(out.lines().next().expect("one line")).expect("json")
+    }
+
+    /// Asserts `hotfixctl ARGS` fails with `code`, and returns the message.
+    pub async fn ctl_err(&self, handle: &str, args: &[&str], code: i32) -> String {
+        match self.ctl(handle, args).await {
+            Ok(out) => panic!("hotfixctl {args:?} as {handle} succeeded: {out}"),
+            Err(e) => {
+                assert_eq!(e.code, code, "exit code of {args:?} as {handle}: {}", e.message);
+                e.message
+            }
+        }
+    }
+
+    pub async fn state(&self, inc: &str) -> String {
+        self.ctl_json("bob", &["show", inc]).await["state"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+// Exit codes: 10 + gRPC code.
+pub const INVALID: i32 = 13;
+pub const NOT_FOUND: i32 = 15;
+pub const EXISTS: i32 = 16;
+pub const DENIED: i32 = 17;
+pub const RATE_LIMITED: i32 = 18;
+pub const PRECONDITION: i32 = 19;
+pub const CONFLICT: i32 = 20;
+pub const UNAUTHENTICATED: i32 = 26;
+
+pub fn incident(n: u32) -> String {
+    format!("INC-2026-05-20-{n:03}")
+}
+
+pub async fn declare(d: &Daemon, inc: &str, extra: &[&str]) -> Result<String, CliError> {
+    let mut args = vec![
+        "declare", inc,
+        "--symptom", "catalog returns 500 on a missing tenant header",
+        "--criterion", "customers-down",
+        "--approver", "alice",
+        "--cleanup-owner", "bob",
+        "--eta", "09:30",
+        "--repo", "bookstore/catalog",
+        "--app", "bookstore-catalog-us-east",
+    ];
+    args.extend_from_slice(extra);
+    d.ctl("bob", &args).await
+}
+
+pub fn fix_args<'a>(inc: &'a str, sha: &'a str, branch: &'a str, msg: &'a str) -> Vec<&'a str> {
+    vec!["fix", inc, "--branch", branch, "--sha", sha, "--message", msg, "--file", "catalog/handler.go:3:1"]
+}
+
+pub fn branch(inc: &str) -> String {
+    format!("hotfix/{inc}-catalog-nil-deref")
+}
+
+pub fn message(inc: &str) -> String {
+    format!("hotfix(catalog): nil-deref on missing tenant header\n\n{inc}\napprover: @alice\ncleanup: @bob within 24h")
+}
+
+/// Declares and drives a hotfix to READY_TO_MERGE.
+pub async fn ready_to_merge(d: &Daemon, inc: &str) {
+    declare(d, inc, &[]).await.expect("declare");
+    let (b, m) = (branch(inc), message(inc));
+    d.ctl("bob", &fix_args(inc, SHA1, &b, &m)).await.expect("fix");
+    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    d.ctl("bob", &["pr", inc, "--number", "4321", "--url", "https://github.com/bookstore/catalog/pull/4321"])
+        .await
+        .expect("pr");
+    for check in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
+        d.ctl("svc-ci", &["check", inc, "--name", check, "--result", "success"])
+            .await
+            .expect("check");
+    }
+    assert_eq!(d.state(inc).await, "READY_TO_MERGE");
+}
+
+/// Drives a ready hotfix through merge, sync and a recovered verify.
+pub async fn mitigate(d: &Daemon, inc: &str) {
+    d.ctl("carol", &["merge", inc]).await.expect("merge");
+    d.ctl("svc-ci", &["sync", inc, "--revision", SHA1]).await.expect("sync");
+    d.ctl("svc-ci", &["verify", inc, "--recovered", "--value", "0.002"]).await.expect("verify");
+}
