@@ -16,7 +16,9 @@ pub fn parse_state(name: &str) -> Option<pb::State> {
 }
 
 fn strip_lower(full: &str, prefix: &str) -> String {
-    full.trim_start_matches(prefix).to_ascii_lowercase().replace('_', "-")
+    full.trim_start_matches(prefix)
+        .to_ascii_lowercase()
+        .replace('_', "-")
 }
 
 pub fn check_result_name(v: i32) -> String {
@@ -49,6 +51,9 @@ mod tests {
         assert_eq!(parse_state("pr-open"), Some(pb::State::PrOpen));
         assert_eq!(parse_state("UNSPECIFIED"), None);
         assert_eq!(parse_state("nope"), None);
-        assert_eq!(criterion_name(pb::Criterion::CustomersDown as i32), "customers-down");
+        assert_eq!(
+            criterion_name(pb::Criterion::CustomersDown as i32),
+            "customers-down"
+        );
     }
 }

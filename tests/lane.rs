@@ -13,20 +13,54 @@ async fn full_happy_path_to_closed() {
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
     assert_eq!(d.state(INC).await, "FIX_SUBMITTED");
-    d.ctl("alice", &["approve", INC, "--sha", SHA1]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
     assert_eq!(d.state(INC).await, "APPROVED");
     let pr = d
-        .ctl_json("bob", &["pr", INC, "--number", "4321", "--url", "https://github.com/bookstore/catalog/pull/4321"])
+        .ctl_json(
+            "bob",
+            &[
+                "pr",
+                INC,
+                "--number",
+                "4321",
+                "--url",
+                "https://github.com/bookstore/catalog/pull/4321",
+            ],
+        )
         .await;
     assert_eq!(pr["pull_request"]["labels"][0], "hotfix");
-    assert!(pr["pull_request"]["title"].as_str().unwrap().starts_with(&format!("HOTFIX: {INC}")));
+    assert!(
+        pr["pull_request"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("HOTFIX: {INC}"))
+    );
     assert_eq!(pr["state"], "PR_OPEN");
     for check in ["lint", "unit-changed-package", "scan"] {
-        d.ctl("svc-ci", &["check", INC, "--name", check, "--result", "success"]).await.unwrap();
+        d.ctl(
+            "svc-ci",
+            &["check", INC, "--name", check, "--result", "success"],
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(d.state(INC).await, "PR_OPEN", "one check is still missing");
     // The author may report checks too.
-    d.ctl("bob", &["check", INC, "--name", "build-sign-push", "--result", "success"]).await.unwrap();
+    d.ctl(
+        "bob",
+        &[
+            "check",
+            INC,
+            "--name",
+            "build-sign-push",
+            "--result",
+            "success",
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(d.state(INC).await, "READY_TO_MERGE");
 
     let merged = d.ctl_json("carol", &["merge", INC]).await;
@@ -34,26 +68,82 @@ async fn full_happy_path_to_closed() {
     assert_eq!(merged["merge"]["by"], "carol");
     assert_eq!(merged["merge"]["approver"], "alice");
     assert_eq!(merged["merge"]["pr"], 4321);
-    d.ctl("carol", &["sync", INC, "--revision", SHA1, "--skip-canary"]).await.unwrap();
+    d.ctl("carol", &["sync", INC, "--revision", SHA1, "--skip-canary"])
+        .await
+        .unwrap();
     assert_eq!(d.state(INC).await, "SYNCED");
-    let v = d.ctl_json("svc-ci", &["verify", INC, "--recovered", "--value", "0.004"]).await;
+    let v = d
+        .ctl_json(
+            "svc-ci",
+            &["verify", INC, "--recovered", "--value", "0.004"],
+        )
+        .await;
     assert_eq!(v["state"], "MITIGATED");
-    let kinds: Vec<&str> = v["obligations"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = v["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["cleanup_pr", "postmortem", "audit_review"]);
 
-    d.ctl("bob", &["cleanup", INC, "--pr", "4330", "--url", "https://github.com/bookstore/catalog/pull/4330"]).await.unwrap();
-    d.ctl("bob", &[
-        "postmortem", INC, "--url", "https://wiki.example/pm/1", "--why",
-        "the test suite takes 30 minutes; action item: make it 10", "--bypass-justified", "yes",
-    ])
+    d.ctl(
+        "bob",
+        &[
+            "cleanup",
+            INC,
+            "--pr",
+            "4330",
+            "--url",
+            "https://github.com/bookstore/catalog/pull/4330",
+        ],
+    )
     .await
     .unwrap();
-    assert_eq!(d.state(INC).await, "MITIGATED", "the audit review is still owed");
-    let closed = d.ctl_json("dave", &["audit-review", INC, "--findings", "approver correct; no breakglass"]).await;
+    d.ctl(
+        "bob",
+        &[
+            "postmortem",
+            INC,
+            "--url",
+            "https://wiki.example/pm/1",
+            "--why",
+            "the test suite takes 30 minutes; action item: make it 10",
+            "--bypass-justified",
+            "yes",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        d.state(INC).await,
+        "MITIGATED",
+        "the audit review is still owed"
+    );
+    let closed = d
+        .ctl_json(
+            "dave",
+            &[
+                "audit-review",
+                INC,
+                "--findings",
+                "approver correct; no breakglass",
+            ],
+        )
+        .await;
     assert_eq!(closed["state"], "CLOSED");
 
     let show = d.ctl("bob", &["show", INC]).await.unwrap();
-    for kind in ["declared", "fix_submitted", "approved", "pr_opened", "merged", "synced", "verified", "closed"] {
+    for kind in [
+        "declared",
+        "fix_submitted",
+        "approved",
+        "pr_opened",
+        "merged",
+        "synced",
+        "verified",
+        "closed",
+    ] {
         assert!(show.contains(kind), "timeline lacks {kind}:\n{show}");
     }
     assert!(show.contains("admin bypass"), "{show}");
@@ -66,23 +156,58 @@ async fn full_happy_path_to_closed() {
 #[tokio::test]
 async fn preflight_refusals_point_to_the_right_runbook() {
     let d = Daemon::start().await;
-    let m = d.ctl_err("bob", &["declare", &incident(1), "--symptom", "s", "--criterion", "customers-down",
-        "--approver", "alice", "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app",
-        "--severity", "p1"], PRECONDITION).await;
+    let m = d
+        .ctl_err(
+            "bob",
+            &[
+                "declare",
+                &incident(1),
+                "--symptom",
+                "s",
+                "--criterion",
+                "customers-down",
+                "--approver",
+                "alice",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+                "--severity",
+                "p1",
+            ],
+            PRECONDITION,
+        )
+        .await;
     assert!(m.contains("normal pipeline"), "{m}");
     let m = d.ctl_err("bob", &[], 2).await;
     assert!(!m.is_empty());
-    let e = declare(&d, &incident(2), &["--fix-unknown"]).await.unwrap_err();
+    let e = declare(&d, &incident(2), &["--fix-unknown"])
+        .await
+        .unwrap_err();
     assert_eq!(e.code, PRECONDITION);
     assert!(e.message.contains("KNOWN fix"), "{}", e.message);
-    let e = declare(&d, &incident(3), &["--flag-can-mitigate"]).await.unwrap_err();
+    let e = declare(&d, &incident(3), &["--flag-can-mitigate"])
+        .await
+        .unwrap_err();
     assert_eq!(e.code, PRECONDITION);
-    assert!(e.message.contains("flip it first") && e.message.contains("mitigated"), "{}", e.message);
-    let e = declare(&d, &incident(4), &["--rollback-can-mitigate"]).await.unwrap_err();
+    assert!(
+        e.message.contains("flip it first") && e.message.contains("mitigated"),
+        "{}",
+        e.message
+    );
+    let e = declare(&d, &incident(4), &["--rollback-can-mitigate"])
+        .await
+        .unwrap_err();
     assert!(e.message.contains("roll back first"), "{}", e.message);
 
     // The flag route is recorded, and blocks a later hotfix for the incident.
-    let out = d.ctl_json("bob", &["mitigated", &incident(3), "--by", "flag"]).await;
+    let out = d
+        .ctl_json("bob", &["mitigated", &incident(3), "--by", "flag"])
+        .await;
     assert_eq!(out["state"], "MITIGATED_WITHOUT_HOTFIX");
     let e = declare(&d, &incident(3), &[]).await.unwrap_err();
     assert_eq!(e.code, EXISTS);
@@ -103,28 +228,117 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     let e = declare(&d, "INC-2026-02-30-001", &[]).await.unwrap_err();
     assert_eq!(e.code, INVALID);
     assert!(e.message.contains("incident_id"), "{}", e.message);
-    let e = d.ctl("bob", &["declare", INC, "--symptom", &"x".repeat(201), "--criterion", "data-loss",
-        "--approver", "alice", "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
+    let e = d
+        .ctl(
+            "bob",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                &"x".repeat(201),
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "alice",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
     assert!(e.message.contains("symptom"), "{}", e.message);
-    let e = d.ctl("bob", &["declare", INC, "--symptom", "s", "--criterion", "data-loss",
-        "--approver", "alice", "--cleanup-owner", "bob", "--eta", "25:00", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
+    let e = d
+        .ctl(
+            "bob",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                "s",
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "alice",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "25:00",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
     assert!(e.message.contains("merge_eta"), "{}", e.message);
-    let e = d.ctl("bob", &["declare", INC, "--symptom", "s", "--criterion", "data-loss",
-        "--approver", "nobody", "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
-    assert!(e.message.contains("approver") && e.message.contains("roster"), "{}", e.message);
+    let e = d
+        .ctl(
+            "bob",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                "s",
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "nobody",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("approver") && e.message.contains("roster"),
+        "{}",
+        e.message
+    );
     d.ctl_err("bob", &["show", INC], NOT_FOUND).await;
 
     declare(&d, INC, &[]).await.unwrap();
     let m = message(INC);
-    let e = d.ctl("bob", &fix_args(INC, SHA1, "hotfix/INC-2026-05-20-002-x", &m)).await.unwrap_err();
+    let e = d
+        .ctl(
+            "bob",
+            &fix_args(INC, SHA1, "hotfix/INC-2026-05-20-002-x", &m),
+        )
+        .await
+        .unwrap_err();
     assert!(e.message.contains("branch"), "{}", e.message);
     let b = branch(INC);
-    let e = d.ctl("bob", &fix_args(INC, "abc", &b, &m)).await.unwrap_err();
+    let e = d
+        .ctl("bob", &fix_args(INC, "abc", &b, &m))
+        .await
+        .unwrap_err();
     assert!(e.message.contains("sha"), "{}", e.message);
-    let e = d.ctl("bob", &fix_args(INC, SHA1, &b, "fix without the id")).await.unwrap_err();
-    assert!(e.message.contains("commit_message") && e.message.contains(INC), "{}", e.message);
+    let e = d
+        .ctl("bob", &fix_args(INC, SHA1, &b, "fix without the id"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("commit_message") && e.message.contains(INC),
+        "{}",
+        e.message
+    );
     let no_approver = format!("{INC} fix");
-    let e = d.ctl("bob", &fix_args(INC, SHA1, &b, &no_approver)).await.unwrap_err();
+    let e = d
+        .ctl("bob", &fix_args(INC, SHA1, &b, &no_approver))
+        .await
+        .unwrap_err();
     assert!(e.message.contains("approver: @alice"), "{}", e.message);
     assert_eq!(d.state(INC).await, "DECLARED");
 }
@@ -133,32 +347,111 @@ async fn bad_input_names_the_field_and_changes_nothing() {
 async fn who_may_do_what() {
     let d = Daemon::start().await;
     // Self-approval is refused at declaration (four eyes) ...
-    let e = d.ctl("alice", &["declare", INC, "--symptom", "s", "--criterion", "data-loss", "--approver", "alice",
-        "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
+    let e = d
+        .ctl(
+            "alice",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                "s",
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "alice",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code, PRECONDITION);
     assert!(e.message.contains("four eyes"), "{}", e.message);
     // ... and an approver must be an sre-lead or eng-manager.
-    let e = d.ctl("bob", &["declare", INC, "--symptom", "s", "--criterion", "data-loss", "--approver", "carol",
-        "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
-    assert!(e.message.contains("sre-lead or eng-manager"), "{}", e.message);
+    let e = d
+        .ctl(
+            "bob",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                "s",
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "carol",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        e.message.contains("sre-lead or eng-manager"),
+        "{}",
+        e.message
+    );
     // A service principal is not human and cannot declare.
-    let e = d.ctl("svc-ci", &["declare", INC, "--symptom", "s", "--criterion", "data-loss", "--approver", "alice",
-        "--cleanup-owner", "bob", "--eta", "09:30", "--repo", "a/b", "--app", "app"]).await.unwrap_err();
+    let e = d
+        .ctl(
+            "svc-ci",
+            &[
+                "declare",
+                INC,
+                "--symptom",
+                "s",
+                "--criterion",
+                "data-loss",
+                "--approver",
+                "alice",
+                "--cleanup-owner",
+                "bob",
+                "--eta",
+                "09:30",
+                "--repo",
+                "a/b",
+                "--app",
+                "app",
+            ],
+        )
+        .await
+        .unwrap_err();
     assert_eq!(e.code, DENIED);
 
     declare(&d, INC, &[]).await.unwrap();
     let (b, m) = (branch(INC), message(INC));
-    d.ctl_err("carol", &fix_args(INC, SHA1, &b, &m), DENIED).await;
+    d.ctl_err("carol", &fix_args(INC, SHA1, &b, &m), DENIED)
+        .await;
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
     // Only the named approver approves: not the author, not another lead.
     let msg = d.ctl_err("bob", &["approve", INC], DENIED).await;
     assert!(msg.contains("@alice (the named approver)"), "{msg}");
     d.ctl_err("erin", &["approve", INC], DENIED).await;
-    d.ctl_err("dave", &["check", INC, "--name", "lint", "--result", "success"], DENIED).await;
+    d.ctl_err(
+        "dave",
+        &["check", INC, "--name", "lint", "--result", "success"],
+        DENIED,
+    )
+    .await;
 
     // No token, or an unknown one: UNAUTHENTICATED; identity is never a field.
     let mut argv = vec!["--endpoint", d.endpoint.as_str(), "show", INC];
-    let cli = <hotfixctl::cli::Cli as clap::Parser>::try_parse_from(std::iter::once("hotfixctl").chain(argv.drain(..))).unwrap();
+    let cli = <hotfixctl::cli::Cli as clap::Parser>::try_parse_from(
+        std::iter::once("hotfixctl").chain(argv.drain(..)),
+    )
+    .unwrap();
     let e = hotfixctl::cli::run(cli, &mut Vec::new()).await.unwrap_err();
     assert_eq!(e.code, UNAUTHENTICATED);
     let e = d.ctl("mallory", &["show", INC]).await.unwrap_err();
@@ -175,9 +468,26 @@ async fn merge_is_platform_admin_only_and_needs_approval_and_checks() {
     declare(&d, INC, &[]).await.unwrap();
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl("bob", &["pr", INC, "--number", "7", "--url", "https://github.com/a/b/pull/7"]).await.unwrap();
+    d.ctl(
+        "bob",
+        &[
+            "pr",
+            INC,
+            "--number",
+            "7",
+            "--url",
+            "https://github.com/a/b/pull/7",
+        ],
+    )
+    .await
+    .unwrap();
     for check in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
-        d.ctl("svc-ci", &["check", INC, "--name", check, "--result", "success"]).await.unwrap();
+        d.ctl(
+            "svc-ci",
+            &["check", INC, "--name", check, "--result", "success"],
+        )
+        .await
+        .unwrap();
     }
     // Merge before approval: refused, saying what is missing.
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
@@ -192,7 +502,10 @@ async fn merge_is_platform_admin_only_and_needs_approval_and_checks() {
     assert_eq!(d.state(INC).await, "READY_TO_MERGE");
     d.ctl("carol", &["merge", INC]).await.unwrap();
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
-    assert!(msg.contains("state MERGED") && msg.contains("sync"), "{msg}");
+    assert!(
+        msg.contains("state MERGED") && msg.contains("sync"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -205,12 +518,24 @@ async fn a_new_fix_voids_the_approval_and_the_checks() {
     assert!(out["approval"].is_null());
     assert_eq!(out["checks"].as_array().unwrap().len(), 0);
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
-    assert!(msg.contains("has not approved the current fix 222222222222"), "{msg}");
+    assert!(
+        msg.contains("has not approved the current fix 222222222222"),
+        "{msg}"
+    );
     assert!(msg.contains("scan"), "{msg}");
     // Approving a stale SHA is refused; results for an old SHA do not count.
-    let msg = d.ctl_err("alice", &["approve", INC, "--sha", SHA1], PRECONDITION).await;
+    let msg = d
+        .ctl_err("alice", &["approve", INC, "--sha", SHA1], PRECONDITION)
+        .await;
     assert!(msg.contains("current fix is 222222222222"), "{msg}");
-    d.ctl_err("svc-ci", &["check", INC, "--name", "lint", "--result", "success", "--sha", SHA1], PRECONDITION).await;
+    d.ctl_err(
+        "svc-ci",
+        &[
+            "check", INC, "--name", "lint", "--result", "success", "--sha", SHA1,
+        ],
+        PRECONDITION,
+    )
+    .await;
     let show = d.ctl("bob", &["show", INC]).await.unwrap();
     assert!(show.contains("approval_voided"), "{show}");
 }
@@ -220,19 +545,62 @@ async fn over_limit_fix_needs_the_approvers_override() {
     let d = Daemon::start().await;
     declare(&d, INC, &[]).await.unwrap();
     let (b, m) = (branch(INC), message(INC));
-    let big = ["fix", INC, "--branch", &b, "--sha", SHA1, "--message", &m,
-        "--file", "catalog/handler.go:40:5", "--file", "orders/saga.go:10:0"];
+    let big = [
+        "fix",
+        INC,
+        "--branch",
+        &b,
+        "--sha",
+        SHA1,
+        "--message",
+        &m,
+        "--file",
+        "catalog/handler.go:40:5",
+        "--file",
+        "orders/saga.go:10:0",
+    ];
     let msg = d.ctl_err("bob", &big, PRECONDITION).await;
-    assert!(msg.contains("55 lines (limit 50)") && msg.contains("more than one concern"), "{msg}");
+    assert!(
+        msg.contains("55 lines (limit 50)") && msg.contains("more than one concern"),
+        "{msg}"
+    );
     assert!(msg.contains("hotfixctl override"), "{msg}");
     // The author cannot override their own fix.
-    d.ctl_err("bob", &["override", INC, "--sha", SHA1, "--reason", "trust me"], DENIED).await;
-    d.ctl("alice", &["override", INC, "--sha", SHA1, "--reason", "generated code; reviewed"]).await.unwrap();
+    d.ctl_err(
+        "bob",
+        &["override", INC, "--sha", SHA1, "--reason", "trust me"],
+        DENIED,
+    )
+    .await;
+    d.ctl(
+        "alice",
+        &[
+            "override",
+            INC,
+            "--sha",
+            SHA1,
+            "--reason",
+            "generated code; reviewed",
+        ],
+    )
+    .await
+    .unwrap();
     let out = d.ctl_json("bob", &big).await;
     assert_eq!(out["fix"]["over_limit"], true);
     assert_eq!(out["fix"]["changed_lines"], 55);
     // The override is bound to its SHA.
-    let other = ["fix", INC, "--branch", &b, "--sha", SHA2, "--message", &m, "--file", "catalog/handler.go:60:0"];
+    let other = [
+        "fix",
+        INC,
+        "--branch",
+        &b,
+        "--sha",
+        SHA2,
+        "--message",
+        &m,
+        "--file",
+        "catalog/handler.go:60:0",
+    ];
     d.ctl_err("bob", &other, PRECONDITION).await;
 }
 
@@ -243,16 +611,49 @@ async fn failed_scan_aborts_and_nothing_overrides_it() {
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
     d.ctl("alice", &["approve", INC]).await.unwrap();
-    d.ctl("bob", &["pr", INC, "--number", "7", "--url", "https://github.com/a/b/pull/7"]).await.unwrap();
+    d.ctl(
+        "bob",
+        &[
+            "pr",
+            INC,
+            "--number",
+            "7",
+            "--url",
+            "https://github.com/a/b/pull/7",
+        ],
+    )
+    .await
+    .unwrap();
     // A failed lint can be re-run; a failed scan cannot.
-    d.ctl("svc-ci", &["check", INC, "--name", "lint", "--result", "failure"]).await.unwrap();
-    let out = d.ctl_json("svc-ci", &["check", INC, "--name", "scan", "--result", "failure"]).await;
+    d.ctl(
+        "svc-ci",
+        &["check", INC, "--name", "lint", "--result", "failure"],
+    )
+    .await
+    .unwrap();
+    let out = d
+        .ctl_json(
+            "svc-ci",
+            &["check", INC, "--name", "scan", "--result", "failure"],
+        )
+        .await;
     assert_eq!(out["state"], "ABORTED");
-    assert!(out["abort_reason"].as_str().unwrap().contains("flag flip or a rollback"));
+    assert!(
+        out["abort_reason"]
+            .as_str()
+            .unwrap()
+            .contains("flag flip or a rollback")
+    );
     for (who, args) in [
-        ("svc-ci", vec!["check", INC, "--name", "scan", "--result", "success"]),
+        (
+            "svc-ci",
+            vec!["check", INC, "--name", "scan", "--result", "success"],
+        ),
         ("carol", vec!["merge", INC]),
-        ("alice", vec!["override", INC, "--sha", SHA1, "--reason", "ship it"]),
+        (
+            "alice",
+            vec!["override", INC, "--sha", SHA1, "--reason", "ship it"],
+        ),
         ("bob", fix_args(INC, SHA2, &b, &m)),
     ] {
         let msg = d.ctl_err(who, &args, PRECONDITION).await;
@@ -269,20 +670,38 @@ async fn revert_path_is_final() {
     let d = Daemon::start().await;
     ready_to_merge(&d, INC).await;
     d.ctl("carol", &["merge", INC]).await.unwrap();
-    d.ctl("carol", &["sync", INC, "--revision", SHA1]).await.unwrap();
+    d.ctl("carol", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
     // A "recovered" claim above the threshold is refused.
-    let msg = d.ctl_err("bob", &["verify", INC, "--recovered", "--value", "0.2"], INVALID).await;
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["verify", INC, "--recovered", "--value", "0.2"],
+            INVALID,
+        )
+        .await;
     assert!(msg.contains("recovered") && msg.contains("0.01"), "{msg}");
-    let out = d.ctl_json("bob", &["verify", INC, "--not-recovered", "--value", "0.2"]).await;
+    let out = d
+        .ctl_json("bob", &["verify", INC, "--not-recovered", "--value", "0.2"])
+        .await;
     assert_eq!(out["state"], "REVERT_REQUIRED");
-    d.ctl_err("bob", &["revert", INC, "--pr", "4322"], DENIED).await;
+    d.ctl_err("bob", &["revert", INC, "--pr", "4322"], DENIED)
+        .await;
     let out = d.ctl_json("carol", &["revert", INC, "--pr", "4322"]).await;
     assert_eq!(out["state"], "REVERTED");
     assert_eq!(out["revert_pr"], 4322);
     // Final for the lane; the postmortem and audit review are still owed.
-    let kinds: Vec<&str> = out["obligations"].as_array().unwrap().iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = out["obligations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["postmortem", "audit_review"]);
-    let msg = d.ctl_err("carol", &["sync", INC, "--revision", SHA1], PRECONDITION).await;
+    let msg = d
+        .ctl_err("carol", &["sync", INC, "--revision", SHA1], PRECONDITION)
+        .await;
     assert!(msg.contains("REVERTED"), "{msg}");
     let e = declare(&d, INC, &[]).await.unwrap_err();
     assert_eq!(e.code, EXISTS);
@@ -295,7 +714,14 @@ async fn obligations_go_overdue_on_the_clock() {
     let d = Daemon::start().await;
     ready_to_merge(&d, INC).await;
     mitigate(&d, INC).await;
-    assert!(d.ctl("bob", &["list", "--overdue"]).await.unwrap().lines().count() == 1);
+    assert!(
+        d.ctl("bob", &["list", "--overdue"])
+            .await
+            .unwrap()
+            .lines()
+            .count()
+            == 1
+    );
     d.clock.advance(std::time::Duration::from_secs(25 * 3600));
     let list = d.ctl_json("bob", &["list", "--overdue"]).await;
     assert_eq!(list["incident_id"], INC);
@@ -309,7 +735,12 @@ async fn obligations_go_overdue_on_the_clock() {
     d.ctl("bob", &["cleanup", INC, "--pr", "99"]).await.unwrap();
     d.clock.advance(std::time::Duration::from_secs(24 * 3600));
     let report = d.ctl_json("bob", &["report"]).await;
-    let kinds: Vec<&str> = report["overdue"].as_array().unwrap().iter().map(|o| o["obligation"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = report["overdue"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["obligation"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["postmortem"]);
     let show = d.ctl("bob", &["show", INC]).await.unwrap();
     assert!(show.contains("OVERDUE since"), "{show}");
@@ -318,37 +749,114 @@ async fn obligations_go_overdue_on_the_clock() {
     let inc2 = incident(2);
     ready_to_merge(&d, &inc2).await;
     mitigate(&d, &inc2).await;
-    let msg = d.ctl_err("bob", &["cleanup", &inc2, "--pr", "100", "--label", "hotfix"], PRECONDITION).await;
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["cleanup", &inc2, "--pr", "100", "--label", "hotfix"],
+            PRECONDITION,
+        )
+        .await;
     assert!(msg.contains("hotfix"), "{msg}");
     // The audit review must not be the author's.
-    let msg = d.ctl_err("bob", &["audit-review", &inc2, "--findings", "fine"], DENIED).await;
-    assert!(msg.contains("someone else") || msg.contains("platform-team"), "{msg}");
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["audit-review", &inc2, "--findings", "fine"],
+            DENIED,
+        )
+        .await;
+    assert!(
+        msg.contains("someone else") || msg.contains("platform-team"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn breakglass_is_tracked_to_its_checklist() {
     let d = Daemon::start().await;
     ready_to_merge(&d, INC).await;
-    d.ctl_err("bob", &["breakglass", INC, "grant", "--role", "breakglass-admin", "--ttl", "2h"], INVALID).await;
-    d.ctl("bob", &["breakglass", INC, "grant", "--role", "breakglass-admin"]).await.unwrap();
+    d.ctl_err(
+        "bob",
+        &[
+            "breakglass",
+            INC,
+            "grant",
+            "--role",
+            "breakglass-admin",
+            "--ttl",
+            "2h",
+        ],
+        INVALID,
+    )
+    .await;
+    d.ctl(
+        "bob",
+        &["breakglass", INC, "grant", "--role", "breakglass-admin"],
+    )
+    .await
+    .unwrap();
     mitigate(&d, INC).await;
     d.ctl("bob", &["cleanup", INC, "--pr", "99"]).await.unwrap();
     // The postmortem must admit the breakglass use.
-    let pm = ["postmortem", INC, "--url", "https://wiki/pm", "--why", "x", "--bypass-justified", "yes-but-rollback"];
+    let pm = [
+        "postmortem",
+        INC,
+        "--url",
+        "https://wiki/pm",
+        "--why",
+        "x",
+        "--bypass-justified",
+        "yes-but-rollback",
+    ];
     d.ctl_err("bob", &pm, INVALID).await;
     let mut pm_bg = pm.to_vec();
     pm_bg.push("--breakglass-used");
     d.ctl("bob", &pm_bg).await.unwrap();
-    d.ctl("dave", &["audit-review", INC, "--findings", "scope minimal"]).await.unwrap();
-    assert_eq!(d.state(INC).await, "MITIGATED", "the checklist is outstanding");
-    d.ctl_err("bob", &["breakglass", INC, "cleanup", "--item", "rds-snapshot"], INVALID).await;
-    d.ctl("bob", &["breakglass", INC, "cleanup", "--item", "rds-snapshots", "--item", "iam-users"]).await.unwrap();
+    d.ctl(
+        "dave",
+        &["audit-review", INC, "--findings", "scope minimal"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        d.state(INC).await,
+        "MITIGATED",
+        "the checklist is outstanding"
+    );
+    d.ctl_err(
+        "bob",
+        &["breakglass", INC, "cleanup", "--item", "rds-snapshot"],
+        INVALID,
+    )
+    .await;
+    d.ctl(
+        "bob",
+        &[
+            "breakglass",
+            INC,
+            "cleanup",
+            "--item",
+            "rds-snapshots",
+            "--item",
+            "iam-users",
+        ],
+    )
+    .await
+    .unwrap();
     assert_eq!(d.state(INC).await, "MITIGATED");
-    let out = d.ctl_json("bob", &["breakglass", INC, "cleanup", "--item", "s3-buckets"]).await;
+    let out = d
+        .ctl_json(
+            "bob",
+            &["breakglass", INC, "cleanup", "--item", "s3-buckets"],
+        )
+        .await;
     assert_eq!(out["state"], "CLOSED");
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["postmortems"], 1);
-    assert_eq!(report["rollback_training_flag"], true, "1 of 1 answered yes-but-rollback");
+    assert_eq!(
+        report["rollback_training_flag"], true,
+        "1 of 1 answered yes-but-rollback"
+    );
 }
 
 #[tokio::test]
@@ -365,22 +873,37 @@ async fn rate_limit_gate_then_team_review() {
     }
     let e = declare(&d, &incident(5), &[]).await.unwrap_err();
     assert_eq!(e.code, RATE_LIMITED);
-    assert!(e.message.contains("team review") && e.message.contains("hotfixctl team-review"), "{}", e.message);
+    assert!(
+        e.message.contains("team review") && e.message.contains("hotfixctl team-review"),
+        "{}",
+        e.message
+    );
     // Drills still run while the gate is closed.
     declare(&d, &incident(101), &["--drill"]).await.unwrap();
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["window"]["count"], 4);
     assert_eq!(report["window"]["gate_closed"], true);
     // Only an eng-manager or sre-lead records the review.
-    d.ctl_err("bob", &["team-review", "--notes", "we are fine"], DENIED).await;
-    d.ctl("erin", &["team-review", "--notes", "CI takes 30 min; action item filed"]).await.unwrap();
+    d.ctl_err("bob", &["team-review", "--notes", "we are fine"], DENIED)
+        .await;
+    d.ctl(
+        "erin",
+        &[
+            "team-review",
+            "--notes",
+            "CI takes 30 min; action item filed",
+        ],
+    )
+    .await
+    .unwrap();
     let out = declare(&d, &incident(5), &[]).await.unwrap();
     assert!(out.contains("code-yellow"), "5th this quarter: {out}");
     // The review admitted one declaration; the next needs another review.
     let e = declare(&d, &incident(6), &[]).await.unwrap_err();
     assert_eq!(e.code, RATE_LIMITED);
     // Once the window rolls past, the gate opens by itself.
-    d.clock.advance(std::time::Duration::from_secs(8 * 24 * 3600));
+    d.clock
+        .advance(std::time::Duration::from_secs(8 * 24 * 3600));
     declare(&d, &incident(6), &[]).await.unwrap();
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["authors"][0]["author"], "bob");
@@ -391,9 +914,13 @@ async fn rate_limit_gate_then_team_review() {
 #[tokio::test]
 async fn retried_request_id_is_applied_once() {
     let d = Daemon::start().await;
-    declare(&d, INC, &["--request-id", "declare-1"]).await.unwrap();
+    declare(&d, INC, &["--request-id", "declare-1"])
+        .await
+        .unwrap();
     // The retry answers the first answer instead of ALREADY_EXISTS.
-    let again = declare(&d, INC, &["--request-id", "declare-1"]).await.unwrap();
+    let again = declare(&d, INC, &["--request-id", "declare-1"])
+        .await
+        .unwrap();
     assert!(again.contains("(version 1)"), "{again}");
     let (b, m) = (branch(INC), message(INC));
     let mut fix = fix_args(INC, SHA1, &b, &m);
@@ -413,7 +940,13 @@ async fn retried_request_id_is_applied_once() {
     let d = d.restart().await;
     let third = d.ctl_json("bob", &fix).await;
     assert_eq!(third["version"], 2);
-    assert_eq!(d.ctl_json("bob", &["show", INC]).await["timeline"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        d.ctl_json("bob", &["show", INC]).await["timeline"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -434,8 +967,12 @@ async fn a_restart_loses_nothing() {
     let d = Daemon::start().await;
     ready_to_merge(&d, INC).await;
     d.ctl("carol", &["merge", INC]).await.unwrap();
-    d.ctl("bob", &["mitigated", &incident(9), "--by", "rollback"]).await.unwrap();
-    d.ctl("erin", &["team-review", "--notes", "n"]).await.unwrap();
+    d.ctl("bob", &["mitigated", &incident(9), "--by", "rollback"])
+        .await
+        .unwrap();
+    d.ctl("erin", &["team-review", "--notes", "n"])
+        .await
+        .unwrap();
     let before = d.ctl_json("bob", &["show", INC]).await;
     let report_before = d.ctl_json("bob", &["report"]).await;
     let d = d.restart().await;
@@ -445,9 +982,20 @@ async fn a_restart_loses_nothing() {
     assert_eq!(report_before["window"], report_after["window"]);
     assert_eq!(report_before["last_worked"], report_after["last_worked"]);
     // Sequence numbers continue without a gap.
-    d.ctl("carol", &["sync", INC, "--revision", SHA1]).await.unwrap();
+    d.ctl("carol", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
     let after = d.ctl_json("bob", &["show", INC]).await;
-    let seqs: Vec<u64> = after["timeline"].as_array().unwrap().iter().map(|t| t["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = after["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["seq"].as_u64().unwrap())
+        .collect();
     let last = *seqs.last().unwrap();
-    assert_eq!(last, before["last_seq"].as_u64().unwrap() + 3, "mitigation and team review took one each");
+    assert_eq!(
+        last,
+        before["last_seq"].as_u64().unwrap() + 3,
+        "mitigation and team review took one each"
+    );
 }

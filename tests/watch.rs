@@ -65,7 +65,8 @@ async fn watch_resumes_after_a_disconnect_and_sees_every_event_once() {
     let mut first = watch(&d, 0, "").await;
     let mut seen = Vec::new();
     while seen.len() < 3 {
-        if let Some(pb::watch_response::Kind::Event(e)) = first.next().await.unwrap().unwrap().kind {
+        if let Some(pb::watch_response::Kind::Event(e)) = first.next().await.unwrap().unwrap().kind
+        {
             seen.push(e);
         }
     }
@@ -77,7 +78,9 @@ async fn watch_resumes_after_a_disconnect_and_sees_every_event_once() {
     for n in 10..18u32 {
         let endpoint = d.endpoint.clone();
         writers.push(tokio::spawn(async move {
-            let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob")).await.unwrap();
+            let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob"))
+                .await
+                .unwrap();
             c.lane
                 .record_mitigation(pb::RecordMitigationRequest {
                     mutation: None,
@@ -100,7 +103,11 @@ async fn watch_resumes_after_a_disconnect_and_sees_every_event_once() {
     seen.extend(read_until(&mut resumed, last).await);
 
     let seqs: Vec<u64> = seen.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, (1..=last).collect::<Vec<_>>(), "in order, no gap, no duplicate");
+    assert_eq!(
+        seqs,
+        (1..=last).collect::<Vec<_>>(),
+        "in order, no gap, no duplicate"
+    );
     let merged = seen.iter().find(|e| e.kind == "merged").unwrap();
     assert_eq!(merged.actor, "carol");
     assert_eq!(merged.state, pb::State::Merged as i32);
@@ -113,7 +120,9 @@ async fn concurrent_writers_get_gap_free_sequence_numbers() {
     for n in 1..=24u32 {
         let endpoint = d.endpoint.clone();
         tasks.push(tokio::spawn(async move {
-            let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob")).await.unwrap();
+            let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob"))
+                .await
+                .unwrap();
             let m = c
                 .lane
                 .record_mitigation(pb::RecordMitigationRequest {
@@ -133,12 +142,18 @@ async fn concurrent_writers_get_gap_free_sequence_numbers() {
     }
     let mut answered = BTreeSet::new();
     for t in tasks {
-        assert!(answered.insert(t.await.unwrap()), "two answers share a sequence number");
+        assert!(
+            answered.insert(t.await.unwrap()),
+            "two answers share a sequence number"
+        );
     }
     assert_eq!(answered, (1..=24).collect::<BTreeSet<_>>());
     let mut all = watch(&d, 0, "").await;
     let events = read_until(&mut all, 24).await;
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=24).collect::<Vec<_>>());
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=24).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
@@ -190,9 +205,20 @@ async fn shutdown_ends_streams_with_a_resume_point() {
 async fn cli_watch_prints_json_lines() {
     let d = Daemon::start().await;
     declare(&d, INC, &[]).await.unwrap();
-    d.ctl("bob", &["mitigated", &incident(2), "--by", "flag"]).await.unwrap();
-    let out = d.ctl("dave", &["--output", "json", "watch", "--once", "--from", "0"]).await.unwrap();
-    let lines: Vec<serde_json::Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    d.ctl("bob", &["mitigated", &incident(2), "--by", "flag"])
+        .await
+        .unwrap();
+    let out = d
+        .ctl(
+            "dave",
+            &["--output", "json", "watch", "--once", "--from", "0"],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(lines[0]["incident_id"], INC);
     assert_eq!(lines[0]["state"], "DECLARED");

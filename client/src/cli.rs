@@ -26,7 +26,12 @@ use crate::{Client, ConnectError};
 #[command(name = "hotfixctl", version, about, long_about)]
 pub struct Cli {
     /// hotfixd's gRPC endpoint.
-    #[arg(long, global = true, env = "HOTFIXCTL_ENDPOINT", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOTFIXCTL_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
     pub endpoint: String,
 
     /// Bearer token (with `hotfixd --dev`: dev-<handle>, e.g. dev-bob).
@@ -151,7 +156,11 @@ pub enum Cmd {
     /// Step 6: record whether the symptom metric recovered.
     Verify {
         incident: String,
-        #[arg(long, conflicts_with = "not_recovered", required_unless_present = "not_recovered")]
+        #[arg(
+            long,
+            conflicts_with = "not_recovered",
+            required_unless_present = "not_recovered"
+        )]
         recovered: bool,
         #[arg(long)]
         not_recovered: bool,
@@ -316,8 +325,12 @@ fn parse_file(s: &str) -> Result<pb::ChangedFile, String> {
     match (path, added, removed) {
         (Some(p), Some(a), Some(r)) if !p.is_empty() => Ok(pb::ChangedFile {
             path: p.to_string(),
-            added: a.parse().map_err(|_| format!("'{a}' is not a line count"))?,
-            removed: r.parse().map_err(|_| format!("'{r}' is not a line count"))?,
+            added: a
+                .parse()
+                .map_err(|_| format!("'{a}' is not a line count"))?,
+            removed: r
+                .parse()
+                .map_err(|_| format!("'{r}' is not a line count"))?,
         }),
         _ => Err(format!("'{s}' is not PATH:ADDED:REMOVED")),
     }
@@ -647,8 +660,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         }
         Cmd::Breakglass { incident, action } => {
             let h = match action {
-                Breakglass::Grant { role, ttl } => lane
-                    .grant_breakglass(pb::GrantBreakglassRequest {
+                Breakglass::Grant { role, ttl } => {
+                    lane.grant_breakglass(pb::GrantBreakglassRequest {
                         mutation: m,
                         incident_id: incident,
                         role,
@@ -656,16 +669,18 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     })
                     .await?
                     .into_inner()
-                    .hotfix,
-                Breakglass::Cleanup { items } => lane
-                    .cleanup_breakglass(pb::CleanupBreakglassRequest {
+                    .hotfix
+                }
+                Breakglass::Cleanup { items } => {
+                    lane.cleanup_breakglass(pb::CleanupBreakglassRequest {
                         mutation: m,
                         incident_id: incident,
                         items,
                     })
                     .await?
                     .into_inner()
-                    .hotfix,
+                    .hotfix
+                }
             };
             render::hotfix(out, o, &hotfix(h), &[])?;
         }
@@ -734,7 +749,10 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             }
         }
         Cmd::Report => {
-            let r = policy.get_report(pb::GetReportRequest {}).await?.into_inner();
+            let r = policy
+                .get_report(pb::GetReportRequest {})
+                .await?
+                .into_inner();
             render::report(out, o, &r)?;
         }
         Cmd::Whoami => {

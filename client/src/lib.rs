@@ -10,8 +10,8 @@ use hotfix_api::pb::event_service_client::EventServiceClient;
 use hotfix_api::pb::lane_service_client::LaneServiceClient;
 use hotfix_api::pb::policy_service_client::PolicyServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 

@@ -6,7 +6,7 @@ use std::io::{self, Write};
 
 use clap::ValueEnum;
 use hotfix_api::{bypass_name, check_result_name, criterion_name, pb, route_name, state_name};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
@@ -96,10 +96,25 @@ pub fn hotfix_json(h: &pb::Hotfix) -> Value {
 
 fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> {
     let drill = if h.drill { " [DRILL]" } else { "" };
-    writeln!(out, "{}  {}{}  (version {})", h.incident_id, state_name(h.state), drill, h.version)?;
+    writeln!(
+        out,
+        "{}  {}{}  (version {})",
+        h.incident_id,
+        state_name(h.state),
+        drill,
+        h.version
+    )?;
     writeln!(out, "  symptom:       {}", h.symptom)?;
-    writeln!(out, "  author:        @{}   approver: @{}   cleanup owner: @{}", h.author, h.approver, h.cleanup_owner)?;
-    writeln!(out, "  repo / app:    {} / {}   merge ETA {} UTC", h.repository, h.argocd_app, h.merge_eta)?;
+    writeln!(
+        out,
+        "  author:        @{}   approver: @{}   cleanup owner: @{}",
+        h.author, h.approver, h.cleanup_owner
+    )?;
+    writeln!(
+        out,
+        "  repo / app:    {} / {}   merge ETA {} UTC",
+        h.repository, h.argocd_app, h.merge_eta
+    )?;
     if let Some(f) = &h.fix {
         writeln!(
             out,
@@ -107,29 +122,67 @@ fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> 
             f.branch,
             &f.sha[..f.sha.len().min(12)],
             f.changed_lines,
-            if f.over_limit { ", over limit by override" } else { "" }
+            if f.over_limit {
+                ", over limit by override"
+            } else {
+                ""
+            }
         )?;
     }
     if let Some(a) = &h.approval {
-        writeln!(out, "  approval:      @{} on {}", a.by, &a.sha[..a.sha.len().min(12)])?;
+        writeln!(
+            out,
+            "  approval:      @{} on {}",
+            a.by,
+            &a.sha[..a.sha.len().min(12)]
+        )?;
     }
     if let Some(p) = &h.pull_request {
-        writeln!(out, "  PR:            #{} {} [{}]", p.number, p.title, p.labels.join(", "))?;
+        writeln!(
+            out,
+            "  PR:            #{} {} [{}]",
+            p.number,
+            p.title,
+            p.labels.join(", ")
+        )?;
     }
     for c in &h.checks {
-        writeln!(out, "  check:         {:<22} {}", c.name, check_result_name(c.result))?;
+        writeln!(
+            out,
+            "  check:         {:<22} {}",
+            c.name,
+            check_result_name(c.result)
+        )?;
     }
     if let Some(m) = &h.merge {
-        writeln!(out, "  merged:        by @{} (admin bypass), PR #{}, approver @{}", m.by, m.pr, m.approver)?;
+        writeln!(
+            out,
+            "  merged:        by @{} (admin bypass), PR #{}, approver @{}",
+            m.by, m.pr, m.approver
+        )?;
     }
     if let Some(s) = &h.sync {
-        writeln!(out, "  synced:        {} @ {}{}", s.app, s.revision, if s.skipped_canary { " (canary skipped)" } else { "" })?;
+        writeln!(
+            out,
+            "  synced:        {} @ {}{}",
+            s.app,
+            s.revision,
+            if s.skipped_canary {
+                " (canary skipped)"
+            } else {
+                ""
+            }
+        )?;
     }
     if let Some(v) = &h.verification {
         writeln!(
             out,
             "  verified:      {} (observed {}, threshold {})",
-            if v.recovered { "recovered" } else { "NOT recovered" },
+            if v.recovered {
+                "recovered"
+            } else {
+                "NOT recovered"
+            },
             v.observed_value,
             v.threshold
         )?;
@@ -146,7 +199,11 @@ fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> 
             "  breakglass:    {} (expires {}), outstanding cleanup: {}",
             b.role,
             ts(&b.expires_at),
-            if b.outstanding.is_empty() { "none".to_string() } else { b.outstanding.join(", ") }
+            if b.outstanding.is_empty() {
+                "none".to_string()
+            } else {
+                b.outstanding.join(", ")
+            }
         )?;
     }
     for o in &h.obligations {
@@ -157,7 +214,11 @@ fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> 
         } else {
             format!("due {}", ts(&o.due))
         };
-        writeln!(out, "  obligation:    {:<19} {:<32} {}", o.kind, status, o.owner)?;
+        writeln!(
+            out,
+            "  obligation:    {:<19} {:<32} {}",
+            o.kind, status, o.owner
+        )?;
     }
     for f in &h.flags {
         writeln!(out, "  flag:          {f}")?;
@@ -165,7 +226,12 @@ fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> 
     Ok(())
 }
 
-pub fn hotfix(out: &mut (dyn Write + Send), o: Output, h: &pb::Hotfix, warnings: &[String]) -> io::Result<()> {
+pub fn hotfix(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    h: &pb::Hotfix,
+    warnings: &[String],
+) -> io::Result<()> {
     match o {
         Output::Json => {
             let mut v = hotfix_json(h);
@@ -233,7 +299,15 @@ pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) 
             }
             writeln!(out, "\ntimeline:")?;
             for t in &r.timeline {
-                writeln!(out, "  #{:<5} {}  @{:<8} {:<18} {}", t.seq, ts(&t.at), t.actor, t.kind, t.summary)?;
+                writeln!(
+                    out,
+                    "  #{:<5} {}  @{:<8} {:<18} {}",
+                    t.seq,
+                    ts(&t.at),
+                    t.actor,
+                    t.kind,
+                    t.summary
+                )?;
             }
             Ok(())
         }
@@ -249,16 +323,29 @@ pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::R
             Ok(())
         }
         Output::Table => {
-            writeln!(out, "{:<20} {:<16} {:<10} {:<10} {}", "INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM")?;
+            writeln!(
+                out,
+                "{:<20} {:<16} {:<10} {:<10} {}",
+                "INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM"
+            )?;
             for h in hs {
-                let overdue: Vec<&str> = h.obligations.iter().filter(|o| o.overdue).map(|o| o.kind.as_str()).collect();
+                let overdue: Vec<&str> = h
+                    .obligations
+                    .iter()
+                    .filter(|o| o.overdue)
+                    .map(|o| o.kind.as_str())
+                    .collect();
                 writeln!(
                     out,
                     "{:<20} {:<16} {:<10} {:<10} {}{}",
                     h.incident_id,
                     state_name(h.state),
                     h.author,
-                    if overdue.is_empty() { "-".to_string() } else { overdue.join(",") },
+                    if overdue.is_empty() {
+                        "-".to_string()
+                    } else {
+                        overdue.join(",")
+                    },
                     if h.drill { "[DRILL] " } else { "" },
                     h.symptom
                 )?;
@@ -333,7 +420,11 @@ fn window_table(out: &mut (dyn Write + Send), w: &pb::RateWindow) -> io::Result<
     Ok(())
 }
 
-pub fn team_review(out: &mut (dyn Write + Send), o: Output, r: &pb::RecordTeamReviewResponse) -> io::Result<()> {
+pub fn team_review(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    r: &pb::RecordTeamReviewResponse,
+) -> io::Result<()> {
     let w = r.window.clone().unwrap_or_default();
     match o {
         Output::Json => line(
@@ -347,7 +438,11 @@ pub fn team_review(out: &mut (dyn Write + Send), o: Output, r: &pb::RecordTeamRe
     }
 }
 
-pub fn report(out: &mut (dyn Write + Send), o: Output, r: &pb::GetReportResponse) -> io::Result<()> {
+pub fn report(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    r: &pb::GetReportResponse,
+) -> io::Result<()> {
     let w = r.window.clone().unwrap_or_default();
     let share = if r.postmortems > 0 {
         f64::from(r.postmortems_yes_but_rollback) / f64::from(r.postmortems)
@@ -377,14 +472,25 @@ pub fn report(out: &mut (dyn Write + Send), o: Output, r: &pb::GetReportResponse
                 writeln!(out, "  none")?;
             }
             for a in &r.authors {
-                writeln!(out, "  {:<12} {} {:>3}  {}", a.author, a.quarter, a.count, a.flag)?;
+                writeln!(
+                    out,
+                    "  {:<12} {} {:>3}  {}",
+                    a.author, a.quarter, a.count, a.flag
+                )?;
             }
             writeln!(out, "\noverdue obligations:")?;
             if r.overdue.is_empty() {
                 writeln!(out, "  none")?;
             }
             for x in &r.overdue {
-                writeln!(out, "  {:<20} {:<19} due {}  owner {}", x.incident_id, x.obligation, ts(&x.due), x.owner)?;
+                writeln!(
+                    out,
+                    "  {:<20} {:<19} due {}  owner {}",
+                    x.incident_id,
+                    x.obligation,
+                    ts(&x.due),
+                    x.owner
+                )?;
             }
             writeln!(
                 out,
@@ -392,10 +498,26 @@ pub fn report(out: &mut (dyn Write + Send), o: Output, r: &pb::GetReportResponse
                 r.postmortems,
                 r.postmortems_yes_but_rollback,
                 share * 100.0,
-                if r.rollback_training_flag { "  FLAG: train the team on the rollback playbook" } else { "" }
+                if r.rollback_training_flag {
+                    "  FLAG: train the team on the rollback playbook"
+                } else {
+                    ""
+                }
             )?;
-            writeln!(out, "\nwhen this runbook last worked{}:", if r.stale { " (STALE: no hotfix-lane exercise in 90 days; run a drill)" } else { "" })?;
-            writeln!(out, "  {:<12} {:<20} {:<16} {}", "DATE", "INCIDENT", "RESOLVED BY", "KIND")?;
+            writeln!(
+                out,
+                "\nwhen this runbook last worked{}:",
+                if r.stale {
+                    " (STALE: no hotfix-lane exercise in 90 days; run a drill)"
+                } else {
+                    ""
+                }
+            )?;
+            writeln!(
+                out,
+                "  {:<12} {:<20} {:<16} {}",
+                "DATE", "INCIDENT", "RESOLVED BY", "KIND"
+            )?;
             for x in &r.last_worked {
                 writeln!(
                     out,

@@ -58,7 +58,9 @@ impl Roster {
                 return Err(format!("{field}.handle: '{handle}' appears twice"));
             }
             if r.by_hash.contains_key(&hash) {
-                return Err(format!("{field}.token_sha256: the same token is used by two principals"));
+                return Err(format!(
+                    "{field}.token_sha256: the same token is used by two principals"
+                ));
             }
             r.directory.insert(handle.clone(), e.roles.clone());
             r.by_hash.insert(
@@ -83,15 +85,19 @@ impl Roster {
     /// The tonic interceptor: requires `authorization: Bearer <token>` and
     /// puts the principal into the request's extensions.
     pub fn intercept(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let header = req
-            .metadata()
-            .get("authorization")
-            .ok_or_else(|| Status::unauthenticated("missing 'authorization: Bearer <token>' metadata"))?;
+        let header = req.metadata().get("authorization").ok_or_else(|| {
+            Status::unauthenticated("missing 'authorization: Bearer <token>' metadata")
+        })?;
         let token = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .ok_or_else(|| Status::unauthenticated("authorization metadata must be 'Bearer <token>'"))?;
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization metadata must be 'Bearer <token>'")
+            })?;
         match self.authenticate(token.trim()) {
             Some(p) => {
                 let p = p.clone();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
-use crate::auth::{hash_token, PrincipalEntry};
+use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
 
 /// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
@@ -38,7 +38,12 @@ pub struct Args {
     pub dev: bool,
 
     /// Log filter (tracing EnvFilter syntax).
-    #[arg(long, env = "HOTFIXD_LOG", default_value = "info", value_name = "FILTER")]
+    #[arg(
+        long,
+        env = "HOTFIXD_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
     pub log: String,
 
     #[command(subcommand)]
@@ -172,8 +177,14 @@ impl PolicyConfig {
         if p.concern_depth == 0 {
             return Err("policy.concern_depth: must be at least 1".into());
         }
-        if !p.required_checks.iter().any(|c| c == crate::domain::SCAN_CHECK) {
-            return Err("policy.required_checks: must include \"scan\" (the runbook never skips it)".into());
+        if !p
+            .required_checks
+            .iter()
+            .any(|c| c == crate::domain::SCAN_CHECK)
+        {
+            return Err(
+                "policy.required_checks: must include \"scan\" (the runbook never skips it)".into(),
+            );
         }
         if !(p.verify_threshold.is_finite() && p.verify_threshold > 0.0) {
             return Err("policy.verify_threshold: must be a positive number".into());
@@ -194,7 +205,8 @@ impl PolicyConfig {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -202,7 +214,9 @@ impl Args {
     /// Merges flags, environment and file into the settings to run with.
     pub fn settings(&self) -> Result<Settings, String> {
         if self.dev && self.config.is_some() {
-            return Err("--dev and --config are exclusive: --dev runs the built-in demo roster".into());
+            return Err(
+                "--dev and --config are exclusive: --dev runs the built-in demo roster".into(),
+            );
         }
         let file = match &self.config {
             Some(path) => read_file(path)?,
@@ -227,11 +241,22 @@ impl Args {
         let data_dir = match (&self.data_dir, &file.data_dir) {
             (Some(d), _) | (None, Some(d)) => d.clone(),
             (None, None) if self.dev => PathBuf::from(DEV_DATA_DIR),
-            (None, None) => return Err("data_dir: required (flag --data-dir, HOTFIXD_DATA_DIR or the file)".into()),
+            (None, None) => {
+                return Err(
+                    "data_dir: required (flag --data-dir, HOTFIXD_DATA_DIR or the file)".into(),
+                );
+            }
         };
-        let principals = if self.dev { dev_principals() } else { file.principals };
+        let principals = if self.dev {
+            dev_principals()
+        } else {
+            file.principals
+        };
         if principals.is_empty() {
-            return Err("principals: the roster is empty; add [[principals]] (see `hotfixd token new`)".into());
+            return Err(
+                "principals: the roster is empty; add [[principals]] (see `hotfixd token new`)"
+                    .into(),
+            );
         }
         Ok(Settings {
             listen,
@@ -267,8 +292,14 @@ mod tests {
 
     #[test]
     fn approval_cannot_be_granted_to_a_role() {
-        let cfg: FileConfig = toml::from_str("[policy.extra_roles]\napprove = [\"platform-admin\"]\n").unwrap();
-        assert!(cfg.policy.to_policy().unwrap_err().contains("named approver"));
+        let cfg: FileConfig =
+            toml::from_str("[policy.extra_roles]\napprove = [\"platform-admin\"]\n").unwrap();
+        assert!(
+            cfg.policy
+                .to_policy()
+                .unwrap_err()
+                .contains("named approver")
+        );
     }
 
     #[test]

@@ -9,12 +9,11 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::domain::{
-    self, before, obligations, quarter_of, Command, Ctx, Declaration, Directory, Existing,
-    Exercise, Gate, Hotfix, MitigationRoute, ObligationKind, Policy, Principal, Refusal,
-    TeamReview, Time,
+    self, Command, Ctx, Declaration, Directory, Exercise, Existing, Gate, Hotfix, MitigationRoute,
+    ObligationKind, Policy, Principal, Refusal, TeamReview, Time, before, obligations, quarter_of,
 };
 use crate::error::{Error, Result};
-use crate::store::{Commit, Outcome, Request, Snapshot, StoredEvent, Store, Write};
+use crate::store::{Commit, Outcome, Request, Snapshot, Store, StoredEvent, Write};
 
 /// Fields every mutating request carries.
 #[derive(Debug, Clone, Default)]
@@ -92,10 +91,7 @@ fn open_obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<(Time, Obliga
         .collect()
 }
 
-fn existing<'a>(
-    h: &'a Option<Hotfix>,
-    m: &'a Option<domain::Mitigation>,
-) -> Existing<'a> {
+fn existing<'a>(h: &'a Option<Hotfix>, m: &'a Option<domain::Mitigation>) -> Existing<'a> {
     match (h, m) {
         (Some(h), _) => Existing::Hotfix(h),
         (None, Some(m)) => Existing::Mitigation(m),
@@ -104,7 +100,12 @@ fn existing<'a>(
 }
 
 impl Lane {
-    pub fn new(store: Arc<Store>, policy: Policy, directory: Directory, clock: Arc<dyn Clock>) -> Lane {
+    pub fn new(
+        store: Arc<Store>,
+        policy: Policy,
+        directory: Directory,
+        clock: Arc<dyn Clock>,
+    ) -> Lane {
         Lane {
             store,
             policy,
@@ -158,9 +159,14 @@ impl Lane {
                 let (h, mi) = (snap.hotfix(&inc)?, snap.mitigation(&inc)?);
                 let gate = snap.gate_view(before(now, self.policy.rate_window))?;
                 let count = snap.author_quarter_count(&quarter_of(now), &actor.handle)?;
-                let dec = domain::declare(&self.ctx(actor, now), existing(&h, &mi), &gate, count, d)?;
+                let dec =
+                    domain::declare(&self.ctx(actor, now), existing(&h, &mi), &gate, count, d)?;
                 Ok(Commit {
-                    state: dec.hotfix.state(&self.policy.required_checks).as_str().to_string(),
+                    state: dec
+                        .hotfix
+                        .state(&self.policy.required_checks)
+                        .as_str()
+                        .to_string(),
                     write: Write::Hotfix {
                         before: None,
                         open_before: Vec::new(),
@@ -215,7 +221,9 @@ impl Lane {
             .await?;
         match outcome {
             Outcome::Mitigation(m) => Ok(m),
-            other => Err(Error::Corrupt(format!("expected a mitigation, got {other:?}"))),
+            other => Err(Error::Corrupt(format!(
+                "expected a mitigation, got {other:?}"
+            ))),
         }
     }
 
@@ -256,7 +264,11 @@ impl Lane {
                 }
                 let dec = domain::apply(&self.ctx(actor, now), &h, &cmd)?;
                 Ok(Commit {
-                    state: dec.hotfix.state(&self.policy.required_checks).as_str().to_string(),
+                    state: dec
+                        .hotfix
+                        .state(&self.policy.required_checks)
+                        .as_str()
+                        .to_string(),
                     write: Write::Hotfix {
                         open_before: open_obligations(&h, &self.policy, now),
                         open_after: open_obligations(&dec.hotfix, &self.policy, now),
@@ -271,7 +283,12 @@ impl Lane {
         expect_hotfix(outcome)
     }
 
-    pub async fn team_review(&self, actor: &Principal, m: &Mutation, notes: &str) -> Result<TeamReview> {
+    pub async fn team_review(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        notes: &str,
+    ) -> Result<TeamReview> {
         Self::check_mutation(m)?;
         let now = self.now();
         let req = Request {
@@ -296,15 +313,20 @@ impl Lane {
             .await?;
         match outcome {
             Outcome::TeamReview(r) => Ok(r),
-            other => Err(Error::Corrupt(format!("expected a team review, got {other:?}"))),
+            other => Err(Error::Corrupt(format!(
+                "expected a team review, got {other:?}"
+            ))),
         }
     }
 
     pub fn get(&self, incident_id: &str) -> Result<HotfixView> {
         domain::validate::check_incident_id("incident_id", incident_id)?;
-        let hotfix = self.store.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
-            incident: incident_id.to_string(),
-        })?;
+        let hotfix = self
+            .store
+            .hotfix(incident_id)?
+            .ok_or_else(|| Refusal::NotFound {
+                incident: incident_id.to_string(),
+            })?;
         let now = self.now();
         Ok(HotfixView {
             timeline: self.store.timeline(incident_id)?,
@@ -314,10 +336,19 @@ impl Lane {
     }
 
     /// Hotfixes, newest first, optionally filtered.
-    pub fn list(&self, state: Option<domain::State>, overdue_only: bool, limit: usize) -> Result<Vec<Hotfix>> {
+    pub fn list(
+        &self,
+        state: Option<domain::State>,
+        overdue_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Hotfix>> {
         let now = self.now();
         let overdue: std::collections::BTreeSet<String> = if overdue_only {
-            self.store.overdue(now)?.into_iter().map(|(inc, _, _)| inc).collect()
+            self.store
+                .overdue(now)?
+                .into_iter()
+                .map(|(inc, _, _)| inc)
+                .collect()
         } else {
             Default::default()
         };
@@ -334,7 +365,11 @@ impl Lane {
             }
         }
         out.retain(|h| state.is_none_or(|s| h.state(&self.policy.required_checks) == s));
-        out.sort_by(|a, b| b.declared_at.cmp(&a.declared_at).then_with(|| b.incident_id().cmp(a.incident_id())));
+        out.sort_by(|a, b| {
+            b.declared_at
+                .cmp(&a.declared_at)
+                .then_with(|| b.incident_id().cmp(a.incident_id()))
+        });
         out.truncate(limit);
         Ok(out)
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use hotfixd::clock::SystemClock;
-use hotfixd::config::{Args, Command, TokenCommand, DEV_ROSTER};
+use hotfixd::config::{Args, Command, DEV_ROSTER, TokenCommand};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -38,7 +38,10 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     if settings.dev {
-        eprintln!("hotfixd --dev: listening on {addr}, data in {}", settings.data_dir.display());
+        eprintln!(
+            "hotfixd --dev: listening on {addr}, data in {}",
+            settings.data_dir.display()
+        );
         eprintln!("demo roster (token = dev-<handle>):");
         for (handle, role) in DEV_ROSTER {
             eprintln!("  {handle:<7} {role:<15} HOTFIXCTL_TOKEN=dev-{handle}");
@@ -59,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("installing SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

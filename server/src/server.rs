@@ -51,10 +51,12 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
-    let store = Arc::new(Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
-        path: settings.data_dir.display().to_string(),
-        source,
-    })?);
+    let store = Arc::new(
+        Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?,
+    );
     let lane = Arc::new(Lane::new(
         store.clone(),
         settings.policy.clone(),
@@ -100,10 +102,16 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            health.set_service_status("", ServingStatus::NotServing).await;
+            health
+                .set_service_status("", ServingStatus::NotServing)
+                .await;
             health.set_not_serving::<LaneServiceServer<LaneApi>>().await;
-            health.set_not_serving::<PolicyServiceServer<PolicyApi>>().await;
-            health.set_not_serving::<EventServiceServer<EventsApi>>().await;
+            health
+                .set_not_serving::<PolicyServiceServer<PolicyApi>>()
+                .await;
+            health
+                .set_not_serving::<EventServiceServer<EventsApi>>()
+                .await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");
         }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use clap::Parser;
-use hotfixctl::cli::{Cli, CliError};
 use hotfixctl::Client;
+use hotfixctl::cli::{Cli, CliError};
 use hotfixd::clock::ManualClock;
-use hotfixd::config::{dev_principals, Settings};
+use hotfixd::config::{Settings, dev_principals};
 use hotfixd::domain::Policy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,9 @@ impl Daemon {
 
     async fn boot(tmp: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, policy: Policy) -> Daemon {
         let data_dir = tmp.path().join("data");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().unwrap();
         let settings = Settings {
             listen: addr,
@@ -59,7 +61,12 @@ impl Daemon {
             dev: true,
         };
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(hotfixd::serve(listener, settings, clock.clone(), shutdown.clone()));
+        let task = tokio::spawn(hotfixd::serve(
+            listener,
+            settings,
+            clock.clone(),
+            shutdown.clone(),
+        ));
         Daemon {
             endpoint: format!("http://{addr}"),
             clock,
@@ -75,7 +82,9 @@ impl Daemon {
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
         if let Some(t) = self.task.take() {
-            t.await.expect("daemon task").expect("daemon stopped cleanly");
+            t.await
+                .expect("daemon task")
+                .expect("daemon stopped cleanly");
         }
     }
 
@@ -136,14 +145,21 @@ impl Daemon {
         match self.ctl(handle, args).await {
             Ok(out) => panic!("hotfixctl {args:?} as {handle} succeeded: {out}"),
             Err(e) => {
-                assert_eq!(e.code, code, "exit code of {args:?} as {handle}: {}", e.message);
+                assert_eq!(
+                    e.code, code,
+                    "exit code of {args:?} as {handle}: {}",
+                    e.message
+                );
                 e.message
             }
         }
     }
 
     pub async fn state(&self, inc: &str) -> String {
-        self.ctl_json("bob", &["show", inc]).await["state"].as_str().unwrap().to_string()
+        self.ctl_json("bob", &["show", inc]).await["state"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -169,21 +185,40 @@ pub fn incident(n: u32) -> String {
 
 pub async fn declare(d: &Daemon, inc: &str, extra: &[&str]) -> Result<String, CliError> {
     let mut args = vec![
-        "declare", inc,
-        "--symptom", "catalog returns 500 on a missing tenant header",
-        "--criterion", "customers-down",
-        "--approver", "alice",
-        "--cleanup-owner", "bob",
-        "--eta", "09:30",
-        "--repo", "bookstore/catalog",
-        "--app", "bookstore-catalog-us-east",
+        "declare",
+        inc,
+        "--symptom",
+        "catalog returns 500 on a missing tenant header",
+        "--criterion",
+        "customers-down",
+        "--approver",
+        "alice",
+        "--cleanup-owner",
+        "bob",
+        "--eta",
+        "09:30",
+        "--repo",
+        "bookstore/catalog",
+        "--app",
+        "bookstore-catalog-us-east",
     ];
     args.extend_from_slice(extra);
     d.ctl("bob", &args).await
 }
 
 pub fn fix_args<'a>(inc: &'a str, sha: &'a str, branch: &'a str, msg: &'a str) -> Vec<&'a str> {
-    vec!["fix", inc, "--branch", branch, "--sha", sha, "--message", msg, "--file", "catalog/handler.go:3:1"]
+    vec![
+        "fix",
+        inc,
+        "--branch",
+        branch,
+        "--sha",
+        sha,
+        "--message",
+        msg,
+        "--file",
+        "catalog/handler.go:3:1",
+    ]
 }
 
 pub fn branch(inc: &str) -> String {
@@ -191,22 +226,39 @@ pub fn branch(inc: &str) -> String {
 }
 
 pub fn message(inc: &str) -> String {
-    format!("hotfix(catalog): nil-deref on missing tenant header\n\n{inc}\napprover: @alice\ncleanup: @bob within 24h")
+    format!(
+        "hotfix(catalog): nil-deref on missing tenant header\n\n{inc}\napprover: @alice\ncleanup: @bob within 24h"
+    )
 }
 
 /// Declares and drives a hotfix to READY_TO_MERGE.
 pub async fn ready_to_merge(d: &Daemon, inc: &str) {
     declare(d, inc, &[]).await.expect("declare");
     let (b, m) = (branch(inc), message(inc));
-    d.ctl("bob", &fix_args(inc, SHA1, &b, &m)).await.expect("fix");
-    d.ctl("alice", &["approve", inc]).await.expect("approve");
-    d.ctl("bob", &["pr", inc, "--number", "4321", "--url", "https://github.com/bookstore/catalog/pull/4321"])
+    d.ctl("bob", &fix_args(inc, SHA1, &b, &m))
         .await
-        .expect("pr");
+        .expect("fix");
+    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    d.ctl(
+        "bob",
+        &[
+            "pr",
+            inc,
+            "--number",
+            "4321",
+            "--url",
+            "https://github.com/bookstore/catalog/pull/4321",
+        ],
+    )
+    .await
+    .expect("pr");
     for check in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
-        d.ctl("svc-ci", &["check", inc, "--name", check, "--result", "success"])
-            .await
-            .expect("check");
+        d.ctl(
+            "svc-ci",
+            &["check", inc, "--name", check, "--result", "success"],
+        )
+        .await
+        .expect("check");
     }
     assert_eq!(d.state(inc).await, "READY_TO_MERGE");
 }
@@ -214,6 +266,13 @@ pub async fn ready_to_merge(d: &Daemon, inc: &str) {
 /// Drives a ready hotfix through merge, sync and a recovered verify.
 pub async fn mitigate(d: &Daemon, inc: &str) {
     d.ctl("carol", &["merge", inc]).await.expect("merge");
-    d.ctl("svc-ci", &["sync", inc, "--revision", SHA1]).await.expect("sync");
-    d.ctl("svc-ci", &["verify", inc, "--recovered", "--value", "0.002"]).await.expect("verify");
+    d.ctl("svc-ci", &["sync", inc, "--revision", SHA1])
+        .await
+        .expect("sync");
+    d.ctl(
+        "svc-ci",
+        &["verify", inc, "--recovered", "--value", "0.002"],
+    )
+    .await
+    .expect("verify");
 }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::*;
-use super::policy::{after, quarter_of, GateView, Policy, Step};
-use super::validate::*;
 use super::Refusal;
+use super::model::*;
+use super::policy::{GateView, Policy, Step, after, quarter_of};
+use super::validate::*;
 
 /// Handles known to the daemon and their roles (from the roster).
 pub type Directory = BTreeMap<String, BTreeSet<Role>>;
@@ -134,9 +134,7 @@ impl Command {
             Command::RecordCleanup { .. } => Step::Cleanup,
             Command::RecordPostmortem { .. } => Step::Postmortem,
             Command::RecordAuditReview { .. } => Step::AuditReview,
-            Command::GrantBreakglass { .. } | Command::CleanupBreakglass { .. } => {
-                Step::Breakglass
-            }
+            Command::GrantBreakglass { .. } | Command::CleanupBreakglass { .. } => Step::Breakglass,
         }
     }
 
@@ -543,7 +541,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
         // Say what holds the merge up, not just which steps are allowed.
         return Err(refused(
             step,
-            format!("cannot merge yet: {}", merge_blockers(h, required).join("; ")),
+            format!(
+                "cannot merge yet: {}",
+                merge_blockers(h, required).join("; ")
+            ),
         ));
     }
     if !allowed_steps(state).contains(&step) {
@@ -569,7 +570,9 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             if !p.commit_message.contains(&inc) {
                 return Err(Refusal::Invalid {
                     field: "commit_message".into(),
-                    reason: format!("must name the incident id {inc} (the audit trail starts here)"),
+                    reason: format!(
+                        "must name the incident id {inc} (the audit trail starts here)"
+                    ),
                 });
             }
             if !p.commit_message.contains(&approver_tag) {
@@ -642,7 +645,11 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                         short(&p.sha),
                         p.branch,
                         p.files.len(),
-                        if over.is_empty() { "" } else { ", over limit: approver override" }
+                        if over.is_empty() {
+                            ""
+                        } else {
+                            ", over limit: approver override"
+                        }
                     ),
                 ),
             );
@@ -674,14 +681,20 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 }
             }
             if h.current_approval().is_some() {
-                return Err(refused(step, format!("fix {} is already approved", short(&current))));
+                return Err(refused(
+                    step,
+                    format!("fix {} is already approved", short(&current)),
+                ));
             }
             n.approval = Some(Approval {
                 by: who.clone(),
                 sha: current.clone(),
                 at: now,
             });
-            events.push(event("approved", format!("@{who} approved fix {}", short(&current))));
+            events.push(event(
+                "approved",
+                format!("@{who} approved fix {}", short(&current)),
+            ));
         }
         Command::OpenPullRequest {
             number,
@@ -709,7 +722,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             if let Some(pr) = &h.pull_request {
                 return Err(refused(
                     step,
-                    format!("PR #{} is already recorded for this hotfix; push new fixes to it", pr.number),
+                    format!(
+                        "PR #{} is already recorded for this hotfix; push new fixes to it",
+                        pr.number
+                    ),
                 ));
             }
             n.pull_request = Some(PullRequest {
@@ -772,7 +788,11 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             }
         }
         Command::Merge => {
-            let pr = h.pull_request.as_ref().map(|p| p.number).unwrap_or_default();
+            let pr = h
+                .pull_request
+                .as_ref()
+                .map(|p| p.number)
+                .unwrap_or_default();
             let sha = h.current_sha().unwrap_or_default().to_string();
             n.merge = Some(MergeRecord {
                 by: who.clone(),
@@ -806,7 +826,11 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 format!(
                     "Argo CD app {} synced to {revision}{}",
                     h.declaration.argocd_app,
-                    if *skip_canary { " (canary skipped)" } else { "" }
+                    if *skip_canary {
+                        " (canary skipped)"
+                    } else {
+                        ""
+                    }
                 ),
             ));
         }
@@ -891,7 +915,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 by: who.clone(),
                 at: now,
             });
-            events.push(event("cleanup_recorded", format!("cleanup PR #{pr} recorded")));
+            events.push(event(
+                "cleanup_recorded",
+                format!("cleanup PR #{pr} recorded"),
+            ));
         }
         Command::RecordPostmortem {
             url,
@@ -927,7 +954,9 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             if !*breakglass_used && h.breakglass.is_some() {
                 return Err(Refusal::Invalid {
                     field: "breakglass_used".into(),
-                    reason: "a breakglass grant is recorded for this hotfix; the postmortem must say so".into(),
+                    reason:
+                        "a breakglass grant is recorded for this hotfix; the postmortem must say so"
+                            .into(),
                 });
             }
             n.postmortem = Some(PostmortemRecord {
@@ -954,7 +983,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
         }
         Command::GrantBreakglass { role, ttl } => {
             if h.breakglass.is_some() {
-                return Err(refused(step, "a breakglass grant is already recorded for this hotfix"));
+                return Err(refused(
+                    step,
+                    "a breakglass grant is already recorded for this hotfix",
+                ));
             }
             let max = ctx.policy.breakglass_ttl;
             let ttl = ttl.unwrap_or(max);
@@ -986,7 +1018,9 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             let Some(bg) = n.breakglass.as_mut() else {
                 return Err(refused(
                     step,
-                    format!("no breakglass grant is recorded: record it first with `hotfixctl breakglass {inc} grant`"),
+                    format!(
+                        "no breakglass grant is recorded: record it first with `hotfixctl breakglass {inc} grant`"
+                    ),
                 ));
             };
             bg.cleaned.extend(items.iter().copied());
@@ -1008,7 +1042,8 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
     }
 
     // A hotfix closes when it is mitigated and owes nothing more.
-    if n.state(required) == State::Mitigated && obligations(&n, ctx.policy, now).iter().all(|o| o.done)
+    if n.state(required) == State::Mitigated
+        && obligations(&n, ctx.policy, now).iter().all(|o| o.done)
     {
         n.closed_at = Some(now);
         events.push(event("closed", "every obligation is done: hotfix closed"));
@@ -1051,7 +1086,11 @@ pub fn merge_blockers(h: &Hotfix, required: &[String]) -> Vec<String> {
     }
     let left = h.checks_not_passed(required);
     if !left.is_empty() {
-        why.push(format!("checks not passed on {}: {}", short(sha), left.join(", ")));
+        why.push(format!(
+            "checks not passed on {}: {}",
+            short(sha),
+            left.join(", ")
+        ));
     }
     why
 }
@@ -1155,14 +1194,20 @@ pub fn obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<ObligationView
         push(
             ObligationKind::BreakglassCleanup,
             after(start, policy.postmortem_within),
-            outstanding.is_empty().then_some(bg.granted_at.max(h.declared_at)),
+            outstanding
+                .is_empty()
+                .then_some(bg.granted_at.max(h.declared_at)),
             owner,
             if outstanding.is_empty() {
                 "breakglass cleanup checklist complete".into()
             } else {
                 format!(
                     "breakglass cleanup checklist outstanding: {}",
-                    outstanding.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+                    outstanding
+                        .iter()
+                        .map(|i| i.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             },
         );
@@ -1213,7 +1258,10 @@ pub fn next_steps(h: &Hotfix, policy: &Policy, now: Time) -> Vec<NextStep> {
         });
     }
     // Before the merge, the merge is the goal: say what holds it up.
-    if matches!(state, State::Declared | State::FixSubmitted | State::Approved | State::PrOpen) {
+    if matches!(
+        state,
+        State::Declared | State::FixSubmitted | State::Approved | State::PrOpen
+    ) {
         out.push(NextStep {
             step: Step::Merge,
             who: policy.who_may(Step::Merge, Some(h)),

@@ -10,6 +10,9 @@ pub mod model;
 pub mod policy;
 pub mod validate;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use lane::*;
 pub use model::*;
 pub use policy::*;

@@ -11,8 +11,8 @@ use std::time::Duration;
 use chrono::Datelike;
 use serde::{Deserialize, Serialize};
 
-use super::model::{Hotfix, Principal, Role, TeamReview, Time};
 use super::Refusal;
+use super::model::{Hotfix, Principal, Role, TeamReview, Time};
 
 /// The lane's steps, as authorization and error messages name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -35,7 +35,10 @@ pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
     if value.chars().count() > max {
         return Err(invalid(field, format!("is longer than {max} characters")));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(invalid(field, "contains control characters"));
     }
     Ok(())
@@ -55,7 +58,10 @@ pub fn check_incident_id(field: &str, id: &str) -> Result<(), Refusal> {
     let bad = || {
         invalid(
             field,
-            format!("'{}' is not an incident id of the form INC-YYYY-MM-DD-NNN", clip(id)),
+            format!(
+                "'{}' is not an incident id of the form INC-YYYY-MM-DD-NNN",
+                clip(id)
+            ),
         )
     };
     let rest = id.strip_prefix("INC-").ok_or_else(bad)?;
@@ -67,8 +73,12 @@ pub fn check_incident_id(field: &str, id: &str) -> Result<(), Refusal> {
     if !(digits(0..4) && digits(5..7) && digits(8..10) && digits(11..14)) {
         return Err(bad());
     }
-    NaiveDate::parse_from_str(&rest[..10], "%Y-%m-%d")
-        .map_err(|_| invalid(field, format!("'{}' names a date that does not exist", clip(id))))?;
+    NaiveDate::parse_from_str(&rest[..10], "%Y-%m-%d").map_err(|_| {
+        invalid(
+            field,
+            format!("'{}' names a date that does not exist", clip(id)),
+        )
+    })?;
     Ok(())
 }
 
@@ -83,7 +93,10 @@ pub fn normalize_handle(field: &str, handle: &str) -> Result<String, Refusal> {
     if ok {
         Ok(h.to_string())
     } else {
-        Err(invalid(field, format!("'{}' is not a valid handle", clip(handle))))
+        Err(invalid(
+            field,
+            format!("'{}' is not a valid handle", clip(handle)),
+        ))
     }
 }
 
@@ -93,11 +106,17 @@ pub fn check_eta(field: &str, eta: &str) -> Result<(), Refusal> {
         && eta.as_bytes()[2] == b':'
         && eta[..2].parse::<u8>().is_ok_and(|h| h < 24)
         && eta[3..].parse::<u8>().is_ok_and(|m| m < 60)
-        && eta.bytes().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit());
+        && eta
+            .bytes()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit());
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, format!("'{}' is not a time of the form HH:MM (UTC)", clip(eta))))
+        Err(invalid(
+            field,
+            format!("'{}' is not a time of the form HH:MM (UTC)", clip(eta)),
+        ))
     }
 }
 
@@ -119,7 +138,13 @@ pub fn check_repository(field: &str, repo: &str) -> Result<(), Refusal> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, format!("'{}' is not a repository of the form owner/name", clip(repo))))
+        Err(invalid(
+            field,
+            format!(
+                "'{}' is not a repository of the form owner/name",
+                clip(repo)
+            ),
+        ))
     }
 }
 
@@ -137,7 +162,10 @@ pub fn check_app(field: &str, app: &str) -> Result<(), Refusal> {
     } else {
         Err(invalid(
             field,
-            format!("'{}' is not an Argo CD application name (lowercase letters, digits, '-', '.')", clip(app)),
+            format!(
+                "'{}' is not an Argo CD application name (lowercase letters, digits, '-', '.')",
+                clip(app)
+            ),
         ))
     }
 }
@@ -170,13 +198,18 @@ pub fn check_branch(field: &str, branch: &str, incident_id: &str) -> Result<(), 
 /// A full commit SHA: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
 pub fn check_sha(field: &str, sha: &str) -> Result<(), Refusal> {
     let ok = (sha.len() == 40 || sha.len() == 64)
-        && sha.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        && sha
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
     if ok {
         Ok(())
     } else {
         Err(invalid(
             field,
-            format!("'{}' is not a full commit SHA (40 or 64 lowercase hex digits)", clip(sha)),
+            format!(
+                "'{}' is not a full commit SHA (40 or 64 lowercase hex digits)",
+                clip(sha)
+            ),
         ))
     }
 }
@@ -191,7 +224,10 @@ pub fn check_path(field: &str, path: &str) -> Result<(), Refusal> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, format!("'{}' is not a relative path in the repository", clip(path))))
+        Err(invalid(
+            field,
+            format!("'{}' is not a relative path in the repository", clip(path)),
+        ))
     }
 }
 
@@ -203,7 +239,10 @@ pub fn check_url(field: &str, url: &str) -> Result<(), Refusal> {
     if ok {
         Ok(())
     } else {
-        Err(invalid(field, format!("'{}' is not an http(s) URL", clip(url))))
+        Err(invalid(
+            field,
+            format!("'{}' is not an http(s) URL", clip(url)),
+        ))
     }
 }
 
@@ -262,7 +301,11 @@ mod tests {
             "INC-2026-05-20-00a",
             "INC-２０２６-05-20-001",
         ] {
-            assert_eq!(field_of(check_incident_id("incident_id", bad)), "incident_id", "{bad}");
+            assert_eq!(
+                field_of(check_incident_id("incident_id", bad)),
+                "incident_id",
+                "{bad}"
+            );
         }
     }
 

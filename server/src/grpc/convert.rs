@@ -60,7 +60,12 @@ pub fn from_state(field: &str, s: i32) -> Result<Option<domain::State>, Refusal>
         .into_iter()
         .find(|d| to_state(*d) == s)
         .map(Some)
-        .ok_or_else(|| invalid(field, format!("{} is not a hotfix lane state", s.as_str_name())))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{} is not a hotfix lane state", s.as_str_name()),
+            )
+        })
 }
 
 fn severity(v: i32) -> Result<domain::Severity, Refusal> {
@@ -129,7 +134,10 @@ fn bypass(v: i32) -> Result<domain::BypassJustified, Refusal> {
         Ok(pb::BypassJustified::Yes) => Ok(domain::BypassJustified::Yes),
         Ok(pb::BypassJustified::YesButRollback) => Ok(domain::BypassJustified::YesButRollback),
         Ok(pb::BypassJustified::No) => Ok(domain::BypassJustified::No),
-        _ => Err(invalid("bypass_justified", "must be yes, yes-but-rollback or no")),
+        _ => Err(invalid(
+            "bypass_justified",
+            "must be yes, yes-but-rollback or no",
+        )),
     }
 }
 
@@ -151,7 +159,11 @@ pub fn to_declaration(r: pb::DeclareRequest) -> Result<domain::Declaration, Refu
     }
     Ok(domain::Declaration {
         severity: severity(r.severity)?,
-        criteria: r.criteria.into_iter().map(criterion).collect::<Result<_, _>>()?,
+        criteria: r
+            .criteria
+            .into_iter()
+            .map(criterion)
+            .collect::<Result<_, _>>()?,
         incident_id: r.incident_id,
         symptom: r.symptom,
         approver: r.approver,
@@ -245,7 +257,11 @@ pub fn to_pb_hotfix(h: &domain::Hotfix, policy: &domain::Policy, now: Time) -> p
         approver: d.approver.clone(),
         cleanup_owner: d.cleanup_owner.clone(),
         symptom: d.symptom.clone(),
-        criteria: d.criteria.iter().map(|c| to_pb_criterion(*c) as i32).collect(),
+        criteria: d
+            .criteria
+            .iter()
+            .map(|c| to_pb_criterion(*c) as i32)
+            .collect(),
         merge_eta: d.merge_eta.clone(),
         repository: d.repository.clone(),
         argocd_app: d.argocd_app.clone(),
@@ -302,7 +318,11 @@ pub fn to_pb_hotfix(h: &domain::Hotfix, policy: &domain::Policy, now: Time) -> p
             at: Some(to_ts(v.at)),
         }),
         revert_pr: h.revert.as_ref().map_or(0, |r| r.pr),
-        abort_reason: h.abort.as_ref().map(|a| a.reason.clone()).unwrap_or_default(),
+        abort_reason: h
+            .abort
+            .as_ref()
+            .map(|a| a.reason.clone())
+            .unwrap_or_default(),
         obligations: domain::obligations(h, policy, now)
             .into_iter()
             .map(|o| pb::Obligation {
@@ -329,7 +349,11 @@ pub fn to_pb_hotfix(h: &domain::Hotfix, policy: &domain::Policy, now: Time) -> p
             granted_at: Some(to_ts(b.granted_at)),
             expires_at: Some(to_ts(b.expires_at)),
             cleaned: b.cleaned.iter().map(|i| i.as_str().to_string()).collect(),
-            outstanding: b.outstanding().iter().map(|i| i.as_str().to_string()).collect(),
+            outstanding: b
+                .outstanding()
+                .iter()
+                .map(|i| i.as_str().to_string())
+                .collect(),
         }),
         cleanup: h.cleanup.as_ref().map(|c| pb::Cleanup {
             pr_number: c.pr,
@@ -369,7 +393,8 @@ fn event_state(s: &str) -> i32 {
     if s.is_empty() {
         return pb::State::Unspecified as i32;
     }
-    pb::State::from_str_name(&format!("STATE_{s}")).map_or(pb::State::Unspecified as i32, |s| s as i32)
+    pb::State::from_str_name(&format!("STATE_{s}"))
+        .map_or(pb::State::Unspecified as i32, |s| s as i32)
 }
 
 pub fn to_pb_event(e: &StoredEvent) -> pb::Event {

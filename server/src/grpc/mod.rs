@@ -12,8 +12,8 @@ use hotfix_api::pb::event_service_server::EventService;
 use hotfix_api::pb::lane_service_server::LaneService;
 use hotfix_api::pb::policy_service_server::PolicyService;
 use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -213,7 +213,10 @@ impl PolicyService for PolicyApi {
         }))
     }
 
-    async fn get_report(&self, request: Request<pb::GetReportRequest>) -> Reply<pb::GetReportResponse> {
+    async fn get_report(
+        &self,
+        request: Request<pb::GetReportRequest>,
+    ) -> Reply<pb::GetReportResponse> {
         principal(&request)?;
         Ok(Response::new(to_pb_report(&self.lane.report()?)))
     }
@@ -267,7 +270,8 @@ impl EventService for EventsApi {
         principal(&request)?;
         let r = request.into_inner();
         if !r.incident_id.is_empty() {
-            domain::validate::check_incident_id("incident_id", &r.incident_id).map_err(Error::from)?;
+            domain::validate::check_incident_id("incident_id", &r.incident_id)
+                .map_err(Error::from)?;
         }
         let (tx, rx) = mpsc::channel(WATCH_BUFFER);
         let store = self.lane.store().clone();

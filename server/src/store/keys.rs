@@ -37,7 +37,9 @@ pub fn u64_of(b: &[u8]) -> u64 {
 
 fn time(t: Time) -> [u8; 8] {
     // Instants before 1970 do not occur here; clamp rather than wrap.
-    u64::try_from(t.timestamp_millis()).unwrap_or(0).to_be_bytes()
+    u64::try_from(t.timestamp_millis())
+        .unwrap_or(0)
+        .to_be_bytes()
 }
 
 pub fn time_of(b: &[u8]) -> Time {
@@ -101,7 +103,13 @@ pub fn quarter_author_of(key: &[u8], q: &str) -> String {
 }
 
 pub fn due(at: Time, inc: &str, kind: ObligationKind) -> Vec<u8> {
-    cat(&[DUE, &time(at), inc.as_bytes(), b"/", kind.as_str().as_bytes()])
+    cat(&[
+        DUE,
+        &time(at),
+        inc.as_bytes(),
+        b"/",
+        kind.as_str().as_bytes(),
+    ])
 }
 
 /// The end (exclusive) of obligations due strictly before `now`.

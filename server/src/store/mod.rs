@@ -20,16 +20,16 @@
 mod keys;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use tokio::sync::watch;
 
 use crate::domain::{
-    quarter_of, EventDraft, Exercise, GateView, Hotfix, Mitigation, ObligationKind, Refusal,
-    TeamReview, Time,
+    EventDraft, Exercise, GateView, Hotfix, Mitigation, ObligationKind, Refusal, TeamReview, Time,
+    quarter_of,
 };
 use crate::error::{Error, Result};
 
@@ -236,7 +236,8 @@ impl Store {
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<(Outcome, Option<u64>)> {
         let mut counters = self.writer.lock().expect("writer lock");
-        let req_key = (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
+        let req_key =
+            (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
         if let Some(k) = &req_key {
             if let Some(bytes) = self.requests.get(k)? {
                 let rec: RequestRecord = decode("request", &bytes)?;
@@ -293,12 +294,7 @@ impl Store {
             Write::Mitigation(m) => {
                 let mut m = m.clone();
                 m.seq = last;
-                (
-                    m.incident_id.clone(),
-                    1,
-                    false,
-                    Outcome::Mitigation(m),
-                )
+                (m.incident_id.clone(), 1, false, Outcome::Mitigation(m))
             }
             Write::TeamReview(r) => (String::new(), 0, false, Outcome::TeamReview(r.clone())),
         };
@@ -465,9 +461,10 @@ impl Store {
 
     /// Every hotfix, in incident-id order.
     pub fn hotfixes(&self) -> impl Iterator<Item = Result<Hotfix>> + '_ {
-        self.records
-            .scan_prefix(keys::HOTFIX)
-            .map(|r| r.map_err(Error::from).and_then(|(_, v)| decode("hotfix", &v)))
+        self.records.scan_prefix(keys::HOTFIX).map(|r| {
+            r.map_err(Error::from)
+                .and_then(|(_, v)| decode("hotfix", &v))
+        })
     }
 
     /// Durable events with `seq > from`, at most `limit`.
@@ -490,7 +487,10 @@ impl Store {
     /// The events of one incident, in order.
     pub fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>> {
         let mut out = Vec::new();
-        for r in self.index.scan_prefix(keys::by_incident_prefix(incident_id)) {
+        for r in self
+            .index
+            .scan_prefix(keys::by_incident_prefix(incident_id))
+        {
             let (k, _) = r?;
             let seq = keys::u64_of(&k[k.len() - 8..]);
             if let Some(v) = self.events.get(keys::seq(seq))? {
@@ -516,7 +516,10 @@ impl Store {
     /// Non-drill declarations in `[since, now]` and the latest team review.
     pub fn gate_view(&self, since: Time) -> Result<GateView> {
         let mut view = GateView::default();
-        for r in self.index.range(keys::declared_from(since)..keys::declared_end()) {
+        for r in self
+            .index
+            .range(keys::declared_from(since)..keys::declared_end())
+        {
             let (_, v) = r?;
             view.count_in_window += 1;
             let seq = keys::u64_of(&v);
@@ -532,7 +535,10 @@ impl Store {
 
     /// Hotfixes `author` declared in `quarter` (drills excluded).
     pub fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
-        let n = self.index.scan_prefix(keys::quarter_author_prefix(quarter, author)).count();
+        let n = self
+            .index
+            .scan_prefix(keys::quarter_author_prefix(quarter, author))
+            .count();
         Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
@@ -575,7 +581,10 @@ impl Store {
         let get = |k: &[u8]| -> Result<u32> {
             Ok(self.meta.get(k)?.map_or(0, |v| keys::u64_of(&v) as u32))
         };
-        Ok((get(keys::META_POSTMORTEMS)?, get(keys::META_POSTMORTEMS_YBR)?))
+        Ok((
+            get(keys::META_POSTMORTEMS)?,
+            get(keys::META_POSTMORTEMS_YBR)?,
+        ))
     }
 
     /// Flushes everything; used at shutdown.
