@@ -250,3 +250,44 @@ async fn denials_are_audited_with_the_authenticated_actor() {
     );
     assert!(audit[1].detail.contains("platform-admin"));
 }
+
+#[tokio::test]
+async fn many_concurrent_writers_all_land_durably() {
+    // 32 clients x 10 changes at once: each answer is acknowledged only
+    // after its flush, and the log has exactly one event per answer.
+    let d = Daemon::start().await;
+    let mut tasks = Vec::new();
+    for c in 0..32 {
+        let endpoint = d.endpoint.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = hotfixctl::Client::connect(&endpoint, Some("dev-erin"))
+                .await
+                .unwrap();
+            for i in 0..10 {
+                client
+                    .policy
+                    .record_team_review(pb::RecordTeamReviewRequest {
+                        mutation: None,
+                        notes: format!("client {c} review {i}"),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    // A guard against a hang, not a performance assertion.
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("writers hung");
+    let mut s = watch(&d, 0, "").await;
+    let events = read_until(&mut s, 320).await;
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=320).collect::<Vec<_>>()
+    );
+}

@@ -1,1 +1,215 @@
-fn main() {}
+//! Durable transitions per second and latency, against raw sled on the same
+//! disk in the same run.
+//!
+//! `cargo bench -p hotfixd --bench transitions` (env: HOTFIXD_BENCH_OPS,
+//! default 3000 transitions per level; HOTFIXD_BENCH_CLIENTS, default
+//! "1,32"; HOTFIXD_BENCH_DIR, default the target directory's tmp).
+//!
+//! Each transition is a real RPC through the real client: authenticated,
+//! decided by the domain, committed with its event and audit record in one
+//! sled transaction and flushed before the answer. The baseline is sled's
+//! own `insert` + `flush` of a record of similar size, one at a time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hotfixctl::{Client, pb};
+use hotfixd::clock::SystemClock;
+use hotfixd::config::{Settings, dev_principals};
+use hotfixd::domain::Policy;
+use tokio_util::sync::CancellationToken;
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+struct Stats {
+    per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
+    lat.sort();
+    let pick = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    Stats {
+        per_sec: lat.len() as f64 / wall.as_secs_f64(),
+        p50: pick(0.50),
+        p99: pick(0.99),
+    }
+}
+
+fn raw_sled(dir: &std::path::Path, ops: usize) -> Stats {
+    let db = sled::Config::new()
+        .path(dir.join("raw"))
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .unwrap();
+    let value = vec![b'x'; 600];
+    let mut lat = Vec::with_capacity(ops);
+    let start = Instant::now();
+    for i in 0..ops as u64 {
+        let t = Instant::now();
+        db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
+        db.flush().unwrap();
+        lat.push(t.elapsed());
+    }
+    stats(lat, start.elapsed())
+}
+
+async fn pr_open(c: &mut Client, inc: &str) {
+    let m = || None;
+    c.lane
+        .declare(pb::DeclareRequest {
+            mutation: m(),
+            incident_id: inc.into(),
+            severity: pb::Severity::P0 as i32,
+            criteria: vec![pb::Criterion::CustomersDown as i32],
+            symptom: "bench".into(),
+            approver: "alice".into(),
+            cleanup_owner: "bob".into(),
+            merge_eta: "09:30".into(),
+            repository: "bench/bench".into(),
+            argocd_app: "bench".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    c.lane
+        .submit_fix(pb::SubmitFixRequest {
+            mutation: m(),
+            incident_id: inc.into(),
+            branch: format!("hotfix/{inc}-bench"),
+            sha: "a".repeat(40),
+            commit_message: format!("{inc}\napprover: @alice"),
+            files: vec![pb::ChangedFile {
+                path: "svc/a.go".into(),
+                added: 1,
+                removed: 1,
+            }],
+        })
+        .await
+        .unwrap();
+    c.lane
+        .open_pull_request(pb::OpenPullRequestRequest {
+            mutation: m(),
+            incident_id: inc.into(),
+            number: 1,
+            url: "https://example.invalid/pull/1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+async fn hotfixd_level(endpoint: &str, clients: usize, ops: usize, level: usize) -> Stats {
+    let per_client = ops.div_ceil(clients);
+    let mut conns = Vec::new();
+    for i in 0..clients {
+        let mut c = Client::connect(endpoint, Some("dev-bob")).await.unwrap();
+        let inc = format!("INC-2026-01-{:02}-{:03}", level + 1, i + 1);
+        pr_open(&mut c, &inc).await;
+        conns.push((c, inc));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut c, inc) in conns {
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                c.lane
+                    .record_check(pb::RecordCheckRequest {
+                        mutation: None,
+                        incident_id: inc.clone(),
+                        name: "lint".into(),
+                        result: pb::CheckResult::Pending as i32,
+                        sha: String::new(),
+                    })
+                    .await
+                    .unwrap();
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    stats(lat, start.elapsed())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let ops: usize = env_or("HOTFIXD_BENCH_OPS", "3000")
+        .parse()
+        .expect("HOTFIXD_BENCH_OPS");
+    let levels: Vec<usize> = env_or("HOTFIXD_BENCH_CLIENTS", "1,32")
+        .split(',')
+        .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_CLIENTS"))
+        .collect();
+    let base = std::env::var("HOTFIXD_BENCH_DIR")
+        .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string());
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw = raw_sled(dir.path(), ops);
+
+    let shutdown = CancellationToken::new();
+    let endpoint = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let policy = Policy {
+            rate_window_max: u32::MAX,
+            ..Policy::default()
+        };
+        let settings = Settings {
+            listen: addr,
+            data_dir: dir.path().join("hotfixd"),
+            heartbeat_interval: Duration::from_secs(5),
+            policy,
+            principals: dev_principals(),
+            dev: true,
+        };
+        tokio::spawn(hotfixd::serve(
+            listener,
+            settings,
+            Arc::new(SystemClock),
+            shutdown.clone(),
+        ));
+        format!("http://{addr}")
+    });
+
+    println!(
+        "hotfixd transitions bench: {ops} durable transitions per level, data in {}",
+        dir.path().display()
+    );
+    println!();
+    println!("| what | transitions/s | p50 | p99 | ratio to raw sled insert+flush |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| raw sled insert+flush, 1 writer | {:.0} | {} | {} | 1.00 |",
+        raw.per_sec,
+        ms(raw.p50),
+        ms(raw.p99)
+    );
+    for (i, clients) in levels.iter().enumerate() {
+        let s = rt.block_on(hotfixd_level(&endpoint, *clients, ops, i));
+        println!(
+            "| hotfixd, {clients} concurrent client(s) | {:.0} | {} | {} | {:.2} |",
+            s.per_sec,
+            ms(s.p50),
+            ms(s.p99),
+            s.per_sec / raw.per_sec
+        );
+    }
+    shutdown.cancel();
+}

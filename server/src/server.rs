@@ -10,10 +10,10 @@ use hotfix_api::pb::event_service_server::EventServiceServer;
 use hotfix_api::pb::lane_service_server::LaneServiceServer;
 use hotfix_api::pb::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::Roster;
@@ -125,7 +125,11 @@ pub async fn serve(
         .add_service(InterceptedService::new(events_svc, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drained)
+        .serve_with_incoming_shutdown(
+            // Small RPCs must not wait for delayed ACKs.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            drained,
+        )
         .await?;
     store.flush().await.map_err(ServeError::Flush)?;
     tracing::info!("store flushed; bye");

@@ -17,11 +17,11 @@
 //! event), `audit` (seq → audit record), `index` (prefixed keys, see
 //! [`keys`]), `requests` (handle NUL request id → first answer), `meta`.
 
+mod flusher;
 mod keys;
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
@@ -114,10 +114,11 @@ struct RequestRecord {
 struct Counters {
     next_event: u64,
     next_audit: u64,
+    /// Group-commit tickets: one per write, taken under the writer lock.
+    tickets: u64,
 }
 
 pub struct Store {
-    db: sled::Db,
     records: sled::Tree,
     events: sled::Tree,
     audit: sled::Tree,
@@ -126,7 +127,7 @@ pub struct Store {
     meta: sled::Tree,
     writer: Mutex<Counters>,
     durable: watch::Sender<u64>,
-    poisoned: AtomicBool,
+    flusher: flusher::Flusher,
 }
 
 /// Read access for deciding a change, under the writer lock.
@@ -167,10 +168,10 @@ impl Store {
             writer: Mutex::new(Counters {
                 next_event: 0,
                 next_audit: 0,
+                tickets: 0,
             }),
             durable: watch::Sender::new(0),
-            poisoned: AtomicBool::new(false),
-            db,
+            flusher: flusher::Flusher::start(db),
         };
         let last_event = last_seq(&store.events)?;
         let last_audit = last_seq(&store.audit)?;
@@ -203,19 +204,15 @@ impl Store {
         req: Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<Outcome> {
-        if self.poisoned.load(Ordering::SeqCst) {
+        if self.flusher.failed() {
             return Err(Error::Storage(
                 "an earlier flush failed; refusing changes until restarted".into(),
             ));
         }
-        let answer = self.execute_locked(&req, decide);
-        // Flush whatever was written, refusals included, before answering:
-        // concurrent callers share this flush.
-        let flushed = self.db.flush_async().await;
-        if let Err(e) = flushed {
-            self.poisoned.store(true, Ordering::SeqCst);
-            return Err(Error::Storage(format!("flush failed: {e}")));
-        }
+        let (answer, ticket) = self.execute_locked(&req, decide);
+        // Whatever was written, refusals included, is flushed before the
+        // answer; concurrent callers share flushes.
+        self.flusher.wait(ticket).await?;
         let (outcome, last) = answer?;
         if let Some(seq) = last {
             self.durable.send_if_modified(|d| {
@@ -230,12 +227,25 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Runs under the writer lock; returns the answer and the group-commit
+    /// ticket that covers whatever it wrote.
     fn execute_locked(
         &self,
         req: &Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
-    ) -> Result<(Outcome, Option<u64>)> {
+    ) -> (Result<(Outcome, Option<u64>)>, u64) {
         let mut counters = self.writer.lock().expect("writer lock");
+        let answer = self.write_locked(&mut counters, req, decide);
+        counters.tickets += 1;
+        (answer, counters.tickets)
+    }
+
+    fn write_locked(
+        &self,
+        counters: &mut Counters,
+        req: &Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> Result<(Outcome, Option<u64>)> {
         let req_key =
             (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
         if let Some(k) = &req_key {
@@ -589,8 +599,12 @@ impl Store {
 
     /// Flushes everything; used at shutdown.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        let ticket = {
+            let mut c = self.writer.lock().expect("writer lock");
+            c.tickets += 1;
+            c.tickets
+        };
+        self.flusher.wait(ticket).await
     }
 }
 
