@@ -724,7 +724,9 @@ async fn obligations_go_overdue_on_the_clock() {
     );
     d.clock.advance(std::time::Duration::from_secs(25 * 3600));
     let list = d.ctl_json("bob", &["list", "--overdue"]).await;
-    assert_eq!(list["incident_id"], INC);
+    assert_eq!(list["hotfixes"].as_array().unwrap().len(), 1);
+    assert_eq!(list["hotfixes"][0]["incident_id"], INC);
+    assert_eq!(list["hotfixes"][0]["obligations"][0]["overdue"], true);
     let report = d.ctl_json("bob", &["report"]).await;
     let overdue = report["overdue"].as_array().unwrap();
     assert_eq!(overdue.len(), 1, "{report}");
