@@ -316,12 +316,10 @@ pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) 
 
 pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::Result<()> {
     match o {
-        Output::Json => {
-            for h in hs {
-                line(out, &hotfix_json(h))?;
-            }
-            Ok(())
-        }
+        Output::Json => line(
+            out,
+            &json!({ "hotfixes": hs.iter().map(hotfix_json).collect::<Vec<_>>() }),
+        ),
         Output::Table => {
             writeln!(
                 out,
