@@ -192,10 +192,10 @@ async fn shutdown_ends_streams_with_a_resume_point() {
     d.stop().await;
     let mut closing = None;
     while let Some(Ok(msg)) = s.next().await {
-        if let Some(pb::watch_response::Kind::Heartbeat(hb)) = msg.kind {
-            if hb.closing {
-                closing = Some(hb.latest_seq);
-            }
+        if let Some(pb::watch_response::Kind::Heartbeat(hb)) = msg.kind
+            && hb.closing
+        {
+            closing = Some(hb.latest_seq);
         }
     }
     assert_eq!(closing, Some(1), "the last message says where to resume");

@@ -323,8 +323,8 @@ pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::R
         Output::Table => {
             writeln!(
                 out,
-                "{:<20} {:<16} {:<10} {:<10} {}",
-                "INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM"
+                "{:<20} {:<16} {:<10} {:<10} SYMPTOM",
+                "INCIDENT", "STATE", "AUTHOR", "OVERDUE"
             )?;
             for h in hs {
                 let overdue: Vec<&str> = h
@@ -513,8 +513,8 @@ pub fn report(
             )?;
             writeln!(
                 out,
-                "  {:<12} {:<20} {:<16} {}",
-                "DATE", "INCIDENT", "RESOLVED BY", "KIND"
+                "  {:<12} {:<20} {:<16} KIND",
+                "DATE", "INCIDENT", "RESOLVED BY"
             )?;
             for x in &r.last_worked {
                 writeln!(

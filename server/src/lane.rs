@@ -253,14 +253,14 @@ impl Lane {
                 let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
                     incident: incident_id.to_string(),
                 })?;
-                if let Some(expected) = m.expected_version {
-                    if expected != h.version {
-                        return Err(Refusal::Conflict {
-                            expected,
-                            current: h.version,
-                        }
-                        .into());
+                if let Some(expected) = m.expected_version
+                    && expected != h.version
+                {
+                    return Err(Refusal::Conflict {
+                        expected,
+                        current: h.version,
                     }
+                    .into());
                 }
                 let dec = domain::apply(&self.ctx(actor, now), &h, &cmd)?;
                 Ok(Commit {

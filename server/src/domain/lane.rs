@@ -668,17 +668,17 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
         }
         Command::Approve { sha } => {
             let current = h.current_sha().unwrap_or_default().to_string();
-            if let Some(s) = sha {
-                if *s != current {
-                    return Err(refused(
-                        step,
-                        format!(
-                            "you reviewed {} but the current fix is {}: review the current fix and approve again",
-                            short(s),
-                            short(&current)
-                        ),
-                    ));
-                }
+            if let Some(s) = sha
+                && *s != current
+            {
+                return Err(refused(
+                    step,
+                    format!(
+                        "you reviewed {} but the current fix is {}: review the current fix and approve again",
+                        short(s),
+                        short(&current)
+                    ),
+                ));
             }
             if h.current_approval().is_some() {
                 return Err(refused(
@@ -751,17 +751,17 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                     ),
                 });
             }
-            if let Some(s) = sha {
-                if *s != current {
-                    return Err(refused(
-                        step,
-                        format!(
-                            "check ran on {} but the PR's current fix is {}: results for an old SHA do not count",
-                            short(s),
-                            short(&current)
-                        ),
-                    ));
-                }
+            if let Some(s) = sha
+                && *s != current
+            {
+                return Err(refused(
+                    step,
+                    format!(
+                        "check ran on {} but the PR's current fix is {}: results for an old SHA do not count",
+                        short(s),
+                        short(&current)
+                    ),
+                ));
             }
             n.checks.insert(
                 name.clone(),

@@ -271,11 +271,10 @@ proptest! {
                         prop_assert_eq!(Some(m.sha.as_str()), h.approval.as_ref().map(|a| a.sha.as_str()));
                         prop_assert!(h.checks_not_passed(&required).is_empty());
                     }
-                    if let Command::RecordCheck { name, result: CheckResult::Failure, .. } = &cmd {
-                        if name == SCAN_CHECK {
+                    if let Command::RecordCheck { name, result: CheckResult::Failure, .. } = &cmd
+                        && name == SCAN_CHECK {
                             prop_assert_eq!(after_state, State::Aborted);
                         }
-                    }
                     if h.merge.is_some() {
                         prop_assert_eq!(&n.merge, &h.merge, "a merge is never undone or replaced");
                     }

@@ -188,10 +188,10 @@ impl Policy {
         if !roles.is_empty() {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
             let mut s = format!("a {} principal", names.join(" or "));
-            if step == Step::AuditReview {
-                if let Some(h) = hotfix {
-                    s.push_str(&format!(" other than the author @{}", h.author));
-                }
+            if step == Step::AuditReview
+                && let Some(h) = hotfix
+            {
+                s.push_str(&format!(" other than the author @{}", h.author));
             }
             who.push(s);
         }

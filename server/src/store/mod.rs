@@ -64,6 +64,8 @@ pub struct AuditRecord {
 }
 
 /// The committed result of a change, as answered (and replayed).
+// Short-lived, one per request: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     Hotfix(Hotfix),
@@ -72,6 +74,7 @@ pub enum Outcome {
 }
 
 /// What a decided change writes.
+#[allow(clippy::large_enum_variant)]
 pub enum Write {
     Hotfix {
         before: Option<Hotfix>,
@@ -248,21 +251,21 @@ impl Store {
     ) -> Result<(Outcome, Option<u64>)> {
         let req_key =
             (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
-        if let Some(k) = &req_key {
-            if let Some(bytes) = self.requests.get(k)? {
-                let rec: RequestRecord = decode("request", &bytes)?;
-                if rec.fingerprint != req.fingerprint {
-                    return Err(Refusal::Invalid {
-                        field: "request_id".into(),
-                        reason: format!(
-                            "'{}' was already used for a different request",
-                            req.request_id
-                        ),
-                    }
-                    .into());
+        if let Some(k) = &req_key
+            && let Some(bytes) = self.requests.get(k)?
+        {
+            let rec: RequestRecord = decode("request", &bytes)?;
+            if rec.fingerprint != req.fingerprint {
+                return Err(Refusal::Invalid {
+                    field: "request_id".into(),
+                    reason: format!(
+                        "'{}' was already used for a different request",
+                        req.request_id
+                    ),
                 }
-                return Ok((rec.outcome, None));
+                .into());
             }
+            return Ok((rec.outcome, None));
         }
 
         let commit = match decide(&Snapshot { store: self }) {
@@ -378,12 +381,11 @@ impl Store {
                     dels.retain(|(_, k)| *k != keys::due(*due, h.incident_id(), *kind));
                     puts.push((INDEX, keys::due(*due, h.incident_id(), *kind), Vec::new()));
                 }
-                if before.as_ref().is_some_and(|b| b.postmortem.is_none()) {
-                    if let Some(pm) = &h.postmortem {
-                        postmortem_delta = Some(
-                            pm.bypass_justified == crate::domain::BypassJustified::YesButRollback,
-                        );
-                    }
+                if before.as_ref().is_some_and(|b| b.postmortem.is_none())
+                    && let Some(pm) = &h.postmortem
+                {
+                    postmortem_delta =
+                        Some(pm.bypass_justified == crate::domain::BypassJustified::YesButRollback);
                 }
             }
             (Write::Mitigation(_), Outcome::Mitigation(m)) => {
