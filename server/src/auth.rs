@@ -119,3 +119,75 @@ pub fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
         .cloned()
         .ok_or_else(|| Status::unauthenticated("no authenticated principal"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(handle: &str, role: Role, token: &str) -> PrincipalEntry {
+        PrincipalEntry {
+            handle: handle.into(),
+            roles: [role].into(),
+            token_sha256: hex::encode(hash_token(token)),
+        }
+    }
+
+    #[test]
+    fn tokens_authenticate_by_hash_only() {
+        let (token, hash) = new_token();
+        assert_eq!(hash, hex::encode(hash_token(&token)));
+        assert_ne!(new_token().0, token, "tokens are random");
+        let roster = Roster::new(&[entry("bob", Role::Engineer, &token)]).unwrap();
+        assert_eq!(roster.authenticate(&token).unwrap().handle, "bob");
+        assert!(
+            roster.authenticate(&hash).is_none(),
+            "the hash is not a token"
+        );
+        assert!(roster.authenticate("").is_none());
+    }
+
+    #[test]
+    fn roster_errors_name_the_entry() {
+        let dup = Roster::new(&[
+            entry("bob", Role::Engineer, "a"),
+            entry("bob", Role::Service, "b"),
+        ]);
+        assert!(dup.unwrap_err().contains("principals[1].handle"));
+        let same_token = Roster::new(&[
+            entry("bob", Role::Engineer, "a"),
+            entry("eve", Role::Service, "a"),
+        ]);
+        assert!(
+            same_token
+                .unwrap_err()
+                .contains("principals[1].token_sha256")
+        );
+        let mut bad = entry("bob", Role::Engineer, "a");
+        bad.token_sha256 = "xyz".into();
+        assert!(Roster::new(&[bad]).unwrap_err().contains("64 hex digits"));
+    }
+
+    #[test]
+    fn the_interceptor_takes_identity_from_the_token_alone() {
+        let roster = Roster::new(&[entry("bob", Role::Engineer, "t-bob")]).unwrap();
+        let mut req = Request::new(());
+        req.metadata_mut()
+            .insert("authorization", "Bearer t-bob".parse().unwrap());
+        req.metadata_mut()
+            .insert("x-actor", "alice".parse().unwrap());
+        let req = roster.intercept(req).unwrap();
+        assert_eq!(principal(&req).unwrap().handle, "bob");
+        let mut wrong = Request::new(());
+        wrong
+            .metadata_mut()
+            .insert("authorization", "Basic t-bob".parse().unwrap());
+        assert_eq!(
+            roster.intercept(wrong).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(
+            roster.intercept(Request::new(())).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+    }
+}

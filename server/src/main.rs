@@ -16,6 +16,13 @@ async fn main() -> anyhow::Result<()> {
         command: TokenCommand::New { handle, roles },
     }) = &args.command
     {
+        for r in roles {
+            if hotfixd::domain::Role::parse(r).is_none() {
+                anyhow::bail!(
+                    "--role {r}: not a role (engineer, sre-lead, eng-manager, platform-admin, platform-team, service)"
+                );
+            }
+        }
         let (token, hash) = hotfixd::auth::new_token();
         println!("token (give it to {handle}; it is not stored anywhere): {token}");
         println!();

@@ -1005,6 +1005,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 granted_at: now,
                 expires_at: after(now, ttl),
                 cleaned: BTreeSet::new(),
+                cleaned_at: None,
             });
             events.push(event(
                 "breakglass_granted",
@@ -1024,6 +1025,9 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 ));
             };
             bg.cleaned.extend(items.iter().copied());
+            if bg.outstanding().is_empty() && bg.cleaned_at.is_none() {
+                bg.cleaned_at = Some(now);
+            }
             let names: Vec<&str> = items.iter().map(|i| i.as_str()).collect();
             let left: Vec<&str> = bg.outstanding().iter().map(|i| i.as_str()).collect();
             events.push(event(

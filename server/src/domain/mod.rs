@@ -13,6 +13,19 @@ pub mod validate;
 #[cfg(test)]
 mod model_tests;
 
+#[cfg(test)]
+pub(crate) mod model_tests_support {
+    use super::*;
+
+    /// A declared hotfix: author bob, approver alice, cleanup owner bob.
+    pub fn hotfix() -> Hotfix {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-05-20T09:00:00Z")
+            .unwrap()
+            .to_utc();
+        super::model_tests::declared(&Policy::default(), &super::model_tests::roster(), now)
+    }
+}
+
 pub use lane::*;
 pub use model::*;
 pub use policy::*;

@@ -368,6 +368,9 @@ pub struct BreakglassRecord {
     pub granted_at: Time,
     pub expires_at: Time,
     pub cleaned: BTreeSet<BreakglassItem>,
+    /// When the last checklist item was ticked off.
+    #[serde(default)]
+    pub cleaned_at: Option<Time>,
 }
 
 impl BreakglassRecord {

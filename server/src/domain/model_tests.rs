@@ -16,7 +16,7 @@ const SHAS: [&str; 2] = [
 ];
 const INC: &str = "INC-2026-05-20-001";
 
-fn roster() -> Directory {
+pub(crate) fn roster() -> Directory {
     [
         ("alice", Role::SreLead),
         ("erin", Role::EngManager),
@@ -37,7 +37,7 @@ fn principal(d: &Directory, h: &str) -> Principal {
     }
 }
 
-fn declared(policy: &Policy, d: &Directory, now: Time) -> Hotfix {
+pub(crate) fn declared(policy: &Policy, d: &Directory, now: Time) -> Hotfix {
     let ctx = Ctx {
         actor: &principal(d, "bob"),
         now,

@@ -23,6 +23,7 @@ pub enum Step {
     Fix,
     Override,
     Approve,
+    #[serde(rename = "pr")]
     PullRequest,
     Check,
     Merge,
@@ -308,4 +309,74 @@ pub struct Gate {
 /// Calendar quarter of an instant, e.g. "2026-Q4".
 pub fn quarter_of(t: Time) -> String {
     format!("{}-Q{}", t.year(), (t.month0() / 3) + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(h: &str, r: Role) -> Principal {
+        Principal {
+            handle: h.into(),
+            roles: [r].into(),
+        }
+    }
+
+    #[test]
+    fn extra_roles_widen_a_step_and_never_narrow_it() {
+        let mut policy = Policy::default();
+        assert!(
+            policy
+                .authorize(Step::Merge, &p("alice", Role::SreLead), None)
+                .is_err()
+        );
+        policy
+            .extra_roles
+            .insert(Step::Merge, [Role::SreLead].into());
+        policy
+            .extra_roles
+            .insert(Step::AuditReview, [Role::Engineer].into());
+        let h = crate::domain::model_tests_support::hotfix();
+        assert!(
+            policy
+                .authorize(Step::Merge, &p("alice", Role::SreLead), Some(&h))
+                .is_ok()
+        );
+        assert!(
+            policy
+                .authorize(Step::Merge, &p("carol", Role::PlatformAdmin), Some(&h))
+                .is_ok()
+        );
+        // The author stays excluded from the audit review whatever the grant.
+        assert!(
+            policy
+                .authorize(Step::AuditReview, &p("bob", Role::Engineer), Some(&h))
+                .is_err()
+        );
+        assert!(
+            policy
+                .authorize(Step::AuditReview, &p("zed", Role::Engineer), Some(&h))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn quarter_flags_follow_the_runbook() {
+        let policy = Policy::default();
+        assert_eq!(policy.quarter_flag(1), None);
+        assert_eq!(policy.quarter_flag(2), Some("process bug"));
+        assert_eq!(policy.quarter_flag(4), Some("process bug"));
+        assert_eq!(policy.quarter_flag(5), Some("code-yellow"));
+        assert!(!policy.rollback_training_flag(0, 0));
+        assert!(!policy.rollback_training_flag(10, 7));
+        assert!(policy.rollback_training_flag(10, 8));
+        assert_eq!(
+            quarter_of("2026-11-26T00:00:00Z".parse().unwrap()),
+            "2026-Q4"
+        );
+        assert_eq!(
+            quarter_of("2026-01-01T00:00:00Z".parse().unwrap()),
+            "2026-Q1"
+        );
+    }
 }

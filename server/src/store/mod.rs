@@ -347,7 +347,7 @@ impl Store {
         let mut dels: Vec<(u8, Vec<u8>)> = Vec::new();
         const RECORDS: u8 = 0;
         const INDEX: u8 = 1;
-        for e in &events {
+        for e in events.iter().filter(|e| !e.incident_id.is_empty()) {
             puts.push((INDEX, keys::by_incident(&e.incident_id, e.seq), Vec::new()));
         }
         let mut postmortem_delta: Option<bool> = None;
