@@ -418,10 +418,10 @@ pub fn declare(
         }
     }
     let summary = format!(
-        "{}DECLARING HOTFIX — {} P0. Symptom: {} Approver: @{}. Cleanup-owner: @{}. Expected merge ETA: {} UTC.",
+        "{}DECLARING HOTFIX — {} P0. Symptom: {}. Approver: @{}. Cleanup-owner: @{}. Expected merge ETA: {} UTC.",
         if d.drill { "[DRILL] " } else { "" },
         d.incident_id,
-        d.symptom,
+        d.symptom.trim_end_matches('.'),
         d.approver,
         d.cleanup_owner,
         d.merge_eta
@@ -970,7 +970,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             });
             events.push(event(
                 "postmortem_recorded",
-                format!("postmortem recorded ({url}); bypass justified: {bypass_justified:?}"),
+                format!(
+                    "postmortem recorded ({url}); bypass justified: {}",
+                    bypass_justified.as_str()
+                ),
             ));
         }
         Command::RecordAuditReview { findings } => {

@@ -128,6 +128,16 @@ pub enum BypassJustified {
     No,
 }
 
+impl BypassJustified {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BypassJustified::Yes => "yes",
+            BypassJustified::YesButRollback => "yes-but-rollback",
+            BypassJustified::No => "no",
+        }
+    }
+}
+
 /// Where a hotfix stands; derived, never stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
