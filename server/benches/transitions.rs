@@ -178,6 +178,8 @@ fn main() {
             policy,
             principals: dev_principals(),
             dev: true,
+            overdue_check_interval: Duration::from_secs(60),
+            slack: None,
         };
         tokio::spawn(hotfixd::serve(
             listener,

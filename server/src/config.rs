@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
+use crate::integrations::slack::SlackSettings;
 
 /// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
 /// to close, enforces the emergency change runbook and serves gRPC.
@@ -36,6 +37,44 @@ pub struct Args {
     /// (tokens dev-<handle>) and a local data directory.
     #[arg(long, env = "HOTFIXD_DEV")]
     pub dev: bool,
+
+    /// Slack incoming webhook of the status channel (declarations, overdue
+    /// obligations). A secret: prefer --slack-status-webhook-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_STATUS_WEBHOOK",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub slack_status_webhook: Option<String>,
+
+    /// File holding the status channel's webhook URL.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_STATUS_WEBHOOK_FILE",
+        value_name = "FILE",
+        conflicts_with = "slack_status_webhook"
+    )]
+    pub slack_status_webhook_file: Option<PathBuf>,
+
+    /// Slack incoming webhook of the audit channel (admin merges,
+    /// breakglass). A secret: prefer --slack-audit-webhook-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_AUDIT_WEBHOOK",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub slack_audit_webhook: Option<String>,
+
+    /// File holding the audit channel's webhook URL.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_AUDIT_WEBHOOK_FILE",
+        value_name = "FILE",
+        conflicts_with = "slack_audit_webhook"
+    )]
+    pub slack_audit_webhook_file: Option<PathBuf>,
 
     /// Log filter (tracing EnvFilter syntax).
     #[arg(
@@ -82,10 +121,27 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     pub heartbeat_interval: Option<Duration>,
+    /// How often overdue obligations are looked for and reported.
+    #[serde(default, with = "humantime_serde")]
+    pub overdue_check_interval: Option<Duration>,
     #[serde(default)]
     pub policy: PolicyConfig,
     #[serde(default)]
+    pub slack: SlackConfig,
+    #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
+}
+
+/// `[slack]`: delivery settings. The webhook URLs are secrets and come from
+/// flags, the environment or files, never from this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Option<Duration>,
 }
 
 /// `[policy]`: every key optional; the runbook's numbers are the defaults.
@@ -126,6 +182,9 @@ pub struct Settings {
     pub policy: Policy,
     pub principals: Vec<PrincipalEntry>,
     pub dev: bool,
+    pub overdue_check_interval: Duration,
+    /// None: no webhook configured, nothing is posted.
+    pub slack: Option<SlackSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -258,6 +317,42 @@ impl Args {
                     .into(),
             );
         }
+        let secret = |flag: &Option<String>,
+                      file: &Option<PathBuf>,
+                      name: &str|
+         -> Result<Option<String>, String> {
+            match (flag, file) {
+                (Some(v), _) => Ok(Some(v.trim().to_string())),
+                (None, Some(p)) => std::fs::read_to_string(p)
+                    .map(|v| Some(v.trim().to_string()))
+                    .map_err(|e| format!("{name}: reading {}: {e}", p.display())),
+                (None, None) => Ok(None),
+            }
+        };
+        let status_webhook = secret(
+            &self.slack_status_webhook,
+            &self.slack_status_webhook_file,
+            "slack status webhook",
+        )?;
+        let audit_webhook = secret(
+            &self.slack_audit_webhook,
+            &self.slack_audit_webhook_file,
+            "slack audit webhook",
+        )?;
+        for (name, url) in [("status", &status_webhook), ("audit", &audit_webhook)] {
+            if let Some(u) = url
+                && !(u.starts_with("https://") || u.starts_with("http://"))
+            {
+                return Err(format!("the Slack {name} webhook must be an http(s) URL"));
+            }
+        }
+        let slack = (status_webhook.is_some() || audit_webhook.is_some()).then(|| SlackSettings {
+            status_webhook,
+            audit_webhook,
+            timeout: file.slack.timeout.unwrap_or(Duration::from_secs(5)),
+            attempts: file.slack.attempts.unwrap_or(4).max(1),
+            backoff: file.slack.backoff.unwrap_or(Duration::from_millis(500)),
+        });
         Ok(Settings {
             listen,
             data_dir,
@@ -265,6 +360,10 @@ impl Args {
             policy: file.policy.to_policy()?,
             principals,
             dev: self.dev,
+            overdue_check_interval: file
+                .overdue_check_interval
+                .unwrap_or(Duration::from_secs(60)),
+            slack,
         })
     }
 }

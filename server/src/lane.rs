@@ -15,6 +15,9 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::store::{Commit, Outcome, Request, Snapshot, Store, StoredEvent, Write};
 
+/// The actor of the daemon's own events (overdue reports, relay failures).
+pub const SYSTEM_ACTOR: &str = "hotfixd";
+
 /// Fields every mutating request carries.
 #[derive(Debug, Clone, Default)]
 pub struct Mutation {
@@ -317,6 +320,63 @@ impl Lane {
                 "expected a team review, got {other:?}"
             ))),
         }
+    }
+
+    /// Records the daemon's own observation about a hotfix (actor
+    /// `hotfixd`), e.g. a chat notification that failed. `mark`, if given,
+    /// is set in the same transaction so the observation is made once.
+    pub async fn note(
+        &self,
+        incident_id: &str,
+        draft: domain::EventDraft,
+        mark: Option<Vec<u8>>,
+    ) -> Result<()> {
+        let now = self.now();
+        let req = Request {
+            actor: SYSTEM_ACTOR,
+            action: &draft.kind,
+            incident_id,
+            now,
+            request_id: "",
+            fingerprint: String::new(),
+        };
+        self.store
+            .execute(req, |snap| {
+                let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
+                    incident: incident_id.to_string(),
+                })?;
+                Ok(Commit {
+                    state: h.state(&self.policy.required_checks).as_str().to_string(),
+                    write: Write::Note { hotfix: h, mark },
+                    events: vec![draft.clone()],
+                    exercise: None,
+                })
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Reports each obligation that went past its deadline, once.
+    pub async fn sweep_overdue(&self) -> Result<usize> {
+        let now = self.now();
+        let mut reported = 0;
+        for (inc, kind, mark) in self.store.overdue_unreported(now)? {
+            let Some(h) = self.store.hotfix(&inc)? else {
+                continue;
+            };
+            let Some(kind) = domain::obligations(&h, &self.policy, now)
+                .into_iter()
+                .map(|o| o.kind)
+                .find(|k| k.as_str() == kind)
+            else {
+                continue;
+            };
+            if let Some(draft) = domain::overdue_event(&h, kind, &self.policy, now) {
+                self.note(&inc, draft, Some(mark)).await?;
+                reported += 1;
+            }
+        }
+        Ok(reported)
     }
 
     pub fn get(&self, incident_id: &str) -> Result<HotfixView> {

@@ -5,6 +5,8 @@
 //!   change.
 //! - `lane`: the application service tying domain, store and clock together.
 //! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
+//! - `integrations`: outbound services (Slack), each behind a trait.
+//! - `relay`: background readers of the event log (chat relay, overdue sweep).
 //! - `auth`, `config`, `server`: identity, settings and wiring.
 #![forbid(unsafe_code)]
 
@@ -14,7 +16,9 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod integrations;
 pub mod lane;
+pub mod relay;
 pub mod server;
 pub mod store;
 

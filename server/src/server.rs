@@ -11,6 +11,7 @@ use hotfix_api::pb::lane_service_server::LaneServiceServer;
 use hotfix_api::pb::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -63,6 +64,25 @@ pub async fn serve(
         roster.directory().clone(),
         clock,
     ));
+
+    // Background readers of the event log; they stop before the store closes.
+    let background = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(crate::relay::run_overdue_sweeper(
+        lane.clone(),
+        settings.overdue_check_interval,
+        background.clone(),
+    ));
+    if let Some(slack) = settings.slack.clone() {
+        let chat =
+            crate::integrations::slack::SlackWebhooks::new(slack).map_err(ServeError::Config)?;
+        tasks.spawn(crate::relay::run_relay(
+            lane.clone(),
+            Arc::new(chat),
+            background.clone(),
+        ));
+    }
+    tasks.close();
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
@@ -118,7 +138,7 @@ pub async fn serve(
     };
 
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
-    Server::builder()
+    let served = Server::builder()
         .add_service(health_service)
         .add_service(InterceptedService::new(lane_svc, auth.clone()))
         .add_service(InterceptedService::new(policy_svc, auth.clone()))
@@ -130,7 +150,10 @@ pub async fn serve(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             drained,
         )
-        .await?;
+        .await;
+    background.cancel();
+    tasks.wait().await;
+    served?;
     store.flush().await.map_err(ServeError::Flush)?;
     tracing::info!("store flushed; bye");
     Ok(())

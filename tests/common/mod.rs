@@ -28,7 +28,7 @@ pub struct Daemon {
     tmp: Arc<tempfile::TempDir>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), hotfixd::server::ServeError>>>,
-    policy: Policy,
+    template: Settings,
 }
 
 pub fn start_time() -> chrono::DateTime<Utc> {
@@ -41,24 +41,40 @@ impl Daemon {
     }
 
     pub async fn start_with(policy: Policy) -> Daemon {
-        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
-        let clock = Arc::new(ManualClock::new(start_time()));
-        Self::boot(tmp, clock, policy).await
+        Self::start_configured(|s| s.policy = policy).await
     }
 
-    async fn boot(tmp: Arc<tempfile::TempDir>, clock: Arc<ManualClock>, policy: Policy) -> Daemon {
-        let data_dir = tmp.path().join("data");
+    /// Starts with test settings adjusted by `configure`.
+    pub async fn start_configured(configure: impl FnOnce(&mut Settings)) -> Daemon {
+        let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let mut template = Settings {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: tmp.path().join("data"),
+            heartbeat_interval: Duration::from_millis(200),
+            policy: Policy::default(),
+            principals: dev_principals(),
+            dev: true,
+            overdue_check_interval: Duration::from_millis(100),
+            slack: None,
+        };
+        configure(&mut template);
+        Self::boot(tmp, clock, template).await
+    }
+
+    async fn boot(
+        tmp: Arc<tempfile::TempDir>,
+        clock: Arc<ManualClock>,
+        template: Settings,
+    ) -> Daemon {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().unwrap();
+        let data_dir = template.data_dir.clone();
         let settings = Settings {
             listen: addr,
-            data_dir: data_dir.clone(),
-            heartbeat_interval: Duration::from_millis(200),
-            policy: policy.clone(),
-            principals: dev_principals(),
-            dev: true,
+            ..template.clone()
         };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(hotfixd::serve(
@@ -74,7 +90,7 @@ impl Daemon {
             tmp,
             shutdown,
             task: Some(task),
-            policy,
+            template,
         }
     }
 
@@ -91,11 +107,11 @@ impl Daemon {
     /// Stops and starts again on the same data directory (a new port).
     pub async fn restart(mut self) -> Daemon {
         self.stop().await;
-        let (tmp, clock, policy) = (self.tmp.clone(), self.clock.clone(), self.policy.clone());
+        let (tmp, clock, template) = (self.tmp.clone(), self.clock.clone(), self.template.clone());
         drop(self);
         // sled releases its directory lock when the last handle drops.
         for _ in 0..50 {
-            let d = Self::boot(tmp.clone(), clock.clone(), policy.clone()).await;
+            let d = Self::boot(tmp.clone(), clock.clone(), template.clone()).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             if d.task.as_ref().is_some_and(|t| !t.is_finished()) {
                 return d;

@@ -1222,6 +1222,28 @@ pub fn obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<ObligationView
     out
 }
 
+/// The event that reports an obligation past its deadline (once).
+pub fn overdue_event(
+    h: &Hotfix,
+    kind: ObligationKind,
+    policy: &Policy,
+    now: Time,
+) -> Option<EventDraft> {
+    let o = obligations(h, policy, now)
+        .into_iter()
+        .find(|o| o.kind == kind && o.overdue)?;
+    Some(event(
+        "obligation_overdue",
+        format!(
+            "{} is overdue (due {}); owed by {}: {}",
+            kind.as_str(),
+            o.due.format("%Y-%m-%d %H:%M UTC"),
+            o.owner,
+            o.detail
+        ),
+    ))
+}
+
 /// A step someone could take next, and why it is blocked if it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextStep {

@@ -7,6 +7,7 @@
 
 pub mod lane;
 pub mod model;
+pub mod notify;
 pub mod policy;
 pub mod validate;
 

@@ -8,6 +8,8 @@
 //!          `o/<due ms>INC/<kind>` outstanding obligations
 //!          `x/<ms>INC` exercises ("When this runbook last worked")
 //!          `r/<ms><seq>` team reviews
+//!          `n/INC/<kind>` overdue obligations already reported
+//! meta:    `cursor/<name>` positions of event-log readers
 
 use chrono::{DateTime, Utc};
 
@@ -21,6 +23,7 @@ const QUARTER: &[u8] = b"q/";
 pub const DUE: &[u8] = b"o/";
 pub const EXERCISE: &[u8] = b"x/";
 pub const REVIEW: &[u8] = b"r/";
+const OVERDUE_MARK: &[u8] = b"n/";
 pub const META_POSTMORTEMS: &[u8] = b"postmortems";
 pub const META_POSTMORTEMS_YBR: &[u8] = b"postmortems_yes_but_rollback";
 
@@ -131,4 +134,12 @@ pub fn exercise(at: Time, inc: &str) -> Vec<u8> {
 
 pub fn review(at: Time, s: u64) -> Vec<u8> {
     cat(&[REVIEW, &time(at), &seq(s)])
+}
+
+pub fn overdue_mark(inc: &str, kind: &str) -> Vec<u8> {
+    cat(&[OVERDUE_MARK, inc.as_bytes(), b"/", kind.as_bytes()])
+}
+
+pub fn cursor(name: &str) -> Vec<u8> {
+    cat(&[b"cursor/", name.as_bytes()])
 }

@@ -86,6 +86,12 @@ pub enum Write {
     },
     Mitigation(Mitigation),
     TeamReview(TeamReview),
+    /// Events only (the daemon's own observations), optionally marking a
+    /// key in the index so that the same observation is made once.
+    Note {
+        hotfix: Hotfix,
+        mark: Option<Vec<u8>>,
+    },
 }
 
 pub struct Commit {
@@ -310,6 +316,12 @@ impl Store {
                 (m.incident_id.clone(), 1, false, Outcome::Mitigation(m))
             }
             Write::TeamReview(r) => (String::new(), 0, false, Outcome::TeamReview(r.clone())),
+            Write::Note { hotfix, .. } => (
+                hotfix.incident_id().to_string(),
+                hotfix.version,
+                hotfix.is_drill(),
+                Outcome::Hotfix(hotfix.clone()),
+            ),
         };
         let events: Vec<StoredEvent> = commit
             .events
@@ -393,6 +405,11 @@ impl Store {
             }
             (Write::TeamReview(_), Outcome::TeamReview(r)) => {
                 puts.push((INDEX, keys::review(r.at, first), encode(r)));
+            }
+            (Write::Note { mark, .. }, Outcome::Hotfix(_)) => {
+                if let Some(k) = mark {
+                    puts.push((INDEX, k.clone(), Vec::new()));
+                }
             }
             _ => unreachable!("outcome mirrors the write"),
         }
@@ -576,6 +593,33 @@ impl Store {
             out.push(keys::due_of(&k));
         }
         Ok(out)
+    }
+
+    /// Overdue obligations not yet reported: (incident, kind, marker key).
+    pub fn overdue_unreported(&self, now: Time) -> Result<Vec<(String, String, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for (inc, kind, _) in self.overdue(now)? {
+            let mark = keys::overdue_mark(&inc, &kind);
+            if !self.index.contains_key(&mark)? {
+                out.push((inc, kind, mark));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A named cursor into the event log (e.g. the chat relay's).
+    pub fn cursor(&self, name: &str) -> Result<u64> {
+        Ok(self
+            .meta
+            .get(keys::cursor(name))?
+            .map_or(0, |v| keys::u64_of(&v)))
+    }
+
+    /// Moves a cursor. Flushed with the next change: a crash may replay the
+    /// events after the last flushed position (at-least-once).
+    pub fn set_cursor(&self, name: &str, seq: u64) -> Result<()> {
+        self.meta.insert(keys::cursor(name), &keys::seq(seq))?;
+        Ok(())
     }
 
     /// The newest `n` rows of "When this runbook last worked".
