@@ -153,20 +153,31 @@ pub enum Cmd {
         #[arg(long)]
         skip_canary: bool,
     },
-    /// Step 6: record whether the symptom metric recovered.
+    /// Step 6: record whether the symptom metric recovered, or let hotfixd
+    /// measure it in Prometheus (--measure).
+    ///
+    /// With --measure --wait, exits 0 when the symptom recovered, 4 when it
+    /// did not (revert required) and 1 when no verdict could be reached.
     Verify {
         incident: String,
         #[arg(
             long,
-            conflicts_with = "not_recovered",
-            required_unless_present = "not_recovered"
+            conflicts_with_all = ["not_recovered", "measure"],
+            required_unless_present_any = ["not_recovered", "measure"],
+            requires = "value"
         )]
         recovered: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "measure", requires = "value")]
         not_recovered: bool,
         /// The observed symptom metric (e.g. the 5xx ratio).
+        #[arg(long, conflicts_with = "measure")]
+        value: Option<f64>,
+        /// Let hotfixd evaluate the app's symptom query in Prometheus.
         #[arg(long)]
-        value: f64,
+        measure: bool,
+        /// With --measure: show samples until the verdict.
+        #[arg(long, requires = "measure")]
+        wait: bool,
     },
     /// Record the revert PR of a hotfix that did not recover the symptom.
     Revert {
@@ -577,16 +588,92 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         }
         Cmd::Verify {
             incident,
+            measure: true,
+            wait,
+            ..
+        } => {
+            let r = lane
+                .start_verification(pb::StartVerificationRequest {
+                    mutation: m,
+                    incident_id: incident.clone(),
+                })
+                .await?
+                .into_inner();
+            let h = hotfix(r.hotfix);
+            if o == Output::Table {
+                writeln!(out, "measuring {incident}: {}", r.query)?;
+            }
+            if !wait {
+                render::hotfix(out, o, &h, &[])?;
+                return Ok(());
+            }
+            let mut stream = client
+                .events
+                .clone()
+                .watch(pb::WatchRequest {
+                    from_seq: h.last_seq,
+                    incident_id: incident.clone(),
+                })
+                .await?
+                .into_inner();
+            let mut verdict = None;
+            while let Some(msg) = stream.next().await {
+                if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
+                    if o == Output::Table && e.kind.starts_with("verification_") {
+                        writeln!(out, "  {}", e.summary)?;
+                        out.flush()?;
+                    }
+                    match e.kind.as_str() {
+                        "verified"
+                        | "revert_required"
+                        | "verification_failed"
+                        | "verification_interrupted" => {
+                            verdict = Some(e.kind);
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let r = lane
+                .get_hotfix(pb::GetHotfixRequest {
+                    incident_id: incident,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &r.hotfix.unwrap_or_default(), &[])?;
+            out.flush()?;
+            match verdict.as_deref() {
+                Some("verified") => {}
+                Some("revert_required") => {
+                    return Err(CliError {
+                        code: 4,
+                        message:
+                            "the symptom did not recover: revert the hotfix (hotfixctl revert)"
+                                .into(),
+                    });
+                }
+                _ => {
+                    return Err(CliError {
+                        code: 1,
+                        message: "verification ended without a verdict; see `hotfixctl show`"
+                            .into(),
+                    });
+                }
+            }
+        }
+        Cmd::Verify {
+            incident,
             recovered,
-            not_recovered: _,
             value,
+            ..
         } => {
             let r = lane
                 .verify(pb::VerifyRequest {
                     mutation: m,
                     incident_id: incident,
                     recovered,
-                    observed_value: value,
+                    observed_value: value.ok_or_else(|| usage("--value is required"))?,
                 })
                 .await?
                 .into_inner();

@@ -180,6 +180,8 @@ fn main() {
             dev: true,
             overdue_check_interval: Duration::from_secs(60),
             slack: None,
+            prometheus: None,
+            verify: Default::default(),
         };
         tokio::spawn(hotfixd::serve(
             listener,

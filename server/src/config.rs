@@ -14,7 +14,9 @@ use serde::Deserialize;
 
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
+use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
+use crate::verifier::VerifySettings;
 
 /// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
 /// to close, enforces the emergency change runbook and serves gRPC.
@@ -76,6 +78,24 @@ pub struct Args {
     )]
     pub slack_audit_webhook_file: Option<PathBuf>,
 
+    /// Bearer token for Prometheus, if it needs one (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub prometheus_token: Option<String>,
+
+    /// File holding the Prometheus bearer token.
+    #[arg(
+        long,
+        env = "HOTFIXD_PROMETHEUS_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "prometheus_token"
+    )]
+    pub prometheus_token_file: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(
         long,
@@ -129,6 +149,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub slack: SlackConfig,
     #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
+    #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
 
@@ -173,6 +195,26 @@ pub struct PolicyConfig {
     pub extra_roles: BTreeMap<Step, BTreeSet<Role>>,
 }
 
+/// `[prometheus]`: where step 6 measures the symptom metric.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. "http://prometheus:9090".
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// PromQL template; `{app}` is the hotfix's Argo CD app.
+    pub query: Option<String>,
+    /// Per-app queries, overriding the template.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    pub consecutive: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+}
+
 /// Everything the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -185,6 +227,9 @@ pub struct Settings {
     pub overdue_check_interval: Duration,
     /// None: no webhook configured, nothing is posted.
     pub slack: Option<SlackSettings>,
+    /// None: verification takes the caller's observed value only.
+    pub prometheus: Option<PrometheusSettings>,
+    pub verify: VerifySettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -353,7 +398,38 @@ impl Args {
             attempts: file.slack.attempts.unwrap_or(4).max(1),
             backoff: file.slack.backoff.unwrap_or(Duration::from_millis(500)),
         });
+        let prometheus_token = secret(
+            &self.prometheus_token,
+            &self.prometheus_token_file,
+            "prometheus token",
+        )?;
+        let mut verify = VerifySettings::default();
+        let prometheus = match &file.prometheus {
+            None => None,
+            Some(p) => {
+                if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
+                    return Err("prometheus.url: must be an http(s) URL".into());
+                }
+                if let Some(q) = &p.query {
+                    if !q.contains("{app}") {
+                        return Err("prometheus.query: the template must contain {app}".into());
+                    }
+                    verify.query = q.clone();
+                }
+                verify.queries = p.queries.clone();
+                verify.interval = p.interval.unwrap_or(verify.interval);
+                verify.consecutive = p.consecutive.unwrap_or(verify.consecutive).max(1);
+                verify.window = p.window.unwrap_or(verify.window);
+                Some(PrometheusSettings {
+                    url: p.url.clone(),
+                    bearer_token: prometheus_token,
+                    timeout: p.timeout.unwrap_or(Duration::from_secs(5)),
+                })
+            }
+        };
         Ok(Settings {
+            prometheus,
+            verify,
             listen,
             data_dir,
             heartbeat_interval: file.heartbeat_interval.unwrap_or(Duration::from_secs(5)),

@@ -379,6 +379,24 @@ impl Lane {
         Ok(reported)
     }
 
+    /// Reads a hotfix and checks that `actor` may take `step` on it now.
+    pub fn precheck(
+        &self,
+        actor: &Principal,
+        incident_id: &str,
+        step: domain::Step,
+    ) -> Result<Hotfix> {
+        domain::validate::check_incident_id("incident_id", incident_id)?;
+        let h = self
+            .store
+            .hotfix(incident_id)?
+            .ok_or_else(|| Refusal::NotFound {
+                incident: incident_id.to_string(),
+            })?;
+        domain::precheck(&self.ctx(actor, self.now()), &h, step)?;
+        Ok(h)
+    }
+
     pub fn get(&self, incident_id: &str) -> Result<HotfixView> {
         domain::validate::check_incident_id("incident_id", incident_id)?;
         let hotfix = self

@@ -6,6 +6,7 @@
 //! - `lane`: the application service tying domain, store and clock together.
 //! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
 //! - `integrations`: outbound services (Slack), each behind a trait.
+//! - `verifier`: step 6 measured in Prometheus.
 //! - `relay`: background readers of the event log (chat relay, overdue sweep).
 //! - `auth`, `config`, `server`: identity, settings and wiring.
 #![forbid(unsafe_code)]
@@ -21,5 +22,6 @@ pub mod lane;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod verifier;
 
 pub use server::serve;

@@ -82,7 +82,20 @@ pub async fn serve(
             background.clone(),
         ));
     }
-    tasks.close();
+    let verifier = match settings.prometheus.clone() {
+        Some(prom) => {
+            let metrics = crate::integrations::prometheus::PrometheusClient::new(prom)
+                .map_err(ServeError::Config)?;
+            Some(Arc::new(crate::verifier::Verifier::new(
+                lane.clone(),
+                Arc::new(metrics),
+                settings.verify.clone(),
+                tasks.clone(),
+                background.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
@@ -106,7 +119,7 @@ pub async fn serve(
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
-    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone()))
+    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
@@ -152,6 +165,7 @@ pub async fn serve(
         )
         .await;
     background.cancel();
+    tasks.close();
     tasks.wait().await;
     served?;
     store.flush().await.map_err(ServeError::Flush)?;

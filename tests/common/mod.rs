@@ -57,6 +57,8 @@ impl Daemon {
             dev: true,
             overdue_check_interval: Duration::from_millis(100),
             slack: None,
+            prometheus: None,
+            verify: Default::default(),
         };
         configure(&mut template);
         Self::boot(tmp, clock, template).await

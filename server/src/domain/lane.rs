@@ -530,10 +530,8 @@ pub fn team_review(ctx: &Ctx, notes: &str) -> Result<(TeamReview, EventDraft), R
     ))
 }
 
-/// Applies one lane step to a hotfix.
-pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> {
-    cmd.validate()?;
-    let step = cmd.step();
+/// May the actor take `step` on `h` now? (who, then state.)
+pub fn precheck(ctx: &Ctx, h: &Hotfix, step: Step) -> Result<State, Refusal> {
     ctx.policy.authorize(step, ctx.actor, Some(h))?;
     let required = &ctx.policy.required_checks;
     let state = h.state(required);
@@ -555,6 +553,15 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             reason: String::new(),
         });
     }
+    Ok(state)
+}
+
+/// Applies one lane step to a hotfix.
+pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> {
+    cmd.validate()?;
+    let step = cmd.step();
+    let required = &ctx.policy.required_checks;
+    precheck(ctx, h, step)?;
     let mut n = h.clone();
     n.version += 1;
     let now = ctx.now;

@@ -21,16 +21,18 @@ use crate::auth::principal;
 use crate::domain::{self, Command, Refusal};
 use crate::error::Error;
 use crate::lane::Lane;
+use crate::verifier::Verifier;
 use convert::*;
 
 #[derive(Clone)]
 pub struct LaneApi {
     lane: Arc<Lane>,
+    verifier: Option<Arc<Verifier>>,
 }
 
 impl LaneApi {
-    pub fn new(lane: Arc<Lane>) -> Self {
-        LaneApi { lane }
+    pub fn new(lane: Arc<Lane>, verifier: Option<Arc<Verifier>>) -> Self {
+        LaneApi { lane, verifier }
     }
 
     /// Runs one lane command and answers with the hotfix after it.
@@ -100,6 +102,30 @@ lane_service! {
             .await?;
         Ok(Response::new(pb::RecordMitigationResponse {
             mitigation: Some(to_pb_mitigation(&m)),
+        }))
+    }
+
+    async fn start_verification(
+        &self,
+        request: Request<pb::StartVerificationRequest>,
+    ) -> Reply<pb::StartVerificationResponse> {
+        let actor = principal(&request)?;
+        let r = request.into_inner();
+        let Some(verifier) = &self.verifier else {
+            return Err(Error::from(Refusal::Refused {
+                step: domain::Step::Verify,
+                reason: format!(
+                    "no Prometheus is configured to measure with; record the observed value with \
+                     `hotfixctl verify {} --recovered|--not-recovered --value V`",
+                    r.incident_id
+                ),
+            })
+            .into());
+        };
+        let (h, query) = verifier.start(&actor, &r.incident_id).await?;
+        Ok(Response::new(pb::StartVerificationResponse {
+            hotfix: Some(to_pb_hotfix(&h, self.lane.policy(), self.lane.now())),
+            query,
         }))
     }
 
