@@ -457,6 +457,14 @@ mod tests {
         assert_eq!(policy.cleanup_within, Duration::from_secs(24 * 3600));
         assert!(!file.principals.is_empty());
         crate::auth::Roster::new(&file.principals).expect("example roster is valid");
+        // And through the same path as the daemon, flags and all.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/hotfixd.example.toml");
+        let settings = Args::parse_from(["hotfixd", "--config", path]).settings().unwrap();
+        let prom = settings.prometheus.expect("the example configures Prometheus");
+        assert_eq!(prom.url, "http://prometheus.monitoring:9090");
+        assert_eq!(settings.verify.window, Duration::from_secs(180));
+        assert!(settings.verify.query_for("x").contains(r#"service="x""#));
+        assert!(settings.slack.is_none(), "webhooks never come from the file");
     }
 
     #[test]
