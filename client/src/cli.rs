@@ -2,8 +2,10 @@
 //!
 //! Exit codes: 0 success; 2 usage error; 3 cannot connect; 10 + N when the
 //! daemon refused with gRPC status code N (e.g. 13 INVALID_ARGUMENT = 10+3,
-//! 17 PERMISSION_DENIED, 18 RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION,
-//! 20 ABORTED, 26 UNAUTHENTICATED).
+//! 15 NOT_FOUND, 16 ALREADY_EXISTS, 17 PERMISSION_DENIED, 18
+//! RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION, 20 ABORTED, 24 UNAVAILABLE,
+//! 26 UNAUTHENTICATED). `verify --measure --wait` adds 4 (not recovered)
+//! and 1 (no verdict).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -19,9 +21,9 @@ use crate::{Client, ConnectError};
 ///
 /// Every step is checked by hotfixd; when it refuses, it says why and what
 /// would unblock it. Exit codes: 0 ok, 2 usage, 3 cannot connect, 10+N for
-/// a refusal with gRPC status code N (13 invalid argument, 15 already
-/// exists, 17 permission denied, 18 rate limited, 19 failed precondition,
-/// 20 version conflict, 26 unauthenticated).
+/// a refusal with gRPC status code N (13 invalid argument, 15 not found,
+/// 16 already exists, 17 permission denied, 18 rate limited, 19 failed
+/// precondition, 20 version conflict, 24 unavailable, 26 unauthenticated).
 #[derive(Debug, Parser)]
 #[command(name = "hotfixctl", version, about, long_about)]
 pub struct Cli {
