@@ -147,13 +147,20 @@ pub enum Cmd {
     },
     /// Step 5: platform-admin merge via admin bypass.
     Merge { incident: String },
-    /// Step 5: record the forced Argo CD sync.
+    /// Step 5: the forced Argo CD sync. With Argo CD configured, hotfixd
+    /// performs it (prune, then waits for Synced and Healthy); otherwise it
+    /// records the sync you did.
+    ///
+    /// With --wait, exits 0 once synced and 1 when the sync failed.
     Sync {
         incident: String,
         #[arg(long)]
         revision: String,
         #[arg(long)]
         skip_canary: bool,
+        /// Show progress until Argo CD reports Synced and Healthy.
+        #[arg(long)]
+        wait: bool,
     },
     /// Step 6: record whether the symptom metric recovered, or let hotfixd
     /// measure it in Prometheus (--measure).
@@ -405,6 +412,60 @@ fn usage(message: impl Into<String>) -> CliError {
     }
 }
 
+/// Follows one incident's events after `from_seq`, printing those whose
+/// kind starts with `progress` (table output), until one of `end` arrives;
+/// returns it (None if the stream ended first).
+async fn follow(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    incident: &str,
+    from_seq: u64,
+    progress: &str,
+    end: &[&str],
+) -> Result<Option<String>, CliError> {
+    let mut stream = client
+        .events
+        .clone()
+        .watch(pb::WatchRequest {
+            from_seq,
+            incident_id: incident.to_string(),
+        })
+        .await?
+        .into_inner();
+    while let Some(msg) = stream.next().await {
+        if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
+            if o == Output::Table && e.kind.starts_with(progress) {
+                writeln!(out, "  {}", e.summary)?;
+                out.flush()?;
+            }
+            if end.contains(&e.kind.as_str()) {
+                return Ok(Some(e.kind));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn show_final(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    incident: &str,
+) -> Result<(), CliError> {
+    let r = client
+        .lane
+        .clone()
+        .get_hotfix(pb::GetHotfixRequest {
+            incident_id: incident.to_string(),
+        })
+        .await?
+        .into_inner();
+    render::hotfix(out, o, &r.hotfix.unwrap_or_default(), &[])?;
+    out.flush()?;
+    Ok(())
+}
+
 /// Runs one command, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let client = Client::connect(&cli.endpoint, cli.token.as_deref()).await?;
@@ -576,17 +637,31 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             incident,
             revision,
             skip_canary,
+            wait,
         } => {
             let r = lane
                 .sync(pb::SyncRequest {
                     mutation: m,
-                    incident_id: incident,
+                    incident_id: incident.clone(),
                     revision,
                     skip_canary,
                 })
                 .await?
                 .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+            let h = hotfix(r.hotfix);
+            if !wait || h.state != pb::State::Merged as i32 {
+                render::hotfix(out, o, &h, &[])?;
+                return Ok(());
+            }
+            let end = ["synced", "sync_failed", "sync_interrupted"];
+            let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end).await?;
+            show_final(&client, out, o, &incident).await?;
+            if verdict.as_deref() != Some("synced") {
+                return Err(CliError {
+                    code: 1,
+                    message: "the sync did not complete; see `hotfixctl show`".into(),
+                });
+            }
         }
         Cmd::Verify {
             incident,
@@ -609,42 +684,23 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 render::hotfix(out, o, &h, &[])?;
                 return Ok(());
             }
-            let mut stream = client
-                .events
-                .clone()
-                .watch(pb::WatchRequest {
-                    from_seq: h.last_seq,
-                    incident_id: incident.clone(),
-                })
-                .await?
-                .into_inner();
-            let mut verdict = None;
-            while let Some(msg) = stream.next().await {
-                if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
-                    if o == Output::Table && e.kind.starts_with("verification_") {
-                        writeln!(out, "  {}", e.summary)?;
-                        out.flush()?;
-                    }
-                    match e.kind.as_str() {
-                        "verified"
-                        | "revert_required"
-                        | "verification_failed"
-                        | "verification_interrupted" => {
-                            verdict = Some(e.kind);
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            let r = lane
-                .get_hotfix(pb::GetHotfixRequest {
-                    incident_id: incident,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &r.hotfix.unwrap_or_default(), &[])?;
-            out.flush()?;
+            let end = [
+                "verified",
+                "revert_required",
+                "verification_failed",
+                "verification_interrupted",
+            ];
+            let verdict = follow(
+                &client,
+                out,
+                o,
+                &incident,
+                h.last_seq,
+                "verification_",
+                &end,
+            )
+            .await?;
+            show_final(&client, out, o, &incident).await?;
             match verdict.as_deref() {
                 Some("verified") => {}
                 Some("revert_required") => {

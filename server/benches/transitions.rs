@@ -182,6 +182,8 @@ fn main() {
             slack: None,
             prometheus: None,
             verify: Default::default(),
+            argocd: None,
+            sync: Default::default(),
         };
         tokio::spawn(hotfixd::serve(
             listener,

@@ -14,8 +14,10 @@ use serde::Deserialize;
 
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
+use crate::integrations::argocd::ArgoCdSettings;
 use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
+use crate::syncer::SyncSettings;
 use crate::verifier::VerifySettings;
 
 /// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
@@ -96,6 +98,24 @@ pub struct Args {
     )]
     pub prometheus_token_file: Option<PathBuf>,
 
+    /// Argo CD API token (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_ARGOCD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub argocd_token: Option<String>,
+
+    /// File holding the Argo CD API token.
+    #[arg(
+        long,
+        env = "HOTFIXD_ARGOCD_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "argocd_token"
+    )]
+    pub argocd_token_file: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(
         long,
@@ -150,6 +170,8 @@ pub struct FileConfig {
     pub slack: SlackConfig,
     #[serde(default)]
     pub prometheus: Option<PrometheusConfig>,
+    #[serde(default)]
+    pub argocd: Option<ArgoCdConfig>,
     #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
@@ -215,6 +237,22 @@ pub struct PrometheusConfig {
     pub window: Option<Duration>,
 }
 
+/// `[argocd]`: where step 5's sync is performed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdConfig {
+    /// Base URL of the Argo CD API server.
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// How often the app's status is read while waiting.
+    #[serde(default, with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    /// Give up waiting for Synced + Healthy after this long.
+    #[serde(default, with = "humantime_serde")]
+    pub sync_timeout: Option<Duration>,
+}
+
 /// Everything the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -230,6 +268,9 @@ pub struct Settings {
     /// None: verification takes the caller's observed value only.
     pub prometheus: Option<PrometheusSettings>,
     pub verify: VerifySettings,
+    /// None: syncs are recorded as the caller reports them.
+    pub argocd: Option<ArgoCdSettings>,
+    pub sync: SyncSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -427,7 +468,26 @@ impl Args {
                 })
             }
         };
+        let argocd_token = secret(&self.argocd_token, &self.argocd_token_file, "argocd token")?;
+        let mut sync = SyncSettings::default();
+        let argocd = match &file.argocd {
+            None => None,
+            Some(a) => {
+                if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
+                    return Err("argocd.url: must be an http(s) URL".into());
+                }
+                sync.poll = a.poll.unwrap_or(sync.poll);
+                sync.timeout = a.sync_timeout.unwrap_or(sync.timeout);
+                Some(ArgoCdSettings {
+                    url: a.url.clone(),
+                    token: argocd_token,
+                    timeout: a.timeout.unwrap_or(Duration::from_secs(10)),
+                })
+            }
+        };
         Ok(Settings {
+            argocd,
+            sync,
             prometheus,
             verify,
             listen,
@@ -458,13 +518,23 @@ mod tests {
         assert!(!file.principals.is_empty());
         crate::auth::Roster::new(&file.principals).expect("example roster is valid");
         // And through the same path as the daemon, flags and all.
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/hotfixd.example.toml");
-        let settings = Args::parse_from(["hotfixd", "--config", path]).settings().unwrap();
-        let prom = settings.prometheus.expect("the example configures Prometheus");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/hotfixd.example.toml"
+        );
+        let settings = Args::parse_from(["hotfixd", "--config", path])
+            .settings()
+            .unwrap();
+        let prom = settings
+            .prometheus
+            .expect("the example configures Prometheus");
         assert_eq!(prom.url, "http://prometheus.monitoring:9090");
         assert_eq!(settings.verify.window, Duration::from_secs(180));
         assert!(settings.verify.query_for("x").contains(r#"service="x""#));
-        assert!(settings.slack.is_none(), "webhooks never come from the file");
+        assert!(
+            settings.slack.is_none(),
+            "webhooks never come from the file"
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `lane`: the application service tying domain, store and clock together.
 //! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
 //! - `integrations`: outbound services (Slack), each behind a trait.
-//! - `verifier`: step 6 measured in Prometheus.
+//! - `jobs`, `syncer`, `verifier`: steps hotfixd performs itself (Argo CD
+//!   sync, step 6 measured in Prometheus).
 //! - `relay`: background readers of the event log (chat relay, overdue sweep).
 //! - `auth`, `config`, `server`: identity, settings and wiring.
 #![forbid(unsafe_code)]
@@ -18,10 +19,12 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod integrations;
+pub mod jobs;
 pub mod lane;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod syncer;
 pub mod verifier;
 
 pub use server::serve;

@@ -82,16 +82,31 @@ pub async fn serve(
             background.clone(),
         ));
     }
+    let jobs = Arc::new(crate::jobs::Jobs::new(
+        lane.clone(),
+        tasks.clone(),
+        background.clone(),
+    ));
     let verifier = match settings.prometheus.clone() {
         Some(prom) => {
             let metrics = crate::integrations::prometheus::PrometheusClient::new(prom)
                 .map_err(ServeError::Config)?;
             Some(Arc::new(crate::verifier::Verifier::new(
-                lane.clone(),
+                jobs.clone(),
                 Arc::new(metrics),
                 settings.verify.clone(),
-                tasks.clone(),
-                background.clone(),
+            )))
+        }
+        None => None,
+    };
+    let syncer = match settings.argocd.clone() {
+        Some(argo) => {
+            let argo =
+                crate::integrations::argocd::ArgoCd::new(argo).map_err(ServeError::Config)?;
+            Some(Arc::new(crate::syncer::Syncer::new(
+                jobs.clone(),
+                Arc::new(argo),
+                settings.sync.clone(),
             )))
         }
         None => None,
@@ -119,7 +134,7 @@ pub async fn serve(
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
-    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier))
+    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -8,17 +8,15 @@
 //! shutdown interrupts it (recorded), and the hotfix stays SYNCED so it can
 //! be started again.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::domain::{Command, EventDraft, Hotfix, Principal, Step};
 use crate::error::Result;
 use crate::integrations::Metrics;
-use crate::lane::{Lane, Mutation};
+use crate::jobs::Jobs;
+use crate::lane::Mutation;
 
 /// The runbook's symptom query; `{app}` is the hotfix's Argo CD app.
 pub const DEFAULT_QUERY: &str = r#"sum(rate(http_requests_total{service="{app}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="{app}"}[5m]))"#;
@@ -56,36 +54,17 @@ impl VerifySettings {
 }
 
 pub struct Verifier {
-    lane: Arc<Lane>,
+    jobs: Arc<Jobs>,
     metrics: Arc<dyn Metrics>,
     settings: VerifySettings,
-    running: Mutex<HashSet<String>>,
-    tasks: TaskTracker,
-    shutdown: CancellationToken,
-}
-
-fn draft(kind: &str, summary: String) -> EventDraft {
-    EventDraft {
-        kind: kind.to_string(),
-        summary,
-    }
 }
 
 impl Verifier {
-    pub fn new(
-        lane: Arc<Lane>,
-        metrics: Arc<dyn Metrics>,
-        settings: VerifySettings,
-        tasks: TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Verifier {
+    pub fn new(jobs: Arc<Jobs>, metrics: Arc<dyn Metrics>, settings: VerifySettings) -> Verifier {
         Verifier {
-            lane,
+            jobs,
             metrics,
             settings,
-            running: Mutex::new(HashSet::new()),
-            tasks,
-            shutdown,
         }
     }
 
@@ -95,58 +74,31 @@ impl Verifier {
         actor: &Principal,
         incident_id: &str,
     ) -> Result<(Hotfix, String)> {
-        let h = self.lane.precheck(actor, incident_id, Step::Verify)?;
-        if !self
-            .running
-            .lock()
-            .expect("verifier lock")
-            .insert(incident_id.to_string())
-        {
-            return Err(crate::domain::Refusal::Refused {
-                step: Step::Verify,
-                reason: format!(
-                    "a verification of {incident_id} is already running; watch its events"
-                ),
-            }
-            .into());
-        }
+        let lane = &self.jobs.lane;
+        let h = lane.precheck(actor, incident_id, Step::Verify)?;
         let query = self.settings.query_for(&h.declaration.argocd_app);
-        let started = self
-            .lane
-            .note(
-                incident_id,
-                draft(
-                    "verification_started",
-                    format!(
-                        "@{} started verification: {query} must stay below {} for {} samples within {}",
-                        actor.handle,
-                        self.lane.policy().verify_threshold,
-                        self.settings.consecutive,
-                        humantime::format_duration(self.settings.window)
-                    ),
-                ),
-                None,
-            )
-            .await;
-        if let Err(e) = started {
-            self.running
-                .lock()
-                .expect("verifier lock")
-                .remove(incident_id);
-            return Err(e);
-        }
+        let started = EventDraft {
+            kind: "verification_started".into(),
+            summary: format!(
+                "@{} started verification: {query} must stay below {} for {} samples within {}",
+                actor.handle,
+                lane.policy().verify_threshold,
+                self.settings.consecutive,
+                humantime::format_duration(self.settings.window)
+            ),
+        };
         let me = self.clone();
-        let (actor, inc, q) = (actor.clone(), incident_id.to_string(), query.clone());
-        self.tasks.spawn(async move {
-            me.measure(&actor, &inc, &q).await;
-            me.running.lock().expect("verifier lock").remove(&inc);
-        });
-        let h = self.lane.get(incident_id)?.hotfix;
-        Ok((h, query))
+        let (who, inc, q) = (actor.clone(), incident_id.to_string(), query.clone());
+        self.jobs
+            .spawn(incident_id, Step::Verify, started, async move {
+                me.measure(&who, &inc, &q).await;
+            })
+            .await?;
+        Ok((lane.get(incident_id)?.hotfix, query))
     }
 
     async fn measure(&self, actor: &Principal, inc: &str, query: &str) {
-        let threshold = self.lane.policy().verify_threshold;
+        let threshold = self.jobs.lane.policy().verify_threshold;
         let deadline = tokio::time::Instant::now() + self.settings.window;
         let mut below = 0;
         let mut last: Option<f64> = None;
@@ -154,7 +106,7 @@ impl Verifier {
         loop {
             tokio::select! {
                 _ = ticker.tick() => {}
-                _ = self.shutdown.cancelled() => {
+                _ = self.jobs.shutdown.cancelled() => {
                     self.note(inc, "verification_interrupted", "hotfixd shut down during verification; start it again".into()).await;
                     return;
                 }
@@ -193,6 +145,7 @@ impl Verifier {
                     observed_value: value,
                 };
                 if let Err(e) = self
+                    .jobs
                     .lane
                     .command(actor, &Mutation::default(), inc, cmd)
                     .await
@@ -210,8 +163,6 @@ impl Verifier {
     }
 
     async fn note(&self, inc: &str, kind: &str, summary: String) {
-        if let Err(e) = self.lane.note(inc, draft(kind, summary), None).await {
-            tracing::error!(error = %e, incident = inc, "recording a verification event failed");
-        }
+        self.jobs.note(inc, kind, summary).await;
     }
 }

@@ -59,6 +59,8 @@ impl Daemon {
             slack: None,
             prometheus: None,
             verify: Default::default(),
+            argocd: None,
+            sync: Default::default(),
         };
         configure(&mut template);
         Self::boot(tmp, clock, template).await

@@ -21,6 +21,7 @@ use crate::auth::principal;
 use crate::domain::{self, Command, Refusal};
 use crate::error::Error;
 use crate::lane::Lane;
+use crate::syncer::Syncer;
 use crate::verifier::Verifier;
 use convert::*;
 
@@ -28,11 +29,20 @@ use convert::*;
 pub struct LaneApi {
     lane: Arc<Lane>,
     verifier: Option<Arc<Verifier>>,
+    syncer: Option<Arc<Syncer>>,
 }
 
 impl LaneApi {
-    pub fn new(lane: Arc<Lane>, verifier: Option<Arc<Verifier>>) -> Self {
-        LaneApi { lane, verifier }
+    pub fn new(
+        lane: Arc<Lane>,
+        verifier: Option<Arc<Verifier>>,
+        syncer: Option<Arc<Syncer>>,
+    ) -> Self {
+        LaneApi {
+            lane,
+            verifier,
+            syncer,
+        }
     }
 
     /// Runs one lane command and answers with the hotfix after it.
@@ -102,6 +112,30 @@ lane_service! {
             .await?;
         Ok(Response::new(pb::RecordMitigationResponse {
             mitigation: Some(to_pb_mitigation(&m)),
+        }))
+    }
+
+    async fn sync(&self, request: Request<pb::SyncRequest>) -> Reply<pb::SyncResponse> {
+        // With Argo CD configured, hotfixd performs the sync itself and
+        // records it once Argo CD reports Synced and Healthy.
+        let hotfix = match &self.syncer {
+            Some(syncer) => {
+                let actor = principal(&request)?;
+                let r = request.into_inner();
+                let h = syncer.start(&actor, &r.incident_id, &r.revision, r.skip_canary).await?;
+                to_pb_hotfix(&h, self.lane.policy(), self.lane.now())
+            }
+            None => {
+                let r = request.get_ref().clone();
+                let cmd = Ok(Command::Sync {
+                    revision: r.revision,
+                    skip_canary: r.skip_canary,
+                });
+                self.run(&request, r.mutation, &r.incident_id, cmd).await?
+            }
+        };
+        Ok(Response::new(pb::SyncResponse {
+            hotfix: Some(hotfix),
         }))
     }
 
@@ -177,8 +211,6 @@ lane_service! {
         });
     record_check(pb::RecordCheckRequest) -> RecordCheckResponse = |r| check_command(r);
     merge(pb::MergeRequest) -> MergeResponse = |_r| Ok(Command::Merge);
-    sync(pb::SyncRequest) -> SyncResponse =
-        |r| Ok(Command::Sync { revision: r.revision, skip_canary: r.skip_canary });
     verify(pb::VerifyRequest) -> VerifyResponse =
         |r| Ok(Command::Verify { recovered: r.recovered, observed_value: r.observed_value });
     revert(pb::RevertRequest) -> RevertResponse = |r| Ok(Command::Revert { pr: r.revert_pr });

@@ -1,6 +1,7 @@
 //! The services hotfixd talks to, each behind a trait so that tests and
 //! drills can hand in something else.
 
+pub mod argocd;
 pub mod prometheus;
 pub mod slack;
 
@@ -18,6 +19,36 @@ pub trait Chat: Send + Sync + 'static {
 #[tonic::async_trait]
 pub trait Metrics: Send + Sync + 'static {
     async fn instant(&self, query: &str) -> Result<f64, String>;
+}
+
+/// Why a sync could not be started.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SyncError {
+    /// Argo CD is already running an operation on the app: wait, then retry.
+    InProgress,
+    Failed(String),
+}
+
+/// What Argo CD reports about an application.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AppStatus {
+    /// Synced, OutOfSync, Unknown
+    pub sync: String,
+    /// Healthy, Progressing, Degraded, ...
+    pub health: String,
+    pub revision: String,
+    /// The last operation's phase: Running, Succeeded, Failed, Error, ...
+    pub phase: String,
+    pub message: String,
+}
+
+/// Deploys an application (Argo CD).
+#[tonic::async_trait]
+pub trait Deployer: Send + Sync + 'static {
+    /// Starts a sync with prune to `revision`; `dry_run` asks Argo CD to
+    /// only simulate it (drills).
+    async fn sync(&self, app: &str, revision: &str, dry_run: bool) -> Result<(), SyncError>;
+    async fn status(&self, app: &str) -> Result<AppStatus, String>;
 }
 
 /// Installs rustls' ring provider once, for every outbound HTTPS client.

@@ -1,0 +1,223 @@
+//! Step 5's sync performed by hotfixd: an Argo CD sync with prune of the
+//! hotfix's app to the merged revision, then a wait until it is Synced and
+//! Healthy or the timeout passes. Progress arrives as events.
+//!
+//! The intent (`sync_requested`) is recorded before Argo CD is asked, and
+//! the outcome after; a sync is idempotent, so a sync interrupted by a
+//! crash is safely started again. "Another operation is already in
+//! progress" is waited out. A drill asks Argo CD for a dry run only and
+//! records what it would have done.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::domain::{Command, EventDraft, Hotfix, Principal, Step};
+use crate::error::Result;
+use crate::integrations::{Deployer, SyncError};
+use crate::jobs::Jobs;
+use crate::lane::Mutation;
+
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// How often the app's status is read while waiting.
+    pub poll: Duration,
+    /// Give up waiting for Synced + Healthy after this long.
+    pub timeout: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            poll: Duration::from_secs(5),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+pub struct Syncer {
+    jobs: Arc<Jobs>,
+    argo: Arc<dyn Deployer>,
+    settings: SyncSettings,
+}
+
+impl Syncer {
+    pub fn new(jobs: Arc<Jobs>, argo: Arc<dyn Deployer>, settings: SyncSettings) -> Syncer {
+        Syncer {
+            jobs,
+            argo,
+            settings,
+        }
+    }
+
+    /// Starts the sync; answers at once.
+    pub async fn start(
+        self: &Arc<Self>,
+        actor: &Principal,
+        incident_id: &str,
+        revision: &str,
+        skip_canary: bool,
+    ) -> Result<Hotfix> {
+        crate::domain::validate::check_text(
+            "revision",
+            revision,
+            crate::domain::validate::MAX_NAME,
+        )?;
+        let lane = &self.jobs.lane;
+        let h = lane.precheck(actor, incident_id, Step::Sync)?;
+        let app = h.declaration.argocd_app.clone();
+        let started = EventDraft {
+            kind: "sync_requested".into(),
+            summary: format!(
+                "@{} requested an Argo CD sync{} of {app} to {revision} with prune{}",
+                actor.handle,
+                if h.is_drill() {
+                    " (drill: dry run)"
+                } else {
+                    ""
+                },
+                if skip_canary { ", canary skipped" } else { "" }
+            ),
+        };
+        let me = self.clone();
+        let (who, inc, rev, drill) = (
+            actor.clone(),
+            incident_id.to_string(),
+            revision.to_string(),
+            h.is_drill(),
+        );
+        self.jobs
+            .spawn(incident_id, Step::Sync, started, async move {
+                me.run(&who, &inc, &app, &rev, skip_canary, drill).await;
+            })
+            .await?;
+        Ok(lane.get(incident_id)?.hotfix)
+    }
+
+    async fn run(
+        &self,
+        actor: &Principal,
+        inc: &str,
+        app: &str,
+        revision: &str,
+        skip_canary: bool,
+        drill: bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + self.settings.timeout;
+        // Start the sync, waiting out another operation in progress.
+        loop {
+            match self.argo.sync(app, revision, drill).await {
+                Ok(()) => break,
+                Err(SyncError::InProgress) => {
+                    self.jobs
+                        .note(
+                            inc,
+                            "sync_waiting",
+                            format!("another Argo CD operation on {app} is in progress; waiting"),
+                        )
+                        .await;
+                }
+                Err(SyncError::Failed(why)) => {
+                    self.jobs.note(inc, "sync_failed", why).await;
+                    return;
+                }
+            }
+            if !self.pause(deadline).await {
+                self.give_up(
+                    inc,
+                    format!("{app}: gave up waiting for the other operation"),
+                )
+                .await;
+                return;
+            }
+        }
+        if drill {
+            self.jobs
+                .note(inc, "sync_dry_run", format!("drill: Argo CD dry-ran the sync of {app} to {revision}; nothing was deployed"))
+                .await;
+        } else {
+            let mut last = String::new();
+            loop {
+                match self.argo.status(app).await {
+                    Ok(s) => {
+                        let now = format!(
+                            "{}/{} (operation {})",
+                            s.sync,
+                            s.health,
+                            if s.phase.is_empty() { "-" } else { &s.phase }
+                        );
+                        if now != last {
+                            self.jobs
+                                .note(inc, "sync_progress", format!("{app}: {now}"))
+                                .await;
+                            last = now;
+                        }
+                        if matches!(s.phase.as_str(), "Failed" | "Error") {
+                            self.jobs
+                                .note(
+                                    inc,
+                                    "sync_failed",
+                                    format!("{app}: operation {}: {}", s.phase, s.message),
+                                )
+                                .await;
+                            return;
+                        }
+                        if s.sync == "Synced" && s.health == "Healthy" && s.phase != "Running" {
+                            break;
+                        }
+                    }
+                    Err(e) => self.jobs.note(inc, "sync_progress", e).await,
+                }
+                if !self.pause(deadline).await {
+                    let why = format!(
+                        "{app} was not Synced and Healthy within {}",
+                        humantime::format_duration(self.settings.timeout)
+                    );
+                    self.give_up(inc, why).await;
+                    return;
+                }
+            }
+        }
+        let cmd = Command::Sync {
+            revision: revision.to_string(),
+            skip_canary,
+        };
+        if let Err(e) = self
+            .jobs
+            .lane
+            .command(actor, &Mutation::default(), inc, cmd)
+            .await
+        {
+            self.jobs
+                .note(
+                    inc,
+                    "sync_failed",
+                    format!("recording the sync was refused: {e}"),
+                )
+                .await;
+        }
+    }
+
+    async fn give_up(&self, inc: &str, why: String) {
+        if self.jobs.shutdown.is_cancelled() {
+            let msg = "hotfixd shut down while syncing; the sync is idempotent: start it again"
+                .to_string();
+            self.jobs.note(inc, "sync_interrupted", msg).await;
+        } else {
+            self.jobs.note(inc, "sync_failed", why).await;
+        }
+    }
+
+    /// Sleeps one poll interval; false at the deadline or on shutdown.
+    async fn pause(&self, deadline: tokio::time::Instant) -> bool {
+        if self.jobs.shutdown.is_cancelled() {
+            return false;
+        }
+        if tokio::time::Instant::now() + self.settings.poll > deadline {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(self.settings.poll) => true,
+            _ = self.jobs.shutdown.cancelled() => false,
+        }
+    }
+}
