@@ -184,6 +184,7 @@ fn main() {
             verify: Default::default(),
             argocd: None,
             sync: Default::default(),
+            github: None,
         };
         tokio::spawn(hotfixd::serve(
             listener,

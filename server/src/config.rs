@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
 use crate::integrations::argocd::ArgoCdSettings;
+use crate::integrations::github::GitHubSettings;
 use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
 use crate::syncer::SyncSettings;
@@ -98,6 +99,24 @@ pub struct Args {
     )]
     pub prometheus_token_file: Option<PathBuf>,
 
+    /// GitHub token of the bot that merges (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub github_token: Option<String>,
+
+    /// File holding the GitHub token.
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "github_token"
+    )]
+    pub github_token_file: Option<PathBuf>,
+
     /// Argo CD API token (a secret).
     #[arg(
         long,
@@ -173,6 +192,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub argocd: Option<ArgoCdConfig>,
     #[serde(default)]
+    pub github: Option<GitHubConfig>,
+    #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
 
@@ -237,6 +258,16 @@ pub struct PrometheusConfig {
     pub window: Option<Duration>,
 }
 
+/// `[github]`: where step 5's merge is performed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// API base URL (GitHub Enterprise: https://HOST/api/v3).
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
 /// `[argocd]`: where step 5's sync is performed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -271,6 +302,8 @@ pub struct Settings {
     /// None: syncs are recorded as the caller reports them.
     pub argocd: Option<ArgoCdSettings>,
     pub sync: SyncSettings,
+    /// None: merges are recorded as the platform-admin reports them.
+    pub github: Option<GitHubSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -358,11 +391,6 @@ fn read_file(path: &Path) -> Result<FileConfig, String> {
 impl Args {
     /// Merges flags, environment and file into the settings to run with.
     pub fn settings(&self) -> Result<Settings, String> {
-        if self.dev && self.config.is_some() {
-            return Err(
-                "--dev and --config are exclusive: --dev runs the built-in demo roster".into(),
-            );
-        }
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None if self.dev => FileConfig::default(),
@@ -392,6 +420,8 @@ impl Args {
                 );
             }
         };
+        // --dev always runs the demo roster; a --config file then brings only
+        // policy and integrations (to try them locally).
         let principals = if self.dev {
             dev_principals()
         } else {
@@ -485,7 +515,22 @@ impl Args {
                 })
             }
         };
+        let github_token = secret(&self.github_token, &self.github_token_file, "github token")?;
+        let github = match &file.github {
+            None => None,
+            Some(g) => {
+                if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
+                    return Err("github.url: must be an http(s) URL".into());
+                }
+                Some(GitHubSettings {
+                    url: g.url.clone(),
+                    token: github_token,
+                    timeout: g.timeout.unwrap_or(Duration::from_secs(10)),
+                })
+            }
+        };
         Ok(Settings {
+            github,
             argocd,
             sync,
             prometheus,

@@ -129,6 +129,15 @@ impl Lane {
         self.clock.now()
     }
 
+    /// The principal a roster handle names now (for reconciling an action
+    /// taken before a restart under that principal's authority).
+    pub fn principal(&self, handle: &str) -> Option<Principal> {
+        self.directory.get(handle).map(|roles| Principal {
+            handle: handle.to_string(),
+            roles: roles.clone(),
+        })
+    }
+
     fn ctx<'a>(&'a self, actor: &'a Principal, now: Time) -> Ctx<'a> {
         Ctx {
             actor,
@@ -329,7 +338,7 @@ impl Lane {
         &self,
         incident_id: &str,
         draft: domain::EventDraft,
-        mark: Option<Vec<u8>>,
+        mark: Option<(Vec<u8>, Vec<u8>)>,
     ) -> Result<()> {
         let now = self.now();
         let req = Request {
@@ -372,7 +381,7 @@ impl Lane {
                 continue;
             };
             if let Some(draft) = domain::overdue_event(&h, kind, &self.policy, now) {
-                self.note(&inc, draft, Some(mark)).await?;
+                self.note(&inc, draft, Some((mark, Vec::new()))).await?;
                 reported += 1;
             }
         }

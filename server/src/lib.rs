@@ -21,6 +21,7 @@ pub mod grpc;
 pub mod integrations;
 pub mod jobs;
 pub mod lane;
+pub mod merger;
 pub mod relay;
 pub mod server;
 pub mod store;

@@ -99,6 +99,18 @@ pub async fn serve(
         }
         None => None,
     };
+    let merger = match settings.github.clone() {
+        Some(gh) => {
+            let gh = crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?;
+            let merger = Arc::new(crate::merger::Merger::new(lane.clone(), Arc::new(gh)));
+            // Settle merges sent before a crash before serving anything.
+            if let Err(e) = merger.reconcile().await {
+                tracing::error!(error = %e, "reconciling merges failed");
+            }
+            Some(merger)
+        }
+        None => None,
+    };
     let syncer = match settings.argocd.clone() {
         Some(argo) => {
             let argo =
@@ -134,7 +146,7 @@ pub async fn serve(
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
-    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer))
+    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer, merger))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -61,6 +61,7 @@ impl Daemon {
             verify: Default::default(),
             argocd: None,
             sync: Default::default(),
+            github: None,
         };
         configure(&mut template);
         Self::boot(tmp, clock, template).await

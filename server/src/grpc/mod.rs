@@ -21,6 +21,7 @@ use crate::auth::principal;
 use crate::domain::{self, Command, Refusal};
 use crate::error::Error;
 use crate::lane::Lane;
+use crate::merger::Merger;
 use crate::syncer::Syncer;
 use crate::verifier::Verifier;
 use convert::*;
@@ -30,6 +31,7 @@ pub struct LaneApi {
     lane: Arc<Lane>,
     verifier: Option<Arc<Verifier>>,
     syncer: Option<Arc<Syncer>>,
+    merger: Option<Arc<Merger>>,
 }
 
 impl LaneApi {
@@ -37,11 +39,13 @@ impl LaneApi {
         lane: Arc<Lane>,
         verifier: Option<Arc<Verifier>>,
         syncer: Option<Arc<Syncer>>,
+        merger: Option<Arc<Merger>>,
     ) -> Self {
         LaneApi {
             lane,
             verifier,
             syncer,
+            merger,
         }
     }
 
@@ -113,6 +117,21 @@ lane_service! {
         Ok(Response::new(pb::RecordMitigationResponse {
             mitigation: Some(to_pb_mitigation(&m)),
         }))
+    }
+
+    async fn merge(&self, request: Request<pb::MergeRequest>) -> Reply<pb::MergeResponse> {
+        // With GitHub configured, hotfixd merges on GitHub (pinned to the
+        // approved SHA) and records the merge once GitHub did it.
+        let r = request.get_ref().clone();
+        let hotfix = match &self.merger {
+            Some(merger) => {
+                let actor = principal(&request)?;
+                let h = merger.merge(&actor, &to_mutation(r.mutation), &r.incident_id).await?;
+                to_pb_hotfix(&h, self.lane.policy(), self.lane.now())
+            }
+            None => self.run(&request, r.mutation, &r.incident_id, Ok(Command::Merge)).await?,
+        };
+        Ok(Response::new(pb::MergeResponse { hotfix: Some(hotfix) }))
     }
 
     async fn sync(&self, request: Request<pb::SyncRequest>) -> Reply<pb::SyncResponse> {
@@ -210,7 +229,6 @@ lane_service! {
             labels: r.labels,
         });
     record_check(pb::RecordCheckRequest) -> RecordCheckResponse = |r| check_command(r);
-    merge(pb::MergeRequest) -> MergeResponse = |_r| Ok(Command::Merge);
     verify(pb::VerifyRequest) -> VerifyResponse =
         |r| Ok(Command::Verify { recovered: r.recovered, observed_value: r.observed_value });
     revert(pb::RevertRequest) -> RevertResponse = |r| Ok(Command::Revert { pr: r.revert_pr });

@@ -2,6 +2,7 @@
 //! drills can hand in something else.
 
 pub mod argocd;
+pub mod github;
 pub mod prometheus;
 pub mod slack;
 
@@ -49,6 +50,30 @@ pub trait Deployer: Send + Sync + 'static {
     /// only simulate it (drills).
     async fn sync(&self, app: &str, revision: &str, dry_run: bool) -> Result<(), SyncError>;
     async fn status(&self, app: &str) -> Result<AppStatus, String>;
+}
+
+/// Why GitHub did not merge.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeError {
+    /// The PR's head is no longer the approved SHA (409).
+    HeadMoved(String),
+    /// GitHub will not merge it as it is (405), e.g. a conflict.
+    NotMergeable(String),
+    Failed(String),
+}
+
+/// Where the code lives (GitHub).
+#[tonic::async_trait]
+pub trait CodeHost: Send + Sync + 'static {
+    /// Squash-merges `pr` only if its head is `sha`; returns the merge commit.
+    async fn merge(
+        &self,
+        repo: &str,
+        pr: u64,
+        sha: &str,
+        title: &str,
+    ) -> Result<String, MergeError>;
+    async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, String>;
 }
 
 /// Installs rustls' ring provider once, for every outbound HTTPS client.

@@ -9,6 +9,7 @@
 //!          `x/<ms>INC` exercises ("When this runbook last worked")
 //!          `r/<ms><seq>` team reviews
 //!          `n/INC/<kind>` overdue obligations already reported
+//!          `a/<kind>/INC` external actions sent, outcome not yet recorded
 //! meta:    `cursor/<name>` positions of event-log readers
 
 use chrono::{DateTime, Utc};
@@ -142,4 +143,12 @@ pub fn overdue_mark(inc: &str, kind: &str) -> Vec<u8> {
 
 pub fn cursor(name: &str) -> Vec<u8> {
     cat(&[b"cursor/", name.as_bytes()])
+}
+
+pub fn intent_prefix(kind: &str) -> Vec<u8> {
+    cat(&[b"a/", kind.as_bytes(), b"/"])
+}
+
+pub fn intent(kind: &str, inc: &str) -> Vec<u8> {
+    cat(&[&intent_prefix(kind), inc.as_bytes()])
 }

@@ -90,7 +90,8 @@ pub enum Write {
     /// key in the index so that the same observation is made once.
     Note {
         hotfix: Hotfix,
-        mark: Option<Vec<u8>>,
+        /// (key, value) set in the index with the event.
+        mark: Option<(Vec<u8>, Vec<u8>)>,
     },
 }
 
@@ -407,8 +408,8 @@ impl Store {
                 puts.push((INDEX, keys::review(r.at, first), encode(r)));
             }
             (Write::Note { mark, .. }, Outcome::Hotfix(_)) => {
-                if let Some(k) = mark {
-                    puts.push((INDEX, k.clone(), Vec::new()));
+                if let Some((k, v)) = mark {
+                    puts.push((INDEX, k.clone(), v.clone()));
                 }
             }
             _ => unreachable!("outcome mirrors the write"),
@@ -605,6 +606,34 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// External actions recorded as sent but not yet as done:
+    /// (incident, actor).
+    pub fn intents(&self, kind: &str) -> Result<Vec<(String, String)>> {
+        let prefix = keys::intent_prefix(kind);
+        let mut out = Vec::new();
+        for r in self.index.scan_prefix(&prefix) {
+            let (k, v) = r?;
+            out.push((
+                String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The index entry that records an intent (set with a `Note`).
+    pub fn intent_key(kind: &str, incident_id: &str) -> Vec<u8> {
+        keys::intent(kind, incident_id)
+    }
+
+    /// Forgets an intent whose outcome is recorded. Not flushed by itself:
+    /// an intent that reappears after a crash is reconciled again, and
+    /// reconciling a recorded outcome only forgets it.
+    pub fn clear_intent(&self, kind: &str, incident_id: &str) -> Result<()> {
+        self.index.remove(keys::intent(kind, incident_id))?;
+        Ok(())
     }
 
     /// A named cursor into the event log (e.g. the chat relay's).
