@@ -308,6 +308,32 @@ async fn hotfixd_syncs_with_prune_waits_out_another_operation_and_records_health
 }
 
 #[tokio::test]
+async fn a_retried_sync_is_requested_once() {
+    let (f, base) = fake(Fake::default()).await;
+    let d = daemon(&base).await;
+    ready_to_merge(&d, INC).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    let sync = [
+        "--request-id",
+        "sync-1",
+        "sync",
+        INC,
+        "--revision",
+        SHA1,
+        "--wait",
+    ];
+    d.ctl("carol", &sync).await.unwrap();
+    let again = d
+        .ctl_json(
+            "carol",
+            &["--request-id", "sync-1", "sync", INC, "--revision", SHA1],
+        )
+        .await;
+    assert_eq!(again["state"], "SYNCED");
+    assert_eq!(f.fake.lock().unwrap().syncs.len(), 1);
+}
+
+#[tokio::test]
 async fn a_failed_operation_is_reported_and_leaves_the_hotfix_merged() {
     let (f, base) = fake(Fake {
         fail: true,

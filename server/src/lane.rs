@@ -295,6 +295,23 @@ impl Lane {
         expect_hotfix(outcome)
     }
 
+    /// The first answer to a retried step (same `request_id`), for steps
+    /// that act outside hotfixd before they are recorded (merge, sync): a
+    /// retry must not act again.
+    pub fn replayed(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        cmd: &Command,
+    ) -> Result<Option<Hotfix>> {
+        let fp = fingerprint(cmd.step().as_str(), incident_id, cmd, m);
+        match self.store.replay(&actor.handle, &m.request_id, &fp)? {
+            Some(o) => expect_hotfix(o).map(Some),
+            None => Ok(None),
+        }
+    }
+
     pub async fn team_review(
         &self,
         actor: &Principal,

@@ -25,6 +25,8 @@ const INTENT: &str = "merge";
 pub struct Merger {
     lane: Arc<Lane>,
     github: Arc<dyn CodeHost>,
+    /// Merges are rare: one at a time, so two admins cannot both send one.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 fn draft(kind: &str, summary: String) -> EventDraft {
@@ -36,7 +38,11 @@ fn draft(kind: &str, summary: String) -> EventDraft {
 
 impl Merger {
     pub fn new(lane: Arc<Lane>, github: Arc<dyn CodeHost>) -> Merger {
-        Merger { lane, github }
+        Merger {
+            lane,
+            github,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub async fn merge(
@@ -45,20 +51,30 @@ impl Merger {
         m: &Mutation,
         incident_id: &str,
     ) -> Result<Hotfix> {
-        let h = self.lane.precheck(actor, incident_id, Step::Merge)?;
-        if self
-            .lane
-            .store()
-            .intents(INTENT)?
-            .iter()
-            .any(|(i, _)| i == incident_id)
-        {
-            return Err(Refusal::Refused {
-                step: Step::Merge,
-                reason: format!("a merge of {incident_id} is already in flight; watch its events"),
-            }
-            .into());
+        let _one = self.one_at_a_time.lock().await;
+        // A retry (same request id) answers as the first time did.
+        if let Some(first) = self.lane.replayed(actor, m, incident_id, &Command::Merge)? {
+            return Ok(first);
         }
+        let pending = |store: &Store| -> Result<bool> {
+            Ok(store.intents(INTENT)?.iter().any(|(i, _)| i == incident_id))
+        };
+        if pending(self.lane.store())? {
+            // An earlier merge's outcome is unknown (GitHub was unreachable
+            // at start-up): settle it before anything else.
+            self.reconcile_locked().await?;
+            if pending(self.lane.store())? {
+                return Err(Refusal::Refused {
+                    step: Step::Merge,
+                    reason: format!(
+                        "an earlier merge of {incident_id} was sent to GitHub and its outcome is \
+                         still unknown (GitHub unreachable?); retry once GitHub answers"
+                    ),
+                }
+                .into());
+            }
+        }
+        let h = self.lane.precheck(actor, incident_id, Step::Merge)?;
         let pr = h.pull_request.as_ref().map_or(0, |p| p.number);
         let sha = h.current_sha().unwrap_or_default().to_string();
         let repo = h.declaration.repository.clone();
@@ -136,6 +152,11 @@ impl Merger {
 
     /// Settles merges that were sent before a crash or restart.
     pub async fn reconcile(&self) -> Result<()> {
+        let _one = self.one_at_a_time.lock().await;
+        self.reconcile_locked().await
+    }
+
+    async fn reconcile_locked(&self) -> Result<()> {
         for (inc, handle) in self.lane.store().intents(INTENT)? {
             let Some(h) = self.lane.store().hotfix(&inc)? else {
                 self.lane.store().clear_intent(INTENT, &inc)?;

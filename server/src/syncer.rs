@@ -53,6 +53,7 @@ impl Syncer {
     pub async fn start(
         self: &Arc<Self>,
         actor: &Principal,
+        m: &Mutation,
         incident_id: &str,
         revision: &str,
         skip_canary: bool,
@@ -63,6 +64,14 @@ impl Syncer {
             crate::domain::validate::MAX_NAME,
         )?;
         let lane = &self.jobs.lane;
+        let cmd = Command::Sync {
+            revision: revision.to_string(),
+            skip_canary,
+        };
+        // A retry of a sync that completed answers as the first time did.
+        if let Some(first) = lane.replayed(actor, m, incident_id, &cmd)? {
+            return Ok(first);
+        }
         let h = lane.precheck(actor, incident_id, Step::Sync)?;
         let app = h.declaration.argocd_app.clone();
         let started = EventDraft {
@@ -79,15 +88,15 @@ impl Syncer {
             ),
         };
         let me = self.clone();
-        let (who, inc, rev, drill) = (
+        let (who, m, inc, drill) = (
             actor.clone(),
+            m.clone(),
             incident_id.to_string(),
-            revision.to_string(),
             h.is_drill(),
         );
         self.jobs
             .spawn(incident_id, Step::Sync, started, async move {
-                me.run(&who, &inc, &app, &rev, skip_canary, drill).await;
+                me.run(&who, &m, &inc, &app, cmd, drill).await;
             })
             .await?;
         Ok(lane.get(incident_id)?.hotfix)
@@ -96,12 +105,16 @@ impl Syncer {
     async fn run(
         &self,
         actor: &Principal,
+        m: &Mutation,
         inc: &str,
         app: &str,
-        revision: &str,
-        skip_canary: bool,
+        cmd: Command,
         drill: bool,
     ) {
+        let Command::Sync { revision, .. } = &cmd else {
+            return;
+        };
+        let revision = revision.as_str();
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         // Start the sync, waiting out another operation in progress.
         loop {
@@ -177,16 +190,7 @@ impl Syncer {
                 }
             }
         }
-        let cmd = Command::Sync {
-            revision: revision.to_string(),
-            skip_canary,
-        };
-        if let Err(e) = self
-            .jobs
-            .lane
-            .command(actor, &Mutation::default(), inc, cmd)
-            .await
-        {
+        if let Err(e) = self.jobs.lane.command(actor, m, inc, cmd.clone()).await {
             self.jobs
                 .note(
                     inc,

@@ -462,3 +462,17 @@ fn the_contract_check_catches_a_wrong_shape() {
     );
     assert!(c.response_schema("put", 418).is_none());
 }
+
+#[tokio::test]
+async fn a_retried_merge_is_sent_to_github_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (gh, addr) = fake(SHA, false).await;
+    let d = hotfixd(dir.path(), addr).await;
+    ready(&d, false).await;
+    let merge = ["--request-id", "merge-1", "--output", "json", "merge", INC];
+    let first: Value = serde_json::from_str(&ctl(&d, "carol", &merge).await.unwrap()).unwrap();
+    let again: Value = serde_json::from_str(&ctl(&d, "carol", &merge).await.unwrap()).unwrap();
+    assert_eq!(first["state"], "MERGED");
+    assert_eq!(first, again, "the retry answers the first answer");
+    assert_eq!(gh.fake.lock().unwrap().merge_calls, 1);
+}

@@ -141,7 +141,10 @@ lane_service! {
             Some(syncer) => {
                 let actor = principal(&request)?;
                 let r = request.into_inner();
-                let h = syncer.start(&actor, &r.incident_id, &r.revision, r.skip_canary).await?;
+                let m = to_mutation(r.mutation);
+                let h = syncer
+                    .start(&actor, &m, &r.incident_id, &r.revision, r.skip_canary)
+                    .await?;
                 to_pb_hotfix(&h, self.lane.policy(), self.lane.now())
             }
             None => {

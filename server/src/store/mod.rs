@@ -237,6 +237,31 @@ impl Store {
         Ok(outcome)
     }
 
+    /// The stored first answer to `request_id` from `actor`, if any; the same
+    /// id with another request is INVALID_ARGUMENT.
+    pub fn replay(
+        &self,
+        actor: &str,
+        request_id: &str,
+        fingerprint: &str,
+    ) -> Result<Option<Outcome>> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        let Some(bytes) = self.requests.get(keys::request(actor, request_id))? else {
+            return Ok(None);
+        };
+        let rec: RequestRecord = decode("request", &bytes)?;
+        if rec.fingerprint != fingerprint {
+            return Err(Refusal::Invalid {
+                field: "request_id".into(),
+                reason: format!("'{request_id}' was already used for a different request"),
+            }
+            .into());
+        }
+        Ok(Some(rec.outcome))
+    }
+
     /// Runs under the writer lock; returns the answer and the group-commit
     /// ticket that covers whatever it wrote.
     fn execute_locked(
