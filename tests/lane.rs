@@ -156,32 +156,11 @@ async fn full_happy_path_to_closed() {
 #[tokio::test]
 async fn preflight_refusals_point_to_the_right_runbook() {
     let d = Daemon::start().await;
-    let m = d
-        .ctl_err(
-            "bob",
-            &[
-                "declare",
-                &incident(1),
-                "--symptom",
-                "s",
-                "--criterion",
-                "customers-down",
-                "--approver",
-                "alice",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-                "--severity",
-                "p1",
-            ],
-            PRECONDITION,
-        )
-        .await;
+    let m = declare_as(&d, "bob", &incident(1), &[], &["--severity", "p1"])
+        .await
+        .unwrap_err();
+    assert_eq!(m.code, PRECONDITION, "{}", m.message);
+    let m = m.message;
     assert!(m.contains("normal pipeline"), "{m}");
     let m = d.ctl_err("bob", &[], 2).await;
     assert!(!m.is_empty());
@@ -228,78 +207,16 @@ async fn bad_input_names_the_field_and_changes_nothing() {
     let e = declare(&d, "INC-2026-02-30-001", &[]).await.unwrap_err();
     assert_eq!(e.code, INVALID);
     assert!(e.message.contains("incident_id"), "{}", e.message);
-    let e = d
-        .ctl(
-            "bob",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                &"x".repeat(201),
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "alice",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
+    let long = "x".repeat(201);
+    let e = declare_as(&d, "bob", INC, &[("--symptom", &long)], &[])
         .await
         .unwrap_err();
     assert!(e.message.contains("symptom"), "{}", e.message);
-    let e = d
-        .ctl(
-            "bob",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                "s",
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "alice",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "25:00",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
+    let e = declare_as(&d, "bob", INC, &[("--eta", "25:00")], &[])
         .await
         .unwrap_err();
     assert!(e.message.contains("merge_eta"), "{}", e.message);
-    let e = d
-        .ctl(
-            "bob",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                "s",
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "nobody",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
+    let e = declare_as(&d, "bob", INC, &[("--approver", "nobody")], &[])
         .await
         .unwrap_err();
     assert!(
@@ -347,55 +264,13 @@ async fn bad_input_names_the_field_and_changes_nothing() {
 async fn who_may_do_what() {
     let d = Daemon::start().await;
     // Self-approval is refused at declaration (four eyes) ...
-    let e = d
-        .ctl(
-            "alice",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                "s",
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "alice",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
+    let e = declare_as(&d, "alice", INC, &[("--approver", "alice")], &[])
         .await
         .unwrap_err();
     assert_eq!(e.code, PRECONDITION);
     assert!(e.message.contains("four eyes"), "{}", e.message);
     // ... and an approver must be an sre-lead or eng-manager.
-    let e = d
-        .ctl(
-            "bob",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                "s",
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "carol",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
+    let e = declare_as(&d, "bob", INC, &[("--approver", "carol")], &[])
         .await
         .unwrap_err();
     assert!(
@@ -404,30 +279,7 @@ async fn who_may_do_what() {
         e.message
     );
     // A service principal is not human and cannot declare.
-    let e = d
-        .ctl(
-            "svc-ci",
-            &[
-                "declare",
-                INC,
-                "--symptom",
-                "s",
-                "--criterion",
-                "data-loss",
-                "--approver",
-                "alice",
-                "--cleanup-owner",
-                "bob",
-                "--eta",
-                "09:30",
-                "--repo",
-                "a/b",
-                "--app",
-                "app",
-            ],
-        )
-        .await
-        .unwrap_err();
+    let e = declare_as(&d, "svc-ci", INC, &[], &[]).await.unwrap_err();
     assert_eq!(e.code, DENIED);
 
     declare(&d, INC, &[]).await.unwrap();

@@ -205,26 +205,7 @@ pub fn incident(n: u32) -> String {
 }
 
 pub async fn declare(d: &Daemon, inc: &str, extra: &[&str]) -> Result<String, CliError> {
-    let mut args = vec![
-        "declare",
-        inc,
-        "--symptom",
-        "catalog returns 500 on a missing tenant header",
-        "--criterion",
-        "customers-down",
-        "--approver",
-        "alice",
-        "--cleanup-owner",
-        "bob",
-        "--eta",
-        "09:30",
-        "--repo",
-        "bookstore/catalog",
-        "--app",
-        "bookstore-catalog-us-east",
-    ];
-    args.extend_from_slice(extra);
-    d.ctl("bob", &args).await
+    declare_as(d, "bob", inc, &[], extra).await
 }
 
 pub fn fix_args<'a>(inc: &'a str, sha: &'a str, branch: &'a str, msg: &'a str) -> Vec<&'a str> {
@@ -296,4 +277,37 @@ pub async fn mitigate(d: &Daemon, inc: &str) {
     )
     .await
     .expect("verify");
+}
+
+/// `declare` as `handle` with the standard answers, some replaced
+/// (`("--approver", "carol")`), plus extra flags.
+pub async fn declare_as(
+    d: &Daemon,
+    handle: &str,
+    inc: &str,
+    replace: &[(&str, &str)],
+    extra: &[&str],
+) -> Result<String, CliError> {
+    let standard = [
+        (
+            "--symptom",
+            "catalog returns 500 on a missing tenant header",
+        ),
+        ("--criterion", "customers-down"),
+        ("--approver", "alice"),
+        ("--cleanup-owner", "bob"),
+        ("--eta", "09:30"),
+        ("--repo", "bookstore/catalog"),
+        ("--app", "bookstore-catalog-us-east"),
+    ];
+    let mut args = vec!["declare", inc];
+    for (flag, value) in standard {
+        let value = replace
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or(value, |(_, v)| *v);
+        args.extend([flag, value]);
+    }
+    args.extend_from_slice(extra);
+    d.ctl(handle, &args).await
 }
