@@ -151,6 +151,16 @@ async fn full_happy_path_to_closed() {
     assert_eq!(report["last_worked"][0]["incident_id"], INC);
     assert_eq!(report["last_worked"][0]["resolved_by"], "hotfix");
     assert_eq!(report["stale"], false);
+    // 91 days later the runbook is stale; a flag flip does not exercise it.
+    d.clock
+        .advance(std::time::Duration::from_secs(91 * 24 * 3600));
+    d.ctl("bob", &["mitigated", &incident(2), "--by", "flag"])
+        .await
+        .unwrap();
+    let report = d.ctl_json("bob", &["report"]).await;
+    assert_eq!(report["stale"], true);
+    assert_eq!(report["last_worked"][0]["resolved_by"], "flag");
+    assert_eq!(report["last_worked"][1]["incident_id"], INC);
 }
 
 #[tokio::test]

@@ -533,11 +533,9 @@ impl Lane {
         }
         let (postmortems, ybr) = self.store.postmortem_counts()?;
         let last_worked = self.store.exercises(20)?;
-        let last_lane = last_worked
-            .iter()
-            .find(|x| x.resolved_by.starts_with("hotfix"))
-            .map(|x| x.at);
-        let stale = last_lane.is_none_or(|at| at < before(now, self.policy.stale_after));
+        let stale = !self
+            .store
+            .lane_exercised_since(before(now, self.policy.stale_after))?;
         Ok(Report {
             window: self.window(now)?,
             authors,

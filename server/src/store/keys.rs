@@ -133,6 +133,14 @@ pub fn exercise(at: Time, inc: &str) -> Vec<u8> {
     cat(&[EXERCISE, &time(at), inc.as_bytes()])
 }
 
+pub fn exercise_from(since: Time) -> Vec<u8> {
+    cat(&[EXERCISE, &time(since)])
+}
+
+pub fn exercise_end() -> Vec<u8> {
+    cat(&[EXERCISE, &[0xff; 9]])
+}
+
 pub fn review(at: Time, s: u64) -> Vec<u8> {
     cat(&[REVIEW, &time(at), &seq(s)])
 }

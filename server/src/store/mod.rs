@@ -686,6 +686,23 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether the hotfix lane (drill or real) was exercised at or after
+    /// `since`: reads the exercise index backwards from now to `since` only.
+    pub fn lane_exercised_since(&self, since: Time) -> Result<bool> {
+        for r in self
+            .index
+            .range(keys::exercise_from(since)..keys::exercise_end())
+            .rev()
+        {
+            let (_, v) = r?;
+            let x: Exercise = decode("exercise", &v)?;
+            if x.resolved_by.starts_with("hotfix") {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// (postmortems, of which "yes, but a rollback would have worked").
     pub fn postmortem_counts(&self) -> Result<(u32, u32)> {
         let get = |k: &[u8]| -> Result<u32> {
