@@ -437,3 +437,52 @@ fn the_contract_check_catches_a_wrong_shape() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_sync_cut_short_by_a_restart_is_reconciled_with_argo_cd_once() {
+    let (f, base) = fake(Fake {
+        progressing: u32::MAX,
+        ..Fake::default()
+    })
+    .await;
+    let d = daemon(&base).await;
+    ready_to_merge(&d, INC).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    // Sent, and still Progressing when hotfixd stops.
+    d.ctl("carol", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if f.fake.lock().unwrap().status_reads > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(d.state(INC).await, "MERGED");
+    f.fake.lock().unwrap().progressing = 0; // Argo CD finishes meanwhile
+    let d = d.restart().await;
+    let h = d.ctl_json("bob", &["show", INC]).await;
+    assert_eq!(h["state"], "SYNCED");
+    assert_eq!(h["sync"]["by"], "carol");
+    let kinds: Vec<&str> = h["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "sync_requested",
+        "sync_interrupted",
+        "sync_reconciled",
+        "synced",
+    ] {
+        assert_eq!(
+            kinds.iter().filter(|k| **k == kind).count(),
+            1,
+            "{kind} once in {kinds:?}"
+        );
+    }
+    let f = f.fake.lock().unwrap();
+    assert_eq!(f.syncs.len(), 1, "the sync was not sent again");
+    assert!(f.violations.is_empty(), "{:?}", f.violations);
+}

@@ -37,6 +37,7 @@ impl Jobs {
         incident_id: &str,
         step: Step,
         started: EventDraft,
+        intent: Option<(Vec<u8>, Vec<u8>)>,
         job: F,
     ) -> Result<()>
     where
@@ -50,7 +51,7 @@ impl Jobs {
             }
             .into());
         }
-        if let Err(e) = self.lane.note(incident_id, started, None).await {
+        if let Err(e) = self.lane.note(incident_id, started, intent).await {
             self.running.lock().expect("jobs lock").remove(&key);
             return Err(e);
         }

@@ -115,11 +115,16 @@ pub async fn serve(
         Some(argo) => {
             let argo =
                 crate::integrations::argocd::ArgoCd::new(argo).map_err(ServeError::Config)?;
-            Some(Arc::new(crate::syncer::Syncer::new(
+            let syncer = Arc::new(crate::syncer::Syncer::new(
                 jobs.clone(),
                 Arc::new(argo),
                 settings.sync.clone(),
-            )))
+            ));
+            // Settle syncs sent before a restart before serving anything.
+            if let Err(e) = syncer.reconcile().await {
+                tracing::error!(error = %e, "reconciling syncs failed");
+            }
+            Some(syncer)
         }
         None => None,
     };

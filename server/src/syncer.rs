@@ -2,9 +2,11 @@
 //! hotfix's app to the merged revision, then a wait until it is Synced and
 //! Healthy or the timeout passes. Progress arrives as events.
 //!
-//! The intent (`sync_requested`) is recorded before Argo CD is asked, and
-//! the outcome after; a sync is idempotent, so a sync interrupted by a
-//! crash is safely started again. "Another operation is already in
+//! The intent (`sync_requested`, with an index entry) is recorded before
+//! Argo CD is asked, and the outcome after. At start-up an intent still
+//! present is reconciled against Argo CD: Synced and Healthy at the revision
+//! → the sync is recorded; otherwise it is reported and may be started
+//! again (a sync is idempotent). "Another operation is already in
 //! progress" is waited out. A drill asks Argo CD for a dry run only and
 //! records what it would have done.
 
@@ -16,6 +18,18 @@ use crate::error::Result;
 use crate::integrations::{Deployer, SyncError};
 use crate::jobs::Jobs;
 use crate::lane::Mutation;
+use crate::store::Store;
+
+const INTENT: &str = "sync";
+
+/// What a restart needs to settle a sync that was sent.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SyncIntent {
+    actor: String,
+    revision: String,
+    skip_canary: bool,
+    request_id: String,
+}
 
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
@@ -87,6 +101,19 @@ impl Syncer {
                 if skip_canary { ", canary skipped" } else { "" }
             ),
         };
+        // A real sync's intent survives a restart and is reconciled then.
+        let intent = (!h.is_drill()).then(|| {
+            let record = SyncIntent {
+                actor: actor.handle.clone(),
+                revision: revision.to_string(),
+                skip_canary,
+                request_id: m.request_id.clone(),
+            };
+            (
+                Store::intent_key(INTENT, incident_id),
+                serde_json::to_vec(&record).expect("intents serialize"),
+            )
+        });
         let me = self.clone();
         let (who, m, inc, drill) = (
             actor.clone(),
@@ -95,7 +122,7 @@ impl Syncer {
             h.is_drill(),
         );
         self.jobs
-            .spawn(incident_id, Step::Sync, started, async move {
+            .spawn(incident_id, Step::Sync, started, intent, async move {
                 me.run(&who, &m, &inc, &app, cmd, drill).await;
             })
             .await?;
@@ -103,6 +130,24 @@ impl Syncer {
     }
 
     async fn run(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        inc: &str,
+        app: &str,
+        cmd: Command,
+        drill: bool,
+    ) {
+        self.sync_and_wait(actor, m, inc, app, cmd, drill).await;
+        // Interrupted by shutdown: the intent stays for the next start.
+        if !self.jobs.shutdown.is_cancelled()
+            && let Err(e) = self.jobs.lane.store().clear_intent(INTENT, inc)
+        {
+            tracing::error!(error = %e, incident = inc, "clearing a sync intent failed");
+        }
+    }
+
+    async fn sync_and_wait(
         &self,
         actor: &Principal,
         m: &Mutation,
@@ -201,10 +246,70 @@ impl Syncer {
         }
     }
 
+    /// Settles syncs that were sent before a restart: recorded if Argo CD
+    /// shows the app Synced and Healthy at the revision, otherwise reported
+    /// (sync again). An unreachable Argo CD leaves the intent for next time.
+    pub async fn reconcile(&self) -> Result<()> {
+        let lane = &self.jobs.lane;
+        for (inc, value) in lane.store().intents(INTENT)? {
+            let Ok(intent) = serde_json::from_str::<SyncIntent>(&value) else {
+                lane.store().clear_intent(INTENT, &inc)?;
+                continue;
+            };
+            let Some(h) = lane.store().hotfix(&inc)? else {
+                lane.store().clear_intent(INTENT, &inc)?;
+                continue;
+            };
+            if h.sync.is_some() {
+                lane.store().clear_intent(INTENT, &inc)?;
+                continue;
+            }
+            let app = &h.declaration.argocd_app;
+            let status = match self.argo.status(app).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(incident = %inc, error = %e, "cannot reconcile a sync intent yet");
+                    continue;
+                }
+            };
+            let done = status.sync == "Synced"
+                && status.health == "Healthy"
+                && status.revision == intent.revision;
+            match (done, lane.principal(&intent.actor)) {
+                (true, Some(actor)) => {
+                    let summary = format!(
+                        "Argo CD shows {app} Synced and Healthy at {}; recording the sync @{} requested before the restart",
+                        intent.revision, intent.actor
+                    );
+                    self.jobs.note(&inc, "sync_reconciled", summary).await;
+                    let m = Mutation {
+                        request_id: intent.request_id.clone(),
+                        expected_version: None,
+                    };
+                    let cmd = Command::Sync {
+                        revision: intent.revision.clone(),
+                        skip_canary: intent.skip_canary,
+                    };
+                    lane.command(&actor, &m, &inc, cmd).await?;
+                }
+                _ => {
+                    let summary = format!(
+                        "the sync of {app} to {} did not complete before the restart ({}/{}); sync again",
+                        intent.revision, status.sync, status.health
+                    );
+                    self.jobs.note(&inc, "sync_not_completed", summary).await;
+                }
+            }
+            lane.store().clear_intent(INTENT, &inc)?;
+        }
+        Ok(())
+    }
+
     async fn give_up(&self, inc: &str, why: String) {
         if self.jobs.shutdown.is_cancelled() {
-            let msg = "hotfixd shut down while syncing; the sync is idempotent: start it again"
-                .to_string();
+            let msg =
+                "hotfixd shut down while syncing; it is reconciled with Argo CD at the next start"
+                    .to_string();
             self.jobs.note(inc, "sync_interrupted", msg).await;
         } else {
             self.jobs.note(inc, "sync_failed", why).await;

@@ -90,7 +90,7 @@ impl Verifier {
         let me = self.clone();
         let (who, inc, q) = (actor.clone(), incident_id.to_string(), query.clone());
         self.jobs
-            .spawn(incident_id, Step::Verify, started, async move {
+            .spawn(incident_id, Step::Verify, started, None, async move {
                 me.measure(&who, &inc, &q).await;
             })
             .await?;
