@@ -361,31 +361,7 @@ async fn a_failed_operation_is_reported_and_leaves_the_hotfix_merged() {
 async fn a_drill_only_dry_runs_the_sync() {
     let (f, base) = fake(Fake::default()).await;
     let d = daemon(&base).await;
-    declare(&d, INC, &["--drill"]).await.unwrap();
-    let (b, m) = (branch(INC), message(INC));
-    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl("alice", &["approve", INC]).await.unwrap();
-    d.ctl(
-        "bob",
-        &[
-            "pr",
-            INC,
-            "--number",
-            "1",
-            "--url",
-            "https://github.com/a/b/pull/1",
-        ],
-    )
-    .await
-    .unwrap();
-    for c in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
-        d.ctl(
-            "svc-ci",
-            &["check", INC, "--name", c, "--result", "success"],
-        )
-        .await
-        .unwrap();
-    }
+    ready_to_merge_with(&d, INC, &["--drill"]).await;
     d.ctl("carol", &["merge", INC]).await.unwrap();
     d.ctl("carol", &["sync", INC, "--revision", SHA1, "--wait"])
         .await

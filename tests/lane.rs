@@ -330,27 +330,8 @@ async fn merge_is_platform_admin_only_and_needs_approval_and_checks() {
     declare(&d, INC, &[]).await.unwrap();
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl(
-        "bob",
-        &[
-            "pr",
-            INC,
-            "--number",
-            "7",
-            "--url",
-            "https://github.com/a/b/pull/7",
-        ],
-    )
-    .await
-    .unwrap();
-    for check in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
-        d.ctl(
-            "svc-ci",
-            &["check", INC, "--name", check, "--result", "success"],
-        )
-        .await
-        .unwrap();
-    }
+    open_pr(&d, INC).await;
+    pass_checks(&d, INC).await;
     // Merge before approval: refused, saying what is missing.
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
     assert!(msg.contains("@alice has not approved"), "{msg}");
@@ -473,19 +454,7 @@ async fn failed_scan_aborts_and_nothing_overrides_it() {
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
     d.ctl("alice", &["approve", INC]).await.unwrap();
-    d.ctl(
-        "bob",
-        &[
-            "pr",
-            INC,
-            "--number",
-            "7",
-            "--url",
-            "https://github.com/a/b/pull/7",
-        ],
-    )
-    .await
-    .unwrap();
+    open_pr(&d, INC).await;
     // A failed lint can be re-run; a failed scan cannot.
     d.ctl(
         "svc-ci",

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use hotfixctl::{Client, pb};
 use hotfixd::clock::SystemClock;
-use hotfixd::config::{Settings, dev_principals};
+use hotfixd::config::Settings;
 use hotfixd::domain::Policy;
 use tokio_util::sync::CancellationToken;
 
@@ -172,19 +172,8 @@ fn main() {
             ..Policy::default()
         };
         let settings = Settings {
-            listen: addr,
-            data_dir: dir.path().join("hotfixd"),
-            heartbeat_interval: Duration::from_secs(5),
             policy,
-            principals: dev_principals(),
-            dev: true,
-            overdue_check_interval: Duration::from_secs(60),
-            slack: None,
-            prometheus: None,
-            verify: Default::default(),
-            argocd: None,
-            sync: Default::default(),
-            github: None,
+            ..Settings::dev(addr, dir.path().join("hotfixd"))
         };
         tokio::spawn(hotfixd::serve(
             listener,

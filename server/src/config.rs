@@ -308,6 +308,30 @@ pub struct Settings {
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEV_DATA_DIR: &str = "./hotfixd-dev-data";
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+pub const DEFAULT_OVERDUE_CHECK: Duration = Duration::from_secs(60);
+
+impl Settings {
+    /// What `--dev` runs with when no file is given: the demo roster, the
+    /// runbook's policy, no integrations. Tests and benches start from it.
+    pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> Settings {
+        Settings {
+            listen,
+            data_dir,
+            heartbeat_interval: DEFAULT_HEARTBEAT,
+            policy: Policy::default(),
+            principals: dev_principals(),
+            dev: true,
+            overdue_check_interval: DEFAULT_OVERDUE_CHECK,
+            slack: None,
+            prometheus: None,
+            verify: VerifySettings::default(),
+            argocd: None,
+            sync: SyncSettings::default(),
+            github: None,
+        }
+    }
+}
 
 /// The demo roster of `--dev`: handle, role; token `dev-<handle>`.
 pub const DEV_ROSTER: [(&str, Role); 6] = [
@@ -537,13 +561,11 @@ impl Args {
             verify,
             listen,
             data_dir,
-            heartbeat_interval: file.heartbeat_interval.unwrap_or(Duration::from_secs(5)),
+            heartbeat_interval: file.heartbeat_interval.unwrap_or(DEFAULT_HEARTBEAT),
             policy: file.policy.to_policy()?,
             principals,
             dev: self.dev,
-            overdue_check_interval: file
-                .overdue_check_interval
-                .unwrap_or(Duration::from_secs(60)),
+            overdue_check_interval: file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
             slack,
         })
     }

@@ -11,7 +11,7 @@ use clap::Parser;
 use hotfixctl::Client;
 use hotfixctl::cli::{Cli, CliError};
 use hotfixd::clock::ManualClock;
-use hotfixd::config::{Settings, dev_principals};
+use hotfixd::config::Settings;
 use hotfixd::domain::Policy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -49,19 +49,9 @@ impl Daemon {
         let tmp = Arc::new(tempfile::tempdir().expect("tempdir"));
         let clock = Arc::new(ManualClock::new(start_time()));
         let mut template = Settings {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: tmp.path().join("data"),
             heartbeat_interval: Duration::from_millis(200),
-            policy: Policy::default(),
-            principals: dev_principals(),
-            dev: true,
             overdue_check_interval: Duration::from_millis(100),
-            slack: None,
-            prometheus: None,
-            verify: Default::default(),
-            argocd: None,
-            sync: Default::default(),
-            github: None,
+            ..Settings::dev("127.0.0.1:0".parse().unwrap(), tmp.path().join("data"))
         };
         configure(&mut template);
         Self::boot(tmp, clock, template).await
@@ -233,27 +223,16 @@ pub fn message(inc: &str) -> String {
     )
 }
 
-/// Declares and drives a hotfix to READY_TO_MERGE.
-pub async fn ready_to_merge(d: &Daemon, inc: &str) {
-    declare(d, inc, &[]).await.expect("declare");
-    let (b, m) = (branch(inc), message(inc));
-    d.ctl("bob", &fix_args(inc, SHA1, &b, &m))
+/// Records the labelled hotfix PR #4321.
+pub async fn open_pr(d: &Daemon, inc: &str) {
+    let url = "https://github.com/bookstore/catalog/pull/4321";
+    d.ctl("bob", &["pr", inc, "--number", "4321", "--url", url])
         .await
-        .expect("fix");
-    d.ctl("alice", &["approve", inc]).await.expect("approve");
-    d.ctl(
-        "bob",
-        &[
-            "pr",
-            inc,
-            "--number",
-            "4321",
-            "--url",
-            "https://github.com/bookstore/catalog/pull/4321",
-        ],
-    )
-    .await
-    .expect("pr");
+        .expect("pr");
+}
+
+/// Reports every required fast-path check green, as the CI service.
+pub async fn pass_checks(d: &Daemon, inc: &str) {
     for check in ["lint", "unit-changed-package", "scan", "build-sign-push"] {
         d.ctl(
             "svc-ci",
@@ -262,6 +241,23 @@ pub async fn ready_to_merge(d: &Daemon, inc: &str) {
         .await
         .expect("check");
     }
+}
+
+/// Declares and drives a hotfix to READY_TO_MERGE.
+pub async fn ready_to_merge(d: &Daemon, inc: &str) {
+    ready_to_merge_with(d, inc, &[]).await
+}
+
+/// Like `ready_to_merge`, with extra `declare` flags (e.g. `--drill`).
+pub async fn ready_to_merge_with(d: &Daemon, inc: &str, declare_flags: &[&str]) {
+    declare(d, inc, declare_flags).await.expect("declare");
+    let (b, m) = (branch(inc), message(inc));
+    d.ctl("bob", &fix_args(inc, SHA1, &b, &m))
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    open_pr(d, inc).await;
+    pass_checks(d, inc).await;
     assert_eq!(d.state(inc).await, "READY_TO_MERGE");
 }
 
