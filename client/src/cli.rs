@@ -121,13 +121,15 @@ pub enum Cmd {
         #[arg(long)]
         sha: Option<String>,
     },
-    /// Step 3: record the labelled hotfix PR.
+    /// Step 3: the labelled hotfix PR. With GitHub on for the repository,
+    /// give no options: hotfixd opens it (or reuses the branch's open PR),
+    /// labels it and follows its checks. Otherwise record the PR you opened.
     Pr {
         incident: String,
-        #[arg(long)]
-        number: u64,
-        #[arg(long)]
-        url: String,
+        #[arg(long, requires = "url")]
+        number: Option<u64>,
+        #[arg(long, requires = "number")]
+        url: Option<String>,
         /// Defaults to "HOTFIX: <incident> <symptom>".
         #[arg(long)]
         title: Option<String>,
@@ -135,15 +137,20 @@ pub enum Cmd {
         #[arg(long = "label")]
         labels: Vec<String>,
     },
-    /// Step 4: record a fast-path check result for the PR's SHA.
+    /// Step 4: the fast-path checks. With GitHub on, --wait follows them
+    /// live until all passed (exit 0) or one failed (exit 1; a failed scan
+    /// ends the hotfix). Otherwise record one result with --name/--result.
     Check {
         incident: String,
-        #[arg(long)]
-        name: String,
-        #[arg(long, value_enum)]
-        result: CheckResult,
-        #[arg(long)]
+        #[arg(long, required_unless_present = "wait", requires = "result")]
+        name: Option<String>,
+        #[arg(long, value_enum, requires = "name")]
+        result: Option<CheckResult>,
+        #[arg(long, requires = "name")]
         sha: Option<String>,
+        /// Follow the checks on GitHub until all are done or one fails.
+        #[arg(long, conflicts_with = "name")]
+        wait: bool,
     },
     /// Step 5: platform-admin merge via admin bypass.
     Merge { incident: String },
@@ -188,11 +195,13 @@ pub enum Cmd {
         #[arg(long, requires = "measure")]
         wait: bool,
     },
-    /// Record the revert PR of a hotfix that did not recover the symptom.
+    /// Revert a hotfix that did not recover the symptom. With GitHub on and
+    /// no --pr, hotfixd opens the revert PR, merges it and syncs again;
+    /// otherwise record the revert PR (merged) with --pr.
     Revert {
         incident: String,
         #[arg(long)]
-        pr: u64,
+        pr: Option<u64>,
     },
     /// Step 7: record the cleanup (return-to-normal-flow) PR.
     Cleanup {
@@ -309,16 +318,19 @@ pub struct Fix {
     pub incident: String,
     #[arg(long)]
     pub branch: String,
+    /// The head commit. With GitHub on for the repository: optional, and
+    /// must be GitHub's head of the branch if given.
     #[arg(long)]
-    pub sha: String,
-    /// File holding the commit message ('-' for stdin).
-    #[arg(long, conflicts_with = "message", required_unless_present = "message")]
+    pub sha: Option<String>,
+    /// File holding the commit message ('-' for stdin). Not with GitHub on.
+    #[arg(long, conflicts_with = "message")]
     pub message_file: Option<PathBuf>,
-    /// The commit message inline.
+    /// The commit message inline. Not with GitHub on.
     #[arg(long)]
     pub message: Option<String>,
-    /// A changed file as PATH:ADDED:REMOVED (repeatable).
-    #[arg(long = "file", required = true, value_parser = parse_file)]
+    /// A changed file as PATH:ADDED:REMOVED (repeatable). Not with GitHub
+    /// on: hotfixd reads the diff against the base branch.
+    #[arg(long = "file", value_parser = parse_file)]
     pub files: Vec<pb::ChangedFile>,
 }
 
@@ -539,14 +551,16 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 }
                 (None, Some(p)) => std::fs::read_to_string(p)
                     .map_err(|e| usage(format!("--message-file {}: {e}", p.display())))?,
-                (None, None) => return Err(usage("--message or --message-file is required")),
+                // GitHub on: hotfixd reads the message (the daemon says if
+                // it is off and the message is missing).
+                (None, None) => String::new(),
             };
             let r = lane
                 .submit_fix(pb::SubmitFixRequest {
                     mutation: m,
                     incident_id: f.incident,
                     branch: f.branch,
-                    sha: f.sha,
+                    sha: f.sha.unwrap_or_default(),
                     commit_message: message,
                     files: f.files,
                 })
@@ -592,8 +606,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .open_pull_request(pb::OpenPullRequestRequest {
                     mutation: m,
                     incident_id: incident,
-                    number,
-                    url,
+                    number: number.unwrap_or_default(),
+                    url: url.unwrap_or_default(),
                     title: title.unwrap_or_default(),
                     labels,
                 })
@@ -603,10 +617,65 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         }
         Cmd::Check {
             incident,
+            wait: true,
+            ..
+        } => {
+            let r = lane
+                .follow_checks(pb::FollowChecksRequest {
+                    incident_id: incident.clone(),
+                })
+                .await?
+                .into_inner();
+            let h = hotfix(r.hotfix);
+            let failed = |h: &pb::Hotfix| {
+                h.checks
+                    .iter()
+                    .any(|c| c.result == pb::CheckResult::Failure as i32)
+            };
+            let mut verdict = if h.state == pb::State::ReadyToMerge as i32 {
+                Some("checks_passed".to_string())
+            } else if h.state == pb::State::Aborted as i32 || failed(&h) {
+                Some("check_failed".to_string())
+            } else {
+                None
+            };
+            if verdict.is_none() {
+                let end = [
+                    "checks_passed",
+                    "check_failed",
+                    "aborted",
+                    "checks_timeout",
+                    "checks_failed",
+                ];
+                verdict = follow(
+                    &client,
+                    out,
+                    o,
+                    &incident,
+                    r.from_seq,
+                    "check_progress",
+                    &end,
+                )
+                .await?;
+            }
+            show_final(&client, out, o, &incident).await?;
+            if verdict.as_deref() != Some("checks_passed") {
+                return Err(CliError {
+                    code: 1,
+                    message: "the checks did not all pass; see `hotfixctl show`".into(),
+                });
+            }
+        }
+        Cmd::Check {
+            incident,
             name,
             result,
             sha,
+            ..
         } => {
+            let (Some(name), Some(result)) = (name, result) else {
+                return Err(usage("--name and --result are required without --wait"));
+            };
             let r = lane
                 .record_check(pb::RecordCheckRequest {
                     mutation: m,
@@ -742,7 +811,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .revert(pb::RevertRequest {
                     mutation: m,
                     incident_id: incident,
-                    revert_pr: pr,
+                    revert_pr: pr.unwrap_or_default(),
                 })
                 .await?
                 .into_inner();

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
 use crate::integrations::argocd::ArgoCdSettings;
-use crate::integrations::github::GitHubSettings;
+use crate::integrations::github::{ForgeSettings, GitHubSettings};
 use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
 use crate::syncer::SyncSettings;
@@ -264,8 +264,24 @@ pub struct PrometheusConfig {
 pub struct GitHubConfig {
     /// API base URL (GitHub Enterprise: https://HOST/api/v3).
     pub url: String,
+    /// GraphQL endpoint; default derived from `url`.
+    pub graphql_url: Option<String>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Branch hotfix branches are cut from and merged into.
+    pub base_branch: Option<String>,
+    /// Per-repository base branches ("org/repo" = "branch").
+    #[serde(default)]
+    pub base_branches: BTreeMap<String, String>,
+    /// Repositories whose steps stay manual (integration switched off).
+    #[serde(default)]
+    pub manual_repositories: Vec<String>,
+    /// How often the PR's checks are read while following them.
+    #[serde(default, with = "humantime_serde")]
+    pub checks_poll: Option<Duration>,
+    /// Stop following checks after this long (they can be followed again).
+    #[serde(default, with = "humantime_serde")]
+    pub checks_timeout: Option<Duration>,
 }
 
 /// `[argocd]`: where step 5's sync is performed.
@@ -546,10 +562,32 @@ impl Args {
                 if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
                     return Err("github.url: must be an http(s) URL".into());
                 }
+                if let Some(u) = &g.graphql_url
+                    && !((u.starts_with("http://") || u.starts_with("https://"))
+                        && u.ends_with("/graphql"))
+                {
+                    return Err(
+                        "github.graphql_url: must be an http(s) URL ending in /graphql".into(),
+                    );
+                }
+                for r in g.manual_repositories.iter().chain(g.base_branches.keys()) {
+                    if crate::domain::validate::check_repository("github", r).is_err() {
+                        return Err(format!("github: '{r}' is not an owner/name repository"));
+                    }
+                }
+                let defaults = ForgeSettings::default();
                 Some(GitHubSettings {
                     url: g.url.clone(),
+                    graphql_url: g.graphql_url.clone(),
                     token: github_token,
                     timeout: g.timeout.unwrap_or(Duration::from_secs(10)),
+                    lane: ForgeSettings {
+                        base_branch: g.base_branch.clone().unwrap_or(defaults.base_branch),
+                        base_branches: g.base_branches.clone(),
+                        manual_repositories: g.manual_repositories.iter().cloned().collect(),
+                        checks_poll: g.checks_poll.unwrap_or(defaults.checks_poll),
+                        checks_timeout: g.checks_timeout.unwrap_or(defaults.checks_timeout),
+                    },
                 })
             }
         };

@@ -247,6 +247,21 @@ impl Lane {
         incident_id: &str,
         cmd: Command,
     ) -> Result<Hotfix> {
+        let asked = cmd.clone();
+        self.command_asked(actor, m, incident_id, &asked, cmd).await
+    }
+
+    /// Like `command`, for a step whose facts hotfixd gathered itself (from
+    /// GitHub): the request id is bound to what the caller `asked`, so a
+    /// retry is recognised by `replayed(asked)` before anything is fetched.
+    pub async fn command_asked(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        asked: &Command,
+        cmd: Command,
+    ) -> Result<Hotfix> {
         Self::check_mutation(m)?;
         domain::validate::check_incident_id("incident_id", incident_id)?;
         let now = self.now();
@@ -257,7 +272,7 @@ impl Lane {
             incident_id,
             now,
             request_id: &m.request_id,
-            fingerprint: fingerprint(action, incident_id, &cmd, m),
+            fingerprint: fingerprint(action, incident_id, asked, m),
         };
         let outcome = self
             .store

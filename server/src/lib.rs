@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod forge;
 pub mod grpc;
 pub mod integrations;
 pub mod jobs;

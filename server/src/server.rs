@@ -99,18 +99,6 @@ pub async fn serve(
         }
         None => None,
     };
-    let merger = match settings.github.clone() {
-        Some(gh) => {
-            let gh = crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?;
-            let merger = Arc::new(crate::merger::Merger::new(lane.clone(), Arc::new(gh)));
-            // Settle merges sent before a crash before serving anything.
-            if let Err(e) = merger.reconcile().await {
-                tracing::error!(error = %e, "reconciling merges failed");
-            }
-            Some(merger)
-        }
-        None => None,
-    };
     let syncer = match settings.argocd.clone() {
         Some(argo) => {
             let argo =
@@ -129,6 +117,30 @@ pub async fn serve(
         None => None,
     };
 
+    let (merger, forge) = match settings.github.clone() {
+        Some(gh) => {
+            let lane_settings = gh.lane.clone();
+            let gh: Arc<dyn crate::integrations::CodeHost> =
+                Arc::new(crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?);
+            let merger = Arc::new(crate::merger::Merger::new(lane.clone(), gh.clone()));
+            let forge = Arc::new(crate::forge::Forge::new(
+                jobs.clone(),
+                gh,
+                lane_settings,
+                syncer.clone(),
+            ));
+            // Settle merges, PRs and reverts sent before a crash, and
+            // follow pending checks again, before serving anything.
+            if let Err(e) = merger.reconcile().await {
+                tracing::error!(error = %e, "reconciling merges failed");
+            }
+            if let Err(e) = forge.reconcile().await {
+                tracing::error!(error = %e, "reconciling GitHub steps failed");
+            }
+            (Some(merger), Some(forge))
+        }
+        None => (None, None),
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
@@ -151,8 +163,9 @@ pub async fn serve(
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
-    let lane_svc = LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer, merger))
-        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let lane_svc =
+        LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer, merger, forge))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let events_svc = EventServiceServer::new(EventsApi::new(

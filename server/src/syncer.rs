@@ -138,7 +138,20 @@ impl Syncer {
         cmd: Command,
         drill: bool,
     ) {
-        self.sync_and_wait(actor, m, inc, app, cmd, drill).await;
+        let Command::Sync { revision, .. } = &cmd else {
+            return;
+        };
+        if self.sync_and_wait(inc, app, revision, drill).await
+            && let Err(e) = self.jobs.lane.command(actor, m, inc, cmd.clone()).await
+        {
+            self.jobs
+                .note(
+                    inc,
+                    "sync_failed",
+                    format!("recording the sync was refused: {e}"),
+                )
+                .await;
+        }
         // Interrupted by shutdown: the intent stays for the next start.
         if !self.jobs.shutdown.is_cancelled()
             && let Err(e) = self.jobs.lane.store().clear_intent(INTENT, inc)
@@ -147,19 +160,9 @@ impl Syncer {
         }
     }
 
-    async fn sync_and_wait(
-        &self,
-        actor: &Principal,
-        m: &Mutation,
-        inc: &str,
-        app: &str,
-        cmd: Command,
-        drill: bool,
-    ) {
-        let Command::Sync { revision, .. } = &cmd else {
-            return;
-        };
-        let revision = revision.as_str();
+    /// Syncs `app` to `revision` and waits for Synced and Healthy (a drill:
+    /// a dry run); progress and failures are events. True when it got there.
+    async fn sync_and_wait(&self, inc: &str, app: &str, revision: &str, drill: bool) -> bool {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         // Start the sync, waiting out another operation in progress.
         loop {
@@ -176,7 +179,7 @@ impl Syncer {
                 }
                 Err(SyncError::Failed(why)) => {
                     self.jobs.note(inc, "sync_failed", why).await;
-                    return;
+                    return false;
                 }
             }
             if !self.pause(deadline).await {
@@ -185,7 +188,7 @@ impl Syncer {
                     format!("{app}: gave up waiting for the other operation"),
                 )
                 .await;
-                return;
+                return false;
             }
         }
         if drill {
@@ -217,7 +220,7 @@ impl Syncer {
                                     format!("{app}: operation {}: {}", s.phase, s.message),
                                 )
                                 .await;
-                            return;
+                            return false;
                         }
                         if s.sync == "Synced" && s.health == "Healthy" && s.phase != "Running" {
                             break;
@@ -231,19 +234,46 @@ impl Syncer {
                         humantime::format_duration(self.settings.timeout)
                     );
                     self.give_up(inc, why).await;
-                    return;
+                    return false;
                 }
             }
         }
-        if let Err(e) = self.jobs.lane.command(actor, m, inc, cmd.clone()).await {
-            self.jobs
-                .note(
-                    inc,
-                    "sync_failed",
-                    format!("recording the sync was refused: {e}"),
-                )
-                .await;
-        }
+        true
+    }
+
+    /// Step 6's "revert + sync": deploys the revert's merge commit in the
+    /// background. The hotfix is already REVERTED; the outcome is an event
+    /// (`revert_synced` or `sync_failed`).
+    pub async fn sync_revert(
+        self: &Arc<Self>,
+        incident_id: &str,
+        revision: &str,
+        drill: bool,
+    ) -> Result<()> {
+        let h = self.jobs.lane.get(incident_id)?.hotfix;
+        let app = h.declaration.argocd_app.clone();
+        let started = EventDraft {
+            kind: "sync_requested".into(),
+            summary: format!(
+                "hotfixd requested an Argo CD sync{} of {app} to the revert {revision} with prune",
+                if drill { " (drill: dry run)" } else { "" },
+            ),
+        };
+        let me = self.clone();
+        let (inc, revision) = (incident_id.to_string(), revision.to_string());
+        self.jobs
+            .spawn(incident_id, Step::Sync, started, None, async move {
+                if me.sync_and_wait(&inc, &app, &revision, drill).await {
+                    me.jobs
+                        .note(
+                            &inc,
+                            "revert_synced",
+                            format!("{app} runs the revert {revision}: Synced and Healthy"),
+                        )
+                        .await;
+                }
+            })
+            .await
     }
 
     /// Settles syncs that were sent before a restart: recorded if Argo CD

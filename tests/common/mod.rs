@@ -2,6 +2,8 @@
 //! manual clock, and helpers that run the real `hotfixctl` CLI code.
 #![allow(dead_code)]
 
+pub mod github;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -306,4 +308,30 @@ pub async fn declare_as(
     }
     args.extend_from_slice(extra);
     d.ctl(handle, &args).await
+}
+
+/// hotfixd's settings for the fake GitHub: its URL and token, checks read
+/// every 50 ms.
+pub fn github_settings(fake: &github::FakeGitHub) -> hotfixd::integrations::github::GitHubSettings {
+    hotfixd::integrations::github::GitHubSettings {
+        url: fake.url(),
+        graphql_url: None,
+        token: Some(github::TOKEN.into()),
+        timeout: Duration::from_secs(5),
+        lane: hotfixd::integrations::github::ForgeSettings {
+            checks_poll: Duration::from_millis(50),
+            ..Default::default()
+        },
+    }
+}
+
+/// Waits until `cond` holds (checked every 20 ms, at most 10 s).
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
 }

@@ -172,8 +172,12 @@ impl Command {
                 title,
                 labels,
             } => {
-                check_number("number", *number)?;
-                check_url("url", url)?;
+                // Number 0 with no URL: a drill's PR that was never opened
+                // (refused for real hotfixes when applied).
+                if *number != 0 || !url.is_empty() {
+                    check_number("number", *number)?;
+                    check_url("url", url)?;
+                }
                 if let Some(t) = title {
                     check_text("title", t, MAX_TITLE)?;
                 }
@@ -195,7 +199,8 @@ impl Command {
                     })
                 }
             }
-            Command::Revert { pr } => check_number("revert_pr", *pr),
+            // 0: a drill's revert that was never opened (refused otherwise).
+            Command::Revert { .. } => Ok(()),
             Command::RecordCleanup { pr, url, labels } => {
                 check_number("pr_number", *pr)?;
                 check_optional_url("url", url)?;
@@ -227,6 +232,30 @@ impl Command {
             }
         }
     }
+}
+
+/// The runbook's step 3 PR title and body for `h`.
+pub fn pull_request_text(h: &Hotfix, policy: &Policy) -> (String, String) {
+    let d = &h.declaration;
+    let title = format!("HOTFIX: {} {}", d.incident_id, d.symptom);
+    let mut body = format!(
+        "P0 incident {} — bypassing normal review.\n\
+         Approver: @{}\n\
+         Cleanup-owner: @{}\n\
+         Cleanup PR: <will follow within {}>\n\
+         Postmortem: <will follow within {}>\n\n\
+         Symptom: {}\n",
+        d.incident_id,
+        d.approver,
+        d.cleanup_owner,
+        humantime::format_duration(policy.cleanup_within),
+        humantime::format_duration(policy.postmortem_within),
+        d.symptom,
+    );
+    if d.drill {
+        body.push_str("\nDRILL: this hotfix is an exercise of the runbook.\n");
+    }
+    (title, body)
 }
 
 fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
@@ -709,6 +738,12 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             title,
             labels,
         } => {
+            if *number == 0 && !h.is_drill() {
+                return Err(Refusal::Invalid {
+                    field: "number".into(),
+                    reason: "must be a positive PR number".into(),
+                });
+            }
             let prefix = format!("HOTFIX: {inc}");
             let title = match title {
                 Some(t) if !t.starts_with(&prefix) => {
@@ -718,7 +753,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                     });
                 }
                 Some(t) => t.clone(),
-                None => format!("{prefix} {}", h.declaration.symptom),
+                None => pull_request_text(h, ctx.policy).0,
             };
             let mut labels = labels.clone();
             if !labels.iter().any(|l| l == HOTFIX_LABEL) {
@@ -884,6 +919,12 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             }
         }
         Command::Revert { pr } => {
+            if *pr == 0 && !h.is_drill() {
+                return Err(Refusal::Invalid {
+                    field: "revert_pr".into(),
+                    reason: "must be a positive PR number".into(),
+                });
+            }
             n.revert = Some(RevertRecord {
                 by: who.clone(),
                 pr: *pr,

@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::auth::principal;
 use crate::domain::{self, Command, Refusal};
 use crate::error::Error;
+use crate::forge::Forge;
 use crate::lane::Lane;
 use crate::merger::Merger;
 use crate::syncer::Syncer;
@@ -32,6 +33,7 @@ pub struct LaneApi {
     verifier: Option<Arc<Verifier>>,
     syncer: Option<Arc<Syncer>>,
     merger: Option<Arc<Merger>>,
+    forge: Option<Arc<Forge>>,
 }
 
 impl LaneApi {
@@ -40,13 +42,27 @@ impl LaneApi {
         verifier: Option<Arc<Verifier>>,
         syncer: Option<Arc<Syncer>>,
         merger: Option<Arc<Merger>>,
+        forge: Option<Arc<Forge>>,
     ) -> Self {
         LaneApi {
             lane,
             verifier,
             syncer,
             merger,
+            forge,
         }
+    }
+
+    /// GitHub's steps, if the hotfix's repository has them on.
+    fn forge_for(&self, incident_id: &str) -> Result<Option<&Arc<Forge>>, Status> {
+        match &self.forge {
+            Some(f) if f.governs(incident_id)?.is_some() => Ok(Some(f)),
+            _ => Ok(None),
+        }
+    }
+
+    fn pb(&self, h: &domain::Hotfix) -> pb::Hotfix {
+        to_pb_hotfix(h, self.lane.policy(), self.lane.now())
     }
 
     /// Runs one lane command and answers with the hotfix after it.
@@ -119,11 +135,150 @@ lane_service! {
         }))
     }
 
-    async fn merge(&self, request: Request<pb::MergeRequest>) -> Reply<pb::MergeResponse> {
-        // With GitHub configured, hotfixd merges on GitHub (pinned to the
-        // approved SHA) and records the merge once GitHub did it.
+    async fn submit_fix(&self, request: Request<pb::SubmitFixRequest>) -> Reply<pb::SubmitFixResponse> {
         let r = request.get_ref().clone();
-        let hotfix = match &self.merger {
+        let hotfix = match self.forge_for(&r.incident_id)? {
+            Some(forge) => {
+                from_github("commit_message", r.commit_message.is_empty())?;
+                from_github("files", r.files.is_empty())?;
+                let actor = principal(&request)?;
+                let m = to_mutation(r.mutation);
+                self.pb(&forge.fix(&actor, &m, &r.incident_id, &r.branch, &r.sha).await?)
+            }
+            None => {
+                let (m, inc) = (r.mutation.clone(), r.incident_id.clone());
+                self.run(&request, m, &inc, Ok(fix_command(r))).await?
+            }
+        };
+        Ok(Response::new(pb::SubmitFixResponse { hotfix: Some(hotfix) }))
+    }
+
+    async fn open_pull_request(
+        &self,
+        request: Request<pb::OpenPullRequestRequest>,
+    ) -> Reply<pb::OpenPullRequestResponse> {
+        let r = request.get_ref().clone();
+        let hotfix = match self.forge_for(&r.incident_id)? {
+            Some(forge) => {
+                from_github("number", r.number == 0)?;
+                from_github("url", r.url.is_empty())?;
+                from_github("title", r.title.is_empty())?;
+                from_github("labels", r.labels.is_empty())?;
+                let actor = principal(&request)?;
+                self.pb(&forge.open_pr(&actor, &to_mutation(r.mutation), &r.incident_id).await?)
+            }
+            None => {
+                let cmd = Ok(Command::OpenPullRequest {
+                    number: r.number,
+                    url: r.url,
+                    title: non_empty_opt(r.title),
+                    labels: r.labels,
+                });
+                self.run(&request, r.mutation, &r.incident_id, cmd).await?
+            }
+        };
+        Ok(Response::new(pb::OpenPullRequestResponse { hotfix: Some(hotfix) }))
+    }
+
+    async fn record_check(
+        &self,
+        request: Request<pb::RecordCheckRequest>,
+    ) -> Reply<pb::RecordCheckResponse> {
+        let r = request.get_ref().clone();
+        if let Some(forge) = self.forge_for(&r.incident_id)? {
+            let repo = forge.governs(&r.incident_id)?.map(|h| h.declaration.repository).unwrap_or_default();
+            return Err(Error::from(Refusal::Refused {
+                step: domain::Step::Check,
+                reason: format!(
+                    "the checks of {repo} are read from GitHub, not reported; `hotfixctl check {}                      --wait` follows them",
+                    r.incident_id
+                ),
+            })
+            .into());
+        }
+        let (m, inc) = (r.mutation.clone(), r.incident_id.clone());
+        let hotfix = self.run(&request, m, &inc, check_command(r)).await?;
+        Ok(Response::new(pb::RecordCheckResponse { hotfix: Some(hotfix) }))
+    }
+
+    async fn follow_checks(
+        &self,
+        request: Request<pb::FollowChecksRequest>,
+    ) -> Reply<pb::FollowChecksResponse> {
+        let actor = principal(&request)?;
+        let inc = request.get_ref().incident_id.clone();
+        let Some(forge) = self.forge_for(&inc)? else {
+            return Err(Error::from(Refusal::Refused {
+                step: domain::Step::Check,
+                reason: format!(
+                    "GitHub is not on for this hotfix's repository; record each result with                      `hotfixctl check {inc} --name N --result R`"
+                ),
+            })
+            .into());
+        };
+        let from_seq = self.lane.store().durable_seq();
+        let h = forge.follow_checks(&actor, &inc).await?;
+        Ok(Response::new(pb::FollowChecksResponse {
+            hotfix: Some(self.pb(&h)),
+            from_seq,
+        }))
+    }
+
+    async fn revert(&self, request: Request<pb::RevertRequest>) -> Reply<pb::RevertResponse> {
+        let r = request.get_ref().clone();
+        let hotfix = match self.forge_for(&r.incident_id)? {
+            Some(forge) => {
+                let actor = principal(&request)?;
+                let m = to_mutation(r.mutation);
+                let h = if r.revert_pr == 0 {
+                    forge.revert(&actor, &m, &r.incident_id).await?
+                } else {
+                    forge.revert_merged_by_hand(&actor, &m, &r.incident_id, r.revert_pr).await?
+                };
+                self.pb(&h)
+            }
+            None => {
+                let cmd = Ok(Command::Revert { pr: r.revert_pr });
+                self.run(&request, r.mutation, &r.incident_id, cmd).await?
+            }
+        };
+        Ok(Response::new(pb::RevertResponse { hotfix: Some(hotfix) }))
+    }
+
+    async fn record_cleanup(
+        &self,
+        request: Request<pb::RecordCleanupRequest>,
+    ) -> Reply<pb::RecordCleanupResponse> {
+        let r = request.get_ref().clone();
+        let hotfix = match self.forge_for(&r.incident_id)? {
+            Some(forge) => {
+                from_github("url", r.url.is_empty())?;
+                from_github("labels", r.labels.is_empty())?;
+                let actor = principal(&request)?;
+                let m = to_mutation(r.mutation);
+                self.pb(&forge.cleanup(&actor, &m, &r.incident_id, r.pr_number).await?)
+            }
+            None => {
+                let cmd = Ok(Command::RecordCleanup {
+                    pr: r.pr_number,
+                    url: r.url,
+                    labels: r.labels,
+                });
+                self.run(&request, r.mutation, &r.incident_id, cmd).await?
+            }
+        };
+        Ok(Response::new(pb::RecordCleanupResponse { hotfix: Some(hotfix) }))
+    }
+
+    async fn merge(&self, request: Request<pb::MergeRequest>) -> Reply<pb::MergeResponse> {
+        // With GitHub on for the repository, hotfixd merges on GitHub (pinned
+        // to the approved SHA) and records the merge once GitHub did it.
+        let r = request.get_ref().clone();
+        let merger = match self.forge_for(&r.incident_id)? {
+            Some(_) => self.merger.as_ref(),
+            None => None,
+        };
+        let hotfix = match merger {
             Some(merger) => {
                 let actor = principal(&request)?;
                 let h = merger.merge(&actor, &to_mutation(r.mutation), &r.incident_id).await?;
@@ -219,24 +374,12 @@ lane_service! {
         Ok(Response::new(pb::ListHotfixesResponse { hotfixes }))
     }
 }
-    submit_fix(pb::SubmitFixRequest) -> SubmitFixResponse = |r| Ok(fix_command(r));
     override_fix_limits(pb::OverrideFixLimitsRequest) -> OverrideFixLimitsResponse =
         |r| Ok(Command::OverrideFixLimits { sha: r.sha, reason: r.reason });
     approve(pb::ApproveRequest) -> ApproveResponse =
         |r| Ok(Command::Approve { sha: non_empty_opt(r.sha) });
-    open_pull_request(pb::OpenPullRequestRequest) -> OpenPullRequestResponse =
-        |r| Ok(Command::OpenPullRequest {
-            number: r.number,
-            url: r.url,
-            title: non_empty_opt(r.title),
-            labels: r.labels,
-        });
-    record_check(pb::RecordCheckRequest) -> RecordCheckResponse = |r| check_command(r);
     verify(pb::VerifyRequest) -> VerifyResponse =
         |r| Ok(Command::Verify { recovered: r.recovered, observed_value: r.observed_value });
-    revert(pb::RevertRequest) -> RevertResponse = |r| Ok(Command::Revert { pr: r.revert_pr });
-    record_cleanup(pb::RecordCleanupRequest) -> RecordCleanupResponse =
-        |r| Ok(Command::RecordCleanup { pr: r.pr_number, url: r.url, labels: r.labels });
     record_postmortem(pb::RecordPostmortemRequest) -> RecordPostmortemResponse =
         |r| postmortem_command(r);
     record_audit_review(pb::RecordAuditReviewRequest) -> RecordAuditReviewResponse =
@@ -409,4 +552,17 @@ impl EventService for EventsApi {
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// A field GitHub supplies when its integration is on must be left empty.
+fn from_github(field: &str, empty: bool) -> Result<(), Status> {
+    if empty {
+        return Ok(());
+    }
+    Err(Error::from(Refusal::Invalid {
+        field: field.into(),
+        reason: "GitHub is on for this repository: hotfixd reads this from GitHub; leave it empty"
+            .into(),
+    })
+    .into())
 }

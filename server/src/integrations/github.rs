@@ -1,43 +1,118 @@
-//! GitHub (octocrab): the admin merge, pinned to the approved SHA, and the
-//! "was it merged?" question that crash recovery asks.
+//! GitHub (octocrab): the facts of a fix (commit, message, diff against the
+//! base), the hotfix PR (created once, labelled), its checks (check runs and
+//! commit statuses), the admin merge pinned to the approved SHA, the revert
+//! PR (GraphQL `revertPullRequest`), the cleanup PR's reviews, and team
+//! membership for roles.
 //!
-//! The base URL is configurable for GitHub Enterprise and tests.
+//! Only the fields hotfixd uses are deserialized, so GitHub adding fields
+//! never breaks it. The base URL is configurable for GitHub Enterprise and
+//! tests; GraphQL lives at its own URL (`/graphql` on github.com,
+//! `/api/graphql` on GitHub Enterprise).
 
 use std::time::Duration;
 
 use octocrab::Octocrab;
+use serde::Deserialize;
+use serde_json::json;
 
-use super::{CodeHost, MergeError};
+use super::{
+    CheckFacts, CheckState, CodeHost, CommitFacts, MergeError, NewPull, PullFacts, Review,
+};
+use crate::domain::ChangedFile;
 
 #[derive(Debug, Clone)]
 pub struct GitHubSettings {
     /// API base URL: https://api.github.com, or GHE's https://HOST/api/v3.
     pub url: String,
+    /// GraphQL endpoint; derived from `url` when not set.
+    pub graphql_url: Option<String>,
     /// Token of a platform-admin bot (a secret: from env or file).
     pub token: Option<String>,
     pub timeout: Duration,
+    /// How the lane uses GitHub.
+    pub lane: ForgeSettings,
+}
+
+/// How the lane uses GitHub: base branches, repositories left manual,
+/// how checks are followed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForgeSettings {
+    pub base_branch: String,
+    pub base_branches: std::collections::BTreeMap<String, String>,
+    /// Repositories whose steps stay manual (the integration is switched off).
+    pub manual_repositories: std::collections::BTreeSet<String>,
+    pub checks_poll: Duration,
+    pub checks_timeout: Duration,
+}
+
+impl Default for ForgeSettings {
+    fn default() -> Self {
+        ForgeSettings {
+            base_branch: "main".into(),
+            base_branches: Default::default(),
+            manual_repositories: Default::default(),
+            checks_poll: Duration::from_secs(5),
+            checks_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+impl ForgeSettings {
+    pub fn enabled_for(&self, repo: &str) -> bool {
+        !self.manual_repositories.contains(repo)
+    }
+
+    pub fn base_for(&self, repo: &str) -> &str {
+        self.base_branches.get(repo).unwrap_or(&self.base_branch)
+    }
+}
+
+impl GitHubSettings {
+    /// github.com: https://api.github.com/graphql; GHE (`…/api/v3`):
+    /// `…/api/graphql`; anything else: `{url}/graphql`.
+    pub fn graphql(&self) -> String {
+        if let Some(u) = &self.graphql_url {
+            return u.clone();
+        }
+        let base = self.url.trim_end_matches('/');
+        match base.strip_suffix("/api/v3") {
+            Some(host) => format!("{host}/api/graphql"),
+            None => format!("{base}/graphql"),
+        }
+    }
 }
 
 pub struct GitHub {
-    client: Octocrab,
+    rest: Octocrab,
+    /// Rooted at the GraphQL endpoint's directory (octocrab posts `/graphql`).
+    graphql: Octocrab,
+}
+
+fn client(base: &str, settings: &GitHubSettings, what: &str) -> Result<Octocrab, String> {
+    let mut b = Octocrab::builder()
+        .base_uri(base)
+        .map_err(|e| format!("{what}: {e}"))?
+        .set_connect_timeout(Some(settings.timeout))
+        .set_read_timeout(Some(settings.timeout))
+        .set_write_timeout(Some(settings.timeout));
+    if let Some(t) = &settings.token {
+        b = b.personal_token(t.clone());
+    }
+    b.build()
+        .map_err(|e| format!("building the GitHub client: {e}"))
 }
 
 impl GitHub {
     pub fn new(settings: GitHubSettings) -> Result<GitHub, String> {
         super::install_crypto_provider();
-        let mut b = Octocrab::builder()
-            .base_uri(settings.url.as_str())
-            .map_err(|e| format!("github.url: {e}"))?
-            .set_connect_timeout(Some(settings.timeout))
-            .set_read_timeout(Some(settings.timeout))
-            .set_write_timeout(Some(settings.timeout));
-        if let Some(t) = settings.token {
-            b = b.personal_token(t);
-        }
-        let client = b
-            .build()
-            .map_err(|e| format!("building the GitHub client: {e}"))?;
-        Ok(GitHub { client })
+        let graphql_url = settings.graphql();
+        let graphql_base = graphql_url
+            .strip_suffix("/graphql")
+            .ok_or_else(|| format!("github.graphql_url: '{graphql_url}' must end in /graphql"))?;
+        Ok(GitHub {
+            rest: client(&settings.url, &settings, "github.url")?,
+            graphql: client(graphql_base, &settings, "github.graphql_url")?,
+        })
     }
 }
 
@@ -50,7 +125,163 @@ fn describe(e: &octocrab::Error) -> (Option<u16>, String) {
         octocrab::Error::GitHub { source, .. } => {
             (Some(source.status_code.as_u16()), source.message.clone())
         }
+        octocrab::Error::Graphql { source, .. } => (None, format!("GraphQL: {source}")),
         other => (None, other.to_string()),
+    }
+}
+
+/// "GitHub answered 404: Not Found" / "GitHub request failed: …".
+fn failure(what: &str, e: &octocrab::Error) -> String {
+    match describe(e) {
+        (Some(code), msg) => format!("{what}: GitHub answered {code}: {msg}"),
+        (None, msg) => format!("{what}: GitHub request failed: {msg}"),
+    }
+}
+
+/// Path segments are percent-encoded (branch names hold `/`).
+fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[derive(Deserialize)]
+struct Login {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Label {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Ref {
+    #[serde(rename = "ref")]
+    name: String,
+    sha: String,
+}
+
+#[derive(Deserialize)]
+struct Pull {
+    number: u64,
+    node_id: String,
+    html_url: String,
+    title: String,
+    state: String,
+    user: Option<Login>,
+    labels: Vec<Label>,
+    head: Ref,
+    base: Ref,
+    merged_at: Option<String>,
+    merge_commit_sha: Option<String>,
+}
+
+impl From<Pull> for PullFacts {
+    fn from(p: Pull) -> PullFacts {
+        PullFacts {
+            number: p.number,
+            node_id: p.node_id,
+            url: p.html_url,
+            title: p.title,
+            open: p.state == "open",
+            author: p.user.map(|u| u.login).unwrap_or_default(),
+            labels: p.labels.into_iter().map(|l| l.name).collect(),
+            head_ref: p.head.name,
+            head_sha: p.head.sha,
+            base_ref: p.base.name,
+            merged: p.merged_at.is_some(),
+            merge_commit_sha: p.merge_commit_sha.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CompareCommit {
+    sha: String,
+    commit: CommitBody,
+}
+
+#[derive(Deserialize)]
+struct CommitBody {
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct CompareFile {
+    filename: String,
+    additions: u32,
+    deletions: u32,
+}
+
+#[derive(Deserialize)]
+struct Comparison {
+    status: String,
+    ahead_by: u32,
+    behind_by: u32,
+    commits: Vec<CompareCommit>,
+    #[serde(default)]
+    files: Vec<CompareFile>,
+}
+
+#[derive(Deserialize)]
+struct CheckRuns {
+    check_runs: Vec<CheckRun>,
+}
+
+#[derive(Deserialize)]
+struct CheckRun {
+    name: String,
+    status: String,
+    conclusion: Option<String>,
+    html_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CombinedStatus {
+    statuses: Vec<StatusEntry>,
+}
+
+#[derive(Deserialize)]
+struct StatusEntry {
+    context: String,
+    state: String,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReviewEntry {
+    user: Option<Login>,
+    state: String,
+    commit_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Membership {
+    state: String,
+}
+
+/// A check run's state: only `success` passes; `neutral` and `skipped` do
+/// not count as passing a required check (the scan is never skipped).
+fn run_state(status: &str, conclusion: Option<&str>) -> CheckState {
+    match (status, conclusion) {
+        ("completed", Some("success")) => CheckState::Passed,
+        ("completed", _) => CheckState::Failed,
+        _ => CheckState::Pending,
+    }
+}
+
+fn status_state(state: &str) -> CheckState {
+    match state {
+        "success" => CheckState::Passed,
+        "failure" | "error" => CheckState::Failed,
+        _ => CheckState::Pending,
     }
 }
 
@@ -65,7 +296,7 @@ impl CodeHost for GitHub {
     ) -> Result<String, MergeError> {
         let (owner, name) = split(repo);
         let res = self
-            .client
+            .rest
             .pulls(owner, name)
             .merge(pr)
             .sha(sha)
@@ -81,20 +312,269 @@ impl CodeHost for GitHub {
             Err(e) => match describe(&e) {
                 (Some(409), msg) => Err(MergeError::HeadMoved(msg)),
                 (Some(405), msg) => Err(MergeError::NotMergeable(msg)),
-                (Some(code), msg) => {
-                    Err(MergeError::Failed(format!("GitHub answered {code}: {msg}")))
-                }
-                (None, msg) => Err(MergeError::Failed(format!("GitHub request failed: {msg}"))),
+                _ => Err(MergeError::Failed(failure("merge", &e))),
             },
         }
     }
 
     async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, String> {
         let (owner, name) = split(repo);
-        self.client
+        self.rest
             .pulls(owner, name)
             .is_merged(pr)
             .await
-            .map_err(|e| describe(&e).1)
+            .map_err(|e| failure("is the PR merged", &e))
+    }
+
+    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, String> {
+        let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
+        let c: Comparison = self
+            .rest
+            .get(&route, Some(&[("per_page", "100")]))
+            .await
+            .map_err(|e| failure(&format!("comparing {base}...{head} in {repo}"), &e))?;
+        let last = c.commits.last().ok_or_else(|| {
+            format!(
+                "branch {head} has no commits ahead of {base} in {repo} (status {})",
+                c.status
+            )
+        })?;
+        Ok(CommitFacts {
+            sha: last.sha.clone(),
+            message: last.commit.message.clone(),
+            files: c
+                .files
+                .into_iter()
+                .map(|f| ChangedFile {
+                    path: f.filename,
+                    added: f.additions,
+                    removed: f.deletions,
+                })
+                .collect(),
+            ahead_by: c.ahead_by,
+            behind_by: c.behind_by,
+        })
+    }
+
+    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, String> {
+        let (owner, _) = split(repo);
+        let head = format!("{owner}:{branch}");
+        let pulls: Vec<Pull> = self
+            .rest
+            .get(
+                format!("/repos/{repo}/pulls"),
+                Some(&[("state", "open"), ("head", head.as_str())]),
+            )
+            .await
+            .map_err(|e| failure(&format!("listing open PRs of {branch}"), &e))?;
+        Ok(pulls.into_iter().next().map(PullFacts::from))
+    }
+
+    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, String> {
+        let body = json!({
+            "title": new.title,
+            "head": new.head,
+            "base": new.base,
+            "body": new.body,
+            "maintainer_can_modify": false,
+        });
+        let p: Pull = self
+            .rest
+            .post(format!("/repos/{repo}/pulls"), Some(&body))
+            .await
+            .map_err(|e| failure(&format!("opening the PR for {}", new.head), &e))?;
+        Ok(p.into())
+    }
+
+    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), String> {
+        let _: Vec<Label> = self
+            .rest
+            .post(
+                format!("/repos/{repo}/issues/{number}/labels"),
+                Some(&json!({ "labels": labels })),
+            )
+            .await
+            .map_err(|e| failure(&format!("labelling #{number}"), &e))?;
+        Ok(())
+    }
+
+    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, String> {
+        let p: Pull = self
+            .rest
+            .get(format!("/repos/{repo}/pulls/{number}"), None::<&()>)
+            .await
+            .map_err(|e| failure(&format!("reading {repo}#{number}"), &e))?;
+        Ok(p.into())
+    }
+
+    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, String> {
+        let r: Vec<ReviewEntry> = self
+            .rest
+            .get(
+                format!("/repos/{repo}/pulls/{number}/reviews"),
+                Some(&[("per_page", "100")]),
+            )
+            .await
+            .map_err(|e| failure(&format!("reading the reviews of #{number}"), &e))?;
+        Ok(r.into_iter()
+            .map(|r| Review {
+                reviewer: r.user.map(|u| u.login).unwrap_or_default(),
+                state: r.state,
+                commit: r.commit_id.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, String> {
+        let runs: CheckRuns = self
+            .rest
+            .get(
+                format!("/repos/{repo}/commits/{sha}/check-runs"),
+                Some(&[("filter", "latest"), ("per_page", "100")]),
+            )
+            .await
+            .map_err(|e| failure(&format!("reading the check runs of {sha}"), &e))?;
+        let status: CombinedStatus = self
+            .rest
+            .get(
+                format!("/repos/{repo}/commits/{sha}/status"),
+                Some(&[("per_page", "100")]),
+            )
+            .await
+            .map_err(|e| failure(&format!("reading the statuses of {sha}"), &e))?;
+        let mut out: Vec<CheckFacts> = runs
+            .check_runs
+            .into_iter()
+            .map(|r| CheckFacts {
+                state: run_state(&r.status, r.conclusion.as_deref()),
+                detail: match r.conclusion {
+                    Some(c) => format!("{} ({c})", r.status),
+                    None => r.status,
+                } + &r.html_url.map(|u| format!(" {u}")).unwrap_or_default(),
+                name: r.name,
+            })
+            .collect();
+        out.extend(status.statuses.into_iter().map(|s| CheckFacts {
+            state: status_state(&s.state),
+            detail: match s.description {
+                Some(d) if !d.is_empty() => format!("{}: {d}", s.state),
+                _ => s.state.clone(),
+            },
+            name: s.context,
+        }));
+        Ok(out)
+    }
+
+    async fn revert_pull(
+        &self,
+        pull_node_id: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullFacts, String> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Data {
+            revert_pull_request: Payload,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Payload {
+            revert_pull_request: Option<Created>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            number: u64,
+            id: String,
+            url: String,
+            title: String,
+            head_ref_name: String,
+            head_ref_oid: String,
+            base_ref_name: String,
+        }
+        let query = "mutation Revert($input: RevertPullRequestInput!) { \
+                     revertPullRequest(input: $input) { revertPullRequest { \
+                     number id url title headRefName headRefOid baseRefName } } }";
+        let payload = json!({
+            "query": query,
+            "variables": { "input": { "pullRequestId": pull_node_id, "title": title, "body": body } },
+        });
+        let d: Data = self
+            .graphql
+            .graphql(&payload)
+            .await
+            .map_err(|e| failure("opening the revert PR", &e))?;
+        let c = d
+            .revert_pull_request
+            .revert_pull_request
+            .ok_or("opening the revert PR: GitHub answered without a pull request")?;
+        Ok(PullFacts {
+            number: c.number,
+            node_id: c.id,
+            url: c.url,
+            title: c.title,
+            open: true,
+            head_ref: c.head_ref_name,
+            head_sha: c.head_ref_oid,
+            base_ref: c.base_ref_name,
+            ..PullFacts::default()
+        })
+    }
+
+    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, String> {
+        let route = format!(
+            "/orgs/{}/teams/{}/memberships/{}",
+            seg(org),
+            seg(team),
+            seg(user)
+        );
+        match self.rest.get::<Membership, _, _>(&route, None::<&()>).await {
+            Ok(m) => Ok(m.state == "active"),
+            Err(e) if describe(&e).0 == Some(404) => Ok(false),
+            Err(e) => Err(failure(&format!("team membership {org}/{team}"), &e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> GitHubSettings {
+        GitHubSettings {
+            url: url.into(),
+            graphql_url: None,
+            token: None,
+            timeout: Duration::from_secs(1),
+            lane: ForgeSettings::default(),
+        }
+    }
+
+    #[test]
+    fn graphql_endpoint_follows_the_rest_base() {
+        assert_eq!(
+            settings("https://api.github.com").graphql(),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            settings("https://ghe.example/api/v3/").graphql(),
+            "https://ghe.example/api/graphql"
+        );
+    }
+
+    #[test]
+    fn a_required_check_passes_only_on_success() {
+        assert_eq!(run_state("completed", Some("success")), CheckState::Passed);
+        for c in ["failure", "skipped", "neutral", "cancelled", "timed_out"] {
+            assert_eq!(run_state("completed", Some(c)), CheckState::Failed, "{c}");
+        }
+        assert_eq!(run_state("in_progress", None), CheckState::Pending);
+        assert_eq!(status_state("error"), CheckState::Failed);
+        assert_eq!(status_state("pending"), CheckState::Pending);
+    }
+
+    #[test]
+    fn branch_names_are_one_path_segment() {
+        assert_eq!(seg("hotfix/INC-1 x"), "hotfix%2FINC-1%20x");
     }
 }

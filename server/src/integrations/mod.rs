@@ -62,7 +62,71 @@ pub enum MergeError {
     Failed(String),
 }
 
-/// Where the code lives (GitHub).
+/// The head commit of a branch and its diff against the base.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitFacts {
+    pub sha: String,
+    pub message: String,
+    pub files: Vec<crate::domain::ChangedFile>,
+    /// Commits on the branch that the base lacks, and the other way round.
+    pub ahead_by: u32,
+    pub behind_by: u32,
+}
+
+/// What hotfixd needs to know of a pull request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PullFacts {
+    pub number: u64,
+    /// GraphQL node id (the revert mutation takes it).
+    pub node_id: String,
+    pub url: String,
+    pub title: String,
+    pub open: bool,
+    pub author: String,
+    pub labels: Vec<String>,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub merged: bool,
+    pub merge_commit_sha: String,
+}
+
+/// A pull request to open.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPull {
+    pub title: String,
+    pub head: String,
+    pub base: String,
+    pub body: String,
+}
+
+/// One review of a pull request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Review {
+    pub reviewer: String,
+    /// APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
+    pub state: String,
+    pub commit: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    Pending,
+    Passed,
+    Failed,
+}
+
+/// One check run or commit status on a commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFacts {
+    pub name: String,
+    pub state: CheckState,
+    /// Status and conclusion or description, and a link, for the timeline.
+    pub detail: String,
+}
+
+/// Where the code lives (GitHub). Errors are human-readable and carry the
+/// service's own message.
 #[tonic::async_trait]
 pub trait CodeHost: Send + Sync + 'static {
     /// Squash-merges `pr` only if its head is `sha`; returns the merge commit.
@@ -74,6 +138,25 @@ pub trait CodeHost: Send + Sync + 'static {
         title: &str,
     ) -> Result<String, MergeError>;
     async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, String>;
+    /// The head commit of `head` and the diff of `base...head`.
+    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, String>;
+    /// The open PR whose head is `branch` of the repository itself, if any.
+    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, String>;
+    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, String>;
+    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), String>;
+    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, String>;
+    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, String>;
+    /// Check runs and commit statuses of `sha`.
+    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, String>;
+    /// Opens the PR that reverts a merged PR (GraphQL `revertPullRequest`).
+    async fn revert_pull(
+        &self,
+        pull_node_id: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullFacts, String>;
+    /// Is `user` an active member of `org`'s team `team`?
+    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, String>;
 }
 
 /// Installs rustls' ring provider once, for every outbound HTTPS client.

@@ -1,0 +1,1019 @@
+//! An in-process fake of GitHub holding one small world (branches, PRs,
+//! checks, teams) and speaking GitHub's published contracts:
+//!
+//! - REST: each request is matched to an operation of GitHub's OpenAPI
+//!   description (tests/contracts/github-rest-subset.json); its query
+//!   parameters and body are validated against it, and so is every
+//!   response. Responses are built from the operation's own schema (every
+//!   required field, filled in) with the world's facts laid over it, so they
+//!   look like GitHub's to any client.
+//! - GraphQL: each query is parsed and validated against GitHub's schema
+//!   (tests/contracts/github-schema.graphql) and executed against it, so
+//!   the answer has exactly the shape and types the schema gives.
+//!
+//! Anything outside the contract is a violation; tests assert there are
+//! none. Writes (POST, PUT, mutations) are listed, so a drill can be shown
+//! to have sent none.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+use apollo_compiler::resolvers::{Execution, FieldError, ObjectValue, ResolveInfo, ResolvedValue};
+use apollo_compiler::validation::Valid;
+use apollo_compiler::{ExecutableDocument, Schema};
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const TOKEN: &str = "gh-test-token";
+pub const OWNER: &str = "bookstore";
+pub const REPO: &str = "bookstore/catalog";
+
+/// GitHub's REST description, with OpenAPI 3.0's `nullable` turned into
+/// JSON Schema so a validator can read it.
+pub struct Contract {
+    spec: Value,
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+fn nullable_to_json_schema(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            for child in o.values_mut() {
+                nullable_to_json_schema(child);
+            }
+            if o.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::Array(e)) = o.get_mut("enum") {
+                    e.push(Value::Null);
+                }
+                match o.get("type").cloned() {
+                    Some(Value::String(t)) => {
+                        o.insert("type".into(), json!([t, "null"]));
+                    }
+                    _ => {
+                        let inner = Value::Object(std::mem::take(o));
+                        o.insert("anyOf".into(), json!([inner, {"type": "null"}]));
+                    }
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(nullable_to_json_schema),
+        _ => {}
+    }
+}
+
+impl Contract {
+    pub fn get() -> &'static Contract {
+        static C: OnceLock<Contract> = OnceLock::new();
+        C.get_or_init(|| {
+            let mut spec: Value =
+                serde_json::from_str(include_str!("../contracts/github-rest-subset.json"))
+                    .expect("contract parses");
+            nullable_to_json_schema(&mut spec);
+            Contract {
+                spec,
+                validators: Mutex::default(),
+            }
+        })
+    }
+
+    /// The operation `method path` matches, with its path parameters.
+    fn route(&self, method: &str, path: &str) -> Option<(String, BTreeMap<String, String>)> {
+        let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+        for (template, ops) in self.spec["paths"].as_object()? {
+            if ops.get(method).is_none() {
+                continue;
+            }
+            let tsegs: Vec<&str> = template.trim_matches('/').split('/').collect();
+            if tsegs.len() != segs.len() {
+                continue;
+            }
+            let mut params = BTreeMap::new();
+            let matched = tsegs.iter().zip(&segs).all(|(t, s)| {
+                if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                    params.insert(name.to_string(), percent_decode(s));
+                    true
+                } else {
+                    t == s
+                }
+            });
+            if matched {
+                return Some((template.clone(), params));
+            }
+        }
+        None
+    }
+
+    fn op(&self, template: &str, method: &str) -> &Value {
+        &self.spec["paths"][template][method]
+    }
+
+    pub fn check(&self, pointer: &str, v: &Value) -> Result<(), String> {
+        let validator = {
+            let mut cache = self.validators.lock().unwrap();
+            match cache.get(pointer) {
+                Some(v) => v.clone(),
+                None => {
+                    let schema = self
+                        .spec
+                        .pointer(pointer)
+                        .ok_or_else(|| format!("{pointer} is not in the contract"))?;
+                    let v = Arc::new(jsonschema::draft4::new(schema).map_err(|e| e.to_string())?);
+                    cache.insert(pointer.to_string(), v.clone());
+                    v
+                }
+            }
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(v)
+            .map(|e| format!("{e} at {}", e.instance_path))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    /// The JSON pointer of the response schema of `template method code`.
+    fn response_pointer(&self, template: &str, method: &str, code: u16) -> Option<String> {
+        let r = &self.op(template, method)["responses"][code.to_string()];
+        if r.is_null() {
+            return None;
+        }
+        Some(format!(
+            "/paths/{}/{method}/responses/{code}/content/application~1json/schema",
+            template.replace('~', "~0").replace('/', "~1")
+        ))
+    }
+
+    /// A value of `pointer`'s schema with every required field filled in.
+    pub fn example(&self, pointer: &str) -> Value {
+        example(self.spec.pointer(pointer).expect("schema in the contract"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(x) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(x);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A minimal value of a JSON schema: required properties only, nulls where
+/// allowed, the first enum value, valid formats.
+pub fn example(schema: &Value) -> Value {
+    if let Some(all) = schema["allOf"].as_array() {
+        let mut v = json!({});
+        for s in all {
+            overlay(&mut v, example(s));
+        }
+        return v;
+    }
+    for k in ["anyOf", "oneOf"] {
+        if let Some(first) = schema[k].as_array().and_then(|a| a.first()) {
+            return example(first);
+        }
+    }
+    if let Some(first) = schema["enum"].as_array().and_then(|e| e.first()) {
+        return first.clone();
+    }
+    let ty = match &schema["type"] {
+        Value::Array(ts) if ts.contains(&json!("null")) => return Value::Null,
+        Value::Array(ts) => ts[0].as_str().unwrap_or("object").to_string(),
+        Value::String(t) => t.clone(),
+        _ if schema["properties"].is_object() => "object".into(),
+        _ => return Value::Null,
+    };
+    match ty.as_str() {
+        "object" => {
+            let mut o = serde_json::Map::new();
+            for name in schema["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap();
+                o.insert(name.into(), example(&schema["properties"][name]));
+            }
+            Value::Object(o)
+        }
+        "array" => {
+            let n = schema["minItems"].as_u64().unwrap_or(0);
+            Value::Array((0..n).map(|_| example(&schema["items"])).collect())
+        }
+        "integer" => json!(schema["minimum"].as_i64().unwrap_or(1).max(1)),
+        "number" => json!(1.0),
+        "boolean" => json!(false),
+        _ => json!(match schema["format"].as_str() {
+            Some("date-time") => "2026-05-20T09:00:00Z",
+            Some("date") => "2026-05-20",
+            Some("email") => "octocat@github.example",
+            Some("uri" | "uri-template" | "url") => "https://github.example/x",
+            Some("uuid") => "6f1d1f5e-8a3f-4a1e-9a39-2f1f2b7d1e10",
+            _ => "x",
+        }),
+    }
+}
+
+/// Lays `top` over `base`: objects merge, anything else replaces.
+pub fn overlay(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => overlay(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Branch {
+    pub sha: String,
+    pub message: String,
+    /// path, added, removed
+    pub files: Vec<(String, u32, u32)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Pull {
+    pub number: u64,
+    pub node_id: String,
+    pub title: String,
+    pub body: String,
+    pub head_ref: String,
+    pub head_sha: String,
+    pub base_ref: String,
+    pub labels: Vec<String>,
+    pub open: bool,
+    pub merged: bool,
+    pub merge_sha: String,
+    pub author: String,
+    /// reviewer, state (APPROVED, ...)
+    pub reviews: Vec<(String, String)>,
+}
+
+/// A check run: name, status (queued/in_progress/completed), conclusion.
+#[derive(Debug, Clone)]
+pub struct CheckRun {
+    pub name: String,
+    pub status: String,
+    pub conclusion: Option<String>,
+}
+
+impl CheckRun {
+    pub fn done(name: &str, conclusion: &str) -> CheckRun {
+        CheckRun {
+            name: name.into(),
+            status: "completed".into(),
+            conclusion: Some(conclusion.into()),
+        }
+    }
+
+    pub fn running(name: &str) -> CheckRun {
+        CheckRun {
+            name: name.into(),
+            status: "in_progress".into(),
+            conclusion: None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct World {
+    pub branches: BTreeMap<String, Branch>,
+    pub pulls: Vec<Pull>,
+    /// By commit SHA.
+    pub check_runs: BTreeMap<String, Vec<CheckRun>>,
+    /// By commit SHA: context, state.
+    pub statuses: BTreeMap<String, Vec<(String, String)>>,
+    /// "org/team" → active members.
+    pub teams: BTreeMap<String, BTreeSet<String>>,
+    /// Every write received: "POST /repos/...", "graphql revertPullRequest".
+    pub writes: Vec<String>,
+    pub requests: u32,
+    pub violations: Vec<String>,
+    /// The next merge is answered only after a minute (the test kills
+    /// hotfixd meanwhile).
+    pub hang_merge: bool,
+    pub merge_calls: u32,
+}
+
+impl World {
+    pub fn pull(&self, number: u64) -> Option<&Pull> {
+        self.pulls.iter().find(|p| p.number == number)
+    }
+
+    pub fn pull_mut(&mut self, number: u64) -> Option<&mut Pull> {
+        self.pulls.iter_mut().find(|p| p.number == number)
+    }
+
+    /// Opens a PR as if someone did on GitHub; returns its number.
+    pub fn open_pull(&mut self, head_ref: &str, title: &str, author: &str) -> u64 {
+        let number = 4321 + self.pulls.len() as u64;
+        let head_sha = self
+            .branches
+            .get(head_ref)
+            .map(|b| b.sha.clone())
+            .unwrap_or_else(|| format!("{number:0>40}"));
+        self.pulls.push(Pull {
+            number,
+            node_id: format!("PR_kw{number}"),
+            title: title.into(),
+            head_ref: head_ref.into(),
+            head_sha,
+            base_ref: "main".into(),
+            open: true,
+            author: author.into(),
+            ..Pull::default()
+        });
+        number
+    }
+
+    /// Every required fast-path check run on `sha` with `conclusion`.
+    pub fn finish_checks(&mut self, sha: &str, conclusion: &str) {
+        self.check_runs.insert(
+            sha.to_string(),
+            ["lint", "unit-changed-package", "scan", "build-sign-push"]
+                .iter()
+                .map(|n| CheckRun::done(n, conclusion))
+                .collect(),
+        );
+    }
+}
+
+struct Shared {
+    world: Mutex<World>,
+    merge_received: Notify,
+}
+
+pub struct FakeGitHub {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeGitHub {
+    pub async fn start() -> FakeGitHub {
+        let shared = Arc::new(Shared {
+            world: Mutex::new(World::default()),
+            merge_received: Notify::new(),
+        });
+        let s = shared.clone();
+        let app = Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let s = s.clone();
+                async move { handle(&s, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeGitHub { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The `[github]` section pointing hotfixd here.
+    pub fn config(&self, extra: &str) -> String {
+        format!(
+            "[github]\nurl = \"{}\"\nchecks_poll = \"50ms\"\n{extra}\n",
+            self.url()
+        )
+    }
+
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.shared.world.lock().unwrap()
+    }
+
+    pub async fn merge_received(&self) {
+        self.shared.merge_received.notified().await
+    }
+
+    /// Fails the test if anything crossed the wire outside the contract.
+    pub fn assert_contract_kept(&self) {
+        let w = self.world();
+        assert!(
+            w.violations.is_empty(),
+            "GitHub contract violations: {:#?}",
+            w.violations
+        );
+        assert!(w.requests > 0, "the fake received no request");
+    }
+}
+
+/// A branch with one small fix commit, as GitHub would hold it.
+pub fn fix_branch(sha: &str, message: &str) -> Branch {
+    Branch {
+        sha: sha.into(),
+        message: message.into(),
+        files: vec![("catalog/handler.go".into(), 3, 1)],
+    }
+}
+
+async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let c = Contract::get();
+    s.world.lock().unwrap().requests += 1;
+    let violation = |msg: String| s.world.lock().unwrap().violations.push(msg);
+    if headers.get("authorization").and_then(|v| v.to_str().ok())
+        != Some(&format!("Bearer {TOKEN}"))
+    {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}))).into_response();
+    }
+    let path = uri.path().to_string();
+    if path == "/graphql" && method == Method::POST {
+        return graphql(s, &body).into_response();
+    }
+    let m = method.as_str().to_lowercase();
+    let Some((template, params)) = c.route(&m, &path) else {
+        violation(format!(
+            "{method} {path} is not an operation of the contract"
+        ));
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let op = c.op(&template, &m);
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), percent_decode(&v.replace('+', " "))))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, _) in &query {
+        let known = op["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["in"] == "query" && p["name"] == k.as_str());
+        if !known {
+            violation(format!("{m} {template}: unknown query parameter '{k}'"));
+        }
+    }
+    let req: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|e| {
+            violation(format!("{m} {template}: body is not JSON: {e}"));
+            Value::Null
+        })
+    };
+    if op["requestBody"].is_object() {
+        let pointer = format!(
+            "/paths/{}/{m}/requestBody/content/application~1json/schema",
+            template.replace('/', "~1")
+        );
+        if let Err(e) = c.check(&pointer, &req) {
+            violation(format!("{m} {template} request: {e}"));
+        }
+    }
+    if m != "get" {
+        s.world
+            .lock()
+            .unwrap()
+            .writes
+            .push(format!("{method} {path}"));
+    }
+    let q: BTreeMap<String, String> = query.into_iter().collect();
+    let (code, answer, hang) = {
+        let mut w = s.world.lock().unwrap();
+        let (code, answer) = answer(&mut w, &template, &m, &params, &q, &req);
+        let hang = template.ends_with("/merge") && m == "put" && std::mem::take(&mut w.hang_merge);
+        (code, answer, hang)
+    };
+    if template.ends_with("/merge") && m == "put" {
+        s.merge_received.notify_one();
+    }
+    if hang {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    let status = StatusCode::from_u16(code).unwrap();
+    match c.response_pointer(&template, &m, code) {
+        None => {
+            violation(format!(
+                "{m} {template}: {code} is not a documented response"
+            ));
+            status.into_response()
+        }
+        Some(pointer) => match answer {
+            Some(b) => {
+                if let Err(e) = c.check(&pointer, &b) {
+                    violation(format!("{m} {template} {code} response: {e}"));
+                }
+                (status, axum::Json(b)).into_response()
+            }
+            None => status.into_response(),
+        },
+    }
+}
+
+fn schema_of(template: &str, m: &str, code: u16) -> String {
+    Contract::get()
+        .response_pointer(template, m, code)
+        .expect("documented response")
+}
+
+fn error(message: &str) -> Value {
+    json!({"message": message, "documentation_url": "https://docs.github.com/rest"})
+}
+
+fn label_json(name: &str) -> Value {
+    let c = Contract::get();
+    let mut l = c.example(&format!(
+        "{}/items",
+        schema_of(
+            "/repos/{owner}/{repo}/issues/{issue_number}/labels",
+            "post",
+            200
+        )
+    ));
+    overlay(&mut l, json!({"name": name, "color": "d73a4a"}));
+    l
+}
+
+/// A complete `simple-user` named `login`.
+fn user_json(login: &str) -> Value {
+    let mut u = Contract::get().example(&format!(
+        "{}/properties/user",
+        schema_of("/repos/{owner}/{repo}/pulls/{pull_number}", "get", 200)
+    ));
+    overlay(&mut u, json!({"login": login, "type": "User"}));
+    u
+}
+
+fn pull_json(pointer: &str, p: &Pull) -> Value {
+    let mut v = Contract::get().example(pointer);
+    let html = format!("https://github.com/{REPO}/pull/{}", p.number);
+    overlay(
+        &mut v,
+        json!({
+            "number": p.number,
+            "node_id": p.node_id,
+            "html_url": html,
+            "title": p.title,
+            "body": p.body,
+            "state": if p.open { "open" } else { "closed" },
+            "user": user_json(&p.author),
+            "labels": p.labels.iter().map(|l| label_json(l)).collect::<Vec<_>>(),
+            "head": {"ref": p.head_ref, "sha": p.head_sha, "label": format!("{OWNER}:{}", p.head_ref)},
+            "base": {"ref": p.base_ref, "sha": "0000000000000000000000000000000000000000", "label": format!("{OWNER}:{}", p.base_ref)},
+            "merged_at": if p.merged { json!("2026-05-20T09:20:00Z") } else { Value::Null },
+            "merge_commit_sha": if p.merged { json!(p.merge_sha) } else { Value::Null },
+        }),
+    );
+    if v.get("merged").is_some() {
+        v["merged"] = json!(p.merged);
+    }
+    v
+}
+
+/// The world's answer to one REST operation.
+fn answer(
+    w: &mut World,
+    template: &str,
+    m: &str,
+    params: &BTreeMap<String, String>,
+    q: &BTreeMap<String, String>,
+    req: &Value,
+) -> (u16, Option<Value>) {
+    let repo = format!(
+        "{}/{}",
+        params.get("owner").map_or("", |s| s),
+        params.get("repo").map_or("", |s| s)
+    );
+    if params.contains_key("repo") && repo != REPO {
+        return (404, None);
+    }
+    let number = params
+        .get("pull_number")
+        .or(params.get("issue_number"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    let sch = |code| schema_of(template, m, code);
+    match (template, m) {
+        ("/repos/{owner}/{repo}/compare/{basehead}", "get") => {
+            let Some((_, head)) = params["basehead"].split_once("...") else {
+                return (404, None);
+            };
+            let Some(b) = w.branches.get(head) else {
+                return (404, None);
+            };
+            let mut v = Contract::get().example(&sch(200));
+            let mut commit =
+                Contract::get().example(&format!("{}/properties/commits/items", sch(200)));
+            overlay(
+                &mut commit,
+                json!({"sha": b.sha, "commit": {"message": b.message}}),
+            );
+            let files: Vec<Value> = b
+                .files
+                .iter()
+                .map(|(path, add, del)| {
+                    let mut f = Contract::get().example(&format!("{}/properties/files/items", sch(200)));
+                    overlay(&mut f, json!({"filename": path, "additions": add, "deletions": del, "changes": add + del, "status": "modified"}));
+                    f
+                })
+                .collect();
+            overlay(
+                &mut v,
+                json!({"status": "ahead", "ahead_by": 1, "behind_by": 0, "total_commits": 1, "commits": [commit], "files": files}),
+            );
+            (200, Some(v))
+        }
+        ("/repos/{owner}/{repo}/pulls", "get") => {
+            let head = q.get("head").cloned().unwrap_or_default();
+            let open_only = q.get("state").is_none_or(|s| s == "open");
+            let items = format!("{}/items", sch(200));
+            let list: Vec<Value> = w
+                .pulls
+                .iter()
+                .filter(|p| !open_only || p.open)
+                .filter(|p| head.is_empty() || head == format!("{OWNER}:{}", p.head_ref))
+                .map(|p| pull_json(&items, p))
+                .collect();
+            (200, Some(Value::Array(list)))
+        }
+        ("/repos/{owner}/{repo}/pulls", "post") => {
+            let head = req["head"].as_str().unwrap_or_default().to_string();
+            if w.pulls.iter().any(|p| p.open && p.head_ref == head) {
+                return (
+                    422,
+                    Some(error(&format!(
+                        "A pull request already exists for {OWNER}:{head}."
+                    ))),
+                );
+            }
+            let Some(branch) = w.branches.get(&head).cloned() else {
+                return (422, Some(error("Validation Failed")));
+            };
+            let n = w.open_pull(
+                &head,
+                req["title"].as_str().unwrap_or_default(),
+                "hotfixd-bot",
+            );
+            let p = w.pull_mut(n).unwrap();
+            p.body = req["body"].as_str().unwrap_or_default().into();
+            p.base_ref = req["base"].as_str().unwrap_or_default().into();
+            p.head_sha = branch.sha;
+            let p = p.clone();
+            (201, Some(pull_json(&sch(201), &p)))
+        }
+        ("/repos/{owner}/{repo}/pulls/{pull_number}", "get") => match w.pull(number) {
+            Some(p) => (200, Some(pull_json(&sch(200), p))),
+            None => (404, Some(error("Not Found"))),
+        },
+        ("/repos/{owner}/{repo}/issues/{issue_number}/labels", "post") => {
+            let Some(p) = w.pull_mut(number) else {
+                return (404, Some(error("Not Found")));
+            };
+            for l in req["labels"].as_array().into_iter().flatten() {
+                let l = l.as_str().unwrap_or_default().to_string();
+                if !p.labels.contains(&l) {
+                    p.labels.push(l);
+                }
+            }
+            let labels = p.labels.iter().map(|l| label_json(l)).collect();
+            (200, Some(Value::Array(labels)))
+        }
+        ("/repos/{owner}/{repo}/pulls/{pull_number}/reviews", "get") => {
+            let Some(p) = w.pull(number) else {
+                return (200, Some(json!([])));
+            };
+            let items = format!("{}/items", sch(200));
+            let list = p
+                .reviews
+                .iter()
+                .map(|(who, state)| {
+                    let mut r = Contract::get().example(&items);
+                    overlay(
+                        &mut r,
+                        json!({"user": user_json(who), "state": state, "commit_id": p.head_sha}),
+                    );
+                    r
+                })
+                .collect();
+            (200, Some(Value::Array(list)))
+        }
+        ("/repos/{owner}/{repo}/pulls/{pull_number}/merge", "put") => {
+            w.merge_calls += 1;
+            let Some(p) = w.pull_mut(number) else {
+                return (404, Some(error("Not Found")));
+            };
+            if p.merged {
+                return (405, Some(error("Pull Request is not mergeable")));
+            }
+            if req["sha"] != json!(p.head_sha) {
+                return (
+                    409,
+                    Some(error(
+                        "Head branch was modified. Review and try the merge again.",
+                    )),
+                );
+            }
+            let sha = format!("{:0>40}", format!("9{}", p.number));
+            p.merged = true;
+            p.open = false;
+            p.merge_sha = sha.clone();
+            let bad_method = req["merge_method"] != json!("squash");
+            if bad_method {
+                w.violations.push(format!(
+                    "merge_method {} is not squash",
+                    req["merge_method"]
+                ));
+            }
+            (
+                200,
+                Some(
+                    json!({"sha": sha, "merged": true, "message": "Pull Request successfully merged"}),
+                ),
+            )
+        }
+        ("/repos/{owner}/{repo}/pulls/{pull_number}/merge", "get") => {
+            let merged = w.pull(number).is_some_and(|p| p.merged);
+            (if merged { 204 } else { 404 }, None)
+        }
+        ("/repos/{owner}/{repo}/commits/{ref}/check-runs", "get") => {
+            let runs = w
+                .check_runs
+                .get(&params["ref"])
+                .cloned()
+                .unwrap_or_default();
+            let items = format!("{}/properties/check_runs/items", sch(200));
+            let list: Vec<Value> = runs
+                .iter()
+                .map(|r| {
+                    let mut v = Contract::get().example(&items);
+                    overlay(&mut v, json!({"name": r.name, "status": r.status, "conclusion": r.conclusion, "head_sha": params["ref"], "html_url": format!("https://github.com/{REPO}/runs/1")}));
+                    v
+                })
+                .collect();
+            (
+                200,
+                Some(json!({"total_count": list.len(), "check_runs": list})),
+            )
+        }
+        ("/repos/{owner}/{repo}/commits/{ref}/status", "get") => {
+            let statuses = w.statuses.get(&params["ref"]).cloned().unwrap_or_default();
+            let mut v = Contract::get().example(&sch(200));
+            let items = format!("{}/properties/statuses/items", sch(200));
+            let list: Vec<Value> = statuses
+                .iter()
+                .map(|(context, state)| {
+                    let mut s = Contract::get().example(&items);
+                    overlay(&mut s, json!({"context": context, "state": state, "description": format!("{context} {state}")}));
+                    s
+                })
+                .collect();
+            let state = if statuses.iter().any(|(_, s)| s == "failure" || s == "error") {
+                "failure"
+            } else if statuses.iter().all(|(_, s)| s == "success") {
+                "success"
+            } else {
+                "pending"
+            };
+            overlay(
+                &mut v,
+                json!({"state": state, "sha": params["ref"], "total_count": list.len(), "statuses": list}),
+            );
+            (200, Some(v))
+        }
+        ("/orgs/{org}/teams/{team_slug}/memberships/{username}", "get") => {
+            let team = format!("{}/{}", params["org"], params["team_slug"]);
+            let member = w
+                .teams
+                .get(&team)
+                .is_some_and(|m| m.contains(&params["username"]));
+            if member {
+                let mut v = Contract::get().example(&sch(200));
+                overlay(&mut v, json!({"role": "member", "state": "active"}));
+                (200, Some(v))
+            } else {
+                (404, None)
+            }
+        }
+        _ => {
+            w.violations
+                .push(format!("the fake does not implement {m} {template}"));
+            (404, None)
+        }
+    }
+}
+
+fn github_schema() -> &'static Valid<Schema> {
+    static S: OnceLock<Valid<Schema>> = OnceLock::new();
+    S.get_or_init(|| {
+        let sdl = include_str!("../contracts/github-schema.graphql");
+        match Schema::parse_and_validate(sdl, "github-schema.graphql") {
+            Ok(s) => s,
+            // The published SDL repeats a few fields of some Enterprise
+            // types; that is its only defect, and the first definition is
+            // kept. Anything else fails the test.
+            Err(e) => {
+                let other: Vec<String> = e
+                    .errors
+                    .iter()
+                    .map(|d| d.to_string())
+                    .filter(|m| !m.contains("duplicate definitions for the"))
+                    .collect();
+                assert!(other.is_empty(), "GitHub's schema: {}", other.join("\n"));
+                Valid::assume_valid(e.partial)
+            }
+        }
+    })
+}
+
+/// Executes a GraphQL request against GitHub's schema; the world resolves
+/// the fields. An invalid query is a violation and GitHub's error answer.
+fn graphql(s: &Shared, body: &[u8]) -> (StatusCode, axum::Json<Value>) {
+    let req: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let query = req["query"].as_str().unwrap_or_default();
+    let schema = github_schema();
+    let doc = match ExecutableDocument::parse_and_validate(schema, query, "query.graphql") {
+        Ok(d) => d,
+        Err(e) => {
+            let msg = e.errors.to_string();
+            s.world.lock().unwrap().violations.push(format!(
+                "GraphQL query invalid against GitHub's schema: {msg}"
+            ));
+            return (
+                StatusCode::OK,
+                axum::Json(json!({"errors": [{"message": msg}]})),
+            );
+        }
+    };
+    let vars: serde_json_bytes::Map<serde_json_bytes::ByteString, serde_json_bytes::Value> =
+        serde_json::from_value(req.get("variables").cloned().unwrap_or(json!({})))
+            .unwrap_or_default();
+    let mut w = s.world.lock().unwrap();
+    let is_mutation = doc
+        .operations
+        .iter()
+        .any(|o| o.operation_type == apollo_compiler::ast::OperationType::Mutation);
+    if is_mutation {
+        let fields: Vec<String> = doc
+            .operations
+            .iter()
+            .flat_map(|o| o.selection_set.fields().map(|f| f.name.to_string()))
+            .collect();
+        w.writes.push(format!("graphql {}", fields.join(",")));
+    }
+    let result = {
+        let root = Root {
+            world: std::cell::RefCell::new(&mut w),
+        };
+        Execution::new(schema, &doc)
+            .raw_variable_values(&vars)
+            .execute_sync(&root)
+            .map(|r| serde_json::to_value(&r).unwrap())
+            .map_err(|e| serde_json::to_value(e.to_graphql_error(&doc.sources)).unwrap())
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            w.violations.push(format!("GraphQL request error: {e}"));
+            json!({"errors": [e]})
+        }
+    };
+    (StatusCode::OK, axum::Json(response))
+}
+
+/// The root of both Query and Mutation: only `revertPullRequest` exists.
+struct Root<'w, 'g> {
+    world: std::cell::RefCell<&'w mut MutexGuard<'g, World>>,
+}
+
+impl ObjectValue for Root<'_, '_> {
+    fn type_name(&self) -> &str {
+        "Mutation"
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        match info.field_name() {
+            "revertPullRequest" => {
+                let input = info.arguments().get("input").cloned().unwrap_or_default();
+                let field = |k: &str| input.get(k).and_then(|v| v.as_str()).map(String::from);
+                let id = field("pullRequestId").unwrap_or_default();
+                let mut w = self.world.borrow_mut();
+                let Some(source) = w.pulls.iter().find(|p| p.node_id == id).cloned() else {
+                    return Err(FieldError {
+                        message: format!(
+                            "Could not resolve to a node with the global id of '{id}'"
+                        ),
+                    });
+                };
+                if !source.merged {
+                    return Err(FieldError {
+                        message: "Pull request is not merged".into(),
+                    });
+                }
+                let branch = format!("revert-{}-{}", source.number, source.head_ref);
+                let sha = format!("{:0>40}", format!("7{}", source.number));
+                w.branches.insert(
+                    branch.clone(),
+                    Branch {
+                        sha: sha.clone(),
+                        message: format!("Revert #{}", source.number),
+                        files: vec![],
+                    },
+                );
+                let title =
+                    field("title").unwrap_or_else(|| format!("Revert \"{}\"", source.title));
+                let n = w.open_pull(&branch, &title, "hotfixd-bot");
+                let p = w.pull_mut(n).unwrap();
+                p.body = field("body").unwrap_or_default();
+                let created = p.clone();
+                Ok(ResolvedValue::object(RevertPayload { source, created }))
+            }
+            _ => Err(self.unknown_field_error(info)),
+        }
+    }
+}
+
+struct RevertPayload {
+    source: Pull,
+    created: Pull,
+}
+
+impl ObjectValue for RevertPayload {
+    fn type_name(&self) -> &str {
+        "RevertPullRequestPayload"
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        match info.field_name() {
+            "pullRequest" => Ok(ResolvedValue::object(PullObject(&self.source))),
+            "revertPullRequest" => Ok(ResolvedValue::object(PullObject(&self.created))),
+            "clientMutationId" => Ok(ResolvedValue::null()),
+            _ => Err(self.unknown_field_error(info)),
+        }
+    }
+}
+
+struct PullObject<'p>(&'p Pull);
+
+impl ObjectValue for PullObject<'_> {
+    fn type_name(&self) -> &str {
+        "PullRequest"
+    }
+
+    fn resolve_field<'a>(
+        &'a self,
+        info: &'a ResolveInfo<'a>,
+    ) -> Result<ResolvedValue<'a>, FieldError> {
+        let p = self.0;
+        Ok(ResolvedValue::leaf(match info.field_name() {
+            "number" => json_bytes(json!(p.number)),
+            "id" => json_bytes(json!(p.node_id)),
+            "url" | "permalink" => json_bytes(json!(format!(
+                "https://github.com/{REPO}/pull/{}",
+                p.number
+            ))),
+            "title" => json_bytes(json!(p.title)),
+            "body" => json_bytes(json!(p.body)),
+            "headRefName" => json_bytes(json!(p.head_ref)),
+            "headRefOid" => json_bytes(json!(p.head_sha)),
+            "baseRefName" => json_bytes(json!(p.base_ref)),
+            "merged" => json_bytes(json!(p.merged)),
+            "state" => json_bytes(json!(if p.merged {
+                "MERGED"
+            } else if p.open {
+                "OPEN"
+            } else {
+                "CLOSED"
+            })),
+            _ => return Err(self.unknown_field_error(info)),
+        }))
+    }
+}
+
+fn json_bytes(v: Value) -> serde_json_bytes::Value {
+    serde_json::from_value(v).unwrap()
+}

@@ -1,0 +1,503 @@
+//! Steps 2–4, the revert and the cleanup taken on GitHub by hotfixd, against
+//! the fake of `common::github`, which validates every request and response
+//! against GitHub's published REST description and GraphQL schema.
+
+mod common;
+
+use common::github::{CheckRun, FakeGitHub, REPO, fix_branch};
+use common::*;
+
+async fn daemon(fake: &FakeGitHub) -> Daemon {
+    let gh = github_settings(fake);
+    Daemon::start_configured(|s| s.github = Some(gh)).await
+}
+
+/// GitHub holds the fix branch; the hotfix is declared.
+async fn declared(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> String {
+    let b = branch(inc);
+    fake.world()
+        .branches
+        .insert(b.clone(), fix_branch(SHA1, &message(inc)));
+    declare(d, inc, flags).await.expect("declare");
+    b
+}
+
+/// Declared, fix read from GitHub, approved, PR opened by hotfixd.
+async fn pr_open(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> u64 {
+    let b = declared(fake, d, inc, flags).await;
+    d.ctl("bob", &["fix", inc, "--branch", &b])
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    let h = d.ctl_json("bob", &["pr", inc]).await;
+    h["pull_request"]["number"].as_u64().expect("pr number")
+}
+
+#[tokio::test]
+async fn the_fix_is_read_from_github_not_typed() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    let b = declared(&fake, &d, INC, &[]).await;
+
+    // What GitHub knows may not be typed in.
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["fix", INC, "--branch", &b, "--message", "anything"],
+            INVALID,
+        )
+        .await;
+    assert!(msg.contains("commit_message"), "{msg}");
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["fix", INC, "--branch", &b, "--file", "x.go:1:1"],
+            INVALID,
+        )
+        .await;
+    assert!(msg.contains("files"), "{msg}");
+    // A stale expectation of the head is refused, not recorded.
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["fix", INC, "--branch", &b, "--sha", SHA2],
+            PRECONDITION,
+        )
+        .await;
+    assert!(msg.contains("111111111111"), "{msg}");
+    // A branch GitHub does not have.
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["fix", INC, "--branch", &format!("hotfix/{INC}-nope")],
+            PRECONDITION,
+        )
+        .await;
+    assert!(msg.contains("404"), "{msg}");
+    assert_eq!(d.state(INC).await, "DECLARED");
+
+    let h = d
+        .ctl_json("bob", &["fix", INC, "--branch", &b, "--sha", SHA1])
+        .await;
+    assert_eq!(h["state"], "FIX_SUBMITTED");
+    assert_eq!(h["fix"]["sha"], SHA1);
+    assert_eq!(h["fix"]["changed_lines"], 4);
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    assert!(shown.contains("read from GitHub"), "{shown}");
+
+    // The core checks run on GitHub's facts: a commit message without the
+    // approver is refused.
+    let inc2 = incident(2);
+    let b2 = branch(&inc2);
+    fake.world().branches.insert(
+        b2.clone(),
+        fix_branch(SHA2, &format!("hotfix(catalog): fix\n\n{inc2}")),
+    );
+    declare(&d, &inc2, &[]).await.unwrap();
+    let msg = d
+        .ctl_err("bob", &["fix", &inc2, "--branch", &b2], INVALID)
+        .await;
+    assert!(msg.contains("approver"), "{msg}");
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn the_pr_is_opened_labelled_once_and_its_checks_followed() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    let pr = pr_open(&fake, &d, INC, &[]).await;
+    {
+        let w = fake.world();
+        assert_eq!(w.pulls.len(), 1, "one PR");
+        let p = w.pull(pr).unwrap();
+        assert!(
+            p.title.starts_with(&format!("HOTFIX: {INC}")),
+            "{}",
+            p.title
+        );
+        assert!(p.body.contains("Approver: @alice"), "{}", p.body);
+        assert!(p.body.contains("Cleanup-owner: @bob"), "{}", p.body);
+        assert!(
+            p.body.contains("Postmortem: <will follow within 2days>"),
+            "{}",
+            p.body
+        );
+        assert_eq!(p.labels, vec!["hotfix".to_string()]);
+        assert_eq!(p.head_ref, branch(INC));
+    }
+    // Asking again creates nothing.
+    d.ctl_err("bob", &["pr", INC], PRECONDITION).await;
+    assert_eq!(fake.world().pulls.len(), 1);
+
+    // Checks are read from GitHub, never reported by hand.
+    let msg = d
+        .ctl_err(
+            "svc-ci",
+            &["check", INC, "--name", "scan", "--result", "success"],
+            PRECONDITION,
+        )
+        .await;
+    assert!(msg.contains("read from GitHub"), "{msg}");
+
+    fake.world().check_runs.insert(
+        SHA1.into(),
+        vec![CheckRun::running("lint"), CheckRun::running("scan")],
+    );
+    let endpoint = d.endpoint.clone();
+    let waiting = tokio::spawn(async move {
+        let cli = clap::Parser::try_parse_from([
+            "hotfixctl",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            "dev-bob",
+            "check",
+            INC,
+            "--wait",
+        ])
+        .unwrap();
+        let mut out = Vec::new();
+        let r = hotfixctl::cli::run(cli, &mut out).await;
+        (r, String::from_utf8(out).unwrap())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(d.state(INC).await, "PR_OPEN");
+    fake.world().finish_checks(SHA1, "success");
+    let (r, out) = waiting.await.unwrap();
+    r.unwrap_or_else(|e| panic!("check --wait failed: {e}\n{out}"));
+    assert!(out.contains("lint on 111111111111: in_progress"), "{out}");
+    assert!(
+        out.contains("scan on 111111111111: completed (success)"),
+        "{out}"
+    );
+    assert_eq!(d.state(INC).await, "READY_TO_MERGE");
+    let h = d.ctl_json("bob", &["show", INC]).await;
+    assert!(
+        h["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["by"] == "hotfixd" && c["result"] == "success"),
+        "{h}"
+    );
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn an_open_pr_of_the_branch_is_reused() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    let b = declared(&fake, &d, INC, &[]).await;
+    let existing = fake
+        .world()
+        .open_pull(&b, &format!("HOTFIX: {INC} by hand"), "bob");
+    d.ctl("bob", &["fix", INC, "--branch", &b]).await.unwrap();
+    d.ctl("alice", &["approve", INC]).await.unwrap();
+    let h = d.ctl_json("bob", &["pr", INC]).await;
+    assert_eq!(h["pull_request"]["number"], existing);
+    let w = fake.world();
+    assert_eq!(w.pulls.len(), 1, "no second PR");
+    assert!(
+        !w.writes.iter().any(|x| x.ends_with("/pulls")),
+        "{:?}",
+        w.writes
+    );
+    assert_eq!(w.pull(existing).unwrap().labels, vec!["hotfix".to_string()]);
+}
+
+#[tokio::test]
+async fn a_failed_scan_on_github_ends_the_hotfix() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    pr_open(&fake, &d, INC, &[]).await;
+    fake.world().check_runs.insert(
+        SHA1.into(),
+        vec![
+            CheckRun::done("lint", "success"),
+            CheckRun::done("scan", "failure"),
+        ],
+    );
+    let e = d.ctl("bob", &["check", INC, "--wait"]).await.unwrap_err();
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert_eq!(d.state(INC).await, "ABORTED");
+    d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
+    assert_eq!(fake.world().merge_calls, 0);
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn a_skipped_scan_is_not_a_passed_scan() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    pr_open(&fake, &d, INC, &[]).await;
+    fake.world().finish_checks(SHA1, "success");
+    fake.world().check_runs.get_mut(SHA1).unwrap()[2] = CheckRun::done("scan", "skipped");
+    let e = d.ctl("bob", &["check", INC, "--wait"]).await.unwrap_err();
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert_eq!(d.state(INC).await, "ABORTED");
+}
+
+#[tokio::test]
+async fn commit_statuses_count_as_checks() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    pr_open(&fake, &d, INC, &[]).await;
+    {
+        let mut w = fake.world();
+        w.check_runs.insert(
+            SHA1.into(),
+            vec![
+                CheckRun::done("lint", "success"),
+                CheckRun::done("unit-changed-package", "success"),
+            ],
+        );
+        w.statuses.insert(
+            SHA1.into(),
+            vec![
+                ("scan".into(), "success".into()),
+                ("build-sign-push".into(), "success".into()),
+            ],
+        );
+    }
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    assert_eq!(d.state(INC).await, "READY_TO_MERGE");
+    fake.assert_contract_kept();
+}
+
+/// Merge, then a symptom that does not recover: hotfixd opens the revert
+/// PR with GraphQL `revertPullRequest` and merges it.
+#[tokio::test]
+async fn a_hotfix_that_did_not_recover_is_reverted_on_github() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    let pr = pr_open(&fake, &d, INC, &[]).await;
+    fake.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    assert!(fake.world().pull(pr).unwrap().merged);
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
+    d.ctl(
+        "svc-ci",
+        &["verify", INC, "--not-recovered", "--value", "0.2"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(d.state(INC).await, "REVERT_REQUIRED");
+
+    // Only a platform-admin reverts.
+    d.ctl_err("bob", &["revert", INC], DENIED).await;
+    let h = d.ctl_json("carol", &["revert", INC]).await;
+    assert_eq!(h["state"], "REVERTED");
+    let w = fake.world();
+    let revert = w
+        .pulls
+        .iter()
+        .find(|p| p.head_ref == format!("revert-{pr}-{}", branch(INC)))
+        .expect("revert PR opened");
+    assert!(revert.merged, "revert PR merged");
+    assert!(
+        w.writes.iter().any(|x| x == "graphql revertPullRequest"),
+        "{:?}",
+        w.writes
+    );
+    drop(w);
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn the_cleanup_pr_is_checked_on_github() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    pr_open(&fake, &d, INC, &[]).await;
+    fake.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    mitigate_synced(&d).await;
+
+    let cleanup_sha = "3333333333333333333333333333333333333333";
+    let n = {
+        let mut w = fake.world();
+        w.branches.insert(
+            format!("cleanup/{INC}-tests"),
+            fix_branch(cleanup_sha, "tests"),
+        );
+        w.open_pull(
+            &format!("cleanup/{INC}-tests"),
+            &format!("Cleanup: {INC}"),
+            "bob",
+        )
+    };
+    let pr = n.to_string();
+    let refused = |why: &'static str| {
+        let d = &d;
+        let pr = pr.clone();
+        async move {
+            let msg = d
+                .ctl_err("bob", &["cleanup", INC, "--pr", &pr], PRECONDITION)
+                .await;
+            assert!(msg.contains(why), "expected '{why}' in: {msg}");
+        }
+    };
+    refused("not merged").await;
+    fake.world().pull_mut(n).unwrap().merged = true;
+    fake.world().pull_mut(n).unwrap().reviews = vec![("bob".into(), "APPROVED".into())];
+    refused("other than its author").await;
+    fake.world().pull_mut(n).unwrap().reviews = vec![
+        ("bob".into(), "APPROVED".into()),
+        ("erin".into(), "CHANGES_REQUESTED".into()),
+        ("alice".into(), "APPROVED".into()),
+    ];
+    refused("no checks").await;
+    fake.world().check_runs.insert(
+        cleanup_sha.into(),
+        vec![
+            CheckRun::done("integration", "success"),
+            CheckRun::done("e2e", "failure"),
+        ],
+    );
+    refused("e2e").await;
+    fake.world().finish_checks(cleanup_sha, "success");
+    fake.world().pull_mut(n).unwrap().labels = vec!["hotfix".into()];
+    refused("'hotfix' label").await;
+    fake.world().pull_mut(n).unwrap().labels = vec!["tests".into()];
+    // What GitHub knows may not be typed in.
+    d.ctl_err(
+        "bob",
+        &["cleanup", INC, "--pr", &pr, "--label", "tests"],
+        INVALID,
+    )
+    .await;
+
+    let h = d.ctl_json("bob", &["cleanup", INC, "--pr", &pr]).await;
+    assert_eq!(h["cleanup"]["pr"], n);
+    assert_eq!(
+        h["cleanup"]["url"],
+        format!("https://github.com/{REPO}/pull/{n}")
+    );
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    assert!(shown.contains("approved by @alice"), "{shown}");
+    fake.assert_contract_kept();
+}
+
+/// Merge (on GitHub), then sync and verify as reported.
+async fn mitigate_synced(d: &Daemon) {
+    d.ctl("carol", &["merge", INC]).await.expect("merge");
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await
+        .expect("sync");
+    d.ctl(
+        "svc-ci",
+        &["verify", INC, "--recovered", "--value", "0.002"],
+    )
+    .await
+    .expect("verify");
+    assert_eq!(d.state(INC).await, "MITIGATED");
+}
+
+#[tokio::test]
+async fn a_drill_reads_github_and_writes_nothing_to_it() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    let pr = pr_open(&fake, &d, INC, &["--drill"]).await;
+    assert_eq!(pr, 0, "no PR was opened");
+    fake.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
+    d.ctl(
+        "svc-ci",
+        &["verify", INC, "--not-recovered", "--value", "0.2"],
+    )
+    .await
+    .unwrap();
+    d.ctl("carol", &["revert", INC]).await.unwrap();
+    assert_eq!(d.state(INC).await, "REVERTED");
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    for would in [
+        "would open PR",
+        "would squash-merge",
+        "would open and squash-merge the revert",
+    ] {
+        assert!(shown.contains(would), "'{would}' in {shown}");
+    }
+    let w = fake.world();
+    assert!(
+        w.writes.is_empty(),
+        "a drill wrote to GitHub: {:?}",
+        w.writes
+    );
+    assert!(w.pulls.is_empty());
+    drop(w);
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn a_repository_switched_off_keeps_the_manual_steps() {
+    let fake = FakeGitHub::start().await;
+    let mut gh = github_settings(&fake);
+    gh.lane.manual_repositories.insert(REPO.to_string());
+    let d = Daemon::start_configured(|s| s.github = Some(gh)).await;
+    ready_to_merge(&d, INC).await;
+    mitigate(&d, INC).await;
+    assert_eq!(d.state(INC).await, "MITIGATED");
+    assert_eq!(fake.world().requests, 0, "GitHub was not asked anything");
+}
+
+/// The fake is only worth its contract: what GitHub would not accept or
+/// send is caught.
+#[tokio::test]
+async fn the_fake_catches_what_github_would_not_accept_or_send() {
+    use common::github::{Contract, TOKEN};
+    let fake = FakeGitHub::start().await;
+    hotfixd::integrations::install_crypto_provider();
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("{}{path}", fake.url()))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    get("/repos/bookstore/catalog/pulls?state=open&colour=blue")
+        .await
+        .unwrap();
+    get("/repos/bookstore/catalog/branches/main").await.unwrap();
+    http.post(format!("{}/repos/bookstore/catalog/pulls", fake.url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"title": "no head or base"}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{}/graphql", fake.url()))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"query": "mutation { revertPullRequest(input: {pullRequestId: \"x\"}) { noSuchField } }"}))
+        .send()
+        .await
+        .unwrap();
+    http.put(format!(
+        "{}/repos/bookstore/catalog/pulls/1/merge",
+        fake.url()
+    ))
+    .bearer_auth(TOKEN)
+    .json(&serde_json::json!({"merge_method": "fast-forward"}))
+    .send()
+    .await
+    .unwrap();
+    let v = fake.world().violations.join("\n");
+    for expected in [
+        "unknown query parameter 'colour'",
+        "GET /repos/bookstore/catalog/branches/main is not an operation",
+        "\"head\" is a required property",
+        "noSuchField",
+        "\"fast-forward\" is not one of",
+    ] {
+        assert!(v.contains(expected), "'{expected}' not caught in:\n{v}");
+    }
+    // A response missing a required field does not pass.
+    let pointer = "/paths/~1repos~1{owner}~1{repo}~1pulls~1{pull_number}/get/responses/200/content/application~1json/schema";
+    let mut pr = Contract::get().example(pointer);
+    pr.as_object_mut().unwrap().remove("number");
+    let e = Contract::get().check(pointer, &pr).unwrap_err();
+    assert!(e.contains("\"number\" is a required property"), "{e}");
+}
