@@ -76,9 +76,12 @@ async fn the_fix_is_read_from_github_not_typed() {
     assert!(msg.contains("404"), "{msg}");
     assert_eq!(d.state(INC).await, "DECLARED");
 
+    // A GitHub that stumbles twice is retried, not given up on.
+    fake.world().unavailable = 2;
     let h = d
         .ctl_json("bob", &["fix", INC, "--branch", &b, "--sha", SHA1])
         .await;
+    assert_eq!(fake.world().unavailable, 0);
     assert_eq!(h["state"], "FIX_SUBMITTED");
     assert_eq!(h["fix"]["sha"], SHA1);
     assert_eq!(h["fix"]["changed_lines"], 4);

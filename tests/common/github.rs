@@ -317,6 +317,8 @@ pub struct World {
     /// hotfixd meanwhile).
     pub hang_merge: bool,
     pub merge_calls: u32,
+    /// The next this many reads answer 503 (where the contract has it).
+    pub unavailable: u32,
 }
 
 impl World {
@@ -499,7 +501,14 @@ async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: 
     let q: BTreeMap<String, String> = query.into_iter().collect();
     let (code, answer, hang) = {
         let mut w = s.world.lock().unwrap();
-        let (code, answer) = answer(&mut w, &template, &m, &params, &q, &req);
+        let outage =
+            m == "get" && w.unavailable > 0 && c.response_pointer(&template, &m, 503).is_some();
+        let (code, answer) = if outage {
+            w.unavailable -= 1;
+            (503, Some(error("Service Unavailable")))
+        } else {
+            answer(&mut w, &template, &m, &params, &q, &req)
+        };
         let hang = template.ends_with("/merge") && m == "put" && std::mem::take(&mut w.hang_merge);
         (code, answer, hang)
     };

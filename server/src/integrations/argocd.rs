@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{AppStatus, Deployer, SyncError};
+use super::{AppStatus, Attempt, Deployer, SyncError};
 
 #[derive(Debug, Clone)]
 pub struct ArgoCdSettings {
@@ -103,20 +103,32 @@ impl Deployer for ArgoCd {
             "prune": true,
             "dryRun": dry_run,
         });
-        let resp = self
-            .auth(
-                self.http
-                    .post(self.url(&format!("{}/sync", app_path(app))))
-                    .json(&body),
-            )
-            .send()
-            .await
-            .map_err(|e| SyncError::Failed(format!("Argo CD sync request failed: {e}")))?;
-        let status = resp.status();
+        // A repeated sync request is harmless: Argo CD answers "another
+        // operation is already in progress", which is waited out.
+        let sent = super::with_retries("starting an Argo CD sync", || async {
+            let resp = self
+                .auth(
+                    self.http
+                        .post(self.url(&format!("{}/sync", app_path(app))))
+                        .json(&body),
+                )
+                .send()
+                .await
+                .map_err(|e| Attempt::Transient(format!("Argo CD sync request failed: {e}")))?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if super::transient_status(status.as_u16()) {
+                return Err(Attempt::Transient(format!(
+                    "Argo CD answered {status}: {text}"
+                )));
+            }
+            Ok((status, text))
+        })
+        .await;
+        let (status, text) = sent.map_err(SyncError::Failed)?;
         if status.is_success() {
             return Ok(());
         }
-        let text = resp.text().await.unwrap_or_default();
         let err: RuntimeError = serde_json::from_str(&text).unwrap_or_default();
         let message = if err.message.is_empty() {
             err.error
@@ -133,17 +145,26 @@ impl Deployer for ArgoCd {
     }
 
     async fn status(&self, app: &str) -> Result<AppStatus, String> {
-        let resp = self
-            .auth(self.http.get(self.url(&app_path(app))))
-            .send()
-            .await
-            .map_err(|e| format!("Argo CD status request failed: {e}"))?;
-        let status = resp.status();
-        let text = resp.text().await.unwrap_or_default();
-        if !status.is_success() {
+        let text = super::with_retries("reading an Argo CD application", || async {
+            let resp = self
+                .auth(self.http.get(self.url(&app_path(app))))
+                .send()
+                .await
+                .map_err(|e| Attempt::Transient(format!("Argo CD status request failed: {e}")))?;
+            let status = resp.status();
+            let text = resp.text().await.unwrap_or_default();
+            if status.is_success() {
+                return Ok(text);
+            }
             let err: RuntimeError = serde_json::from_str(&text).unwrap_or_default();
-            return Err(format!("Argo CD answered {status}: {}", err.message));
-        }
+            let msg = format!("Argo CD answered {status}: {}", err.message);
+            Err(if super::transient_status(status.as_u16()) {
+                Attempt::Transient(msg)
+            } else {
+                Attempt::Final(msg)
+            })
+        })
+        .await?;
         let a: Application = serde_json::from_str(&text)
             .map_err(|e| format!("Argo CD's application is not what its API describes: {e}"))?;
         let op = a.status.operation_state.unwrap_or_default();

@@ -138,6 +138,37 @@ fn failure(what: &str, e: &octocrab::Error) -> String {
     }
 }
 
+impl GitHub {
+    /// A GET with bounded retries of transient failures.
+    async fn read<R: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        route: &str,
+        query: &[(&str, &str)],
+    ) -> Result<R, String> {
+        super::with_retries(what, || async {
+            self.rest
+                .get::<R, _, _>(route, (!query.is_empty()).then_some(query))
+                .await
+                .map_err(|e| match describe(&e) {
+                    (Some(code), _) if !super::transient_status(code) => {
+                        super::Attempt::Final(failure(what, &e))
+                    }
+                    (None, _)
+                        if matches!(
+                            e,
+                            octocrab::Error::Serde { .. } | octocrab::Error::Json { .. }
+                        ) =>
+                    {
+                        super::Attempt::Final(failure(what, &e))
+                    }
+                    _ => super::Attempt::Transient(failure(what, &e)),
+                })
+        })
+        .await
+    }
+}
+
 /// Path segments are percent-encoded (branch names hold `/`).
 fn seg(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -329,10 +360,12 @@ impl CodeHost for GitHub {
     async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, String> {
         let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
         let c: Comparison = self
-            .rest
-            .get(&route, Some(&[("per_page", "100")]))
-            .await
-            .map_err(|e| failure(&format!("comparing {base}...{head} in {repo}"), &e))?;
+            .read(
+                &format!("comparing {base}...{head} in {repo}"),
+                &route,
+                &[("per_page", "100")],
+            )
+            .await?;
         let last = c.commits.last().ok_or_else(|| {
             format!(
                 "branch {head} has no commits ahead of {base} in {repo} (status {})",
@@ -360,13 +393,12 @@ impl CodeHost for GitHub {
         let (owner, _) = split(repo);
         let head = format!("{owner}:{branch}");
         let pulls: Vec<Pull> = self
-            .rest
-            .get(
-                format!("/repos/{repo}/pulls"),
-                Some(&[("state", "open"), ("head", head.as_str())]),
+            .read(
+                &format!("listing open PRs of {branch}"),
+                &format!("/repos/{repo}/pulls"),
+                &[("state", "open"), ("head", head.as_str())],
             )
-            .await
-            .map_err(|e| failure(&format!("listing open PRs of {branch}"), &e))?;
+            .await?;
         Ok(pulls.into_iter().next().map(PullFacts::from))
     }
 
@@ -400,22 +432,23 @@ impl CodeHost for GitHub {
 
     async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, String> {
         let p: Pull = self
-            .rest
-            .get(format!("/repos/{repo}/pulls/{number}"), None::<&()>)
-            .await
-            .map_err(|e| failure(&format!("reading {repo}#{number}"), &e))?;
+            .read(
+                &format!("reading {repo}#{number}"),
+                &format!("/repos/{repo}/pulls/{number}"),
+                &[],
+            )
+            .await?;
         Ok(p.into())
     }
 
     async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, String> {
         let r: Vec<ReviewEntry> = self
-            .rest
-            .get(
-                format!("/repos/{repo}/pulls/{number}/reviews"),
-                Some(&[("per_page", "100")]),
+            .read(
+                &format!("reading the reviews of #{number}"),
+                &format!("/repos/{repo}/pulls/{number}/reviews"),
+                &[("per_page", "100")],
             )
-            .await
-            .map_err(|e| failure(&format!("reading the reviews of #{number}"), &e))?;
+            .await?;
         Ok(r.into_iter()
             .map(|r| Review {
                 reviewer: r.user.map(|u| u.login).unwrap_or_default(),
@@ -427,21 +460,19 @@ impl CodeHost for GitHub {
 
     async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, String> {
         let runs: CheckRuns = self
-            .rest
-            .get(
-                format!("/repos/{repo}/commits/{sha}/check-runs"),
-                Some(&[("filter", "latest"), ("per_page", "100")]),
+            .read(
+                &format!("reading the check runs of {sha}"),
+                &format!("/repos/{repo}/commits/{sha}/check-runs"),
+                &[("filter", "latest"), ("per_page", "100")],
             )
-            .await
-            .map_err(|e| failure(&format!("reading the check runs of {sha}"), &e))?;
+            .await?;
         let status: CombinedStatus = self
-            .rest
-            .get(
-                format!("/repos/{repo}/commits/{sha}/status"),
-                Some(&[("per_page", "100")]),
+            .read(
+                &format!("reading the statuses of {sha}"),
+                &format!("/repos/{repo}/commits/{sha}/status"),
+                &[("per_page", "100")],
             )
-            .await
-            .map_err(|e| failure(&format!("reading the statuses of {sha}"), &e))?;
+            .await?;
         let mut out: Vec<CheckFacts> = runs
             .check_runs
             .into_iter()

@@ -159,7 +159,92 @@ pub trait CodeHost: Send + Sync + 'static {
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, String>;
 }
 
+/// How a failed outbound call ended.
+pub enum Attempt<E> {
+    /// May succeed if tried again (network error, 5xx, 429).
+    Transient(E),
+    /// Will not get better by retrying (4xx, a bad answer).
+    Final(E),
+}
+
+/// Tries beyond the first for a transient failure.
+pub const RETRIES: u32 = 3;
+/// The first wait between tries; doubled each time.
+pub const BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs `call`, retrying transient failures `RETRIES` times with
+/// exponential backoff. Only for calls that are safe to repeat (reads, or
+/// writes the service deduplicates); other writes are reconciled instead.
+pub async fn with_retries<T, E, F, Fut>(what: &str, mut call: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Attempt<E>>>,
+    E: std::fmt::Display,
+{
+    let mut wait = BACKOFF;
+    let mut tries = 0;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(Attempt::Final(e)) => return Err(e),
+            Err(Attempt::Transient(e)) if tries >= RETRIES => return Err(e),
+            Err(Attempt::Transient(e)) => {
+                tries += 1;
+                tracing::warn!(%what, error = %e, attempt = tries, "transient failure; retrying");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+}
+
+/// Transient: no answer, a 5xx or a 429.
+pub fn transient_status(status: u16) -> bool {
+    status == 429 || status >= 500
+}
+
 /// Installs rustls' ring provider once, for every outbound HTTPS client.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    async fn run(fail_with: fn(u32) -> Option<Attempt<String>>) -> (Result<u32, String>, u32) {
+        let calls = AtomicU32::new(0);
+        let r = with_retries("test", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            match fail_with(n) {
+                Some(e) => Err(e),
+                None => Ok(n),
+            }
+        })
+        .await;
+        (r, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_until_success() {
+        let (r, calls) = run(|n| (n < 3).then(|| Attempt::Transient(format!("503 #{n}")))).await;
+        assert_eq!((r, calls), (Ok(3), 3));
+    }
+
+    #[tokio::test]
+    async fn a_final_failure_is_not_retried() {
+        let (r, calls) = run(|_| Some(Attempt::Final("404".into()))).await;
+        assert_eq!((r, calls), (Err("404".into()), 1));
+    }
+
+    #[tokio::test]
+    async fn retries_are_bounded() {
+        let (r, calls) = run(|n| Some(Attempt::Transient(format!("503 #{n}")))).await;
+        assert_eq!(
+            (r, calls),
+            (Err(format!("503 #{}", RETRIES + 1)), RETRIES + 1)
+        );
+    }
 }

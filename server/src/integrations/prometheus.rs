@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Metrics;
+use super::{Attempt, Metrics};
 
 #[derive(Debug, Clone)]
 pub struct PrometheusSettings {
@@ -70,19 +70,31 @@ fn parse_value(v: &str) -> Result<f64, String> {
 impl Metrics for PrometheusClient {
     async fn instant(&self, query: &str) -> Result<f64, String> {
         let url = format!("{}/api/v1/query", self.settings.url.trim_end_matches('/'));
-        let mut req = self.http.get(&url).query(&[("query", query)]);
-        if let Some(t) = &self.settings.bearer_token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| format!("querying Prometheus: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| format!("reading Prometheus' answer: {e}"))?;
+        let (status, body) = super::with_retries("querying Prometheus", || async {
+            let mut req = self.http.get(&url).query(&[("query", query)]);
+            if let Some(t) = &self.settings.bearer_token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| Attempt::Transient(format!("querying Prometheus: {e}")))?;
+            let status = resp.status();
+            let body = resp
+                .text()
+                .await
+                .map_err(|e| Attempt::Transient(format!("reading Prometheus' answer: {e}")))?;
+            // 503: Prometheus is starting or overloaded; a 4xx carries its
+            // own error for a bad query, which retrying will not fix.
+            if super::transient_status(status.as_u16()) {
+                return Err(Attempt::Transient(format!(
+                    "Prometheus answered {status}: {}",
+                    body.trim()
+                )));
+            }
+            Ok((status, body))
+        })
+        .await?;
         let parsed: ApiResponse = serde_json::from_str(&body).map_err(|_| {
             format!(
                 "Prometheus answered {status} with a body that is not its API's JSON: {}",
