@@ -138,7 +138,7 @@ async fn killed_between_merge_sent_and_merge_recorded_records_it_exactly_once() 
     let gh = FakeGitHub::start().await;
     let d = hotfixd(dir.path(), &gh).await;
     ready(&d, &gh, false).await;
-    gh.world().hang_merge = true;
+    gh.world().hang = Some("put /repos/{owner}/{repo}/pulls/{pull_number}/merge");
     let endpoint = d.endpoint.clone();
     let merging = tokio::spawn(async move {
         let cli = hotfixctl::cli::Cli::try_parse_from([
@@ -153,7 +153,7 @@ async fn killed_between_merge_sent_and_merge_recorded_records_it_exactly_once() 
         .unwrap();
         hotfixctl::cli::run(cli, &mut Vec::new()).await
     });
-    tokio::time::timeout(Duration::from_secs(30), gh.merge_received())
+    tokio::time::timeout(Duration::from_secs(30), gh.held())
         .await
         .expect("merge reached GitHub");
     drop(d); // SIGKILL while hotfixd waits for GitHub's answer
@@ -229,4 +229,92 @@ async fn a_retried_merge_is_sent_to_github_once() {
     assert_eq!(first["state"], "MERGED");
     assert_eq!(first, again, "the retry answers the first answer");
     assert_eq!(gh.world().merge_calls, 1);
+}
+
+/// Killed after GitHub created the PR but before hotfixd heard back: the
+/// restart finds the branch's open PR and records it; none is created twice.
+#[tokio::test]
+async fn killed_while_opening_the_pr_records_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gh = FakeGitHub::start().await;
+    let d = hotfixd(dir.path(), &gh).await;
+    let branch = format!("hotfix/{INC}-fix");
+    gh.world().branches.insert(
+        branch.clone(),
+        github::fix_branch(SHA, &format!("fix\n{INC}\napprover: @alice")),
+    );
+    ctl(
+        &d,
+        "bob",
+        &[
+            "declare",
+            INC,
+            "--symptom",
+            "catalog 500s",
+            "--criterion",
+            "customers-down",
+            "--approver",
+            "alice",
+            "--cleanup-owner",
+            "bob",
+            "--eta",
+            "09:30",
+            "--repo",
+            "bookstore/catalog",
+            "--app",
+            "catalog",
+        ],
+    )
+    .await
+    .unwrap();
+    ctl(&d, "bob", &["fix", INC, "--branch", &branch])
+        .await
+        .unwrap();
+    ctl(&d, "alice", &["approve", INC]).await.unwrap();
+    gh.world().hang = Some("post /repos/{owner}/{repo}/pulls");
+    let endpoint = d.endpoint.clone();
+    let opening = tokio::spawn(async move {
+        let cli = hotfixctl::cli::Cli::try_parse_from([
+            "hotfixctl",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            "dev-bob",
+            "pr",
+            INC,
+        ])
+        .unwrap();
+        hotfixctl::cli::run(cli, &mut Vec::new()).await
+    });
+    tokio::time::timeout(Duration::from_secs(30), gh.held())
+        .await
+        .expect("the PR reached GitHub");
+    drop(d); // SIGKILL while hotfixd waits for GitHub's answer
+    assert!(opening.await.unwrap().is_err());
+
+    let d = hotfixd(dir.path(), &gh).await;
+    let h = show(&d).await;
+    assert_eq!(h["state"], "PR_OPEN");
+    assert_eq!(h["pull_request"]["number"], 4321);
+    let k = kinds(&h);
+    for kind in ["pr_requested", "pr_reconciled", "pr_opened"] {
+        assert_eq!(
+            k.iter().filter(|x| *x == kind).count(),
+            1,
+            "{kind} once in {k:?}"
+        );
+    }
+    // Asking again creates nothing either.
+    assert_eq!(ctl(&d, "bob", &["pr", INC]).await.unwrap_err().code, 19);
+    let w = gh.world();
+    assert_eq!(w.pulls.len(), 1, "one PR");
+    assert_eq!(w.pulls[0].labels, vec!["hotfix".to_string()]);
+    assert_eq!(
+        w.writes.iter().filter(|x| x.ends_with("/pulls")).count(),
+        1,
+        "{:?}",
+        w.writes
+    );
+    drop(w);
+    gh.assert_contract_kept();
 }

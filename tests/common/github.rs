@@ -313,9 +313,10 @@ pub struct World {
     pub writes: Vec<String>,
     pub requests: u32,
     pub violations: Vec<String>,
-    /// The next merge is answered only after a minute (the test kills
+    /// The next request to this operation ("put /repos/.../merge") is
+    /// carried out, then answered only after a minute (the test kills
     /// hotfixd meanwhile).
-    pub hang_merge: bool,
+    pub hang: Option<&'static str>,
     pub merge_calls: u32,
     /// The next this many reads answer 503 (where the contract has it).
     pub unavailable: u32,
@@ -366,7 +367,7 @@ impl World {
 
 struct Shared {
     world: Mutex<World>,
-    merge_received: Notify,
+    held: Notify,
 }
 
 pub struct FakeGitHub {
@@ -378,7 +379,7 @@ impl FakeGitHub {
     pub async fn start() -> FakeGitHub {
         let shared = Arc::new(Shared {
             world: Mutex::new(World::default()),
-            merge_received: Notify::new(),
+            held: Notify::new(),
         });
         let s = shared.clone();
         let app = Router::new().fallback(
@@ -409,8 +410,9 @@ impl FakeGitHub {
         self.shared.world.lock().unwrap()
     }
 
-    pub async fn merge_received(&self) {
-        self.shared.merge_received.notified().await
+    /// Resolves once the request named by `World::hang` was carried out.
+    pub async fn held(&self) {
+        self.shared.held.notified().await
     }
 
     /// Fails the test if anything crossed the wire outside the contract.
@@ -509,13 +511,15 @@ async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: 
         } else {
             answer(&mut w, &template, &m, &params, &q, &req)
         };
-        let hang = template.ends_with("/merge") && m == "put" && std::mem::take(&mut w.hang_merge);
+        let op = format!("{m} {template}");
+        let hang = w.hang == Some(op.as_str());
+        if hang {
+            w.hang = None;
+        }
         (code, answer, hang)
     };
-    if template.ends_with("/merge") && m == "put" {
-        s.merge_received.notify_one();
-    }
     if hang {
+        s.held.notify_one();
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
     let status = StatusCode::from_u16(code).unwrap();
