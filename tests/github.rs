@@ -504,3 +504,59 @@ async fn the_fake_catches_what_github_would_not_accept_or_send() {
     let e = Contract::get().check(pointer, &pr).unwrap_err();
     assert!(e.contains("\"number\" is a required property"), "{e}");
 }
+
+/// platform-admin mapped to a GitHub team: the team decides who merges,
+/// not the roster, and a change on GitHub is seen within the refresh.
+#[tokio::test]
+async fn a_role_mapped_to_a_github_team_follows_its_membership() {
+    let fake = FakeGitHub::start().await;
+    fake.world().teams.insert(
+        "bookstore/platform-admins".into(),
+        ["dave".to_string()].into(),
+    );
+    let mut gh = github_settings(&fake);
+    gh.teams.insert(
+        hotfixd::domain::Role::PlatformAdmin,
+        ("bookstore".into(), "platform-admins".into()),
+    );
+    let d = Daemon::start_configured(|s| s.github = Some(gh)).await;
+    let roles = |who: &'static str| {
+        let d = &d;
+        async move { d.ctl_json(who, &["whoami"]).await["roles"].to_string() }
+    };
+    // The roster says carol is a platform-admin; the team says dave is.
+    assert!(!roles("carol").await.contains("platform-admin"));
+    assert!(roles("dave").await.contains("platform-admin"));
+    pr_open(&fake, &d, INC, &[]).await;
+    fake.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    d.ctl_err("carol", &["merge", INC], DENIED).await;
+
+    // dave leaves the team on GitHub: the next refresh takes the role away.
+    fake.world()
+        .teams
+        .get_mut("bookstore/platform-admins")
+        .unwrap()
+        .clear();
+    for _ in 0..100 {
+        if !roles("dave").await.contains("platform-admin") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    d.ctl_err("dave", &["merge", INC], DENIED).await;
+    fake.world()
+        .teams
+        .get_mut("bookstore/platform-admins")
+        .unwrap()
+        .insert("dave".into());
+    for _ in 0..100 {
+        if roles("dave").await.contains("platform-admin") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    d.ctl("dave", &["merge", INC]).await.unwrap();
+    assert_eq!(d.state(INC).await, "MERGED");
+    fake.assert_contract_kept();
+}

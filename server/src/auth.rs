@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Status};
 
 use crate::domain::{Directory, Principal, Role};
+use crate::roles::Roles;
 
 /// One roster entry, as configured.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -84,7 +85,9 @@ impl Roster {
 
     /// The tonic interceptor: requires `authorization: Bearer <token>` and
     /// puts the principal into the request's extensions.
-    pub fn intercept(&self, mut req: Request<()>) -> Result<Request<()>, Status> {
+    /// The principal carries the roles it holds now (`roles`: the roster's,
+    /// or a GitHub team's for a mapped role).
+    pub fn intercept(&self, roles: &Roles, mut req: Request<()>) -> Result<Request<()>, Status> {
         let header = req.metadata().get("authorization").ok_or_else(|| {
             Status::unauthenticated("missing 'authorization: Bearer <token>' metadata")
         })?;
@@ -100,7 +103,7 @@ impl Roster {
             })?;
         match self.authenticate(token.trim()) {
             Some(p) => {
-                let p = p.clone();
+                let p = roles.principal(&p.handle).unwrap_or_else(|| p.clone());
                 req.extensions_mut().insert(p);
                 Ok(req)
             }
@@ -170,23 +173,27 @@ mod tests {
     #[test]
     fn the_interceptor_takes_identity_from_the_token_alone() {
         let roster = Roster::new(&[entry("bob", Role::Engineer, "t-bob")]).unwrap();
+        let roles = Roles::from_roster(roster.directory().clone());
         let mut req = Request::new(());
         req.metadata_mut()
             .insert("authorization", "Bearer t-bob".parse().unwrap());
         req.metadata_mut()
             .insert("x-actor", "alice".parse().unwrap());
-        let req = roster.intercept(req).unwrap();
+        let req = roster.intercept(&roles, req).unwrap();
         assert_eq!(principal(&req).unwrap().handle, "bob");
         let mut wrong = Request::new(());
         wrong
             .metadata_mut()
             .insert("authorization", "Basic t-bob".parse().unwrap());
         assert_eq!(
-            roster.intercept(wrong).unwrap_err().code(),
+            roster.intercept(&roles, wrong).unwrap_err().code(),
             tonic::Code::Unauthenticated
         );
         assert_eq!(
-            roster.intercept(Request::new(())).unwrap_err().code(),
+            roster
+                .intercept(&roles, Request::new(()))
+                .unwrap_err()
+                .code(),
             tonic::Code::Unauthenticated
         );
     }

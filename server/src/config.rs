@@ -282,6 +282,13 @@ pub struct GitHubConfig {
     /// Stop following checks after this long (they can be followed again).
     #[serde(default, with = "humantime_serde")]
     pub checks_timeout: Option<Duration>,
+    /// Roles held by the active members of an org team ("org/team-slug")
+    /// instead of by the roster's claim.
+    #[serde(default)]
+    pub teams: BTreeMap<Role, String>,
+    /// How often team memberships are read again.
+    #[serde(default, with = "humantime_serde")]
+    pub teams_refresh: Option<Duration>,
 }
 
 /// `[argocd]`: where step 5's sync is performed.
@@ -575,6 +582,18 @@ impl Args {
                         return Err(format!("github: '{r}' is not an owner/name repository"));
                     }
                 }
+                let mut teams = BTreeMap::new();
+                for (role, team) in &g.teams {
+                    let Some((org, slug)) = team
+                        .split_once('/')
+                        .filter(|(o, s)| !o.is_empty() && !s.is_empty() && !s.contains('/'))
+                    else {
+                        return Err(format!(
+                            "github.teams.{role}: '{team}' is not an org/team-slug"
+                        ));
+                    };
+                    teams.insert(*role, (org.to_string(), slug.to_string()));
+                }
                 let defaults = ForgeSettings::default();
                 Some(GitHubSettings {
                     url: g.url.clone(),
@@ -588,6 +607,8 @@ impl Args {
                         checks_poll: g.checks_poll.unwrap_or(defaults.checks_poll),
                         checks_timeout: g.checks_timeout.unwrap_or(defaults.checks_timeout),
                     },
+                    teams,
+                    teams_refresh: g.teams_refresh.unwrap_or(Duration::from_secs(60)),
                 })
             }
         };

@@ -13,6 +13,7 @@ use crate::domain::{
     ObligationKind, Policy, Principal, Refusal, TeamReview, Time, before, obligations, quarter_of,
 };
 use crate::error::{Error, Result};
+use crate::roles::Roles;
 use crate::store::{Commit, Outcome, Request, Snapshot, Store, StoredEvent, Write};
 
 /// The actor of the daemon's own events (overdue reports, relay failures).
@@ -28,7 +29,7 @@ pub struct Mutation {
 pub struct Lane {
     store: Arc<Store>,
     policy: Policy,
-    directory: Directory,
+    roles: Arc<Roles>,
     clock: Arc<dyn Clock>,
 }
 
@@ -106,13 +107,13 @@ impl Lane {
     pub fn new(
         store: Arc<Store>,
         policy: Policy,
-        directory: Directory,
+        roles: Arc<Roles>,
         clock: Arc<dyn Clock>,
     ) -> Lane {
         Lane {
             store,
             policy,
-            directory,
+            roles,
             clock,
         }
     }
@@ -132,18 +133,15 @@ impl Lane {
     /// The principal a roster handle names now (for reconciling an action
     /// taken before a restart under that principal's authority).
     pub fn principal(&self, handle: &str) -> Option<Principal> {
-        self.directory.get(handle).map(|roles| Principal {
-            handle: handle.to_string(),
-            roles: roles.clone(),
-        })
+        self.roles.principal(handle)
     }
 
-    fn ctx<'a>(&'a self, actor: &'a Principal, now: Time) -> Ctx<'a> {
+    fn ctx<'a>(&'a self, actor: &'a Principal, now: Time, directory: &'a Directory) -> Ctx<'a> {
         Ctx {
             actor,
             now,
             policy: &self.policy,
-            directory: &self.directory,
+            directory,
         }
     }
 
@@ -171,8 +169,13 @@ impl Lane {
                 let (h, mi) = (snap.hotfix(&inc)?, snap.mitigation(&inc)?);
                 let gate = snap.gate_view(before(now, self.policy.rate_window))?;
                 let count = snap.author_quarter_count(&quarter_of(now), &actor.handle)?;
-                let dec =
-                    domain::declare(&self.ctx(actor, now), existing(&h, &mi), &gate, count, d)?;
+                let dec = domain::declare(
+                    &self.ctx(actor, now, &self.roles.directory()),
+                    existing(&h, &mi),
+                    &gate,
+                    count,
+                    d,
+                )?;
                 Ok(Commit {
                     state: dec
                         .hotfix
@@ -217,7 +220,7 @@ impl Lane {
             .execute(req, |snap| {
                 let (h, mi) = (snap.hotfix(incident_id)?, snap.mitigation(incident_id)?);
                 let (mit, ev, ex) = domain::record_mitigation(
-                    &self.ctx(actor, now),
+                    &self.ctx(actor, now, &self.roles.directory()),
                     incident_id,
                     existing(&h, &mi),
                     route,
@@ -289,7 +292,7 @@ impl Lane {
                     }
                     .into());
                 }
-                let dec = domain::apply(&self.ctx(actor, now), &h, &cmd)?;
+                let dec = domain::apply(&self.ctx(actor, now, &self.roles.directory()), &h, &cmd)?;
                 Ok(Commit {
                     state: dec
                         .hotfix
@@ -346,7 +349,8 @@ impl Lane {
         let outcome = self
             .store
             .execute(req, |_snap| {
-                let (review, ev) = domain::team_review(&self.ctx(actor, now), notes)?;
+                let (review, ev) =
+                    domain::team_review(&self.ctx(actor, now, &self.roles.directory()), notes)?;
                 Ok(Commit {
                     write: Write::TeamReview(review),
                     state: String::new(),
@@ -434,7 +438,11 @@ impl Lane {
             .ok_or_else(|| Refusal::NotFound {
                 incident: incident_id.to_string(),
             })?;
-        domain::precheck(&self.ctx(actor, self.now()), &h, step)?;
+        domain::precheck(
+            &self.ctx(actor, self.now(), &self.roles.directory()),
+            &h,
+            step,
+        )?;
         Ok(h)
     }
 

@@ -24,6 +24,7 @@ pub mod jobs;
 pub mod lane;
 pub mod merger;
 pub mod relay;
+pub mod roles;
 pub mod server;
 pub mod store;
 pub mod syncer;

@@ -52,6 +52,15 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
     let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
+    let team_roles = settings
+        .github
+        .as_ref()
+        .map(|g| g.teams.clone())
+        .unwrap_or_default();
+    let roles = Arc::new(crate::roles::Roles::with_teams(
+        roster.directory().clone(),
+        team_roles,
+    ));
     let store = Arc::new(
         Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
             path: settings.data_dir.display().to_string(),
@@ -61,7 +70,7 @@ pub async fn serve(
     let lane = Arc::new(Lane::new(
         store.clone(),
         settings.policy.clone(),
-        roster.directory().clone(),
+        roles.clone(),
         clock,
     ));
 
@@ -119,13 +128,13 @@ pub async fn serve(
 
     let (merger, forge) = match settings.github.clone() {
         Some(gh) => {
-            let lane_settings = gh.lane.clone();
+            let (lane_settings, refresh) = (gh.lane.clone(), gh.teams_refresh);
             let gh: Arc<dyn crate::integrations::CodeHost> =
                 Arc::new(crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?);
             let merger = Arc::new(crate::merger::Merger::new(lane.clone(), gh.clone()));
             let forge = Arc::new(crate::forge::Forge::new(
                 jobs.clone(),
-                gh,
+                gh.clone(),
                 lane_settings,
                 syncer.clone(),
             ));
@@ -136,6 +145,18 @@ pub async fn serve(
             }
             if let Err(e) = forge.reconcile().await {
                 tracing::error!(error = %e, "reconciling GitHub steps failed");
+            }
+            if !roles.teams().is_empty() {
+                // Team roles are known before the first request is served.
+                for f in roles.refresh(gh.as_ref()).await {
+                    tracing::error!(membership = %f, "team membership could not be read; the role is not held until it can");
+                }
+                tasks.spawn(crate::roles::run_refresher(
+                    roles.clone(),
+                    gh.clone(),
+                    refresh,
+                    background.clone(),
+                ));
             }
             (Some(merger), Some(forge))
         }
@@ -157,8 +178,8 @@ pub async fn serve(
         .build_v1alpha()?;
 
     let auth = {
-        let roster = roster.clone();
-        move |req| roster.intercept(req)
+        let (roster, roles) = (roster.clone(), roles.clone());
+        move |req| roster.intercept(&roles, req)
     };
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.

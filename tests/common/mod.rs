@@ -322,6 +322,8 @@ pub fn github_settings(fake: &github::FakeGitHub) -> hotfixd::integrations::gith
             checks_poll: Duration::from_millis(50),
             ..Default::default()
         },
+        teams: Default::default(),
+        teams_refresh: Duration::from_millis(100),
     }
 }
 

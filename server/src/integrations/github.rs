@@ -31,6 +31,10 @@ pub struct GitHubSettings {
     pub timeout: Duration,
     /// How the lane uses GitHub.
     pub lane: ForgeSettings,
+    /// Roles held by the members of an org team instead of the roster.
+    pub teams: std::collections::BTreeMap<crate::domain::Role, crate::roles::Team>,
+    /// How often team memberships are read again.
+    pub teams_refresh: Duration,
 }
 
 /// How the lane uses GitHub: base branches, repositories left manual,
@@ -578,6 +582,8 @@ mod tests {
             token: None,
             timeout: Duration::from_secs(1),
             lane: ForgeSettings::default(),
+            teams: Default::default(),
+            teams_refresh: Duration::from_secs(60),
         }
     }
 
