@@ -4,106 +4,12 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
+use common::prometheus::*;
 use common::*;
 use hotfixd::integrations::prometheus::PrometheusSettings;
 use hotfixd::verifier::VerifySettings;
-
-const APP: &str = "bookstore-catalog-us-east";
-
-/// The exporter's gauge: the app's 5xx ratio as the test sets it.
-type Ratio = Arc<Mutex<f64>>;
-
-async fn exporter() -> (Ratio, String) {
-    let ratio: Ratio = Arc::new(Mutex::new(0.2));
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(r): State<Ratio>| async move {
-                format!(
-                    "# HELP hotfix_error_ratio 5xx share of requests.\n# TYPE hotfix_error_ratio gauge\nhotfix_error_ratio{{service=\"{APP}\"}} {}\n",
-                    *r.lock().unwrap()
-                )
-            }),
-        )
-        .with_state(ratio.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (ratio, addr)
-}
-
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn prometheus(target: &str) -> Prometheus {
-    let bin = std::env::var("HOTFIXD_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: exporter\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .unwrap();
-    let port = free_port();
-    let child = Command::new(&bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start '{bin}' ({e}): install Prometheus (apt-get install prometheus; scripts/test does it) or set HOTFIXD_TEST_PROMETHEUS")
-        });
-    let p = Prometheus {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _dir: dir,
-    };
-    // Ready, and the exporter scraped at least once.
-    hotfixd::integrations::install_crypto_provider();
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        let q = format!("{}/api/v1/query?query=hotfix_error_ratio", p.url);
-        if let Ok(r) = http.get(&q).send().await
-            && let Ok(v) = r.json::<serde_json::Value>().await
-            && v["data"]["result"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty())
-        {
-            return p;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("Prometheus did not come up and scrape the exporter");
-}
 
 async fn daemon(prom: &Prometheus, queries: &[(&str, &str)], window: Duration) -> Daemon {
     let url = prom.url.clone();

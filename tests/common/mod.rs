@@ -2,7 +2,10 @@
 //! manual clock, and helpers that run the real `hotfixctl` CLI code.
 #![allow(dead_code)]
 
+pub mod argocd;
 pub mod github;
+pub mod prometheus;
+pub mod slack;
 
 use std::path::PathBuf;
 use std::sync::Arc;
