@@ -1,0 +1,248 @@
+//! The whole lane with every integration on: GitHub (fake, checked against
+//! its REST description and GraphQL schema), Argo CD (fake, checked against
+//! its Swagger), Prometheus (the real one, scraping an exporter the test
+//! controls) and Slack (a receiver checking the webhook contract). Nobody
+//! types a fact any of them knows.
+
+mod common;
+
+use std::time::Duration;
+
+use common::github::{FakeGitHub, fix_branch};
+use common::prometheus::{Prometheus, Ratio, exporter, prometheus};
+use common::*;
+use hotfixd::integrations::argocd::ArgoCdSettings;
+use hotfixd::integrations::prometheus::PrometheusSettings;
+use hotfixd::integrations::slack::SlackSettings;
+use hotfixd::syncer::SyncSettings;
+use hotfixd::verifier::VerifySettings;
+
+struct World {
+    d: Daemon,
+    github: FakeGitHub,
+    argo: common::argocd::Shared,
+    slack: common::slack::Shared,
+    ratio: Ratio,
+    _prom: Prometheus,
+}
+
+async fn everything_on(window: Duration) -> World {
+    let github = FakeGitHub::start().await;
+    let (argo, argo_url) = common::argocd::fake(common::argocd::Fake {
+        progressing: 1,
+        ..Default::default()
+    })
+    .await;
+    let (slack, slack_url) = common::slack::receiver().await;
+    let (ratio, target) = exporter().await;
+    let prom = prometheus(&target).await;
+    let gh = github_settings(&github);
+    let prom_url = prom.url.clone();
+    let d = Daemon::start_configured(move |s| {
+        s.github = Some(gh);
+        s.argocd = Some(ArgoCdSettings {
+            url: argo_url,
+            token: Some(common::argocd::TOKEN.into()),
+            timeout: Duration::from_secs(5),
+        });
+        s.sync = SyncSettings {
+            poll: Duration::from_millis(50),
+            timeout: Duration::from_secs(10),
+        };
+        s.prometheus = Some(PrometheusSettings {
+            url: prom_url,
+            bearer_token: None,
+            timeout: Duration::from_secs(5),
+        });
+        s.verify = VerifySettings {
+            query: "max(hotfix_error_ratio{service=\"{app}\"})".into(),
+            interval: Duration::from_millis(300),
+            consecutive: 3,
+            window,
+            ..VerifySettings::default()
+        };
+        s.slack = Some(SlackSettings {
+            status_webhook: Some(format!("{slack_url}/hooks/status")),
+            audit_webhook: Some(format!("{slack_url}/hooks/audit")),
+            timeout: Duration::from_secs(2),
+            attempts: 3,
+            backoff: Duration::from_millis(10),
+        });
+    })
+    .await;
+    World {
+        d,
+        github,
+        argo,
+        slack,
+        ratio,
+        _prom: prom,
+    }
+}
+
+/// Declare, fix from GitHub, approve, PR by hotfixd, checks followed on
+/// GitHub, merge on GitHub, sync through Argo CD. Returns the merge commit.
+async fn merged_and_synced(w: &World) -> String {
+    let d = &w.d;
+    let b = branch(INC);
+    w.github
+        .world()
+        .branches
+        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
+    declare(d, INC, &[]).await.expect("declare");
+    d.ctl("bob", &["fix", INC, "--branch", &b])
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", INC]).await.expect("approve");
+    let pr = d.ctl_json("bob", &["pr", INC]).await["pull_request"]["number"]
+        .as_u64()
+        .unwrap();
+    w.github.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"])
+        .await
+        .expect("checks");
+    d.ctl("carol", &["merge", INC]).await.expect("merge");
+    let merge_sha = w.github.world().pull(pr).unwrap().merge_sha.clone();
+    let out = d
+        .ctl("carol", &["sync", INC, "--revision", &merge_sha, "--wait"])
+        .await
+        .expect("sync");
+    assert!(out.contains("Synced/Healthy"), "{out}");
+    assert_eq!(d.state(INC).await, "SYNCED");
+    merge_sha
+}
+
+fn assert_every_contract_kept(w: &World) {
+    w.github.assert_contract_kept();
+    let argo = w.argo.fake.lock().unwrap();
+    assert!(argo.violations.is_empty(), "Argo CD: {:?}", argo.violations);
+    let slack = w.slack.lock().unwrap();
+    assert!(slack.bad.is_empty(), "Slack: {:?}", slack.bad);
+}
+
+async fn slack_got(w: &World, channel: &str, needle: &str) {
+    let slack = w.slack.clone();
+    eventually(&format!("'{needle}' in #{channel}"), move || {
+        slack
+            .lock()
+            .unwrap()
+            .got
+            .iter()
+            .any(|(c, t)| c == channel && t.contains(needle))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn from_declare_to_closed_with_every_integration_on() {
+    let w = everything_on(Duration::from_secs(20)).await;
+    let d = &w.d;
+    let merge_sha = merged_and_synced(&w).await;
+    {
+        let argo = w.argo.fake.lock().unwrap();
+        assert_eq!(argo.syncs.len(), 1);
+        assert_eq!(argo.syncs[0]["revision"], merge_sha.as_str());
+        assert_eq!(argo.syncs[0]["prune"], true);
+    }
+
+    // Step 6 measured in Prometheus.
+    *w.ratio.lock().unwrap() = 0.002;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // scraped
+    d.ctl("svc-ci", &["verify", INC, "--measure", "--wait"])
+        .await
+        .expect("recovered");
+    assert_eq!(d.state(INC).await, "MITIGATED");
+
+    // Step 7: the cleanup PR went through normal review on GitHub.
+    let cleanup_sha = "3333333333333333333333333333333333333333";
+    let n = {
+        let mut g = w.github.world();
+        let head = format!("cleanup/{INC}-tests");
+        g.branches
+            .insert(head.clone(), fix_branch(cleanup_sha, "tests + docs"));
+        let n = g.open_pull(&head, &format!("Cleanup: {INC}"), "bob");
+        let p = g.pull_mut(n).unwrap();
+        p.merged = true;
+        p.open = false;
+        p.reviews = vec![("alice".into(), "APPROVED".into())];
+        g.finish_checks(cleanup_sha, "success");
+        n
+    };
+    d.ctl("bob", &["cleanup", INC, "--pr", &n.to_string()])
+        .await
+        .expect("cleanup");
+    d.ctl(
+        "bob",
+        &[
+            "postmortem",
+            INC,
+            "--url",
+            "https://wiki.example/pm/1",
+            "--why",
+            "the test suite takes 30 minutes; action item: make it 10",
+            "--bypass-justified",
+            "yes",
+        ],
+    )
+    .await
+    .expect("postmortem");
+    let closed = d
+        .ctl_json("dave", &["audit-review", INC, "--findings", "all in order"])
+        .await;
+    assert_eq!(closed["state"], "CLOSED");
+
+    slack_got(&w, "status", &format!("DECLARING HOTFIX — {INC} P0")).await;
+    slack_got(&w, "audit", "@carol").await;
+    let g = w.github.world();
+    assert_eq!(g.pulls.len(), 2, "the hotfix PR and the cleanup PR");
+    assert!(g.pulls[0].merged && g.pulls[0].labels == vec!["hotfix".to_string()]);
+    drop(g);
+    assert_every_contract_kept(&w);
+}
+
+#[tokio::test]
+async fn a_symptom_that_does_not_recover_is_reverted_and_synced_again() {
+    let w = everything_on(Duration::from_secs(2)).await;
+    let d = &w.d;
+    let merge_sha = merged_and_synced(&w).await;
+    // The ratio stays at 0.2.
+    let e = d
+        .ctl("svc-ci", &["verify", INC, "--measure", "--wait"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 4, "{}", e.message);
+    assert_eq!(d.state(INC).await, "REVERT_REQUIRED");
+
+    let h = d.ctl_json("carol", &["revert", INC]).await;
+    assert_eq!(h["state"], "REVERTED");
+    let revert_pr = h["revert_pr"].as_u64().expect("revert PR recorded");
+    let revert_sha = {
+        let g = w.github.world();
+        let p = g.pull(revert_pr).expect("revert PR on GitHub");
+        assert!(p.merged);
+        p.merge_sha.clone()
+    };
+    assert_ne!(revert_sha, merge_sha);
+    // The revert is deployed again through Argo CD.
+    let argo = w.argo.clone();
+    let rs = revert_sha.clone();
+    eventually("the revert synced", move || {
+        argo.fake
+            .lock()
+            .unwrap()
+            .syncs
+            .iter()
+            .any(|s| s["revision"] == rs.as_str())
+    })
+    .await;
+    for _ in 0..200 {
+        let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+        if shown.contains("revert_synced") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    assert!(shown.contains("revert_synced"), "{shown}");
+    assert_every_contract_kept(&w);
+}
