@@ -661,6 +661,45 @@ mod tests {
             settings.slack.is_none(),
             "webhooks never come from the file"
         );
+        let gh = settings.github.expect("the example configures GitHub");
+        assert_eq!(gh.graphql(), "https://api.github.com/graphql");
+        assert_eq!(gh.lane.base_for("bookstore/catalog"), "main");
+        assert_eq!(gh.lane.checks_poll, Duration::from_secs(5));
+        assert_eq!(gh.teams_refresh, Duration::from_secs(60));
+        assert!(gh.token.is_none(), "tokens never come from the file");
+    }
+
+    fn github(extra: &str) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
+        std::fs::write(
+            &path,
+            format!("[github]\nurl = \"https://ghe.example/api/v3\"\n{extra}"),
+        )
+        .unwrap();
+        Args::parse_from(["hotfixd", "--dev", "--config", path.to_str().unwrap()]).settings()
+    }
+
+    #[test]
+    fn github_keys_are_checked() {
+        let s = github("manual_repositories = [\"bookstore/legacy\"]\n[github.base_branches]\n\"bookstore/old\" = \"master\"\n[github.teams]\nplatform-admin = \"bookstore/platform-admins\"\n").unwrap();
+        let gh = s.github.unwrap();
+        assert_eq!(gh.graphql(), "https://ghe.example/api/graphql");
+        assert!(!gh.lane.enabled_for("bookstore/legacy"));
+        assert!(gh.lane.enabled_for("bookstore/catalog"));
+        assert_eq!(gh.lane.base_for("bookstore/old"), "master");
+        assert_eq!(
+            gh.teams[&Role::PlatformAdmin],
+            ("bookstore".to_string(), "platform-admins".to_string())
+        );
+        let e = github("[github.teams]\nplatform-admin = \"platform-admins\"\n").unwrap_err();
+        assert!(e.contains("github.teams.platform-admin"), "{e}");
+        let e = github("[github.teams]\nroot = \"a/b\"\n").unwrap_err();
+        assert!(e.contains("root"), "{e}");
+        let e = github("manual_repositories = [\"legacy\"]\n").unwrap_err();
+        assert!(e.contains("legacy"), "{e}");
+        let e = github("graphql_url = \"https://x.example/api\"\n").unwrap_err();
+        assert!(e.contains("github.graphql_url"), "{e}");
     }
 
     #[test]
