@@ -246,3 +246,65 @@ async fn a_symptom_that_does_not_recover_is_reverted_and_synced_again() {
     assert!(shown.contains("revert_synced"), "{shown}");
     assert_every_contract_kept(&w);
 }
+
+#[tokio::test]
+async fn a_drill_with_every_integration_on_writes_nothing_to_any_of_them() {
+    let w = everything_on(Duration::from_secs(2)).await;
+    let d = &w.d;
+    let b = branch(INC);
+    w.github
+        .world()
+        .branches
+        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
+    declare(d, INC, &["--drill"]).await.expect("declare");
+    d.ctl("bob", &["fix", INC, "--branch", &b])
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", INC]).await.expect("approve");
+    d.ctl("bob", &["pr", INC]).await.expect("pr");
+    w.github.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"])
+        .await
+        .expect("checks");
+    d.ctl("carol", &["merge", INC]).await.expect("merge");
+    d.ctl("carol", &["sync", INC, "--revision", SHA1, "--wait"])
+        .await
+        .expect("sync");
+    *w.ratio.lock().unwrap() = 0.002;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    d.ctl("svc-ci", &["verify", INC, "--measure", "--wait"])
+        .await
+        .expect("verify");
+    assert_eq!(d.state(INC).await, "MITIGATED");
+
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    for would in ["would open PR", "would squash-merge", "dry-ran the sync"] {
+        assert!(shown.contains(would), "'{would}' in {shown}");
+    }
+    // The relay has seen the events: the declaration and the admin merge
+    // are recorded as skipped, not sent.
+    for _ in 0..200 {
+        let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+        if shown.matches("notification_skipped").count() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let shown = d.ctl("bob", &["show", INC]).await.unwrap();
+    assert!(
+        shown.matches("notification_skipped").count() >= 2,
+        "{shown}"
+    );
+    let g = w.github.world();
+    assert!(g.writes.is_empty(), "GitHub got writes: {:?}", g.writes);
+    drop(g);
+    let argo = w.argo.fake.lock().unwrap();
+    assert!(
+        argo.syncs.iter().all(|s| s["dryRun"] == true),
+        "Argo CD got a real sync: {:?}",
+        argo.syncs
+    );
+    drop(argo);
+    assert!(w.slack.lock().unwrap().got.is_empty(), "Slack got a post");
+    assert_every_contract_kept(&w);
+}

@@ -318,3 +318,72 @@ async fn killed_while_opening_the_pr_records_it_once() {
     drop(w);
     gh.assert_contract_kept();
 }
+
+/// Killed while GitHub merges the revert PR: the restart finds it merged and
+/// records the revert once; no second revert PR is opened.
+#[tokio::test]
+async fn killed_while_merging_the_revert_records_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gh = FakeGitHub::start().await;
+    let d = hotfixd(dir.path(), &gh).await;
+    ready(&d, &gh, false).await;
+    ctl(&d, "carol", &["merge", INC]).await.unwrap();
+    ctl(&d, "svc-ci", &["sync", INC, "--revision", SHA])
+        .await
+        .unwrap();
+    ctl(
+        &d,
+        "svc-ci",
+        &["verify", INC, "--not-recovered", "--value", "0.3"],
+    )
+    .await
+    .unwrap();
+    gh.world().hang = Some("put /repos/{owner}/{repo}/pulls/{pull_number}/merge");
+    let endpoint = d.endpoint.clone();
+    let reverting = tokio::spawn(async move {
+        let cli = hotfixctl::cli::Cli::try_parse_from([
+            "hotfixctl",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            "dev-carol",
+            "revert",
+            INC,
+        ])
+        .unwrap();
+        hotfixctl::cli::run(cli, &mut Vec::new()).await
+    });
+    tokio::time::timeout(Duration::from_secs(30), gh.held())
+        .await
+        .expect("the revert merge reached GitHub");
+    drop(d); // SIGKILL
+    assert!(reverting.await.unwrap().is_err());
+
+    let d = hotfixd(dir.path(), &gh).await;
+    let h = show(&d).await;
+    assert_eq!(h["state"], "REVERTED");
+    assert_eq!(h["revert_pr"], 4322);
+    let k = kinds(&h);
+    for kind in [
+        "revert_requested",
+        "revert_pr_opened",
+        "revert_reconciled",
+        "reverted",
+    ] {
+        assert_eq!(
+            k.iter().filter(|x| *x == kind).count(),
+            1,
+            "{kind} once in {k:?}"
+        );
+    }
+    let w = gh.world();
+    assert_eq!(w.pulls.len(), 2, "the hotfix PR and one revert PR");
+    assert_eq!(
+        w.writes.iter().filter(|x| x.starts_with("graphql")).count(),
+        1,
+        "{:?}",
+        w.writes
+    );
+    drop(w);
+    gh.assert_contract_kept();
+}
