@@ -270,10 +270,39 @@ pub enum Cmd {
         #[arg(long)]
         once: bool,
     },
+    /// The audit trail: verify its hash chain, export it, list one hotfix's.
+    #[command(subcommand)]
+    Audit(Audit),
     /// The platform team's report: rate limits, overdue work, history.
     Report,
     /// Show who the token authenticates as.
     Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Audit {
+    /// Walk the chain and name the first record that does not match (exit
+    /// 1 if one does). With --against, also check that every record of an
+    /// earlier export still carries the hash it had then.
+    Verify {
+        /// A JSON-lines file written by `hotfixctl audit export`.
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
+    },
+    /// Write the records after --from as JSON lines, each with its chain
+    /// hash (platform-team or platform-admin).
+    Export {
+        #[arg(long = "from", default_value_t = 0)]
+        from_seq: u64,
+    },
+    /// The records of one hotfix, for the audit review (platform-team or
+    /// platform-admin).
+    List {
+        #[arg(long)]
+        incident: String,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -457,6 +486,171 @@ async fn follow(
         }
     }
     Ok(None)
+}
+
+/// A record as exported: one JSON object per line.
+fn audit_json(r: &pb::AuditRecord) -> serde_json::Value {
+    serde_json::json!({
+        "seq": r.seq,
+        "at": render::ts_json(&r.at),
+        "actor": r.actor,
+        "incident_id": r.incident_id,
+        "action": r.action,
+        "outcome": r.outcome,
+        "detail": r.detail,
+        "event_seq": (r.event_seq > 0).then_some(r.event_seq),
+        "hash": r.hash,
+    })
+}
+
+async fn audit(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    a: Audit,
+) -> Result<(), CliError> {
+    let mut api = client.audit.clone();
+    match a {
+        Audit::Verify { against } => {
+            let r = api
+                .verify_audit(pb::VerifyAuditRequest {})
+                .await?
+                .into_inner();
+            let mut broken = (!r.intact).then(|| {
+                format!(
+                    "audit chain BROKEN at record {}: {}",
+                    r.first_bad_seq, r.reason
+                )
+            });
+            let mut compared = 0;
+            if let Some(path) = against {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| usage(format!("--against {}: {e}", path.display())))?;
+                let mut kept = std::collections::BTreeMap::new();
+                for (i, line) in text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                {
+                    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
+                        usage(format!("--against {} line {}: {e}", path.display(), i + 1))
+                    })?;
+                    match (v["seq"].as_u64(), v["hash"].as_str()) {
+                        (Some(seq), Some(h)) => kept.insert(seq, h.to_string()),
+                        _ => {
+                            return Err(usage(format!(
+                                "--against {} line {}: not an exported record (seq, hash)",
+                                path.display(),
+                                i + 1
+                            )));
+                        }
+                    };
+                }
+                if let Some(first) = kept.keys().next().copied() {
+                    let mut stream = api
+                        .export_audit(pb::ExportAuditRequest {
+                            from_seq: first - 1,
+                        })
+                        .await?
+                        .into_inner();
+                    let mut seen = std::collections::BTreeSet::new();
+                    while let Some(msg) = stream.next().await {
+                        let Some(rec) = msg?.record else { continue };
+                        if let Some(h) = kept.get(&rec.seq) {
+                            seen.insert(rec.seq);
+                            compared += 1;
+                            if *h != rec.hash && broken.is_none() {
+                                broken = Some(format!(
+                                    "record {} was rewritten: exported with hash {h}, now {}",
+                                    rec.seq, rec.hash
+                                ));
+                            }
+                        }
+                    }
+                    if broken.is_none()
+                        && let Some(missing) = kept.keys().find(|s| !seen.contains(s))
+                    {
+                        broken = Some(format!("record {missing} of the export is gone"));
+                    }
+                }
+            }
+            match o {
+                Output::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({
+                        "intact": broken.is_none(),
+                        "verified": r.verified,
+                        "head_hash": r.head_hash,
+                        "compared_with_export": compared,
+                        "problem": broken,
+                    })
+                )?,
+                Output::Table => match &broken {
+                    None => writeln!(
+                        out,
+                        "audit chain intact: {} records, head {}{}",
+                        r.verified,
+                        r.head_hash,
+                        if compared > 0 {
+                            format!("; {compared} exported records unchanged")
+                        } else {
+                            String::new()
+                        }
+                    )?,
+                    Some(why) => writeln!(out, "{why}")?,
+                },
+            }
+            if let Some(why) = broken {
+                return Err(CliError {
+                    code: 1,
+                    message: why,
+                });
+            }
+        }
+        Audit::Export { from_seq } => {
+            let mut stream = api
+                .export_audit(pb::ExportAuditRequest { from_seq })
+                .await?
+                .into_inner();
+            while let Some(msg) = stream.next().await {
+                if let Some(rec) = msg?.record {
+                    writeln!(out, "{}", audit_json(&rec))?;
+                }
+            }
+        }
+        Audit::List { incident, limit } => {
+            let r = api
+                .list_audit(pb::ListAuditRequest {
+                    incident_id: incident,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            match o {
+                Output::Json => {
+                    let records: Vec<_> = r.records.iter().map(audit_json).collect();
+                    writeln!(out, "{}", serde_json::json!({ "records": records }))?;
+                }
+                Output::Table => {
+                    for rec in &r.records {
+                        writeln!(
+                            out,
+                            "{:>6}  {}  @{:<10} {:<14} {:<8} {}",
+                            rec.seq,
+                            render::ts(&rec.at),
+                            rec.actor,
+                            rec.action,
+                            rec.outcome,
+                            rec.detail
+                        )?;
+                    }
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 async fn show_final(
@@ -934,6 +1128,7 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .into_inner();
             render::list(out, o, &r.hotfixes)?;
         }
+        Cmd::Audit(a) => audit(&client, out, o, a).await?,
         Cmd::Watch {
             from_seq,
             incident,

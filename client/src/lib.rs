@@ -6,6 +6,7 @@
 pub mod cli;
 mod render;
 
+use hotfix_api::pb::audit_service_client::AuditServiceClient;
 use hotfix_api::pb::event_service_client::EventServiceClient;
 use hotfix_api::pb::lane_service_client::LaneServiceClient;
 use hotfix_api::pb::policy_service_client::PolicyServiceClient;
@@ -63,6 +64,7 @@ pub struct Client {
     pub lane: LaneServiceClient<Authed>,
     pub policy: PolicyServiceClient<Authed>,
     pub events: EventServiceClient<Authed>,
+    pub audit: AuditServiceClient<Authed>,
 }
 
 impl Client {
@@ -80,7 +82,8 @@ impl Client {
         Ok(Client {
             lane: LaneServiceClient::with_interceptor(channel.clone(), auth.clone()),
             policy: PolicyServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            events: EventServiceClient::with_interceptor(channel, auth),
+            events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            audit: AuditServiceClient::with_interceptor(channel, auth),
         })
     }
 }

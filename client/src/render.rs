@@ -37,14 +37,14 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-fn ts(t: &Option<prost_types::Timestamp>) -> String {
+pub fn ts(t: &Option<prost_types::Timestamp>) -> String {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_default()
 }
 
-fn ts_json(t: &Option<prost_types::Timestamp>) -> Value {
+pub fn ts_json(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .map_or(Value::Null, |d| Value::String(d.to_rfc3339()))

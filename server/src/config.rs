@@ -155,6 +155,23 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Audit trail tools (offline, on a data directory).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain of a data directory and name the first record
+    /// that does not match. The directory must not be in use by a running
+    /// hotfixd: verify a copy. Exits 0 when intact, 1 when not.
+    Verify {
+        /// The data directory (or a copy of it).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

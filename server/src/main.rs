@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use hotfixd::clock::SystemClock;
-use hotfixd::config::{Args, Command, DEV_ROSTER, TokenCommand};
+use hotfixd::config::{Args, AuditCommand, Command, DEV_ROSTER, TokenCommand};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -32,6 +32,37 @@ async fn main() -> anyhow::Result<()> {
         println!("roles = [{}]", roles.join(", "));
         println!("token_sha256 = \"{hash}\"");
         return Ok(());
+    }
+
+    if let Some(Command::Audit {
+        command: AuditCommand::Verify { data_dir },
+    }) = &args.command
+    {
+        if !data_dir.is_dir() {
+            anyhow::bail!("--data-dir {}: not a directory", data_dir.display());
+        }
+        let r = hotfixd::store::verify_audit_dir(data_dir).with_context(|| {
+            format!(
+                "reading {} (in use by a running hotfixd? verify a copy)",
+                data_dir.display()
+            )
+        })?;
+        match &r.first_bad {
+            None => {
+                println!(
+                    "audit chain intact: {} records, head {}",
+                    r.verified, r.head
+                );
+                return Ok(());
+            }
+            Some((seq, why)) => {
+                println!(
+                    "audit chain BROKEN at record {seq}: {why}\n{} records before it verified (head {})",
+                    r.verified, r.head
+                );
+                std::process::exit(1);
+            }
+        }
     }
 
     tracing_subscriber::fmt()

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use hotfix_api::pb::audit_service_server::AuditServiceServer;
 use hotfix_api::pb::event_service_server::EventServiceServer;
 use hotfix_api::pb::lane_service_server::LaneServiceServer;
 use hotfix_api::pb::policy_service_server::PolicyServiceServer;
@@ -20,6 +21,7 @@ use tonic_health::ServingStatus;
 use crate::auth::Roster;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
 use crate::lane::Lane;
 use crate::store::Store;
@@ -166,6 +168,7 @@ pub async fn serve(
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
     health.set_serving::<EventServiceServer<EventsApi>>().await;
+    health.set_serving::<AuditServiceServer<AuditApi>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -189,6 +192,8 @@ pub async fn serve(
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let audit_svc = AuditServiceServer::new(AuditApi::new(lane.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let events_svc = EventServiceServer::new(EventsApi::new(
         lane.clone(),
         settings.heartbeat_interval,
@@ -211,6 +216,9 @@ pub async fn serve(
             health
                 .set_not_serving::<EventServiceServer<EventsApi>>()
                 .await;
+            health
+                .set_not_serving::<AuditServiceServer<AuditApi>>()
+                .await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");
         }
@@ -222,6 +230,7 @@ pub async fn serve(
         .add_service(InterceptedService::new(lane_svc, auth.clone()))
         .add_service(InterceptedService::new(policy_svc, auth.clone()))
         .add_service(InterceptedService::new(events_svc, auth.clone()))
+        .add_service(InterceptedService::new(audit_svc, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1, auth.clone()))
         .add_service(InterceptedService::new(reflection_v1alpha, auth))
         .serve_with_incoming_shutdown(

@@ -131,6 +131,10 @@ pub fn before(t: Time, d: Duration) -> Time {
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
+/// Who may read the audit trail's records (anyone authenticated may verify
+/// it): the platform team that reviews it, and platform-admins.
+pub const AUDIT_READERS: [Role; 2] = [Role::PlatformTeam, Role::PlatformAdmin];
+
 impl Policy {
     /// The roles a role-gated step admits by default.
     fn default_roles(step: Step) -> &'static [Role] {

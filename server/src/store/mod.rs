@@ -17,6 +17,7 @@
 //! event), `audit` (seq → audit record), `index` (prefixed keys, see
 //! [`keys`]), `requests` (handle NUL request id → first answer), `meta`.
 
+pub mod chain;
 mod flusher;
 mod keys;
 
@@ -61,6 +62,9 @@ pub struct AuditRecord {
     pub detail: String,
     /// The first event this change produced, if it changed anything.
     pub event_seq: Option<u64>,
+    /// Chain hash (hex) over this record and the one before: see [`chain`].
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
 }
 
 /// The committed result of a change, as answered (and replayed).
@@ -124,6 +128,8 @@ struct RequestRecord {
 struct Counters {
     next_event: u64,
     next_audit: u64,
+    /// Chain hash of the last audit record.
+    audit_head: chain::Hash,
     /// Group-commit tickets: one per write, taken under the writer lock.
     tickets: u64,
 }
@@ -160,6 +166,23 @@ fn last_seq(tree: &sled::Tree) -> Result<u64> {
     })
 }
 
+/// Walks the audit chain of the store in `dir` without starting anything
+/// else (offline verification of a copy). `dir` must hold a store.
+pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
+    if !dir.join("conf").exists() && !dir.join("db").exists() {
+        return Err(Error::Corrupt(format!(
+            "{} holds no hotfixd store",
+            dir.display()
+        )));
+    }
+    let db = sled::Config::new().path(dir).open()?;
+    let audit = db.open_tree("audit")?;
+    Ok(chain::verify(audit.iter().map(|r| {
+        let (_, v) = r.map_err(|e| format!("reading the audit tree: {e}"))?;
+        decode::<AuditRecord>("audit", &v).map_err(|e| e.to_string())
+    })))
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
@@ -178,6 +201,7 @@ impl Store {
             writer: Mutex::new(Counters {
                 next_event: 0,
                 next_audit: 0,
+                audit_head: chain::GENESIS,
                 tickets: 0,
             }),
             durable: watch::Sender::new(0),
@@ -185,10 +209,23 @@ impl Store {
         };
         let last_event = last_seq(&store.events)?;
         let last_audit = last_seq(&store.audit)?;
+        let audit_head = match store.audit.last()? {
+            Some((_, v)) => {
+                let rec: AuditRecord = decode("audit", &v)?;
+                chain::parse(&rec.hash).ok_or_else(|| {
+                    Error::Corrupt(format!(
+                        "audit record {} has no chain hash; run `hotfixd audit verify`",
+                        rec.seq
+                    ))
+                })?
+            }
+            None => chain::GENESIS,
+        };
         {
             let mut c = store.writer.lock().expect("writer lock");
             c.next_event = last_event + 1;
             c.next_audit = last_audit + 1;
+            c.audit_head = audit_head;
         }
         store.durable.send_replace(last_event);
         Ok(store)
@@ -303,7 +340,7 @@ impl Store {
         let commit = match decide(&Snapshot { store: self }) {
             Ok(c) => c,
             Err(Error::Refused(refusal)) => {
-                let rec = AuditRecord {
+                let mut rec = AuditRecord {
                     seq: counters.next_audit,
                     at: req.now,
                     actor: req.actor.to_string(),
@@ -312,9 +349,12 @@ impl Store {
                     outcome: refusal_kind(&refusal).to_string(),
                     detail: refusal.to_string(),
                     event_seq: None,
+                    hash: String::new(),
                 };
+                let head = chain::seal(&mut rec, &counters.audit_head);
                 self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
                 counters.next_audit += 1;
+                counters.audit_head = head;
                 return Err(refusal.into());
             }
             Err(other) => return Err(other),
@@ -365,7 +405,7 @@ impl Store {
                 drill,
             })
             .collect();
-        let audit = AuditRecord {
+        let mut audit = AuditRecord {
             seq: counters.next_audit,
             at: req.now,
             actor: req.actor.to_string(),
@@ -379,6 +419,7 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(" | "),
             event_seq: Some(first),
+            hash: String::new(),
         };
 
         let mut puts: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new(); // (tree, key, value)
@@ -455,6 +496,7 @@ impl Store {
             .iter()
             .map(|e| (keys::seq(e.seq).to_vec(), encode(e)))
             .collect();
+        let audit_head = chain::seal(&mut audit, &counters.audit_head);
         let audit_put = (keys::seq(audit.seq), encode(&audit));
 
         let trees = (
@@ -496,6 +538,7 @@ impl Store {
         }
         counters.next_event = last + 1;
         counters.next_audit += 1;
+        counters.audit_head = audit_head;
         Ok((outcome, Some(last)))
     }
 
@@ -550,6 +593,30 @@ impl Store {
             let seq = keys::u64_of(&k[k.len() - 8..]);
             if let Some(v) = self.events.get(keys::seq(seq))? {
                 out.push(decode("event", &v)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Walks the whole audit chain from its first record.
+    pub fn verify_audit(&self) -> chain::Report {
+        chain::verify(self.audit.iter().map(|r| {
+            let (_, v) = r.map_err(|e| format!("reading the audit tree: {e}"))?;
+            decode::<AuditRecord>("audit", &v).map_err(|e| e.to_string())
+        }))
+    }
+
+    /// The audit records of one incident, oldest first (a full scan).
+    pub fn audit_of(&self, incident_id: &str, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut out = Vec::new();
+        for r in self.audit.iter() {
+            let (_, v) = r?;
+            let rec: AuditRecord = decode("audit", &v)?;
+            if rec.incident_id == incident_id {
+                out.push(rec);
+                if out.len() >= limit {
+                    break;
+                }
             }
         }
         Ok(out)
