@@ -40,6 +40,31 @@ pub struct Cli {
     #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
+    /// CA certificate (PEM) of hotfixd's TLS certificate, for an https://
+    /// endpoint.
+    #[arg(long, global = true, env = "HOTFIXCTL_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for mutual TLS; its SAN names you.
+    #[arg(
+        long,
+        global = true,
+        env = "HOTFIXCTL_CERT",
+        value_name = "FILE",
+        requires = "key"
+    )]
+    pub cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert.
+    #[arg(
+        long,
+        global = true,
+        env = "HOTFIXCTL_KEY",
+        value_name = "FILE",
+        requires = "cert"
+    )]
+    pub key: Option<PathBuf>,
+
     /// Output format: table for people, json for scripts.
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -672,9 +697,18 @@ async fn show_final(
     Ok(())
 }
 
+fn hotfixctl_tls(cli: &Cli) -> crate::TlsFiles {
+    crate::TlsFiles {
+        ca: cli.ca_file.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    }
+}
+
 /// Runs one command, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    let client = Client::connect(&cli.endpoint, cli.token.as_deref()).await?;
+    let tls = hotfixctl_tls(&cli);
+    let client = Client::connect_with(&cli.endpoint, cli.token.as_deref(), &tls).await?;
     let m = Some(pb::Mutation {
         request_id: cli.request_id.clone().unwrap_or_default(),
         expected_version: cli.expected_version,

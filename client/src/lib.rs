@@ -54,6 +54,8 @@ pub enum ConnectError {
     Connect(String, String),
     #[error("the token contains characters that cannot be sent in a header")]
     Token,
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 type Authed = InterceptedService<Channel, BearerAuth>;
@@ -67,13 +69,62 @@ pub struct Client {
     pub audit: AuditServiceClient<Authed>,
 }
 
+/// TLS for an `https://` endpoint: the CA that signed hotfixd's
+/// certificate, and optionally a client certificate (mutual TLS).
+#[derive(Debug, Clone, Default)]
+pub struct TlsFiles {
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+fn read(what: &str, p: &std::path::Path) -> Result<Vec<u8>, ConnectError> {
+    std::fs::read(p).map_err(|e| ConnectError::Tls(format!("{what} {}: {e}", p.display())))
+}
+
 impl Client {
     /// Connects to `endpoint` (e.g. `http://127.0.0.1:50051`) as the holder
     /// of `token`.
     pub async fn connect(endpoint: &str, token: Option<&str>) -> Result<Client, ConnectError> {
-        let ep = Endpoint::from_shared(endpoint.to_string())
+        Self::connect_with(endpoint, token, &TlsFiles::default()).await
+    }
+
+    /// Like `connect`; an `https://` endpoint uses `tls`.
+    pub async fn connect_with(
+        endpoint: &str,
+        token: Option<&str>,
+        tls: &TlsFiles,
+    ) -> Result<Client, ConnectError> {
+        let mut ep = Endpoint::from_shared(endpoint.to_string())
             .map_err(|e| ConnectError::Endpoint(endpoint.to_string(), e.to_string()))?
             .connect_timeout(std::time::Duration::from_secs(5));
+        if endpoint.starts_with("https://") {
+            let ca = tls.ca.as_ref().ok_or_else(|| {
+                ConnectError::Tls(
+                    "an https:// endpoint needs --ca-file (the CA of hotfixd's certificate)".into(),
+                )
+            })?;
+            let mut cfg = tonic::transport::ClientTlsConfig::new().ca_certificate(
+                tonic::transport::Certificate::from_pem(read("--ca-file", ca)?),
+            );
+            match (&tls.cert, &tls.key) {
+                (Some(c), Some(k)) => {
+                    cfg = cfg.identity(tonic::transport::Identity::from_pem(
+                        read("--cert", c)?,
+                        read("--key", k)?,
+                    ));
+                }
+                (None, None) => {}
+                _ => return Err(ConnectError::Tls("--cert and --key go together".into())),
+            }
+            ep = ep
+                .tls_config(cfg)
+                .map_err(|e| ConnectError::Tls(source_chain(&e)))?;
+        } else if tls.ca.is_some() || tls.cert.is_some() {
+            return Err(ConnectError::Tls(format!(
+                "--ca-file/--cert need an https:// endpoint, not {endpoint}"
+            )));
+        }
         let channel = ep
             .connect()
             .await

@@ -18,13 +18,20 @@ pub struct PrincipalEntry {
     pub handle: String,
     pub roles: BTreeSet<Role>,
     /// Lowercase hex SHA-256 of the bearer token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token_sha256: String,
+    /// Client-certificate identity (mutual TLS): a SPIFFE URI
+    /// (`spiffe://trust-domain/path`) or a DNS name in the certificate's SAN.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub san: String,
 }
 
 /// Maps token hashes to principals.
 #[derive(Debug, Clone, Default)]
 pub struct Roster {
     by_hash: HashMap<[u8; 32], Principal>,
+    /// Client-certificate identity → handle.
+    by_san: HashMap<String, String>,
     directory: Directory,
 }
 
@@ -51,26 +58,52 @@ impl Roster {
             if e.roles.is_empty() {
                 return Err(format!("{field}.roles: at least one role is required"));
             }
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(&e.token_sha256, &mut hash).map_err(|_| {
-                format!("{field}.token_sha256: must be 64 hex digits (see `hotfixd token new`)")
-            })?;
+            if e.token_sha256.is_empty() && e.san.is_empty() {
+                return Err(format!(
+                    "{field}: needs token_sha256 (see `hotfixd token new`) or san (a client \
+                     certificate identity), or both"
+                ));
+            }
             if r.directory.contains_key(&handle) {
                 return Err(format!("{field}.handle: '{handle}' appears twice"));
             }
-            if r.by_hash.contains_key(&hash) {
-                return Err(format!(
-                    "{field}.token_sha256: the same token is used by two principals"
-                ));
+            if !e.token_sha256.is_empty() {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(&e.token_sha256, &mut hash).map_err(|_| {
+                    format!("{field}.token_sha256: must be 64 hex digits (see `hotfixd token new`)")
+                })?;
+                if r.by_hash.contains_key(&hash) {
+                    return Err(format!(
+                        "{field}.token_sha256: the same token is used by two principals"
+                    ));
+                }
+                r.by_hash.insert(
+                    hash,
+                    Principal {
+                        handle: handle.clone(),
+                        roles: e.roles.clone(),
+                    },
+                );
+            }
+            if !e.san.is_empty() {
+                let san = e.san.to_ascii_lowercase();
+                let valid = san.strip_prefix("spiffe://").is_some_and(|rest| {
+                    rest.split_once('/')
+                        .is_some_and(|(td, path)| !td.is_empty() && !path.is_empty())
+                }) || (!san.contains("://") && san.contains('.') && !san.contains(' '));
+                if !valid {
+                    return Err(format!(
+                        "{field}.san: '{}' is neither a SPIFFE ID (spiffe://domain/path) nor a DNS name",
+                        e.san
+                    ));
+                }
+                if r.by_san.insert(san, handle.clone()).is_some() {
+                    return Err(format!(
+                        "{field}.san: the same identity names two principals"
+                    ));
+                }
             }
             r.directory.insert(handle.clone(), e.roles.clone());
-            r.by_hash.insert(
-                hash,
-                Principal {
-                    handle,
-                    roles: e.roles.clone(),
-                },
-            );
         }
         Ok(r)
     }
@@ -85,34 +118,111 @@ impl Roster {
 
     /// The tonic interceptor: requires `authorization: Bearer <token>` and
     /// puts the principal into the request's extensions.
-    /// The principal carries the roles it holds now (`roles`: the roster's,
-    /// or a GitHub team's for a mapped role).
-    pub fn intercept(&self, roles: &Roles, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let header = req.metadata().get("authorization").ok_or_else(|| {
-            Status::unauthenticated("missing 'authorization: Bearer <token>' metadata")
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or_else(|| {
-                Status::unauthenticated("authorization metadata must be 'Bearer <token>'")
-            })?;
-        match self.authenticate(token.trim()) {
-            Some(p) => {
-                let p = roles.principal(&p.handle).unwrap_or_else(|| p.clone());
-                req.extensions_mut().insert(p);
-                Ok(req)
-            }
-            None => {
-                tracing::warn!("rejected an unknown bearer token");
-                Err(Status::unauthenticated("unknown token"))
-            }
+    /// The handle a client certificate names: its one URI SAN (a SPIFFE
+    /// ID), or else the DNS-name SAN listed in the roster.
+    pub fn certificate_principal(&self, der: &[u8]) -> Result<String, String> {
+        let (uris, dns) = certificate_sans(der)?;
+        if uris.len() > 1 {
+            return Err(format!(
+                "the client certificate has {} URI SANs ({}); exactly one identity is accepted",
+                uris.len(),
+                uris.join(", ")
+            ));
+        }
+        let mut named: Vec<&String> = match uris.first() {
+            Some(u) => self.by_san.get(u).into_iter().collect(),
+            None => dns.iter().filter_map(|d| self.by_san.get(d)).collect(),
+        };
+        named.dedup();
+        match named.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(format!(
+                "the client certificate's identity ({}) is not in the roster",
+                uris.iter()
+                    .chain(&dns)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            _ => Err("the client certificate's DNS names name more than one principal".into()),
         }
     }
+
+    /// The tonic interceptor: identity from a verified client certificate
+    /// (mutual TLS) and/or `authorization: Bearer <token>`; when both are
+    /// given they must name the same principal. The principal carries the
+    /// roles it holds now (`roles`: the roster's, or a GitHub team's).
+    pub fn intercept(&self, roles: &Roles, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let by_cert = match req.peer_certs() {
+            Some(chain) if !chain.is_empty() => {
+                Some(self.certificate_principal(chain[0].as_ref()).map_err(|e| {
+                    tracing::warn!(error = %e, "rejected a client certificate");
+                    Status::unauthenticated(e)
+                })?)
+            }
+            _ => None,
+        };
+        let by_token = match req.metadata().get("authorization") {
+            None => None,
+            Some(header) => {
+                let token = header
+                    .to_str()
+                    .ok()
+                    .and_then(|v| {
+                        v.strip_prefix("Bearer ")
+                            .or_else(|| v.strip_prefix("bearer "))
+                    })
+                    .ok_or_else(|| {
+                        Status::unauthenticated("authorization metadata must be 'Bearer <token>'")
+                    })?;
+                match self.authenticate(token.trim()) {
+                    Some(p) => Some(p.handle.clone()),
+                    None => {
+                        tracing::warn!("rejected an unknown bearer token");
+                        return Err(Status::unauthenticated("unknown token"));
+                    }
+                }
+            }
+        };
+        let handle = match (by_cert, by_token) {
+            (Some(c), Some(t)) if c != t => {
+                return Err(Status::unauthenticated(format!(
+                    "the client certificate names @{c} but the token names @{t}"
+                )));
+            }
+            (Some(h), _) | (None, Some(h)) => h,
+            (None, None) => {
+                return Err(Status::unauthenticated(
+                    "missing 'authorization: Bearer <token>' metadata (or a client certificate)",
+                ));
+            }
+        };
+        let p = roles.principal(&handle).ok_or_else(|| {
+            Status::unauthenticated(format!("@{handle} is no longer in the roster"))
+        })?;
+        req.extensions_mut().insert(p);
+        Ok(req)
+    }
+}
+
+/// URI and DNS-name SANs of a certificate (lowercased).
+fn certificate_sans(der: &[u8]) -> Result<(Vec<String>, Vec<String>), String> {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| format!("the client certificate does not parse: {e}"))?;
+    let mut uris = Vec::new();
+    let mut dns = Vec::new();
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("the client certificate's SAN does not parse: {e}"))?;
+    for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
+        match name {
+            GeneralName::URI(u) => uris.push(u.to_ascii_lowercase()),
+            GeneralName::DNSName(d) => dns.push(d.to_ascii_lowercase()),
+            _ => {}
+        }
+    }
+    Ok((uris, dns))
 }
 
 /// The principal the interceptor attached.
@@ -132,7 +242,31 @@ mod tests {
             handle: handle.into(),
             roles: [role].into(),
             token_sha256: hex::encode(hash_token(token)),
+            san: String::new(),
         }
+    }
+
+    #[test]
+    fn roster_identities_are_checked() {
+        let mut cert_only = entry("deployer", Role::Service, "x");
+        cert_only.token_sha256 = String::new();
+        cert_only.san = "spiffe://bookstore.internal/ns/ci/sa/deployer".into();
+        Roster::new(&[cert_only.clone()]).unwrap();
+        let mut neither = cert_only.clone();
+        neither.san = String::new();
+        assert!(Roster::new(&[neither]).unwrap_err().contains("token_sha256"));
+        for bad in ["spiffe://", "spiffe://td", "http://x.example/y", "no dots"] {
+            let mut e = cert_only.clone();
+            e.san = bad.into();
+            assert!(Roster::new(&[e]).unwrap_err().contains(".san"), "{bad}");
+        }
+        let mut twin = cert_only.clone();
+        twin.handle = "other".into();
+        assert!(
+            Roster::new(&[cert_only, twin])
+                .unwrap_err()
+                .contains("two principals")
+        );
     }
 
     #[test]

@@ -43,6 +43,34 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_DEV")]
     pub dev: bool,
 
+    /// Server certificate chain (PEM) for TLS on the gRPC port [file: tls.cert].
+    #[arg(
+        long,
+        env = "HOTFIXD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the server certificate [file: tls.key].
+    #[arg(
+        long,
+        env = "HOTFIXD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA (PEM) whose client certificates authenticate principals by SAN
+    /// (mutual TLS) [file: tls.client_ca]. Bearer tokens keep working.
+    #[arg(long, env = "HOTFIXD_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve plain text on a non-loopback address (tokens then cross the
+    /// network in the clear). Without it, such a daemon refuses to start.
+    #[arg(long, env = "HOTFIXD_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+
     /// Slack incoming webhook of the status channel (declarations, overdue
     /// obligations). A secret: prefer --slack-status-webhook-file.
     #[arg(
@@ -210,6 +238,7 @@ pub struct FileConfig {
     pub argocd: Option<ArgoCdConfig>,
     #[serde(default)]
     pub github: Option<GitHubConfig>,
+    pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
@@ -273,6 +302,27 @@ pub struct PrometheusConfig {
     pub consecutive: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub window: Option<Duration>,
+}
+
+/// `[tls]`: TLS on the gRPC port, optionally mutual.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key: Option<PathBuf>,
+    /// CA of client certificates (mutual TLS), PEM.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// TLS as the daemon runs it: the PEM files' contents.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    /// Some: client certificates signed by this CA authenticate by SAN.
+    pub client_ca_pem: Option<Vec<u8>>,
 }
 
 /// `[github]`: where step 5's merge is performed.
@@ -344,6 +394,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// None: merges are recorded as the platform-admin reports them.
     pub github: Option<GitHubSettings>,
+    /// None: plain text (loopback, --dev, or --insecure-plaintext).
+    pub tls: Option<TlsSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -369,6 +421,7 @@ impl Settings {
             argocd: None,
             sync: SyncSettings::default(),
             github: None,
+            tls: None,
         }
     }
 }
@@ -390,6 +443,7 @@ pub fn dev_principals() -> Vec<PrincipalEntry> {
             handle: h.to_string(),
             roles: [*r].into(),
             token_sha256: hex::encode(hash_token(&format!("dev-{h}"))),
+            san: String::new(),
         })
         .collect()
 }
@@ -473,6 +527,14 @@ impl Args {
         if self.dev && !listen.ip().is_loopback() {
             return Err(format!(
                 "--dev serves only on loopback; {listen} is not a loopback address"
+            ));
+        }
+        let tls = self.tls(&file.tls)?;
+        if tls.is_none() && !listen.ip().is_loopback() && !self.insecure_plaintext {
+            return Err(format!(
+                "listen: {listen} is not a loopback address and no TLS is configured: set \
+                 [tls] cert and key (or --tls-cert/--tls-key), or accept plain text with \
+                 --insecure-plaintext"
             ));
         }
         let data_dir = match (&self.data_dir, &file.data_dir) {
@@ -643,7 +705,36 @@ impl Args {
             dev: self.dev,
             overdue_check_interval: file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
             slack,
+            tls,
         })
+    }
+
+    /// Flags override the file; the PEM files are read now, so a bad path
+    /// stops start-up with its name.
+    fn tls(&self, file: &Option<TlsConfig>) -> Result<Option<TlsSettings>, String> {
+        let f = file.as_ref();
+        let pick = |flag: &Option<PathBuf>, from_file: Option<&PathBuf>| {
+            flag.clone().or_else(|| from_file.cloned())
+        };
+        let cert = pick(&self.tls_cert, f.and_then(|f| f.cert.as_ref()));
+        let key = pick(&self.tls_key, f.and_then(|f| f.key.as_ref()));
+        let client_ca = pick(&self.tls_client_ca, f.and_then(|f| f.client_ca.as_ref()));
+        let read = |field: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| format!("{field}: reading {}: {e}", p.display()))
+        };
+        match (cert, key) {
+            (None, None) if client_ca.is_some() => {
+                Err("tls.client_ca: mutual TLS needs tls.cert and tls.key too".into())
+            }
+            (None, None) => Ok(None),
+            (Some(_), None) => Err("tls.key: required with tls.cert".into()),
+            (None, Some(_)) => Err("tls.cert: required with tls.key".into()),
+            (Some(c), Some(k)) => Ok(Some(TlsSettings {
+                cert_pem: read("tls.cert", &c)?,
+                key_pem: read("tls.key", &k)?,
+                client_ca_pem: client_ca.map(|p| read("tls.client_ca", &p)).transpose()?,
+            })),
+        }
     }
 }
 

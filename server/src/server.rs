@@ -225,7 +225,24 @@ pub async fn serve(
     };
 
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
-    let served = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &settings.tls {
+        crate::integrations::install_crypto_provider();
+        let mut cfg = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+        );
+        if let Some(ca) = &tls.client_ca_pem {
+            // Mutual TLS: a certificate signed by this CA authenticates by
+            // its SAN; without one, a bearer token still does.
+            cfg = cfg
+                .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                .client_auth_optional(true);
+        }
+        builder = builder
+            .tls_config(cfg)
+            .map_err(|e| ServeError::Config(format!("tls: {e}")))?;
+    }
+    let served = builder
         .add_service(health_service)
         .add_service(InterceptedService::new(lane_svc, auth.clone()))
         .add_service(InterceptedService::new(policy_svc, auth.clone()))
