@@ -254,7 +254,11 @@ mod tests {
         Roster::new(&[cert_only.clone()]).unwrap();
         let mut neither = cert_only.clone();
         neither.san = String::new();
-        assert!(Roster::new(&[neither]).unwrap_err().contains("token_sha256"));
+        assert!(
+            Roster::new(&[neither])
+                .unwrap_err()
+                .contains("token_sha256")
+        );
         for bad in ["spiffe://", "spiffe://td", "http://x.example/y", "no dots"] {
             let mut e = cert_only.clone();
             e.san = bad.into();

@@ -18,6 +18,7 @@ use crate::integrations::argocd::ArgoCdSettings;
 use crate::integrations::github::{ForgeSettings, GitHubSettings};
 use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
+use crate::limits::LimitSettings;
 use crate::syncer::SyncSettings;
 use crate::verifier::VerifySettings;
 
@@ -240,6 +241,8 @@ pub struct FileConfig {
     pub github: Option<GitHubConfig>,
     pub tls: Option<TlsConfig>,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
 
@@ -302,6 +305,15 @@ pub struct PrometheusConfig {
     pub consecutive: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub window: Option<Duration>,
+}
+
+/// `[limits]`: abuse limits (see `limits.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub per_principal_rate: Option<f64>,
+    pub per_principal_burst: Option<u32>,
+    pub max_in_flight: Option<usize>,
 }
 
 /// `[tls]`: TLS on the gRPC port, optionally mutual.
@@ -396,6 +408,7 @@ pub struct Settings {
     pub github: Option<GitHubSettings>,
     /// None: plain text (loopback, --dev, or --insecure-plaintext).
     pub tls: Option<TlsSettings>,
+    pub limits: LimitSettings,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -422,6 +435,7 @@ impl Settings {
             sync: SyncSettings::default(),
             github: None,
             tls: None,
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -446,6 +460,27 @@ pub fn dev_principals() -> Vec<PrincipalEntry> {
             san: String::new(),
         })
         .collect()
+}
+
+impl LimitsConfig {
+    fn to_settings(&self) -> Result<LimitSettings, String> {
+        let d = LimitSettings::default();
+        let s = LimitSettings {
+            per_principal_rate: self.per_principal_rate.unwrap_or(d.per_principal_rate),
+            per_principal_burst: self.per_principal_burst.unwrap_or(d.per_principal_burst),
+            max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
+        };
+        if !(s.per_principal_rate.is_finite() && s.per_principal_rate > 0.0) {
+            return Err("limits.per_principal_rate: must be a positive number".into());
+        }
+        if s.per_principal_burst == 0 {
+            return Err("limits.per_principal_burst: must be at least 1".into());
+        }
+        if s.max_in_flight == 0 {
+            return Err("limits.max_in_flight: must be at least 1".into());
+        }
+        Ok(s)
+    }
 }
 
 impl PolicyConfig {
@@ -706,6 +741,7 @@ impl Args {
             overdue_check_interval: file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
             slack,
             tls,
+            limits: file.limits.to_settings()?,
         })
     }
 

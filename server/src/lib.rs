@@ -22,6 +22,7 @@ pub mod grpc;
 pub mod integrations;
 pub mod jobs;
 pub mod lane;
+pub mod limits;
 pub mod merger;
 pub mod relay;
 pub mod roles;

@@ -182,7 +182,15 @@ pub async fn serve(
 
     let auth = {
         let (roster, roles) = (roster.clone(), roles.clone());
-        move |req| roster.intercept(&roles, req)
+        let limiter = Arc::new(crate::limits::RateLimiter::new(&settings.limits));
+        move |req| {
+            let req = roster.intercept(&roles, req)?;
+            let who = crate::auth::principal(&req)?.handle;
+            match limiter.take(&who, std::time::Instant::now()) {
+                Ok(()) => Ok(req),
+                Err(wait) => Err(crate::limits::exhausted(&who, wait)),
+            }
+        }
     };
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
@@ -243,6 +251,9 @@ pub async fn serve(
             .map_err(|e| ServeError::Config(format!("tls: {e}")))?;
     }
     let served = builder
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            settings.limits.max_in_flight,
+        ))
         .add_service(health_service)
         .add_service(InterceptedService::new(lane_svc, auth.clone()))
         .add_service(InterceptedService::new(policy_svc, auth.clone()))
