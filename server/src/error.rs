@@ -51,7 +51,9 @@ impl From<Error> for Status {
             Error::Storage(m) => {
                 tracing::error!(error = %m, "storage failure");
                 Status::unavailable(
-                    "the daemon could not persist the change; it was not applied (see daemon logs)",
+                    "the change could not be made durable (disk full or I/O error), so it is not \
+                     acknowledged; hotfixd refuses changes until it is restarted, after which \
+                     `hotfixctl show` tells whether it landed (see daemon logs)",
                 )
             }
             Error::Corrupt(m) => {

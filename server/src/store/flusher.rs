@@ -43,8 +43,19 @@ pub struct Flusher {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Makes the written data durable (`sled::Db::flush`, or a test's fault).
+pub type FlushFn = Box<dyn FnMut() -> std::result::Result<(), String> + Send>;
+
 impl Flusher {
     pub fn start(db: sled::Db) -> Flusher {
+        let flush_db = db.clone();
+        Self::start_with(
+            db,
+            Box::new(move || flush_db.flush().map(|_| ()).map_err(|e| e.to_string())),
+        )
+    }
+
+    pub fn start_with(db: sled::Db, flush: FlushFn) -> Flusher {
         let shared = Arc::new(Shared {
             requests: Mutex::new(Requests::default()),
             wake: Condvar::new(),
@@ -55,7 +66,7 @@ impl Flusher {
             let durable = durable.clone();
             std::thread::Builder::new()
                 .name("hotfixd-flusher".into())
-                .spawn(move || run(db, shared, durable))
+                .spawn(move || run(db, flush, shared, durable))
                 .expect("spawning the flusher thread")
         };
         Flusher {
@@ -90,7 +101,7 @@ impl Flusher {
     }
 }
 
-fn run(db: sled::Db, shared: Arc<Shared>, durable: watch::Sender<Durable>) {
+fn run(db: sled::Db, mut flush: FlushFn, shared: Arc<Shared>, durable: watch::Sender<Durable>) {
     let mut done = 0;
     loop {
         let target = {
@@ -103,15 +114,17 @@ fn run(db: sled::Db, shared: Arc<Shared>, durable: watch::Sender<Durable>) {
             }
             r.wanted
         };
-        match db.flush() {
-            Ok(_) => {
+        match flush() {
+            Ok(()) => {
                 done = target;
                 durable.send_modify(|d| d.upto = target);
             }
             Err(e) => {
                 tracing::error!(error = %e, "flush failed; refusing further changes");
-                durable.send_modify(|d| d.failed = Some(e.to_string()));
-                break;
+                durable.send_modify(|d| d.failed = Some(e));
+                // Nothing more is flushed or acknowledged; what sled wrote
+                // is whatever it recovers at the next start.
+                return;
             }
         }
     }

@@ -18,7 +18,7 @@
 //! [`keys`]), `requests` (handle NUL request id → first answer), `meta`.
 
 pub mod chain;
-mod flusher;
+pub mod flusher;
 mod keys;
 
 use std::path::Path;
@@ -186,6 +186,12 @@ pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
+        Self::open_with(dir, None)
+    }
+
+    /// Like `open`, flushing with `flush` (a fault, in tests) instead of
+    /// sled's own.
+    pub fn open_with(dir: &Path, flush: Option<flusher::FlushFn>) -> Result<Store> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
@@ -205,7 +211,10 @@ impl Store {
                 tickets: 0,
             }),
             durable: watch::Sender::new(0),
-            flusher: flusher::Flusher::start(db),
+            flusher: match flush {
+                Some(f) => flusher::Flusher::start_with(db, f),
+                None => flusher::Flusher::start(db),
+            },
         };
         let last_event = last_seq(&store.events)?;
         let last_audit = last_seq(&store.audit)?;
