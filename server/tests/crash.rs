@@ -248,3 +248,71 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// SIGTERM: a watcher's last message is a closing heartbeat with the
+/// sequence to resume from, the process exits 0, and everything answered is
+/// there after the restart.
+#[tokio::test]
+async fn sigterm_drains_watchers_and_exits_cleanly() {
+    use tokio_stream::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    std::fs::write(&config, "heartbeat_interval = \"200ms\"\n").unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut d = spawn(&config, &data, port);
+    ready(&endpoint).await;
+    let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob"))
+        .await
+        .unwrap();
+    c.lane
+        .declare(declaration("INC-2026-05-20-001"))
+        .await
+        .unwrap();
+    let mut watch = c
+        .events
+        .watch(hotfixctl::pb::WatchRequest {
+            from_seq: 0,
+            incident_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let term = Command::new("kill")
+        .args(["-TERM", &d.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let mut last = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(Duration::from_secs(20), watch.next()).await {
+        match msg {
+            Ok(m) => last = m.kind,
+            Err(_) => break,
+        }
+    }
+    match last {
+        Some(hotfixctl::pb::watch_response::Kind::Heartbeat(hb)) => {
+            assert!(hb.closing, "{hb:?}");
+            assert_eq!(hb.latest_seq, 1);
+        }
+        other => panic!("the last message was not a closing heartbeat: {other:?}"),
+    }
+    let status = d.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    let _d = spawn(&config, &data, port);
+    ready(&endpoint).await;
+    let mut c = hotfixctl::Client::connect(&endpoint, Some("dev-bob"))
+        .await
+        .unwrap();
+    c.lane
+        .get_hotfix(hotfixctl::pb::GetHotfixRequest {
+            incident_id: "INC-2026-05-20-001".into(),
+        })
+        .await
+        .expect("the declaration survived");
+}
