@@ -208,6 +208,8 @@ lane_service! {
     ) -> Reply<pb::FollowChecksResponse> {
         let actor = principal(&request)?;
         let inc = request.get_ref().incident_id.clone();
+        // Who may, before what is configured.
+        self.lane.precheck(&actor, &inc, domain::Step::Check)?;
         let Some(forge) = self.forge_for(&inc)? else {
             return Err(Error::from(Refusal::Refused {
                 step: domain::Step::Check,
@@ -323,6 +325,8 @@ lane_service! {
     ) -> Reply<pb::StartVerificationResponse> {
         let actor = principal(&request)?;
         let r = request.into_inner();
+        // Who may, before what is configured.
+        self.lane.precheck(&actor, &r.incident_id, domain::Step::Verify)?;
         let Some(verifier) = &self.verifier else {
             return Err(Error::from(Refusal::Refused {
                 step: domain::Step::Verify,
