@@ -18,6 +18,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod forge;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod integrations;
 pub mod jobs;
