@@ -3,7 +3,7 @@
 //!
 //! `cargo bench -p hotfixd --bench transitions` (env: HOTFIXD_BENCH_OPS,
 //! default 3000 transitions per level; HOTFIXD_BENCH_CLIENTS, default
-//! "1,32"; HOTFIXD_BENCH_DIR, default the target directory's tmp).
+//! "1,16,64"; HOTFIXD_BENCH_DIR, default the target directory's tmp).
 //!
 //! Each transition is a real RPC through the real client: authenticated,
 //! decided by the domain, committed with its event and audit record in one
@@ -148,7 +148,7 @@ fn main() {
     let ops: usize = env_or("HOTFIXD_BENCH_OPS", "3000")
         .parse()
         .expect("HOTFIXD_BENCH_OPS");
-    let levels: Vec<usize> = env_or("HOTFIXD_BENCH_CLIENTS", "1,32")
+    let levels: Vec<usize> = env_or("HOTFIXD_BENCH_CLIENTS", "1,16,64")
         .split(',')
         .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_CLIENTS"))
         .collect();

@@ -22,7 +22,10 @@ pub fn validators(data: &[u8]) {
     };
     match check_incident_id("incident_id", s) {
         Ok(()) => {
-            assert!(s.len() == 18 && s.starts_with("INC-"), "{s:?} accepted as an incident id");
+            assert!(
+                s.len() == 18 && s.starts_with("INC-"),
+                "{s:?} accepted as an incident id"
+            );
             assert!(s[4..].bytes().all(|b| b.is_ascii_digit() || b == b'-'));
         }
         Err(e) => named(e, "incident_id"),
@@ -49,7 +52,10 @@ pub fn validators(data: &[u8]) {
         Err(e) => named(e, "sha"),
     }
     match check_path("files.path", s) {
-        Ok(()) => assert!(!s.starts_with('/') && !s.split('/').any(|p| p == ".."), "{s:?}"),
+        Ok(()) => assert!(
+            !s.starts_with('/') && !s.split('/').any(|p| p == ".."),
+            "{s:?}"
+        ),
         Err(e) => named(e, "files.path"),
     }
     if let Err(e) = check_url("url", s) {
@@ -85,7 +91,10 @@ pub fn config(data: &[u8]) {
     };
     if let Ok(file) = toml::from_str::<crate::config::FileConfig>(text) {
         if let Ok(p) = file.policy.to_policy() {
-            assert!(p.required_checks.iter().any(|c| c == "scan"), "scan configured away");
+            assert!(
+                p.required_checks.iter().any(|c| c == "scan"),
+                "scan configured away"
+            );
         }
         let _ = crate::auth::Roster::new(&file.principals);
     }
@@ -119,7 +128,11 @@ pub fn token(data: &[u8]) {
                 .strip_prefix("Bearer ")
                 .or_else(|| header.strip_prefix("bearer "))
                 .map(str::trim);
-            assert_eq!(token, Some("hfx_the-right-token"), "authenticated by {data:?}");
+            assert_eq!(
+                token,
+                Some("hfx_the-right-token"),
+                "authenticated by {data:?}"
+            );
         }
     }
 }

@@ -1,0 +1,338 @@
+//! Watch fan-out, resume cost and start-up time of the real `hotfixd`
+//! binary, run as its own process so that its memory is its own.
+//!
+//! `cargo bench -p hotfixd --bench load`, tuned by:
+//! - HOTFIXD_BENCH_WATCHERS (default "1000,10000"): concurrent watchers;
+//! - HOTFIXD_BENCH_RESUME (default "10000,100000"): stored events before a
+//!   `Watch(from_seq)` resume (1000000 takes a few minutes to write);
+//! - HOTFIXD_BENCH_HOTFIXES (default 100000): stored hotfixes at start-up;
+//! - HOTFIXD_BENCH_DIR (default the target directory's tmp).
+//!
+//! Stores are filled in-process through the same `Lane` the daemon uses
+//! (real transactions, real flushes), then the binary is started on them.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use hotfixctl::{Client, pb};
+use hotfixd::clock::SystemClock;
+use hotfixd::domain::{Criterion, Declaration, Policy, Principal, Role, Severity};
+use hotfixd::lane::{Lane, Mutation};
+use hotfixd::roles::Roles;
+use hotfixd::store::Store;
+use tokio_stream::StreamExt;
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("{name}")))
+        .collect()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn pick(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+struct Daemon {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CONFIG: &str = "heartbeat_interval = \"1s\"\n\
+[policy]\nrate_window_max = 4000000000\nquarter_process_bug_over = 4000000000\nquarter_code_yellow_over = 4000000000\n\
+[limits]\nper_principal_rate = 1000000000.0\nper_principal_burst = 4000000000\nmax_in_flight = 65536\n";
+
+/// Starts the binary on `data`; returns it once it answers, and how long
+/// that took.
+async fn start(base: &std::path::Path, data: &std::path::Path) -> (Daemon, Duration) {
+    let config = base.join("bench.toml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
+        .args(["--dev", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("HOTFIXD_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    loop {
+        if let Ok(mut c) = Client::connect(&endpoint, Some("dev-bob")).await
+            && c.policy.who_am_i(pb::WhoAmIRequest {}).await.is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (Daemon { child, endpoint }, t.elapsed())
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn lane(data: &std::path::Path) -> Arc<Lane> {
+    let roster = hotfixd::config::dev_principals()
+        .into_iter()
+        .map(|p| (p.handle, p.roles))
+        .collect();
+    Arc::new(Lane::new(
+        Arc::new(Store::open(data).unwrap()),
+        Policy {
+            rate_window_max: u32::MAX,
+            quarter_process_bug_over: u32::MAX,
+            quarter_code_yellow_over: u32::MAX,
+            ..Policy::default()
+        },
+        Arc::new(Roles::from_roster(roster)),
+        Arc::new(SystemClock),
+    ))
+}
+
+/// Fills a store with `n` changes from 64 concurrent writers through the
+/// lane: team reviews (one event each), or declarations (one hotfix each).
+async fn fill(data: &std::path::Path, n: usize, hotfixes: bool) -> Duration {
+    let lane = lane(data);
+    let t = Instant::now();
+    let writers = 64;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let lane = lane.clone();
+        tasks.push(tokio::spawn(async move {
+            let erin = Principal {
+                handle: "erin".into(),
+                roles: [Role::EngManager].into(),
+            };
+            let bob = Principal {
+                handle: "bob".into(),
+                roles: [Role::Engineer].into(),
+            };
+            let m = Mutation::default();
+            let mut i = w;
+            while i < n {
+                if hotfixes {
+                    // Distinct ids: day and number from i.
+                    let day = 1 + (i / 999) % 28;
+                    let month = 1 + (i / (999 * 28)) % 12;
+                    let year = 2000 + i / (999 * 28 * 12);
+                    let inc = format!("INC-{year}-{month:02}-{day:02}-{:03}", 1 + i % 999);
+                    lane.declare(
+                        &bob,
+                        &m,
+                        Declaration {
+                            incident_id: inc,
+                            severity: Severity::P0,
+                            criteria: vec![Criterion::CustomersDown],
+                            symptom: "bench".into(),
+                            approver: "alice".into(),
+                            cleanup_owner: "bob".into(),
+                            merge_eta: "09:30".into(),
+                            repository: "bench/bench".into(),
+                            argocd_app: "bench".into(),
+                            flag_can_mitigate: false,
+                            rollback_can_mitigate: false,
+                            fix_unknown: false,
+                            drill: false,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                } else {
+                    lane.team_review(&erin, &m, "bench").await.unwrap();
+                }
+                i += writers;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    t.elapsed()
+}
+
+async fn watch_fanout(base: &std::path::Path, watchers: usize) {
+    let data = base.join(format!("watch-{watchers}"));
+    let (d, _) = start(base, &data).await;
+    let events = 100;
+    // 100 streams per connection, as many connections as that takes.
+    let mut conns = Vec::new();
+    for _ in 0..watchers.div_ceil(100) {
+        conns.push(Client::connect(&d.endpoint, Some("dev-bob")).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for w in 0..watchers {
+        let mut events_client = conns[w / 100].events.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = events_client
+                .watch(pb::WatchRequest {
+                    from_seq: 0,
+                    incident_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut delays = Vec::with_capacity(events);
+            while delays.len() < events {
+                let Some(Ok(msg)) = s.next().await else { break };
+                if let Some(pb::watch_response::Kind::Event(e)) = msg.kind {
+                    let at = e.at.unwrap();
+                    let at =
+                        SystemTime::UNIX_EPOCH + Duration::new(at.seconds as u64, at.nanos as u32);
+                    delays.push(SystemTime::now().duration_since(at).unwrap_or_default());
+                }
+            }
+            delays
+        }));
+    }
+    // Let every watcher subscribe before the first event.
+    tokio::time::sleep(Duration::from_millis(500 + watchers as u64 / 10)).await;
+    let mut writer = Client::connect(&d.endpoint, Some("dev-erin"))
+        .await
+        .unwrap();
+    for _ in 0..events {
+        writer
+            .policy
+            .record_team_review(pb::RecordTeamReviewRequest {
+                mutation: None,
+                notes: "fan-out".into(),
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut all = Vec::with_capacity(watchers * events);
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    println!(
+        "| {watchers} watchers, {events} events each | {} delivered | p50 {} | p99 {} | peak RSS {:.0} MiB |",
+        all.len(),
+        ms(pick(&all, 0.5)),
+        ms(pick(&all, 0.99)),
+        peak_rss_mib(d.child.id())
+    );
+}
+
+async fn resume(base: &std::path::Path, stored: usize) {
+    let data = base.join(format!("resume-{stored}"));
+    let took = fill(&data, stored, false).await;
+    let (d, _) = start(base, &data).await;
+    let mut c = Client::connect(&d.endpoint, Some("dev-bob")).await.unwrap();
+    let first_event = |from: u64| {
+        let mut events = c.events.clone();
+        async move {
+            let t = Instant::now();
+            let mut s = events
+                .watch(pb::WatchRequest {
+                    from_seq: from,
+                    incident_id: String::new(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            loop {
+                let msg = s.next().await.unwrap().unwrap();
+                if let Some(pb::watch_response::Kind::Event(_)) = msg.kind {
+                    return t.elapsed();
+                }
+            }
+        }
+    };
+    let mut near_end = Vec::new();
+    let mut middle = Vec::new();
+    for _ in 0..50 {
+        near_end.push(first_event(stored as u64 - 1).await);
+        middle.push(first_event(stored as u64 / 2).await);
+    }
+    near_end.sort();
+    middle.sort();
+    let _ = c.policy.who_am_i(pb::WhoAmIRequest {}).await;
+    println!(
+        "| resume with {stored} stored events (written in {:.1} s) | from the end: p50 {} p99 {} | from the middle: p50 {} p99 {} |",
+        took.as_secs_f64(),
+        ms(pick(&near_end, 0.5)),
+        ms(pick(&near_end, 0.99)),
+        ms(pick(&middle, 0.5)),
+        ms(pick(&middle, 0.99)),
+    );
+}
+
+async fn startup(base: &std::path::Path, hotfixes: usize) {
+    let empty = base.join("startup-empty");
+    let (d, baseline) = start(base, &empty).await;
+    drop(d);
+    let data = base.join(format!("startup-{hotfixes}"));
+    let took = fill(&data, hotfixes, true).await;
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let (d, t) = start(base, &data).await;
+        times.push(t);
+        drop(d);
+        std::thread::sleep(Duration::from_millis(200)); // sled's lock
+    }
+    times.sort();
+    println!(
+        "| start-up with {hotfixes} stored hotfixes (written in {:.1} s) | median {} | empty store {} | ratio {:.2} |",
+        took.as_secs_f64(),
+        ms(times[1]),
+        ms(baseline),
+        times[1].as_secs_f64() / baseline.as_secs_f64()
+    );
+}
+
+fn main() {
+    let base = std::env::var("HOTFIXD_BENCH_DIR")
+        .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string());
+    std::fs::create_dir_all(&base).unwrap();
+    let dir = tempfile::tempdir_in(&base).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("hotfixd load bench, data in {}", dir.path().display());
+    println!();
+    rt.block_on(async {
+        for w in env_list("HOTFIXD_BENCH_WATCHERS", "1000,10000") {
+            if w > 0 {
+                watch_fanout(dir.path(), w).await;
+            }
+        }
+        for n in env_list("HOTFIXD_BENCH_RESUME", "10000,100000") {
+            if n > 0 {
+                resume(dir.path(), n).await;
+            }
+        }
+        let h = env_list("HOTFIXD_BENCH_HOTFIXES", "100000")[0];
+        if h > 0 {
+            startup(dir.path(), h).await;
+        }
+    });
+}
