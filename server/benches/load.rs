@@ -98,7 +98,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn lane(data: &std::path::Path) -> Arc<Lane> {
+fn lane(data: &std::path::Path, clock: Arc<dyn hotfixd::clock::Clock>) -> Arc<Lane> {
     let roster = hotfixd::config::dev_principals()
         .into_iter()
         .map(|p| (p.handle, p.roles))
@@ -112,19 +112,30 @@ fn lane(data: &std::path::Path) -> Arc<Lane> {
             ..Policy::default()
         },
         Arc::new(Roles::from_roster(roster)),
-        Arc::new(SystemClock),
+        clock,
     ))
 }
 
 /// Fills a store with `n` changes from 64 concurrent writers through the
 /// lane: team reviews (one event each), or declarations (one hotfix each).
 async fn fill(data: &std::path::Path, n: usize, hotfixes: bool) -> Duration {
-    let lane = lane(data);
+    // Declarations are spread over time (8 days apart, past the rolling
+    // window), as real ones are; the gate then reads a handful of rows.
+    let manual = Arc::new(hotfixd::clock::ManualClock::new(
+        chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(11_000),
+    ));
+    let clock: Arc<dyn hotfixd::clock::Clock> = if hotfixes {
+        manual.clone()
+    } else {
+        Arc::new(SystemClock)
+    };
+    let lane = lane(data, clock);
     let t = Instant::now();
     let writers = 64;
     let mut tasks = Vec::new();
     for w in 0..writers {
         let lane = lane.clone();
+        let manual = manual.clone();
         tasks.push(tokio::spawn(async move {
             let erin = Principal {
                 handle: "erin".into(),
@@ -138,6 +149,7 @@ async fn fill(data: &std::path::Path, n: usize, hotfixes: bool) -> Duration {
             let mut i = w;
             while i < n {
                 if hotfixes {
+                    manual.advance(Duration::from_secs(8 * 24 * 3600));
                     // Distinct ids: day and number from i.
                     let day = 1 + (i / 999) % 28;
                     let month = 1 + (i / (999 * 28)) % 12;
