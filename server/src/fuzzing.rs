@@ -162,8 +162,11 @@ pub fn audit_chain(data: &[u8]) {
     assert_eq!(report.verified, sealed.len() as u64);
 }
 
+/// A fuzz target's entry point.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for the corpus replay.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Target); 5] = [
     ("validators", validators),
     ("command", command),
     ("config", config),

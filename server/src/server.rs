@@ -46,6 +46,9 @@ pub enum ServeError {
     Flush(crate::error::Error),
 }
 
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves the daemon on `listener` until `shutdown` is cancelled.
 pub async fn serve(
     listener: TcpListener,
@@ -265,8 +268,20 @@ pub async fn serve(
             // Small RPCs must not wait for delayed ACKs.
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             drained,
-        )
-        .await;
+        );
+    // In-flight requests get DRAIN_TIMEOUT to finish after the shutdown
+    // signal; a client that keeps its connection open does not hold the
+    // daemon (and its store) hostage.
+    let served = tokio::select! {
+        r = served => r,
+        _ = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        } => {
+            tracing::warn!("connections still open {}s after shutdown; closing them", DRAIN_TIMEOUT.as_secs());
+            Ok(())
+        }
+    };
     background.cancel();
     tasks.close();
     tasks.wait().await;

@@ -134,6 +134,9 @@ struct Counters {
     tickets: u64,
 }
 
+/// How many of the latest events are kept in memory for watchers.
+const RECENT_EVENTS: usize = 8192;
+
 pub struct Store {
     records: sled::Tree,
     events: sled::Tree,
@@ -142,6 +145,8 @@ pub struct Store {
     requests: sled::Tree,
     meta: sled::Tree,
     writer: Mutex<Counters>,
+    /// The latest committed events, in order, for watchers that keep up.
+    recent: std::sync::RwLock<std::collections::VecDeque<StoredEvent>>,
     durable: watch::Sender<u64>,
     flusher: flusher::Flusher,
 }
@@ -210,6 +215,7 @@ impl Store {
                 audit_head: chain::GENESIS,
                 tickets: 0,
             }),
+            recent: Default::default(),
             durable: watch::Sender::new(0),
             flusher: match flush {
                 Some(f) => flusher::Flusher::start_with(db, f),
@@ -548,6 +554,14 @@ impl Store {
         counters.next_event = last + 1;
         counters.next_audit += 1;
         counters.audit_head = audit_head;
+        // Under the writer lock: the cache stays in sequence order.
+        let mut recent = self.recent.write().expect("recent lock");
+        for e in events {
+            if recent.len() == RECENT_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(e);
+        }
         Ok((outcome, Some(last)))
     }
 
@@ -574,12 +588,29 @@ impl Store {
         })
     }
 
-    /// Durable events with `seq > from`, at most `limit`.
+    /// Durable events with `seq > from`, at most `limit`. Recent events
+    /// come from memory (every live watcher asks for the same few), older
+    /// ones from disk.
     pub fn events_after(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         let upto = self.durable_seq();
         let mut out = Vec::new();
         if from >= upto {
             return Ok(out);
+        }
+        {
+            let recent = self.recent.read().expect("recent lock");
+            if recent.front().is_some_and(|e| e.seq <= from + 1) {
+                let skip = (from + 1 - recent[0].seq) as usize;
+                out.extend(
+                    recent
+                        .iter()
+                        .skip(skip)
+                        .take_while(|e| e.seq <= upto)
+                        .take(limit)
+                        .cloned(),
+                );
+                return Ok(out);
+            }
         }
         for r in self.events.range(keys::seq(from + 1)..=keys::seq(upto)) {
             let (_, v) = r?;
