@@ -75,6 +75,29 @@ async fn ctl(d: &Daemon, handle: &str, args: &[&str]) -> Result<String, hotfixct
     Ok(String::from_utf8(out).unwrap())
 }
 
+/// Runs `hotfixctl STEP INC` as `handle` in the background: the test kills
+/// hotfixd while it waits for GitHub.
+fn in_background(
+    d: &Daemon,
+    handle: &str,
+    step: &'static str,
+) -> tokio::task::JoinHandle<Result<(), hotfixctl::cli::CliError>> {
+    let (endpoint, token) = (d.endpoint.clone(), format!("dev-{handle}"));
+    tokio::spawn(async move {
+        let cli = hotfixctl::cli::Cli::try_parse_from([
+            "hotfixctl",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            &token,
+            step,
+            INC,
+        ])
+        .unwrap();
+        hotfixctl::cli::run(cli, &mut Vec::new()).await
+    })
+}
+
 async fn show(d: &Daemon) -> Value {
     serde_json::from_str(
         &ctl(d, "bob", &["--output", "json", "show", INC])
@@ -139,20 +162,7 @@ async fn killed_between_merge_sent_and_merge_recorded_records_it_exactly_once() 
     let d = hotfixd(dir.path(), &gh).await;
     ready(&d, &gh, false).await;
     gh.world().hang = Some("put /repos/{owner}/{repo}/pulls/{pull_number}/merge");
-    let endpoint = d.endpoint.clone();
-    let merging = tokio::spawn(async move {
-        let cli = hotfixctl::cli::Cli::try_parse_from([
-            "hotfixctl",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            "dev-carol",
-            "merge",
-            INC,
-        ])
-        .unwrap();
-        hotfixctl::cli::run(cli, &mut Vec::new()).await
-    });
+    let merging = in_background(&d, "carol", "merge");
     tokio::time::timeout(Duration::from_secs(30), gh.held())
         .await
         .expect("merge reached GitHub");
@@ -272,20 +282,7 @@ async fn killed_while_opening_the_pr_records_it_once() {
         .unwrap();
     ctl(&d, "alice", &["approve", INC]).await.unwrap();
     gh.world().hang = Some("post /repos/{owner}/{repo}/pulls");
-    let endpoint = d.endpoint.clone();
-    let opening = tokio::spawn(async move {
-        let cli = hotfixctl::cli::Cli::try_parse_from([
-            "hotfixctl",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            "dev-bob",
-            "pr",
-            INC,
-        ])
-        .unwrap();
-        hotfixctl::cli::run(cli, &mut Vec::new()).await
-    });
+    let opening = in_background(&d, "bob", "pr");
     tokio::time::timeout(Duration::from_secs(30), gh.held())
         .await
         .expect("the PR reached GitHub");
@@ -339,20 +336,7 @@ async fn killed_while_merging_the_revert_records_it_once() {
     .await
     .unwrap();
     gh.world().hang = Some("put /repos/{owner}/{repo}/pulls/{pull_number}/merge");
-    let endpoint = d.endpoint.clone();
-    let reverting = tokio::spawn(async move {
-        let cli = hotfixctl::cli::Cli::try_parse_from([
-            "hotfixctl",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            "dev-carol",
-            "revert",
-            INC,
-        ])
-        .unwrap();
-        hotfixctl::cli::run(cli, &mut Vec::new()).await
-    });
+    let reverting = in_background(&d, "carol", "revert");
     tokio::time::timeout(Duration::from_secs(30), gh.held())
         .await
         .expect("the revert merge reached GitHub");
