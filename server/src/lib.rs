@@ -1,8 +1,8 @@
 //! hotfixd: the hotfix lane daemon.
 //!
 //! - `domain`: the runbook as a pure state machine (no I/O, time passed in).
-//! - `store`: the only module that names sled; durable, one transaction per
-//!   change.
+//! - `store`: the only module that names sled; durable, each change atomic
+//!   through one redo record.
 //! - `lane`: the application service tying domain, store and clock together.
 //! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
 //! - `integrations`: outbound services (Slack), each behind a trait.

@@ -11,6 +11,8 @@
 //!          `n/INC/<kind>` overdue obligations already reported
 //!          `a/<kind>/INC` external actions sent, outcome not yet recorded
 //! meta:    `cursor/<name>` positions of event-log readers
+//!          `redo` the latest change, whole (see `redo`)
+//!          `postmortems`, `postmortems_yes_but_rollback` counts
 
 use chrono::{DateTime, Utc};
 
@@ -27,6 +29,8 @@ pub const REVIEW: &[u8] = b"r/";
 const OVERDUE_MARK: &[u8] = b"n/";
 pub const META_POSTMORTEMS: &[u8] = b"postmortems";
 pub const META_POSTMORTEMS_YBR: &[u8] = b"postmortems_yes_but_rollback";
+/// The latest change, whole (see `redo`).
+pub const META_REDO: &[u8] = b"redo";
 
 pub fn seq(n: u64) -> [u8; 8] {
     n.to_be_bytes()

@@ -2,15 +2,17 @@
 //!
 //! Invariants:
 //! - One writer at a time (`writer` mutex): a command is read, decided and
-//!   committed in one sled transaction that holds the new facts, their
-//!   events, the audit record, the index entries and the idempotency record.
+//!   committed as one change that holds the new facts, their events, the
+//!   audit record, the index entries and the idempotency record. A change
+//!   is atomic through its redo record (see [`redo`]), not a sled
+//!   transaction: one insert holds it whole, and opening the store finishes
+//!   a change a crash interrupted.
 //! - Nobody is told a change happened before it is flushed: `execute` flushes
-//!   after the transaction (concurrent callers share flushes: group commit),
-//!   and only then raises the durable watermark that watchers read up to.
+//!   after the change (concurrent callers share flushes: group commit), and
+//!   only then raises the durable watermark that watchers read up to.
 //! - Event sequence numbers are global, gap-free and increasing; they are
-//!   assigned under the writer lock and only consumed by a committed
-//!   transaction.
-//! - A failed flush poisons the store: every later change answers
+//!   assigned under the writer lock and only consumed by a committed change.
+//! - A failed flush or write poisons the store: every later change answers
 //!   UNAVAILABLE rather than acknowledging what may not be on disk.
 //!
 //! Trees: `records` (h/INC → hotfix, m/INC → mitigation), `events` (seq →
@@ -20,12 +22,12 @@
 pub mod chain;
 pub mod flusher;
 mod keys;
+mod redo;
 
 use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use tokio::sync::watch;
 
 use crate::domain::{
@@ -145,6 +147,11 @@ pub struct Store {
     requests: sled::Tree,
     meta: sled::Tree,
     writer: Mutex<Counters>,
+    /// Set when a change could not be written whole.
+    broken: std::sync::atomic::AtomicBool,
+    /// Tests: stop each change after its redo record, as a crash would.
+    #[cfg(test)]
+    halt_after_redo: std::sync::atomic::AtomicBool,
     /// The latest committed events, in order, for watchers that keep up.
     recent: std::sync::RwLock<std::collections::VecDeque<StoredEvent>>,
     durable: watch::Sender<u64>,
@@ -215,6 +222,9 @@ impl Store {
                 audit_head: chain::GENESIS,
                 tickets: 0,
             }),
+            broken: Default::default(),
+            #[cfg(test)]
+            halt_after_redo: Default::default(),
             recent: Default::default(),
             durable: watch::Sender::new(0),
             flusher: match flush {
@@ -222,6 +232,15 @@ impl Store {
                 None => flusher::Flusher::start(db),
             },
         };
+        // A change interrupted by a crash is finished before anything is
+        // counted.
+        if let Some(bytes) = store.meta.get(keys::META_REDO)? {
+            let w = redo::Writes::decode(&bytes)?;
+            if !store.landed(&w)? {
+                tracing::warn!("finishing the last change, cut short by a crash");
+                store.apply(&w)?;
+            }
+        }
         let last_event = last_seq(&store.events)?;
         let last_audit = last_seq(&store.audit)?;
         let audit_head = match store.audit.last()? {
@@ -266,11 +285,12 @@ impl Store {
         req: Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<Outcome> {
-        if self.flusher.failed() {
+        if self.flusher.failed() || self.broken.load(std::sync::atomic::Ordering::Acquire) {
             return Err(Error::Storage(
-                "an earlier flush failed; refusing changes until restarted".into(),
+                "an earlier flush or write failed; refusing changes until restarted".into(),
             ));
         }
+        let _committing = self.flusher.begin();
         let (answer, ticket) = self.execute_locked(&req, decide);
         // Whatever was written, refusals included, is flushed before the
         // answer; concurrent callers share flushes.
@@ -437,14 +457,14 @@ impl Store {
             hash: String::new(),
         };
 
-        let mut puts: Vec<(u8, Vec<u8>, Vec<u8>)> = Vec::new(); // (tree, key, value)
-        let mut dels: Vec<(u8, Vec<u8>)> = Vec::new();
-        const RECORDS: u8 = 0;
-        const INDEX: u8 = 1;
-        for e in events.iter().filter(|e| !e.incident_id.is_empty()) {
-            puts.push((INDEX, keys::by_incident(&e.incident_id, e.seq), Vec::new()));
+        use redo::TreeId::{Audit, Events, Index, Meta, Records, Requests};
+        let mut w = redo::Writes::default();
+        for e in &events {
+            w.put(Events, keys::seq(e.seq), encode(e));
+            if !e.incident_id.is_empty() {
+                w.put(Index, keys::by_incident(&e.incident_id, e.seq), Vec::new());
+            }
         }
-        let mut postmortem_delta: Option<bool> = None;
         match (&commit.write, &mut outcome) {
             (
                 Write::Hotfix {
@@ -455,102 +475,71 @@ impl Store {
                 },
                 Outcome::Hotfix(h),
             ) => {
-                puts.push((RECORDS, keys::hotfix(h.incident_id()), encode(h)));
+                w.put(Records, keys::hotfix(h.incident_id()), encode(h));
                 if before.is_none() && !h.is_drill() {
-                    puts.push((
-                        INDEX,
+                    w.put(
+                        Index,
                         keys::declared(h.declared_at, h.incident_id()),
-                        keys::seq(first).to_vec(),
-                    ));
-                    puts.push((
-                        INDEX,
+                        keys::seq(first),
+                    );
+                    w.put(
+                        Index,
                         keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
                         Vec::new(),
-                    ));
+                    );
                 }
-                for (due, kind) in open_before {
-                    dels.push((INDEX, keys::due(*due, h.incident_id(), *kind)));
+                // Only the obligations that changed.
+                for (due, kind) in open_before.iter().filter(|o| !open_after.contains(o)) {
+                    w.delete(Index, keys::due(*due, h.incident_id(), *kind));
                 }
-                for (due, kind) in open_after {
-                    dels.retain(|(_, k)| *k != keys::due(*due, h.incident_id(), *kind));
-                    puts.push((INDEX, keys::due(*due, h.incident_id(), *kind), Vec::new()));
+                for (due, kind) in open_after.iter().filter(|o| !open_before.contains(o)) {
+                    w.put(Index, keys::due(*due, h.incident_id(), *kind), Vec::new());
                 }
                 if before.as_ref().is_some_and(|b| b.postmortem.is_none())
                     && let Some(pm) = &h.postmortem
                 {
-                    postmortem_delta =
-                        Some(pm.bypass_justified == crate::domain::BypassJustified::YesButRollback);
+                    // Absolute counts, not increments: applying the change
+                    // again after a crash must not count it twice.
+                    let (all, ybr) = self.postmortem_counts()?;
+                    w.put(Meta, keys::META_POSTMORTEMS, keys::seq(u64::from(all) + 1));
+                    if pm.bypass_justified == crate::domain::BypassJustified::YesButRollback {
+                        w.put(
+                            Meta,
+                            keys::META_POSTMORTEMS_YBR,
+                            keys::seq(u64::from(ybr) + 1),
+                        );
+                    }
                 }
             }
             (Write::Mitigation(_), Outcome::Mitigation(m)) => {
-                puts.push((RECORDS, keys::mitigation(&m.incident_id), encode(m)));
+                w.put(Records, keys::mitigation(&m.incident_id), encode(m));
             }
             (Write::TeamReview(_), Outcome::TeamReview(r)) => {
-                puts.push((INDEX, keys::review(r.at, first), encode(r)));
+                w.put(Index, keys::review(r.at, first), encode(r));
             }
             (Write::Note { mark, .. }, Outcome::Hotfix(_)) => {
                 if let Some((k, v)) = mark {
-                    puts.push((INDEX, k.clone(), v.clone()));
+                    w.put(Index, k.clone(), v.clone());
                 }
             }
             _ => unreachable!("outcome mirrors the write"),
         }
         if let Some(x) = &commit.exercise {
-            puts.push((INDEX, keys::exercise(x.at, &x.incident_id), encode(x)));
+            w.put(Index, keys::exercise(x.at, &x.incident_id), encode(x));
         }
-        let request_put = req_key.map(|k| {
-            (
+        if let Some(k) = req_key {
+            w.put(
+                Requests,
                 k,
                 encode(&RequestRecord {
                     fingerprint: req.fingerprint.clone(),
                     outcome: outcome.clone(),
                 }),
-            )
-        });
-        let event_puts: Vec<(Vec<u8>, Vec<u8>)> = events
-            .iter()
-            .map(|e| (keys::seq(e.seq).to_vec(), encode(e)))
-            .collect();
-        let audit_head = chain::seal(&mut audit, &counters.audit_head);
-        let audit_put = (keys::seq(audit.seq), encode(&audit));
-
-        let trees = (
-            &self.records,
-            &self.events,
-            &self.audit,
-            &self.index,
-            &self.requests,
-            &self.meta,
-        );
-        let tx: std::result::Result<(), TransactionError<()>> =
-            trees.transaction(|(records, events_t, audit_t, index, requests, meta)| {
-                for (tree, k, v) in &puts {
-                    let t = if *tree == RECORDS { records } else { index };
-                    t.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (_, k) in &dels {
-                    index.remove(k.as_slice())?;
-                }
-                for (k, v) in &event_puts {
-                    events_t.insert(k.as_slice(), v.as_slice())?;
-                }
-                audit_t.insert(&audit_put.0, audit_put.1.as_slice())?;
-                if let Some((k, v)) = &request_put {
-                    requests.insert(k.as_slice(), v.as_slice())?;
-                }
-                if let Some(ybr) = postmortem_delta {
-                    bump(meta, keys::META_POSTMORTEMS)?;
-                    if ybr {
-                        bump(meta, keys::META_POSTMORTEMS_YBR)?;
-                    }
-                }
-                Ok::<(), ConflictableTransactionError<()>>(())
-            });
-        match tx {
-            Ok(()) => {}
-            Err(TransactionError::Storage(e)) => return Err(e.into()),
-            Err(TransactionError::Abort(())) => unreachable!("the transaction never aborts"),
+            );
         }
+        let audit_head = chain::seal(&mut audit, &counters.audit_head);
+        w.put(Audit, keys::seq(audit.seq), encode(&audit));
+        self.commit_writes(&w)?;
         counters.next_event = last + 1;
         counters.next_audit += 1;
         counters.audit_head = audit_head;
@@ -563,6 +552,70 @@ impl Store {
             recent.push_back(e);
         }
         Ok((outcome, Some(last)))
+    }
+
+    /// Makes `w` one change: the whole of it in `meta/redo` (one insert,
+    /// atomic on its own), then each write. See [`redo`].
+    fn commit_writes(&self, w: &redo::Writes) -> Result<()> {
+        let written = self
+            .meta
+            .insert(keys::META_REDO, w.encode())
+            .map_err(Error::from)
+            .and_then(|_| {
+                #[cfg(test)]
+                if self
+                    .halt_after_redo
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return Ok(());
+                }
+                self.apply(w)
+            });
+        if written.is_err() {
+            // Part of the change may be applied; the next start applies
+            // the redo record again. Until then, change nothing more.
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        written
+    }
+
+    fn tree(&self, id: redo::TreeId) -> &sled::Tree {
+        match id {
+            redo::TreeId::Records => &self.records,
+            redo::TreeId::Events => &self.events,
+            redo::TreeId::Audit => &self.audit,
+            redo::TreeId::Index => &self.index,
+            redo::TreeId::Requests => &self.requests,
+            redo::TreeId::Meta => &self.meta,
+        }
+    }
+
+    /// Whether every write of `w` is on disk. A change's last write is its
+    /// audit record, under a sequence number no earlier change used; sled
+    /// recovers a prefix of its log, so if that record is there, so is the
+    /// rest. (Comparing values instead would undo anything written since,
+    /// e.g. a re-sealed audit chain that `audit verify --against` must see.)
+    fn landed(&self, w: &redo::Writes) -> Result<bool> {
+        match w.ops.last() {
+            Some(op) if op.tree == redo::TreeId::Audit && op.value.is_some() => {
+                Ok(self.audit.contains_key(&op.key)?)
+            }
+            _ => Err(Error::Corrupt(
+                "meta/redo: a change must end with its audit record".into(),
+            )),
+        }
+    }
+
+    fn apply(&self, w: &redo::Writes) -> Result<()> {
+        for op in &w.ops {
+            let tree = self.tree(op.tree);
+            match &op.value {
+                Some(v) => tree.insert(op.key.as_slice(), v.as_slice())?,
+                None => tree.remove(op.key.as_slice())?,
+            };
+        }
+        Ok(())
     }
 
     /// Reads one hotfix.
@@ -832,15 +885,6 @@ impl Store {
     }
 }
 
-fn bump(
-    meta: &sled::transaction::TransactionalTree,
-    key: &[u8],
-) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
-    let n = meta.get(key)?.map_or(0, |v| keys::u64_of(&v));
-    meta.insert(key, &keys::seq(n + 1))?;
-    Ok(())
-}
-
 fn refusal_kind(r: &Refusal) -> &'static str {
     match r {
         Refusal::Invalid { .. } => "invalid",
@@ -869,5 +913,113 @@ impl Snapshot<'_> {
 
     pub fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
         self.store.author_quarter_count(quarter, author)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn review(store: &Store, n: u32) -> Result<Outcome> {
+        let now = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(20_000 + i64::from(n));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(store.execute(
+            Request {
+                actor: "erin",
+                action: "team_review",
+                incident_id: "",
+                now,
+                request_id: "",
+                fingerprint: String::new(),
+            },
+            |_| {
+                let r = TeamReview {
+                    by: "erin".into(),
+                    notes: format!("review {n}"),
+                    at: now,
+                };
+                Ok(Commit {
+                    write: Write::TeamReview(r),
+                    state: String::new(),
+                    events: vec![EventDraft {
+                        kind: "team_review".into(),
+                        summary: format!("review {n}"),
+                    }],
+                    exercise: None,
+                })
+            },
+        ))
+    }
+
+    #[test]
+    fn a_change_cut_after_its_redo_record_is_finished_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            review(&store, 1).unwrap();
+            // The second change stops after its redo record, as if the
+            // process died there: its event, audit record and index entry
+            // are not written.
+            store.halt_after_redo.store(true, Ordering::Release);
+            review(&store, 2).unwrap();
+            assert!(store.events.get(keys::seq(2)).unwrap().is_none());
+            assert!(store.audit.get(keys::seq(2)).unwrap().is_none());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let events = store.events_after(0, 10).unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.summary.as_str())
+                .collect::<Vec<_>>(),
+            ["review 1", "review 2"]
+        );
+        assert_eq!(store.audit_after(0, 10).unwrap().len(), 2);
+        assert_eq!(
+            store
+                .gate_view(chrono::DateTime::UNIX_EPOCH)
+                .unwrap()
+                .last_review_seq,
+            Some(2)
+        );
+        let report = store.verify_audit();
+        assert!(report.first_bad.is_none(), "{report:?}");
+        // Applying it again changes nothing, and the next change follows on.
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        review(&store, 3).unwrap();
+        let seqs: Vec<u64> = store
+            .events_after(0, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert!(store.verify_audit().first_bad.is_none());
+        // A change that landed is not written again at open: what was
+        // written since (here, by hand) stays.
+        store.events.insert(keys::seq(3), b"{}".as_slice()).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(&*store.events.get(keys::seq(3)).unwrap().unwrap(), b"{}");
+    }
+
+    #[test]
+    fn a_damaged_redo_record_stops_the_store_from_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            review(&store, 1).unwrap();
+            store
+                .meta
+                .insert(keys::META_REDO, b"HFR1\x09".as_slice())
+                .unwrap();
+            store.meta.flush().unwrap();
+        }
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(err.to_string().contains("meta/redo"), "{err}");
     }
 }
