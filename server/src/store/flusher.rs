@@ -5,6 +5,13 @@
 //! flushes: while one flush runs, the tickets taken meanwhile are all covered
 //! by the next one.
 //!
+//! Under concurrency a flush is also held back until [`GROUP_INTERVAL`] has
+//! passed since the previous one started (PostgreSQL's `commit_delay` with
+//! `commit_siblings = 1`): on a CPU-bound daemon, back-to-back flushes each
+//! covering one or two commits spend on the disk's system calls the CPU that
+//! would have decided the next commits. A lone caller is flushed at once, so
+//! its latency is the disk's.
+//!
 //! Why not `sled::Tree::flush_async`: in sled 0.34 it runs the flush on the
 //! same small thread pool that performs log writes, so concurrent calls can
 //! occupy every pool thread while waiting for a write that can then never run
@@ -13,6 +20,7 @@
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -26,10 +34,17 @@ struct Durable {
     failed: Option<String>,
 }
 
+/// The least time between the starts of two flushes while more than one
+/// caller is committing. Bounds the extra latency of a commit; measured in
+/// BENCHMARKS.md.
+pub const GROUP_INTERVAL: Duration = Duration::from_millis(1);
+
 #[derive(Default)]
 struct Requests {
     wanted: u64,
     stop: bool,
+    /// Callers between [`Flusher::begin`] and the end of their wait.
+    active: usize,
 }
 
 struct Shared {
@@ -76,6 +91,15 @@ impl Flusher {
         }
     }
 
+    /// Counts the caller as committing until the guard drops; the flusher
+    /// holds flushes back only while more than one caller is.
+    pub fn begin(&self) -> Active<'_> {
+        self.shared.requests.lock().expect("flusher lock").active += 1;
+        Active {
+            shared: &self.shared,
+        }
+    }
+
     /// Waits until `ticket` is durable.
     pub async fn wait(&self, ticket: u64) -> Result<()> {
         {
@@ -101,8 +125,20 @@ impl Flusher {
     }
 }
 
+/// See [`Flusher::begin`].
+pub struct Active<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.shared.requests.lock().expect("flusher lock").active -= 1;
+    }
+}
+
 fn run(db: sled::Db, mut flush: FlushFn, shared: Arc<Shared>, durable: watch::Sender<Durable>) {
     let mut done = 0;
+    let mut last_start: Option<Instant> = None;
     loop {
         let target = {
             let mut r = shared.requests.lock().expect("flusher lock");
@@ -112,8 +148,25 @@ fn run(db: sled::Db, mut flush: FlushFn, shared: Arc<Shared>, durable: watch::Se
             if r.stop && r.wanted <= done {
                 break;
             }
+            if r.active > 1
+                && let Some(until) = last_start.map(|t| t + GROUP_INTERVAL)
+            {
+                // Others are committing: let their commits join this flush.
+                loop {
+                    let now = Instant::now();
+                    if now >= until || r.stop {
+                        break;
+                    }
+                    r = shared
+                        .wake
+                        .wait_timeout(r, until - now)
+                        .expect("flusher lock")
+                        .0;
+                }
+            }
             r.wanted
         };
+        last_start = Some(Instant::now());
         match flush() {
             Ok(()) => {
                 done = target;
