@@ -3,7 +3,10 @@
 //!
 //! `cargo bench -p hotfixd --bench transitions` (env: HOTFIXD_BENCH_OPS,
 //! default 3000 transitions per level; HOTFIXD_BENCH_CLIENTS, default
-//! "1,16,64"; HOTFIXD_BENCH_DIR, default the target directory's tmp).
+//! "1,16,64", each run closed loop; HOTFIXD_BENCH_RATES, default
+//! "2500,5000" transitions/s offered open loop by the largest client count,
+//! for at least two seconds each; HOTFIXD_BENCH_DIR, default the target
+//! directory's tmp).
 //!
 //! Each transition is a real RPC through the real client: authenticated,
 //! decided by the domain, committed with its event and audit record in one
@@ -19,6 +22,10 @@ use hotfixd::config::Settings;
 use hotfixd::domain::Policy;
 use tokio_util::sync::CancellationToken;
 
+/// The daemon's allocator (see `src/main.rs`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
@@ -27,15 +34,31 @@ struct Stats {
     per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time (user + system, every thread of this process: daemon and
+    /// clients) per operation.
+    cpu_per_op: Duration,
 }
 
-fn stats(mut lat: Vec<Duration>, wall: Duration) -> Stats {
+/// CPU time this process has used so far (utime + stime).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat(5); index 11 and 12 here.
+    let hz = 100; // USER_HZ on Linux
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+}
+
+fn stats(mut lat: Vec<Duration>, wall: Duration, cpu: Duration) -> Stats {
     lat.sort();
     let pick = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
     Stats {
         per_sec: lat.len() as f64 / wall.as_secs_f64(),
         p50: pick(0.50),
         p99: pick(0.99),
+        cpu_per_op: cpu / lat.len() as u32,
     }
 }
 
@@ -48,13 +71,14 @@ fn raw_sled(dir: &std::path::Path, ops: usize) -> Stats {
     let value = vec![b'x'; 600];
     let mut lat = Vec::with_capacity(ops);
     let start = Instant::now();
+    let cpu = cpu_time();
     for i in 0..ops as u64 {
         let t = Instant::now();
         db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
         db.flush().unwrap();
         lat.push(t.elapsed());
     }
-    stats(lat, start.elapsed())
+    stats(lat, start.elapsed(), cpu_time() - cpu)
 }
 
 async fn pr_open(c: &mut Client, inc: &str) {
@@ -102,32 +126,23 @@ async fn pr_open(c: &mut Client, inc: &str) {
         .unwrap();
 }
 
-async fn hotfixd_level(endpoint: &str, clients: usize, ops: usize, level: usize) -> Stats {
+/// The same clients asking `WhoAmI`: authenticated and rate-limited like a
+/// transition, but nothing read or written. The RPC stack's own ceiling.
+async fn rpc_level(endpoint: &str, clients: usize, ops: usize) -> Stats {
     let per_client = ops.div_ceil(clients);
     let mut conns = Vec::new();
-    for i in 0..clients {
-        let mut c = Client::connect(endpoint, Some("dev-bob")).await.unwrap();
-        let inc = format!("INC-2026-01-{:02}-{:03}", level + 1, i + 1);
-        pr_open(&mut c, &inc).await;
-        conns.push((c, inc));
+    for _ in 0..clients {
+        conns.push(Client::connect(endpoint, Some("dev-bob")).await.unwrap());
     }
     let start = Instant::now();
+    let cpu = cpu_time();
     let mut tasks = Vec::new();
-    for (mut c, inc) in conns {
+    for mut c in conns {
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::with_capacity(per_client);
             for _ in 0..per_client {
                 let t = Instant::now();
-                c.lane
-                    .record_check(pb::RecordCheckRequest {
-                        mutation: None,
-                        incident_id: inc.clone(),
-                        name: "lint".into(),
-                        result: pb::CheckResult::Pending as i32,
-                        sha: String::new(),
-                    })
-                    .await
-                    .unwrap();
+                c.policy.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
                 lat.push(t.elapsed());
             }
             lat
@@ -137,11 +152,100 @@ async fn hotfixd_level(endpoint: &str, clients: usize, ops: usize, level: usize)
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    stats(lat, start.elapsed())
+    stats(lat, start.elapsed(), cpu_time() - cpu)
+}
+
+/// One transition: a check result recorded on the client's own hotfix.
+async fn transition(c: &mut Client, inc: &str) {
+    c.lane
+        .record_check(pb::RecordCheckRequest {
+            mutation: None,
+            incident_id: inc.into(),
+            name: "lint".into(),
+            result: pb::CheckResult::Pending as i32,
+            sha: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+/// `clients` connections, each with its own hotfix at PR_OPEN.
+async fn prepare(endpoint: &str, clients: usize, tag: &str) -> Vec<(Client, String)> {
+    let mut conns = Vec::new();
+    for i in 0..clients {
+        let mut c = Client::connect(endpoint, Some("dev-bob")).await.unwrap();
+        let inc = format!("INC-2026-01-{tag}-{:03}", i + 1);
+        pr_open(&mut c, &inc).await;
+        conns.push((c, inc));
+    }
+    conns
+}
+
+/// Each client sends its next transition when the previous is answered.
+async fn closed_loop(conns: Vec<(Client, String)>, ops: usize) -> Stats {
+    let per_client = ops.div_ceil(conns.len());
+    let start = Instant::now();
+    let cpu = cpu_time();
+    let mut tasks = Vec::new();
+    for (mut c, inc) in conns {
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per_client);
+            for _ in 0..per_client {
+                let t = Instant::now();
+                transition(&mut c, &inc).await;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    stats(lat, start.elapsed(), cpu_time() - cpu)
+}
+
+/// The clients together offer `rate` transitions/s on a fixed schedule,
+/// whether or not earlier ones were answered (each client's requests share
+/// its connection). Latency runs from when a request was due, so a stall
+/// counts against every request it delayed (no coordinated omission).
+async fn open_loop(conns: Vec<(Client, String)>, rate: f64, ops: usize) -> Stats {
+    let n = conns.len();
+    let per_client = ops.div_ceil(n);
+    let period = Duration::from_secs_f64(n as f64 / rate);
+    let start = Instant::now() + Duration::from_millis(10);
+    let cpu = cpu_time();
+    let mut tasks = Vec::new();
+    for (i, (c, inc)) in conns.into_iter().enumerate() {
+        // Clients start spread over one period, so the load is even.
+        let first = start + period.mul_f64(i as f64 / n as f64);
+        tasks.push(tokio::spawn(async move {
+            let mut sent = tokio::task::JoinSet::new();
+            for k in 0..per_client {
+                let due = first + period * k as u32;
+                tokio::time::sleep_until(due.into()).await;
+                let (mut c, inc) = (c.clone(), inc.clone());
+                sent.spawn(async move {
+                    transition(&mut c, &inc).await;
+                    due.elapsed()
+                });
+            }
+            sent.join_all().await
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    stats(lat, start.elapsed(), cpu_time() - cpu)
 }
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
 }
 
 fn main() {
@@ -151,6 +255,11 @@ fn main() {
     let levels: Vec<usize> = env_or("HOTFIXD_BENCH_CLIENTS", "1,16,64")
         .split(',')
         .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_CLIENTS"))
+        .collect();
+    let rates: Vec<f64> = env_or("HOTFIXD_BENCH_RATES", "2500,5000")
+        .split(',')
+        .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_RATES"))
+        .filter(|r| *r > 0.0)
         .collect();
     let base = std::env::var("HOTFIXD_BENCH_DIR")
         .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string());
@@ -195,21 +304,47 @@ fn main() {
         dir.path().display()
     );
     println!();
-    println!("| what | transitions/s | p50 | p99 | ratio to raw sled insert+flush |");
-    println!("|---|---:|---:|---:|---:|");
     println!(
-        "| raw sled insert+flush, 1 writer | {:.0} | {} | {} | 1.00 |",
+        "| what | transitions/s | p50 | p99 | CPU per transition | ratio to raw sled insert+flush |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| raw sled insert+flush, 1 writer | {:.0} | {} | {} | {} | 1.00 |",
         raw.per_sec,
         ms(raw.p50),
-        ms(raw.p99)
+        ms(raw.p99),
+        us(raw.cpu_per_op)
     );
     for (i, clients) in levels.iter().enumerate() {
-        let s = rt.block_on(hotfixd_level(&endpoint, *clients, ops, i));
+        let s = rt.block_on(rpc_level(&endpoint, *clients, ops));
         println!(
-            "| hotfixd, {clients} concurrent client(s) | {:.0} | {} | {} | {:.2} |",
+            "| WhoAmI RPC (no store), {clients} concurrent client(s) | {:.0} | {} | {} | {} | - |",
             s.per_sec,
             ms(s.p50),
             ms(s.p99),
+            us(s.cpu_per_op),
+        );
+        let conns = rt.block_on(prepare(&endpoint, *clients, &format!("{:02}", i + 1)));
+        let s = rt.block_on(closed_loop(conns, ops));
+        println!(
+            "| hotfixd, {clients} client(s), closed loop | {:.0} | {} | {} | {} | {:.2} |",
+            s.per_sec,
+            ms(s.p50),
+            ms(s.p99),
+            us(s.cpu_per_op),
+            s.per_sec / raw.per_sec
+        );
+    }
+    let open_clients = levels.iter().copied().max().unwrap_or(64);
+    for (i, rate) in rates.iter().enumerate() {
+        let conns = rt.block_on(prepare(&endpoint, open_clients, &format!("{:02}", 28 - i)));
+        let s = rt.block_on(open_loop(conns, *rate, ops.max(*rate as usize * 2)));
+        println!(
+            "| hotfixd, {open_clients} clients, open loop offering {rate:.0}/s | {:.0} | {} | {} | {} | {:.2} |",
+            s.per_sec,
+            ms(s.p50),
+            ms(s.p99),
+            us(s.cpu_per_op),
             s.per_sec / raw.per_sec
         );
     }
