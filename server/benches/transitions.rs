@@ -9,9 +9,10 @@
 //! directory's tmp).
 //!
 //! Each transition is a real RPC through the real client: authenticated,
-//! decided by the domain, committed with its event and audit record in one
-//! sled transaction and flushed before the answer. The baseline is sled's
-//! own `insert` + `flush` of a record of similar size, one at a time.
+//! decided by the domain, committed with its event and audit record as one
+//! change and flushed before the answer. Baselines: sled's own `insert` +
+//! `flush` of a record of similar size, one at a time; and `WhoAmI`, an RPC
+//! that stores nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

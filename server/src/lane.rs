@@ -369,7 +369,7 @@ impl Lane {
 
     /// Records the daemon's own observation about a hotfix (actor
     /// `hotfixd`), e.g. a chat notification that failed. `mark`, if given,
-    /// is set in the same transaction so the observation is made once.
+    /// is set in the same change so the observation is made once.
     pub async fn note(
         &self,
         incident_id: &str,

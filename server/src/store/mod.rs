@@ -395,8 +395,7 @@ impl Store {
             Err(other) => return Err(other),
         };
 
-        // Assign sequence numbers and build every record before the
-        // transaction: its closure may run more than once.
+        // Assign sequence numbers and build every record of the change.
         let first = counters.next_event;
         let last = first + commit.events.len() as u64 - 1;
         let state = commit.state.clone();
