@@ -12,9 +12,7 @@ use hotfix_api::pb;
 use hotfix_api::pb::event_service_server::EventService;
 use hotfix_api::pb::lane_service_server::LaneService;
 use hotfix_api::pb::policy_service_server::PolicyService;
-use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -476,7 +474,6 @@ impl EventsApi {
 }
 
 const WATCH_BATCH: usize = 256;
-const WATCH_BUFFER: usize = 64;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 
@@ -500,62 +497,84 @@ impl EventService for EventsApi {
             domain::validate::check_incident_id("incident_id", &r.incident_id)
                 .map_err(Error::from)?;
         }
-        let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-        let store = self.lane.store().clone();
-        let shutdown = self.shutdown.clone();
-        let every = self.heartbeat;
-        tokio::spawn(async move {
-            let mut doorbell = store.subscribe();
-            let mut cursor = r.from_seq;
-            let mut ticker = tokio::time::interval(every);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                // Read forward from the store until caught up: a slow
-                // watcher is never skipped, only delayed.
-                loop {
-                    let batch = match store.events_after(cursor, WATCH_BATCH) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = tx.send(Err(Status::from(e))).await;
-                            return;
-                        }
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    for e in &batch {
-                        cursor = e.seq;
-                        if !r.incident_id.is_empty() && e.incident_id != r.incident_id {
-                            continue;
-                        }
-                        let msg = pb::WatchResponse {
-                            kind: Some(pb::watch_response::Kind::Event(to_pb_event(e))),
-                        };
-                        if tx.send(Ok(msg)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                tokio::select! {
-                    changed = doorbell.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                    }
-                    _ = ticker.tick() => {
-                        if tx.send(Ok(heartbeat(cursor, false))).await.is_err() {
-                            return;
-                        }
-                    }
-                    _ = shutdown.cancelled() => {
-                        let _ = tx.send(Ok(heartbeat(cursor, true))).await;
-                        return;
-                    }
-                    _ = tx.closed() => return,
+        let mut ticker = tokio::time::interval(self.heartbeat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let state = Watcher {
+            doorbell: self.lane.store().subscribe(),
+            store: self.lane.store().clone(),
+            cursor: r.from_seq,
+            incident_id: r.incident_id,
+            read: std::collections::VecDeque::new(),
+            ticker,
+            shutdown: self.shutdown.clone(),
+            ended: false,
+        };
+        // The response stream does the reading itself when the connection
+        // asks for the next message: no task or channel per watcher, and a
+        // slow watcher is never skipped, only delayed (it reads forward
+        // from the store at its own pace).
+        let stream = futures_util::stream::unfold(state, |mut w| async move {
+            let msg = w.next().await?;
+            Some((msg, w))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+/// One `Watch` call's position in the event log.
+struct Watcher {
+    store: Arc<crate::store::Store>,
+    doorbell: tokio::sync::watch::Receiver<u64>,
+    cursor: u64,
+    /// Only this incident's events ("" for all).
+    incident_id: String,
+    /// Read from the store, not yet sent.
+    read: std::collections::VecDeque<crate::store::StoredEvent>,
+    ticker: tokio::time::Interval,
+    shutdown: CancellationToken,
+    ended: bool,
+}
+
+impl Watcher {
+    /// The next message, or None once the stream is over.
+    async fn next(&mut self) -> Option<Result<pb::WatchResponse, Status>> {
+        loop {
+            if self.ended {
+                return None;
+            }
+            while let Some(e) = self.read.pop_front() {
+                self.cursor = e.seq;
+                if self.incident_id.is_empty() || e.incident_id == self.incident_id {
+                    return Some(Ok(pb::WatchResponse {
+                        kind: Some(pb::watch_response::Kind::Event(to_pb_event(&e))),
+                    }));
                 }
             }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+            match self.store.events_after(self.cursor, WATCH_BATCH) {
+                Err(e) => {
+                    self.ended = true;
+                    return Some(Err(Status::from(e)));
+                }
+                Ok(batch) if !batch.is_empty() => {
+                    self.read.extend(batch);
+                    continue;
+                }
+                Ok(_) => {}
+            }
+            // Caught up: wait for the next durable change.
+            tokio::select! {
+                changed = self.doorbell.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                }
+                _ = self.ticker.tick() => return Some(Ok(heartbeat(self.cursor, false))),
+                _ = self.shutdown.cancelled() => {
+                    self.ended = true;
+                    return Some(Ok(heartbeat(self.cursor, true)));
+                }
+            }
+        }
     }
 }
 
