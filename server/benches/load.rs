@@ -23,6 +23,10 @@ use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 use tokio_stream::StreamExt;
 
+/// The daemon's allocator (see `src/main.rs`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
         .unwrap_or_else(|_| default.to_string())

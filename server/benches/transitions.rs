@@ -23,6 +23,10 @@ use hotfixd::config::Settings;
 use hotfixd::domain::Policy;
 use tokio_util::sync::CancellationToken;
 
+/// The daemon's allocator (see `src/main.rs`).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }

@@ -9,6 +9,11 @@ use hotfixd::clock::SystemClock;
 use hotfixd::config::{Args, AuditCommand, Command, DEV_ROSTER, TokenCommand};
 use tokio_util::sync::CancellationToken;
 
+/// mimalloc: glibc's malloc and free were a sixth of a transition's CPU
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
