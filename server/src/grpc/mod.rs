@@ -505,6 +505,7 @@ impl EventService for EventsApi {
             cursor: r.from_seq,
             incident_id: r.incident_id,
             read: std::collections::VecDeque::new(),
+            sent_from_read: 0,
             ticker,
             shutdown: self.shutdown.clone(),
             ended: false,
@@ -530,6 +531,8 @@ struct Watcher {
     incident_id: String,
     /// Read from the store, not yet sent.
     read: std::collections::VecDeque<crate::store::StoredEvent>,
+    /// Events sent from the latest batch read.
+    sent_from_read: usize,
     ticker: tokio::time::Interval,
     shutdown: CancellationToken,
     ended: bool,
@@ -545,6 +548,18 @@ impl Watcher {
             while let Some(e) = self.read.pop_front() {
                 self.cursor = e.seq;
                 if self.incident_id.is_empty() || e.incident_id == self.incident_id {
+                    self.sent_from_read += 1;
+                    if self.sent_from_read == 2 {
+                        // With a backlog this stream is always ready, and
+                        // hyper polls it for as long as the flow-control
+                        // window lasts before the connection task writes
+                        // any of it. Pause twice after a batch's first
+                        // event: once for tonic to hand over what it
+                        // encoded, once for hyper to see the stream idle,
+                        // so the first event goes out at once.
+                        tokio::task::yield_now().await;
+                        tokio::task::yield_now().await;
+                    }
                     return Some(Ok(pb::WatchResponse {
                         kind: Some(pb::watch_response::Kind::Event(to_pb_event(&e))),
                     }));
@@ -557,6 +572,7 @@ impl Watcher {
                 }
                 Ok(batch) if !batch.is_empty() => {
                     self.read.extend(batch);
+                    self.sent_from_read = 0;
                     continue;
                 }
                 Ok(_) => {}
