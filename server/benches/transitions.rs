@@ -127,36 +127,25 @@ async fn pr_open(c: &mut Client, inc: &str) {
         .unwrap();
 }
 
-/// The same clients asking `WhoAmI`: authenticated and rate-limited like a
-/// transition, but nothing read or written. The RPC stack's own ceiling.
-async fn rpc_level(endpoint: &str, clients: usize, ops: usize) -> Stats {
-    let per_client = ops.div_ceil(clients);
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(Client::connect(endpoint, Some("dev-bob")).await.unwrap());
-    }
-    let start = Instant::now();
-    let cpu = cpu_time();
-    let mut tasks = Vec::new();
-    for mut c in conns {
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_client);
-            for _ in 0..per_client {
-                let t = Instant::now();
-                c.policy.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
-                lat.push(t.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::new();
-    for t in tasks {
-        lat.extend(t.await.unwrap());
-    }
-    stats(lat, start.elapsed(), cpu_time() - cpu)
+/// What each client asks, over and over.
+#[derive(Clone, Copy)]
+enum Op {
+    /// A check result recorded on the client's own hotfix.
+    Transition,
+    /// `WhoAmI`: authenticated and rate-limited like a transition, but
+    /// nothing read or written. The RPC stack's own ceiling.
+    WhoAmI,
 }
 
-/// One transition: a check result recorded on the client's own hotfix.
+async fn call(op: Op, c: &mut Client, inc: &str) {
+    match op {
+        Op::Transition => transition(c, inc).await,
+        Op::WhoAmI => {
+            c.policy.who_am_i(pb::WhoAmIRequest {}).await.unwrap();
+        }
+    }
+}
+
 async fn transition(c: &mut Client, inc: &str) {
     c.lane
         .record_check(pb::RecordCheckRequest {
@@ -182,8 +171,8 @@ async fn prepare(endpoint: &str, clients: usize, tag: &str) -> Vec<(Client, Stri
     conns
 }
 
-/// Each client sends its next transition when the previous is answered.
-async fn closed_loop(conns: Vec<(Client, String)>, ops: usize) -> Stats {
+/// Each client sends its next request when the previous is answered.
+async fn closed_loop(conns: Vec<(Client, String)>, op: Op, ops: usize) -> Stats {
     let per_client = ops.div_ceil(conns.len());
     let start = Instant::now();
     let cpu = cpu_time();
@@ -193,7 +182,7 @@ async fn closed_loop(conns: Vec<(Client, String)>, ops: usize) -> Stats {
             let mut lat = Vec::with_capacity(per_client);
             for _ in 0..per_client {
                 let t = Instant::now();
-                transition(&mut c, &inc).await;
+                call(op, &mut c, &inc).await;
                 lat.push(t.elapsed());
             }
             lat
@@ -243,6 +232,18 @@ async fn open_loop(conns: Vec<(Client, String)>, rate: f64, ops: usize) -> Stats
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// One table row; the ratio is to `base`'s rate.
+fn row(what: &str, s: &Stats, base: Option<&Stats>) {
+    let ratio = base.map_or("-".to_string(), |b| format!("{:.2}", s.per_sec / b.per_sec));
+    println!(
+        "| {what} | {:.0} | {} | {} | {} | {ratio} |",
+        s.per_sec,
+        ms(s.p50),
+        ms(s.p99),
+        us(s.cpu_per_op),
+    );
 }
 
 fn us(d: Duration) -> String {
@@ -309,44 +310,30 @@ fn main() {
         "| what | transitions/s | p50 | p99 | CPU per transition | ratio to raw sled insert+flush |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    println!(
-        "| raw sled insert+flush, 1 writer | {:.0} | {} | {} | {} | 1.00 |",
-        raw.per_sec,
-        ms(raw.p50),
-        ms(raw.p99),
-        us(raw.cpu_per_op)
-    );
+    row("raw sled insert+flush, 1 writer", &raw, Some(&raw));
     for (i, clients) in levels.iter().enumerate() {
-        let s = rt.block_on(rpc_level(&endpoint, *clients, ops));
-        println!(
-            "| WhoAmI RPC (no store), {clients} concurrent client(s) | {:.0} | {} | {} | {} | - |",
-            s.per_sec,
-            ms(s.p50),
-            ms(s.p99),
-            us(s.cpu_per_op),
-        );
         let conns = rt.block_on(prepare(&endpoint, *clients, &format!("{:02}", i + 1)));
-        let s = rt.block_on(closed_loop(conns, ops));
-        println!(
-            "| hotfixd, {clients} client(s), closed loop | {:.0} | {} | {} | {} | {:.2} |",
-            s.per_sec,
-            ms(s.p50),
-            ms(s.p99),
-            us(s.cpu_per_op),
-            s.per_sec / raw.per_sec
+        let s = rt.block_on(closed_loop(conns.clone(), Op::WhoAmI, ops));
+        row(
+            &format!("WhoAmI RPC (no store), {clients} client(s)"),
+            &s,
+            None,
+        );
+        let s = rt.block_on(closed_loop(conns, Op::Transition, ops));
+        row(
+            &format!("hotfixd, {clients} client(s), closed loop"),
+            &s,
+            Some(&raw),
         );
     }
     let open_clients = levels.iter().copied().max().unwrap_or(64);
     for (i, rate) in rates.iter().enumerate() {
         let conns = rt.block_on(prepare(&endpoint, open_clients, &format!("{:02}", 28 - i)));
         let s = rt.block_on(open_loop(conns, *rate, ops.max(*rate as usize * 2)));
-        println!(
-            "| hotfixd, {open_clients} clients, open loop offering {rate:.0}/s | {:.0} | {} | {} | {} | {:.2} |",
-            s.per_sec,
-            ms(s.p50),
-            ms(s.p99),
-            us(s.cpu_per_op),
-            s.per_sec / raw.per_sec
+        row(
+            &format!("hotfixd, {open_clients} clients, open loop offering {rate:.0}/s"),
+            &s,
+            Some(&raw),
         );
     }
     shutdown.cancel();
