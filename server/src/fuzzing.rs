@@ -38,7 +38,18 @@ pub fn validators(data: &[u8]) {
         named(e, "merge_eta");
     }
     match check_repository("repository", s) {
-        Ok(()) => assert!(s.contains('/') && !s.contains(".."), "{s:?}"),
+        Ok(()) => {
+            let (owner, name) = s.split_once('/').expect("owner/name");
+            assert!(
+                owner
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    && name != "."
+                    && name != ".."
+                    && !name.contains('/'),
+                "{s:?}"
+            );
+        }
         Err(e) => named(e, "repository"),
     }
     if let Err(e) = check_app("argocd_app", s) {

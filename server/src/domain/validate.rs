@@ -82,15 +82,20 @@ pub fn check_incident_id(field: &str, id: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// A GitHub-style handle; a leading `@` is accepted and dropped.
-pub fn normalize_handle(field: &str, handle: &str) -> Result<String, Refusal> {
-    let h = handle.strip_prefix('@').unwrap_or(handle);
-    let ok = !h.is_empty()
+/// A GitHub-style login: letters, digits, `-` and `_`, at most 39, not
+/// starting with `-`.
+fn is_login(h: &str) -> bool {
+    !h.is_empty()
         && h.len() <= 39
         && h.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && !h.starts_with('-');
-    if ok {
+        && !h.starts_with('-')
+}
+
+/// A GitHub-style handle; a leading `@` is accepted and dropped.
+pub fn normalize_handle(field: &str, handle: &str) -> Result<String, Refusal> {
+    let h = handle.strip_prefix('@').unwrap_or(handle);
+    if is_login(h) {
         Ok(h.to_string())
     } else {
         Err(invalid(
@@ -128,12 +133,7 @@ fn is_name_char(c: char) -> bool {
 pub fn check_repository(field: &str, repo: &str) -> Result<(), Refusal> {
     let ok = repo.len() <= 140
         && repo.split_once('/').is_some_and(|(o, n)| {
-            !o.is_empty()
-                && !n.is_empty()
-                && o.chars().all(is_name_char)
-                && n.chars().all(is_name_char)
-                && n != "."
-                && n != ".."
+            is_login(o) && !n.is_empty() && n.chars().all(is_name_char) && n != "." && n != ".."
         });
     if ok {
         Ok(())
@@ -334,7 +334,17 @@ mod tests {
             assert!(check_eta("e", bad).is_err(), "{bad}");
         }
         assert!(check_repository("r", "bookstore/catalog").is_ok());
-        for bad in ["bookstore", "/x", "a/", "a/b/c", "a/.."] {
+        // Found by the validators fuzzer: an owner of dots was accepted.
+        for bad in [
+            "bookstore",
+            "/x",
+            "a/",
+            "a/b/c",
+            "a/..",
+            "../x",
+            "..2/9",
+            "-a/x",
+        ] {
             assert!(check_repository("r", bad).is_err(), "{bad}");
         }
         assert!(check_app("a", "bookstore-catalog-us-east").is_ok());
