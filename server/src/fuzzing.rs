@@ -59,7 +59,13 @@ pub fn validators(data: &[u8]) {
         named(e, "branch");
     }
     match check_sha("sha", s) {
-        Ok(()) => assert!(s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())),
+        // SHA-1 (40) or SHA-256 (64) object names, lowercase as git prints them.
+        Ok(()) => assert!(
+            (s.len() == 40 || s.len() == 64)
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{s:?}"
+        ),
         Err(e) => named(e, "sha"),
     }
     match check_path("files.path", s) {
