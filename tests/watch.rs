@@ -183,6 +183,58 @@ async fn watch_filters_by_incident_and_follows_live() {
     assert!(err.message().contains("incident_id"));
 }
 
+/// A caught-up watcher first hears where the log ends, then a heartbeat
+/// on every tick of the daemon's interval (200 ms here) while nothing
+/// happens, each naming the same
+/// sequence; a new event comes before the next heartbeat.
+#[tokio::test]
+async fn an_idle_watcher_hears_a_heartbeat_every_interval() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let mut s = watch(&d, 0, "").await;
+    let next = async |s: &mut Stream| {
+        tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("watch stalled")
+            .expect("stream ended")
+            .expect("stream error")
+            .kind
+            .unwrap()
+    };
+    let mut beats = Vec::new();
+    let started = tokio::time::Instant::now();
+    while beats.len() < 4 {
+        match next(&mut s).await {
+            pb::watch_response::Kind::Event(e) => assert_eq!(e.seq, 1),
+            pb::watch_response::Kind::Heartbeat(hb) => beats.push(hb),
+        }
+    }
+    assert!(
+        beats.iter().all(|hb| hb.latest_seq == 1 && !hb.closing),
+        "{beats:?}"
+    );
+    // Four heartbeats: the first at once, then one on each of the daemon's
+    // 200 ms ticks (the first tick may come at any point of an interval):
+    // at least two whole intervals, so no heartbeat was sent twice.
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    d.ctl("bob", &["mitigated", &incident(2), "--by", "flag"])
+        .await
+        .unwrap();
+    loop {
+        match next(&mut s).await {
+            pb::watch_response::Kind::Event(e) => {
+                assert_eq!(e.seq, 2);
+                break;
+            }
+            pb::watch_response::Kind::Heartbeat(hb) => assert_eq!(hb.latest_seq, 1),
+        }
+    }
+}
+
 #[tokio::test]
 async fn shutdown_ends_streams_with_a_resume_point() {
     let mut d = Daemon::start().await;

@@ -3,17 +3,16 @@
 
 pub mod audit;
 pub mod convert;
+mod watch;
 
-use std::pin::Pin;
+pub use watch::EventsApi;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use hotfix_api::pb;
-use hotfix_api::pb::event_service_server::EventService;
 use hotfix_api::pb::lane_service_server::LaneService;
 use hotfix_api::pb::policy_service_server::PolicyService;
-use tokio_stream::Stream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::auth::principal;
@@ -452,145 +451,6 @@ impl PolicyService for PolicyApi {
             handle: actor.handle.clone(),
             roles: actor.roles.iter().map(|r| r.as_str().to_string()).collect(),
         }))
-    }
-}
-
-/// The event log, replayed from the store and then followed live.
-#[derive(Clone)]
-pub struct EventsApi {
-    lane: Arc<Lane>,
-    heartbeat: Duration,
-    shutdown: CancellationToken,
-}
-
-impl EventsApi {
-    pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
-        EventsApi {
-            lane,
-            heartbeat,
-            shutdown,
-        }
-    }
-}
-
-const WATCH_BATCH: usize = 256;
-
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
-
-fn heartbeat(latest_seq: u64, closing: bool) -> pb::WatchResponse {
-    pb::WatchResponse {
-        kind: Some(pb::watch_response::Kind::Heartbeat(pb::Heartbeat {
-            latest_seq,
-            closing,
-        })),
-    }
-}
-
-#[tonic::async_trait]
-impl EventService for EventsApi {
-    type WatchStream = WatchStream;
-
-    async fn watch(&self, request: Request<pb::WatchRequest>) -> Reply<WatchStream> {
-        principal(&request)?;
-        let r = request.into_inner();
-        if !r.incident_id.is_empty() {
-            domain::validate::check_incident_id("incident_id", &r.incident_id)
-                .map_err(Error::from)?;
-        }
-        let mut ticker = tokio::time::interval(self.heartbeat);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let state = Watcher {
-            doorbell: self.lane.store().subscribe(),
-            store: self.lane.store().clone(),
-            cursor: r.from_seq,
-            incident_id: r.incident_id,
-            read: std::collections::VecDeque::new(),
-            sent_from_read: 0,
-            ticker,
-            shutdown: self.shutdown.clone(),
-            ended: false,
-        };
-        // The response stream does the reading itself when the connection
-        // asks for the next message: no task or channel per watcher, and a
-        // slow watcher is never skipped, only delayed (it reads forward
-        // from the store at its own pace).
-        let stream = futures_util::stream::unfold(state, |mut w| async move {
-            let msg = w.next().await?;
-            Some((msg, w))
-        });
-        Ok(Response::new(Box::pin(stream)))
-    }
-}
-
-/// One `Watch` call's position in the event log.
-struct Watcher {
-    store: Arc<crate::store::Store>,
-    doorbell: tokio::sync::watch::Receiver<u64>,
-    cursor: u64,
-    /// Only this incident's events ("" for all).
-    incident_id: String,
-    /// Read from the store, not yet sent.
-    read: std::collections::VecDeque<crate::store::StoredEvent>,
-    /// Events sent from the latest batch read.
-    sent_from_read: usize,
-    ticker: tokio::time::Interval,
-    shutdown: CancellationToken,
-    ended: bool,
-}
-
-impl Watcher {
-    /// The next message, or None once the stream is over.
-    async fn next(&mut self) -> Option<Result<pb::WatchResponse, Status>> {
-        loop {
-            if self.ended {
-                return None;
-            }
-            while let Some(e) = self.read.pop_front() {
-                self.cursor = e.seq;
-                if self.incident_id.is_empty() || e.incident_id == self.incident_id {
-                    self.sent_from_read += 1;
-                    if self.sent_from_read == 2 {
-                        // With a backlog this stream is always ready, and
-                        // hyper polls it for as long as the flow-control
-                        // window lasts before the connection task writes
-                        // any of it. Pause twice after a batch's first
-                        // event: once for tonic to hand over what it
-                        // encoded, once for hyper to see the stream idle,
-                        // so the first event goes out at once.
-                        tokio::task::yield_now().await;
-                        tokio::task::yield_now().await;
-                    }
-                    return Some(Ok(pb::WatchResponse {
-                        kind: Some(pb::watch_response::Kind::Event(to_pb_event(&e))),
-                    }));
-                }
-            }
-            match self.store.events_after(self.cursor, WATCH_BATCH) {
-                Err(e) => {
-                    self.ended = true;
-                    return Some(Err(Status::from(e)));
-                }
-                Ok(batch) if !batch.is_empty() => {
-                    self.read.extend(batch);
-                    self.sent_from_read = 0;
-                    continue;
-                }
-                Ok(_) => {}
-            }
-            // Caught up: wait for the next durable change.
-            tokio::select! {
-                changed = self.doorbell.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
-                _ = self.ticker.tick() => return Some(Ok(heartbeat(self.cursor, false))),
-                _ = self.shutdown.cancelled() => {
-                    self.ended = true;
-                    return Some(Ok(heartbeat(self.cursor, true)));
-                }
-            }
-        }
     }
 }
 
