@@ -17,5 +17,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;
+    // EventService again, for the server only, with `Watch` answering
+    // `Encoded<WatchResponse>` (see src/encoded.rs): hotfix.v1.EventService.rs.
+    let watch = tonic_build::manual::Method::builder()
+        .name("watch")
+        .route_name("Watch")
+        .input_type("crate::pb::WatchRequest")
+        .output_type("crate::Encoded<crate::pb::WatchResponse>")
+        .codec_path("tonic_prost::ProstCodec")
+        .server_streaming()
+        .build();
+    let events = tonic_build::manual::Service::builder()
+        .name("EventService")
+        .package("hotfix.v1")
+        .method(watch)
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .compile(&[events]);
     Ok(())
 }

@@ -14,5 +14,16 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hotfix_descriptor.bin"));
 
+mod encoded;
 mod names;
+pub use encoded::Encoded;
 pub use names::*;
+
+/// The `EventService` server with `Watch` answering pre-encoded messages
+/// ([`Encoded`]): the server encodes each event once for all its watchers.
+/// Same service name, route and wire format as `pb::event_service_server`
+/// (which is generated too, but not served).
+pub mod events_server {
+    #![allow(clippy::all, missing_docs)]
+    include!(concat!(env!("OUT_DIR"), "/hotfix.v1.EventService.rs"));
+}

@@ -3,13 +3,21 @@
 //!
 //! `cargo bench -p hotfixd --bench load`, tuned by:
 //! - HOTFIXD_BENCH_WATCHERS (default "1000,10000"): concurrent watchers;
+//! - HOTFIXD_BENCH_EVENT_GAP_MS (default "20,100"): time between the 100
+//!   events each fan-out run commits (20 ms: 50 events/s, so 500,000
+//!   deliveries/s to 10,000 watchers; a stress rate, far above the
+//!   runbook's pace of one hotfix step every minute or so);
 //! - HOTFIXD_BENCH_RESUME (default "10000,100000"): stored events before a
 //!   `Watch(from_seq)` resume (1000000 takes a few minutes to write);
 //! - HOTFIXD_BENCH_HOTFIXES (default 100000): stored hotfixes at start-up;
-//! - HOTFIXD_BENCH_DIR (default the target directory's tmp).
+//! - HOTFIXD_BENCH_DIR (default the target directory's tmp);
+//! - HOTFIXD_BENCH_BIN (default this build's `hotfixd`): the daemon to
+//!   measure, e.g. an older build for a same-time comparison.
 //!
 //! Stores are filled in-process through the same `Lane` the daemon uses
 //! (real transactions, real flushes), then the binary is started on them.
+
+mod common;
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -23,25 +31,11 @@ use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 use tokio_stream::StreamExt;
 
+use common::{cpu_time, env_list, ms, pick, us};
+
 /// The daemon's allocator (see `src/main.rs`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_list(name: &str, default: &str) -> Vec<usize> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.to_string())
-        .split(',')
-        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("{name}")))
-        .collect()
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
-
-fn pick(sorted: &[Duration], q: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
 
 struct Daemon {
     child: Child,
@@ -70,7 +64,9 @@ async fn start(base: &std::path::Path, data: &std::path::Path) -> (Daemon, Durat
         .unwrap()
         .port();
     let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
+    let bin = std::env::var("HOTFIXD_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hotfixd").to_string());
+    let child = Command::new(bin)
         .args(["--dev", "--config"])
         .arg(&config)
         .arg("--data-dir")
@@ -193,8 +189,8 @@ async fn fill(data: &std::path::Path, n: usize, hotfixes: bool) -> Duration {
     t.elapsed()
 }
 
-async fn watch_fanout(base: &std::path::Path, watchers: usize) {
-    let data = base.join(format!("watch-{watchers}"));
+async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
+    let data = base.join(format!("watch-{watchers}-{gap_ms}"));
     let (d, _) = start(base, &data).await;
     let events = 100;
     // 100 streams per connection, as many connections as that takes.
@@ -232,6 +228,8 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize) {
     let mut writer = Client::connect(&d.endpoint, Some("dev-erin"))
         .await
         .unwrap();
+    let pid = d.child.id().to_string();
+    let cpu = (cpu_time(&pid), cpu_time("self"));
     for _ in 0..events {
         writer
             .policy
@@ -241,18 +239,26 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize) {
             })
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(gap_ms as u64)).await;
     }
     let mut all = Vec::with_capacity(watchers * events);
     for t in tasks {
         all.extend(t.await.unwrap());
     }
+    // CPU per delivery, the daemon's and this process's (the watchers'
+    // side: receiving, decoding), while the events were delivered.
+    let delivered = all.len().max(1) as u32;
+    let per = |d: Duration| us(d / delivered);
+    let (daemon_cpu, client_cpu) = (cpu_time(&pid) - cpu.0, cpu_time("self") - cpu.1);
     all.sort();
     println!(
-        "| {watchers} watchers, {events} events each | {} delivered | p50 {} | p99 {} | peak RSS {:.0} MiB |",
+        "| {watchers} watchers, {events} events {gap_ms} ms apart | {} delivered ({:.0}/s offered) | p50 {} | p99 {} | CPU per delivery: daemon {}, watchers {} | peak RSS {:.0} MiB |",
         all.len(),
+        watchers as f64 * 1000.0 / gap_ms as f64,
         ms(pick(&all, 0.5)),
         ms(pick(&all, 0.99)),
+        per(daemon_cpu),
+        per(client_cpu),
         peak_rss_mib(d.child.id())
     );
 }
@@ -336,9 +342,11 @@ fn main() {
     println!("hotfixd load bench, data in {}", dir.path().display());
     println!();
     rt.block_on(async {
-        for w in env_list("HOTFIXD_BENCH_WATCHERS", "1000,10000") {
-            if w > 0 {
-                watch_fanout(dir.path(), w).await;
+        for gap in env_list("HOTFIXD_BENCH_EVENT_GAP_MS", "20,100") {
+            for w in env_list("HOTFIXD_BENCH_WATCHERS", "1000,10000") {
+                if w > 0 {
+                    watch_fanout(dir.path(), w, gap).await;
+                }
             }
         }
         for n in env_list("HOTFIXD_BENCH_RESUME", "10000,100000") {

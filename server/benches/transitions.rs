@@ -14,6 +14,8 @@
 //! `flush` of a record of similar size, one at a time; and `WhoAmI`, an RPC
 //! that stores nothing.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,13 +25,11 @@ use hotfixd::config::Settings;
 use hotfixd::domain::Policy;
 use tokio_util::sync::CancellationToken;
 
+use common::{cpu_time, env_list, ms, pick, us};
+
 /// The daemon's allocator (see `src/main.rs`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 struct Stats {
     per_sec: f64,
@@ -40,25 +40,13 @@ struct Stats {
     cpu_per_op: Duration,
 }
 
-/// CPU time this process has used so far (utime + stime).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat(5); index 11 and 12 here.
-    let hz = 100; // USER_HZ on Linux
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
-}
-
 fn stats(mut lat: Vec<Duration>, wall: Duration, cpu: Duration) -> Stats {
     lat.sort();
-    let pick = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+
     Stats {
         per_sec: lat.len() as f64 / wall.as_secs_f64(),
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50: pick(&lat, 0.50),
+        p99: pick(&lat, 0.99),
         cpu_per_op: cpu / lat.len() as u32,
     }
 }
@@ -72,14 +60,14 @@ fn raw_sled(dir: &std::path::Path, ops: usize) -> Stats {
     let value = vec![b'x'; 600];
     let mut lat = Vec::with_capacity(ops);
     let start = Instant::now();
-    let cpu = cpu_time();
+    let cpu = cpu_time("self");
     for i in 0..ops as u64 {
         let t = Instant::now();
         db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
         db.flush().unwrap();
         lat.push(t.elapsed());
     }
-    stats(lat, start.elapsed(), cpu_time() - cpu)
+    stats(lat, start.elapsed(), cpu_time("self") - cpu)
 }
 
 async fn pr_open(c: &mut Client, inc: &str) {
@@ -175,7 +163,7 @@ async fn prepare(endpoint: &str, clients: usize, tag: &str) -> Vec<(Client, Stri
 async fn closed_loop(conns: Vec<(Client, String)>, op: Op, ops: usize) -> Stats {
     let per_client = ops.div_ceil(conns.len());
     let start = Instant::now();
-    let cpu = cpu_time();
+    let cpu = cpu_time("self");
     let mut tasks = Vec::new();
     for (mut c, inc) in conns {
         tasks.push(tokio::spawn(async move {
@@ -192,7 +180,7 @@ async fn closed_loop(conns: Vec<(Client, String)>, op: Op, ops: usize) -> Stats 
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    stats(lat, start.elapsed(), cpu_time() - cpu)
+    stats(lat, start.elapsed(), cpu_time("self") - cpu)
 }
 
 /// The clients together offer `rate` transitions/s on a fixed schedule,
@@ -204,7 +192,7 @@ async fn open_loop(conns: Vec<(Client, String)>, rate: f64, ops: usize) -> Stats
     let per_client = ops.div_ceil(n);
     let period = Duration::from_secs_f64(n as f64 / rate);
     let start = Instant::now() + Duration::from_millis(10);
-    let cpu = cpu_time();
+    let cpu = cpu_time("self");
     let mut tasks = Vec::new();
     for (i, (c, inc)) in conns.into_iter().enumerate() {
         // Clients start spread over one period, so the load is even.
@@ -227,11 +215,7 @@ async fn open_loop(conns: Vec<(Client, String)>, rate: f64, ops: usize) -> Stats
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    stats(lat, start.elapsed(), cpu_time() - cpu)
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+    stats(lat, start.elapsed(), cpu_time("self") - cpu)
 }
 
 /// One table row; the ratio is to `base`'s rate.
@@ -246,22 +230,13 @@ fn row(what: &str, s: &Stats, base: Option<&Stats>) {
     );
 }
 
-fn us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
 fn main() {
-    let ops: usize = env_or("HOTFIXD_BENCH_OPS", "3000")
-        .parse()
-        .expect("HOTFIXD_BENCH_OPS");
-    let levels: Vec<usize> = env_or("HOTFIXD_BENCH_CLIENTS", "1,16,64")
-        .split(',')
-        .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_CLIENTS"))
-        .collect();
-    let rates: Vec<f64> = env_or("HOTFIXD_BENCH_RATES", "2500,5000")
-        .split(',')
-        .map(|s| s.trim().parse().expect("HOTFIXD_BENCH_RATES"))
-        .filter(|r| *r > 0.0)
+    let ops = env_list("HOTFIXD_BENCH_OPS", "3000")[0];
+    let levels = env_list("HOTFIXD_BENCH_CLIENTS", "1,16,64");
+    let rates: Vec<f64> = env_list("HOTFIXD_BENCH_RATES", "2500,5000")
+        .into_iter()
+        .filter(|r| *r > 0)
+        .map(|r| r as f64)
         .collect();
     let base = std::env::var("HOTFIXD_BENCH_DIR")
         .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string());

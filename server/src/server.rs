@@ -6,8 +6,8 @@
 
 use std::sync::Arc;
 
+use hotfix_api::events_server::event_service_server::EventServiceServer;
 use hotfix_api::pb::audit_service_server::AuditServiceServer;
-use hotfix_api::pb::event_service_server::EventServiceServer;
 use hotfix_api::pb::lane_service_server::LaneServiceServer;
 use hotfix_api::pb::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;

@@ -9,11 +9,11 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hotfix_api::pb;
-use hotfix_api::pb::event_service_server::EventService;
+use hotfix_api::events_server::event_service_server::EventService;
+use hotfix_api::{Encoded, pb};
 use tokio::sync::watch;
 use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +31,11 @@ use super::convert::to_pb_event;
 /// Events read from the store per batch, for a watcher that is behind.
 const WATCH_BATCH: usize = 256;
 
+/// Encoded events kept for watchers that keep up.
+const FRAMES: usize = 4096;
+
+type Frame = Encoded<pb::WatchResponse>;
+
 /// What the bell says; watchers compare it with what they saw last.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Bell {
@@ -40,12 +45,65 @@ struct Bell {
     closing: bool,
 }
 
-/// Rings the bell until every receiver is gone: for each new durable event, every `heartbeat`, and once more (closing) when `shutdown` is
-/// cancelled.
-fn ring(store: &Store, heartbeat: Duration, shutdown: CancellationToken) -> watch::Receiver<Bell> {
+/// The latest durable events, each encoded once for every watcher: a run
+/// of consecutive sequence numbers, oldest first.
+#[derive(Default)]
+struct Frames {
+    ring: VecDeque<(u64, Arc<str>, Frame)>,
+}
+
+impl Frames {
+    /// Up to `limit` frames after `cursor` (of `incident_id` only, unless
+    /// it is empty), and the last sequence number looked at; None when
+    /// the ring does not reach back to `cursor`.
+    fn after(&self, cursor: u64, incident_id: &str, limit: usize) -> Option<(Vec<Frame>, u64)> {
+        let first = self.ring.front()?.0;
+        if cursor + 1 < first {
+            return None;
+        }
+        let from = self.ring.partition_point(|(seq, _, _)| *seq <= cursor);
+        let mut out = Vec::new();
+        let mut upto = cursor;
+        for (seq, incident, frame) in self.ring.range(from..) {
+            if out.len() == limit {
+                break;
+            }
+            upto = *seq;
+            if incident_id.is_empty() || **incident == *incident_id {
+                out.push(frame.clone());
+            }
+        }
+        Some((out, upto))
+    }
+
+    fn push(&mut self, e: &StoredEvent) {
+        if self.ring.len() == FRAMES {
+            self.ring.pop_front();
+        }
+        self.ring
+            .push_back((e.seq, e.incident_id.as_str().into(), encode(e)));
+    }
+}
+
+fn encode(e: &StoredEvent) -> Frame {
+    Encoded::of(&pb::WatchResponse {
+        kind: Some(pb::watch_response::Kind::Event(to_pb_event(e))),
+    })
+}
+
+/// Rings the bell until every receiver is gone: for each new durable event
+/// (after encoding it into `frames`), every `heartbeat`, and once more
+/// (closing) when `shutdown` is cancelled.
+fn ring(
+    store: Arc<Store>,
+    frames: Arc<RwLock<Frames>>,
+    heartbeat: Duration,
+    shutdown: CancellationToken,
+) -> watch::Receiver<Bell> {
     let mut doorbell = store.subscribe();
     let (bell, rx) = watch::channel(Bell::default());
     tokio::spawn(async move {
+        let mut encoded = store.durable_seq();
         let start = tokio::time::Instant::now() + heartbeat;
         let mut ticker = tokio::time::interval_at(start, heartbeat);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -55,8 +113,7 @@ fn ring(store: &Store, heartbeat: Duration, shutdown: CancellationToken) -> watc
                     if changed.is_err() {
                         break;
                     }
-                    // Nothing to change: a new durable event only wakes
-                    // the watchers, which read the store themselves.
+                    encoded = encode_new(&store, &frames, encoded);
                     bell.send_modify(|_| ());
                 }
                 _ = ticker.tick() => bell.send_modify(|b| b.beats += 1),
@@ -74,10 +131,35 @@ fn ring(store: &Store, heartbeat: Duration, shutdown: CancellationToken) -> watc
     rx
 }
 
+/// Encodes the events after `encoded` into `frames`; returns the last one
+/// encoded. On a read error the ring is emptied: watchers then read the
+/// store themselves (and get the error), and the next event starts a new
+/// run.
+fn encode_new(store: &Store, frames: &RwLock<Frames>, mut encoded: u64) -> u64 {
+    loop {
+        match store.events_after(encoded, WATCH_BATCH) {
+            Ok(batch) if batch.is_empty() => return encoded,
+            Ok(batch) => {
+                let mut frames = frames.write().expect("frames lock");
+                for e in &batch {
+                    frames.push(e);
+                }
+                encoded = batch.last().map_or(encoded, |e| e.seq);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading new events for watchers");
+                frames.write().expect("frames lock").ring.clear();
+                return store.durable_seq();
+            }
+        }
+    }
+}
+
 /// The event log service.
 #[derive(Clone)]
 pub struct EventsApi {
     lane: Arc<Lane>,
+    frames: Arc<RwLock<Frames>>,
     bell: watch::Receiver<Bell>,
 }
 
@@ -85,20 +167,21 @@ impl EventsApi {
     /// Starts the bell (a task) on the current runtime: heartbeats every
     /// `heartbeat`; watchers close when `shutdown` is cancelled.
     pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
-        let bell = ring(lane.store(), heartbeat, shutdown);
-        EventsApi { lane, bell }
+        let frames = Arc::new(RwLock::new(Frames::default()));
+        let bell = ring(lane.store().clone(), frames.clone(), heartbeat, shutdown);
+        EventsApi { lane, frames, bell }
     }
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
+type WatchStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 
-fn heartbeat(latest_seq: u64, closing: bool) -> pb::WatchResponse {
-    pb::WatchResponse {
+fn heartbeat(latest_seq: u64, closing: bool) -> Frame {
+    Encoded::of(&pb::WatchResponse {
         kind: Some(pb::watch_response::Kind::Heartbeat(pb::Heartbeat {
             latest_seq,
             closing,
         })),
-    }
+    })
 }
 
 #[tonic::async_trait]
@@ -114,6 +197,7 @@ impl EventService for EventsApi {
         }
         let state = Watcher {
             store: self.lane.store().clone(),
+            frames: self.frames.clone(),
             bell: self.bell.clone(),
             beats: None,
             cursor: r.from_seq,
@@ -137,16 +221,18 @@ impl EventService for EventsApi {
 /// One `Watch` call's position in the event log.
 struct Watcher {
     store: Arc<Store>,
+    frames: Arc<RwLock<Frames>>,
     bell: watch::Receiver<Bell>,
     /// The bell's beat count at this watcher's latest heartbeat (None
     /// before the first: a watcher's first message once caught up is a
     /// heartbeat, so it learns the latest sequence at once).
     beats: Option<u64>,
+    /// The last sequence number read (sent, or skipped by the filter).
     cursor: u64,
     /// Only this incident's events ("" for all).
     incident_id: String,
-    /// Read from the store, not yet sent.
-    read: VecDeque<StoredEvent>,
+    /// Read, not yet sent.
+    read: VecDeque<Frame>,
     /// Events sent from the latest batch read.
     sent_from_read: usize,
     ended: bool,
@@ -154,45 +240,41 @@ struct Watcher {
 
 impl Watcher {
     /// The next message, or None once the stream is over.
-    async fn next(&mut self) -> Option<Result<pb::WatchResponse, Status>> {
+    async fn next(&mut self) -> Option<Result<Frame, Status>> {
         loop {
             if self.ended {
                 return None;
             }
-            while let Some(e) = self.read.pop_front() {
-                self.cursor = e.seq;
-                if self.incident_id.is_empty() || e.incident_id == self.incident_id {
-                    self.sent_from_read += 1;
-                    if self.sent_from_read == 2 {
-                        // With a backlog this stream is always ready, and
-                        // hyper polls it for as long as the flow-control
-                        // window lasts before the connection task writes
-                        // any of it. Pause twice after a batch's first
-                        // event: once for tonic to hand over what it
-                        // encoded, once for hyper to see the stream idle,
-                        // so the first event goes out at once.
-                        tokio::task::yield_now().await;
-                        tokio::task::yield_now().await;
-                    }
-                    return Some(Ok(pb::WatchResponse {
-                        kind: Some(pb::watch_response::Kind::Event(to_pb_event(&e))),
-                    }));
+            if let Some(frame) = self.read.pop_front() {
+                self.sent_from_read += 1;
+                if self.sent_from_read == 1 {
+                    // Many watchers share a connection, and an event
+                    // wakes them all. See `spend_budget`.
+                    spend_budget().await;
                 }
+                if self.sent_from_read == 2 {
+                    // With a backlog this stream is always ready, and
+                    // hyper polls it for as long as the flow-control
+                    // window lasts before the connection task writes any
+                    // of it. Pause twice after a batch's first event: once
+                    // for tonic to hand over what it encoded, once for
+                    // hyper to see the stream idle, so the first event
+                    // goes out at once.
+                    tokio::task::yield_now().await;
+                    tokio::task::yield_now().await;
+                }
+                return Some(Ok(frame));
             }
-            // What the bell says now, taken before reading the store: an
-            // event that becomes durable after this read rings it again.
+            // What the bell says now, taken before reading: an event that
+            // becomes durable after this read rings it again.
             let bell = *self.bell.borrow_and_update();
-            match self.store.events_after(self.cursor, WATCH_BATCH) {
-                Err(e) => {
-                    self.ended = true;
-                    return Some(Err(Status::from(e)));
-                }
-                Ok(batch) if !batch.is_empty() => {
-                    self.read.extend(batch);
-                    self.sent_from_read = 0;
-                    continue;
-                }
-                Ok(_) => {}
+            if let Err(e) = self.read_more() {
+                self.ended = true;
+                return Some(Err(Status::from(e)));
+            }
+            if !self.read.is_empty() {
+                self.sent_from_read = 0;
+                continue;
             }
             // Caught up.
             if bell.closing {
@@ -207,5 +289,124 @@ impl Watcher {
                 return None;
             }
         }
+    }
+
+    /// Reads the next events after the cursor: encoded already if they are
+    /// recent, else from the store.
+    fn read_more(&mut self) -> crate::error::Result<()> {
+        let recent = self.frames.read().expect("frames lock").after(
+            self.cursor,
+            &self.incident_id,
+            WATCH_BATCH,
+        );
+        if let Some((frames, upto)) = recent {
+            self.read.extend(frames);
+            self.cursor = upto;
+            // Past the ring's end: events durable but not yet encoded are
+            // read once the bell rings for them.
+            return Ok(());
+        }
+        for e in self.store.events_after(self.cursor, WATCH_BATCH)? {
+            self.cursor = e.seq;
+            if self.incident_id.is_empty() || e.incident_id == self.incident_id {
+                self.read.push_back(encode(&e));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Uses up this task's cooperative budget, so that the connection task the
+/// next message wakes is queued behind the other woken watchers instead of
+/// running straight after this one.
+///
+/// Each watcher is its own task (hyper runs every HTTP/2 stream as one);
+/// when its message reaches the connection, the connection task is woken,
+/// and tokio runs a task woken that way next, in the slot of the task that
+/// woke it, unless that task has spent its budget. With 100 watchers on a
+/// connection, the connection then wrote (one `writev`) after every few
+/// watchers; now it writes once for many. Measured with 10,000 watchers
+/// (BENCHMARKS.md): `writev` calls halved, daemon CPU per delivery 10.4 →
+/// 7.3 µs, p99 164 → 117 ms, although spending the budget (one unit at a
+/// time: tokio has no call to spend it all) costs ~0.7 µs itself. Nothing
+/// depends on it for correctness: were tokio to schedule differently, only
+/// the number of writes would change.
+async fn spend_budget() {
+    std::future::poll_fn(|cx| {
+        while tokio::task::coop::has_budget_remaining() {
+            match tokio::task::coop::poll_proceed(cx) {
+                std::task::Poll::Ready(r) => r.made_progress(),
+                std::task::Poll::Pending => break,
+            }
+        }
+        std::task::Poll::Ready(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn event(seq: u64, incident_id: &str) -> StoredEvent {
+        StoredEvent {
+            seq,
+            incident_id: incident_id.into(),
+            at: chrono::DateTime::UNIX_EPOCH,
+            actor: "bob".into(),
+            kind: "declared".into(),
+            summary: String::new(),
+            state: String::new(),
+            version: 1,
+            drill: false,
+        }
+    }
+
+    fn seqs(frames: &[Frame]) -> Vec<u64> {
+        frames
+            .iter()
+            .map(
+                |f| match pb::WatchResponse::decode(f.bytes().clone()).unwrap().kind {
+                    Some(pb::watch_response::Kind::Event(e)) => e.seq,
+                    other => panic!("{other:?}"),
+                },
+            )
+            .collect()
+    }
+
+    const A: &str = "INC-2026-05-20-001";
+    const B: &str = "INC-2026-05-20-002";
+
+    #[test]
+    fn frames_serve_what_follows_a_cursor_they_reach_back_to() {
+        let mut f = Frames::default();
+        assert!(f.after(0, "", 10).is_none(), "empty: read the store");
+        for seq in 5..=9 {
+            f.push(&event(seq, if seq % 2 == 0 { A } else { B }));
+        }
+        assert!(f.after(3, "", 10).is_none(), "seq 4 is not here");
+        let (frames, upto) = f.after(4, "", 10).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![5, 6, 7, 8, 9], 9));
+        let (frames, upto) = f.after(6, "", 2).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![7, 8], 8));
+        let (frames, upto) = f.after(9, "", 10).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![], 9), "caught up");
+        // Filtered: the cursor moves past other incidents' events.
+        let (frames, upto) = f.after(4, A, 10).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![6, 8], 9));
+        let (frames, upto) = f.after(4, A, 1).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![6], 6), "stops at the limit");
+    }
+
+    #[test]
+    fn frames_keep_the_latest_and_forget_the_oldest() {
+        let mut f = Frames::default();
+        for seq in 1..=(FRAMES as u64 + 10) {
+            f.push(&event(seq, A));
+        }
+        assert!(f.after(9, "", 1).is_none(), "seq 10 is forgotten");
+        let (frames, upto) = f.after(10, "", 1).unwrap();
+        assert_eq!((seqs(&frames), upto), (vec![11], 11));
     }
 }
