@@ -235,6 +235,58 @@ async fn an_idle_watcher_hears_a_heartbeat_every_interval() {
     }
 }
 
+/// A stream busy with events gets no heartbeats between them: the events
+/// show it is alive. (Before, every watcher got a heartbeat on every tick,
+/// and with many watchers those collided with the events.) Heartbeats every
+/// 200 ms, events every ~25 ms for 2 s: about ten ticks pass; one heartbeat
+/// is allowed for a stall of the machine longer than a whole tick.
+#[tokio::test]
+async fn a_busy_watcher_gets_events_not_heartbeats() {
+    let d = Daemon::start().await;
+    let mut s = watch(&d, 0, "").await;
+    // The first message, once caught up, is a heartbeat.
+    match s.next().await.unwrap().unwrap().kind.unwrap() {
+        pb::watch_response::Kind::Heartbeat(hb) => assert_eq!(hb.latest_seq, 0),
+        other => panic!("{other:?}"),
+    }
+    let writer = {
+        let mut erin = d.client("erin").await;
+        tokio::spawn(async move {
+            let until = tokio::time::Instant::now() + Duration::from_secs(2);
+            let mut n = 0u64;
+            while tokio::time::Instant::now() < until {
+                erin.policy
+                    .record_team_review(pb::RecordTeamReviewRequest {
+                        mutation: None,
+                        notes: "busy".into(),
+                    })
+                    .await
+                    .unwrap();
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            n
+        })
+    };
+    let mut writer = writer;
+    let mut written = None;
+    let (mut events, mut beats) = (0u64, 0);
+    while written != Some(events) {
+        tokio::select! {
+            n = &mut writer, if written.is_none() => written = Some(n.unwrap()),
+            msg = tokio::time::timeout(Duration::from_secs(10), s.next()) => {
+                match msg.expect("watch stalled").unwrap().unwrap().kind.unwrap() {
+                    pb::watch_response::Kind::Event(_) => events += 1,
+                    pb::watch_response::Kind::Heartbeat(_) => beats += 1,
+                }
+            }
+        }
+    }
+    let written = events;
+    assert!(written >= 20, "only {written} events in 2 s");
+    assert!(beats <= 1, "{beats} heartbeats among {events} events");
+}
+
 #[tokio::test]
 async fn shutdown_ends_streams_with_a_resume_point() {
     let mut d = Daemon::start().await;

@@ -39,7 +39,8 @@ type Frame = Encoded<pb::WatchResponse>;
 /// What the bell says; watchers compare it with what they saw last.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Bell {
-    /// Heartbeats due so far; a watcher sends one when this moves.
+    /// Ticks of the heartbeat interval so far; a watcher that sent
+    /// nothing in the interval a tick ends sends a heartbeat.
     beats: u64,
     /// The server is shutting down: send a closing heartbeat and end.
     closing: bool,
@@ -223,9 +224,14 @@ struct Watcher {
     store: Arc<Store>,
     frames: Arc<RwLock<Frames>>,
     bell: watch::Receiver<Bell>,
-    /// The bell's beat count at this watcher's latest heartbeat (None
-    /// before the first: a watcher's first message once caught up is a
-    /// heartbeat, so it learns the latest sequence at once).
+    /// The latest tick of the bell this watcher has answered (None before
+    /// its first heartbeat: a watcher's first message once caught up is a
+    /// heartbeat, so it learns the latest sequence at once). A heartbeat
+    /// answers the tick it is sent for; an event also answers the tick
+    /// that ends the interval it went out in. So only a stream quiet for a
+    /// whole interval gets a heartbeat: with 10,000 busy watchers, a
+    /// heartbeat to each on every tick doubled the delay of the events it
+    /// met (BENCHMARKS.md).
     beats: Option<u64>,
     /// The last sequence number read (sent, or skipped by the filter).
     cursor: u64,
@@ -263,6 +269,11 @@ impl Watcher {
                     tokio::task::yield_now().await;
                     tokio::task::yield_now().await;
                 }
+                if self.beats.is_some() {
+                    // The interval this event goes out in was not quiet:
+                    // it answers the tick that ends it too.
+                    self.beats = Some(self.bell.borrow().beats + 1);
+                }
                 return Some(Ok(frame));
             }
             // What the bell says now, taken before reading: an event that
@@ -281,7 +292,7 @@ impl Watcher {
                 self.ended = true;
                 return Some(Ok(heartbeat(self.cursor, true)));
             }
-            if self.beats != Some(bell.beats) {
+            if self.beats.is_none_or(|answered| bell.beats > answered) {
                 self.beats = Some(bell.beats);
                 return Some(Ok(heartbeat(self.cursor, false)));
             }
