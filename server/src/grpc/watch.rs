@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,6 +47,14 @@ struct Bell {
     closing: bool,
 }
 
+/// What the bell task shares with the watchers.
+#[derive(Default)]
+struct Feed {
+    frames: RwLock<Frames>,
+    /// Live `Watch` streams; with none, nothing is encoded.
+    watchers: AtomicUsize,
+}
+
 /// The latest durable events, each encoded once for every watcher: a run
 /// of consecutive sequence numbers, oldest first.
 #[derive(Default)]
@@ -77,12 +86,11 @@ impl Frames {
         Some((out, upto))
     }
 
-    fn push(&mut self, e: &StoredEvent) {
+    fn push(&mut self, frame: (u64, Arc<str>, Frame)) {
         if self.ring.len() == FRAMES {
             self.ring.pop_front();
         }
-        self.ring
-            .push_back((e.seq, e.incident_id.as_str().into(), encode(e)));
+        self.ring.push_back(frame);
     }
 }
 
@@ -97,7 +105,7 @@ fn encode(e: &StoredEvent) -> Frame {
 /// (closing) when `shutdown` is cancelled.
 fn ring(
     store: Arc<Store>,
-    frames: Arc<RwLock<Frames>>,
+    feed: Arc<Feed>,
     heartbeat: Duration,
     shutdown: CancellationToken,
 ) -> watch::Receiver<Bell> {
@@ -114,7 +122,7 @@ fn ring(
                     if changed.is_err() {
                         break;
                     }
-                    encoded = encode_new(&store, &frames, encoded);
+                    encoded = encode_new(&store, &feed, encoded);
                     bell.send_modify(|_| ());
                 }
                 _ = ticker.tick() => bell.send_modify(|b| b.beats += 1),
@@ -132,24 +140,32 @@ fn ring(
     rx
 }
 
-/// Encodes the events after `encoded` into `frames`; returns the last one
-/// encoded. On a read error the ring is emptied: watchers then read the
-/// store themselves (and get the error), and the next event starts a new
-/// run.
-fn encode_new(store: &Store, frames: &RwLock<Frames>, mut encoded: u64) -> u64 {
+/// Encodes the events after `encoded` into the feed's frames; returns the
+/// last one encoded. With no watcher, or on a read error, the ring is
+/// emptied instead: watchers then read the store themselves (and get the
+/// error), and the next event starts a new run.
+fn encode_new(store: &Store, feed: &Feed, mut encoded: u64) -> u64 {
     loop {
+        if feed.watchers.load(Ordering::Acquire) == 0 {
+            feed.frames.write().expect("frames lock").ring.clear();
+            return store.durable_seq();
+        }
         match store.events_after(encoded, WATCH_BATCH) {
             Ok(batch) if batch.is_empty() => return encoded,
             Ok(batch) => {
-                let mut frames = frames.write().expect("frames lock");
-                for e in &batch {
-                    frames.push(e);
+                let batch: Vec<_> = batch
+                    .iter()
+                    .map(|e| (e.seq, e.incident_id.as_str().into(), encode(e)))
+                    .collect();
+                encoded = batch.last().map_or(encoded, |f| f.0);
+                let mut frames = feed.frames.write().expect("frames lock");
+                for f in batch {
+                    frames.push(f);
                 }
-                encoded = batch.last().map_or(encoded, |e| e.seq);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "reading new events for watchers");
-                frames.write().expect("frames lock").ring.clear();
+                feed.frames.write().expect("frames lock").ring.clear();
                 return store.durable_seq();
             }
         }
@@ -160,7 +176,7 @@ fn encode_new(store: &Store, frames: &RwLock<Frames>, mut encoded: u64) -> u64 {
 #[derive(Clone)]
 pub struct EventsApi {
     lane: Arc<Lane>,
-    frames: Arc<RwLock<Frames>>,
+    feed: Arc<Feed>,
     bell: watch::Receiver<Bell>,
 }
 
@@ -168,9 +184,9 @@ impl EventsApi {
     /// Starts the bell (a task) on the current runtime: heartbeats every
     /// `heartbeat`; watchers close when `shutdown` is cancelled.
     pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
-        let frames = Arc::new(RwLock::new(Frames::default()));
-        let bell = ring(lane.store().clone(), frames.clone(), heartbeat, shutdown);
-        EventsApi { lane, frames, bell }
+        let feed = Arc::new(Feed::default());
+        let bell = ring(lane.store().clone(), feed.clone(), heartbeat, shutdown);
+        EventsApi { lane, feed, bell }
     }
 }
 
@@ -196,9 +212,10 @@ impl EventService for EventsApi {
             domain::validate::check_incident_id("incident_id", &r.incident_id)
                 .map_err(Error::from)?;
         }
+        self.feed.watchers.fetch_add(1, Ordering::AcqRel);
         let state = Watcher {
             store: self.lane.store().clone(),
-            frames: self.frames.clone(),
+            feed: self.feed.clone(),
             bell: self.bell.clone(),
             beats: None,
             cursor: r.from_seq,
@@ -222,7 +239,7 @@ impl EventService for EventsApi {
 /// One `Watch` call's position in the event log.
 struct Watcher {
     store: Arc<Store>,
-    frames: Arc<RwLock<Frames>>,
+    feed: Arc<Feed>,
     bell: watch::Receiver<Bell>,
     /// The latest tick of the bell this watcher has answered (None before
     /// its first heartbeat: a watcher's first message once caught up is a
@@ -242,6 +259,12 @@ struct Watcher {
     /// Events sent from the latest batch read.
     sent_from_read: usize,
     ended: bool,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.feed.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Watcher {
@@ -305,7 +328,7 @@ impl Watcher {
     /// Reads the next events after the cursor: encoded already if they are
     /// recent, else from the store.
     fn read_more(&mut self) -> crate::error::Result<()> {
-        let recent = self.frames.read().expect("frames lock").after(
+        let recent = self.feed.frames.read().expect("frames lock").after(
             self.cursor,
             &self.incident_id,
             WATCH_BATCH,
@@ -374,6 +397,10 @@ mod tests {
         }
     }
 
+    fn frame(e: &StoredEvent) -> (u64, Arc<str>, Frame) {
+        (e.seq, e.incident_id.as_str().into(), encode(e))
+    }
+
     fn seqs(frames: &[Frame]) -> Vec<u64> {
         frames
             .iter()
@@ -394,7 +421,7 @@ mod tests {
         let mut f = Frames::default();
         assert!(f.after(0, "", 10).is_none(), "empty: read the store");
         for seq in 5..=9 {
-            f.push(&event(seq, if seq % 2 == 0 { A } else { B }));
+            f.push(frame(&event(seq, if seq % 2 == 0 { A } else { B })));
         }
         assert!(f.after(3, "", 10).is_none(), "seq 4 is not here");
         let (frames, upto) = f.after(4, "", 10).unwrap();
@@ -414,7 +441,7 @@ mod tests {
     fn frames_keep_the_latest_and_forget_the_oldest() {
         let mut f = Frames::default();
         for seq in 1..=(FRAMES as u64 + 10) {
-            f.push(&event(seq, A));
+            f.push(frame(&event(seq, A)));
         }
         assert!(f.after(9, "", 1).is_none(), "seq 10 is forgotten");
         let (frames, upto) = f.after(10, "", 1).unwrap();
