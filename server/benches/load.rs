@@ -18,8 +18,9 @@
 //! (real transactions, real flushes), then the binary is started on them.
 
 mod common;
+#[path = "../tests/harness/mod.rs"]
+mod harness;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,61 +33,27 @@ use hotfixd::store::Store;
 use tokio_stream::StreamExt;
 
 use common::{cpu_time, env_list, ms, pick, us};
+use harness::{Binary, HOTFIXD, free_port};
 
 /// The daemon's allocator (see `src/main.rs`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Daemon {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const CONFIG: &str = "heartbeat_interval = \"1s\"\n\
 [policy]\nrate_window_max = 4000000000\nquarter_process_bug_over = 4000000000\nquarter_code_yellow_over = 4000000000\n\
 [limits]\nper_principal_rate = 1000000000.0\nper_principal_burst = 4000000000\nmax_in_flight = 65536\n";
 
-/// Starts the binary on `data`; returns it once it answers, and how long
-/// that took.
-async fn start(base: &std::path::Path, data: &std::path::Path) -> (Daemon, Duration) {
+/// Starts the daemon (HOTFIXD_BENCH_BIN, or this build's) on `data`;
+/// returns it once it answers, and how long that took.
+async fn start(base: &std::path::Path, data: &std::path::Path) -> (Binary, Duration) {
     let config = base.join("bench.toml");
     std::fs::write(&config, CONFIG).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let bin = std::env::var("HOTFIXD_BENCH_BIN").unwrap_or_else(|_| HOTFIXD.to_string());
     let t = Instant::now();
-    let bin = std::env::var("HOTFIXD_BENCH_BIN")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hotfixd").to_string());
-    let child = Command::new(bin)
-        .args(["--dev", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("HOTFIXD_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
-    loop {
-        if let Ok(mut c) = Client::connect(&endpoint, Some("dev-bob")).await
-            && c.policy.who_am_i(pb::WhoAmIRequest {}).await.is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    (Daemon { child, endpoint }, t.elapsed())
+    let d = Binary::spawn(bin, &config, data, free_port(), &[])
+        .ready()
+        .await;
+    (d, t.elapsed())
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {

@@ -1,9 +1,10 @@
 //! The audit chain through the API (`hotfixctl audit ...`) and offline
 //! (`hotfixd audit verify --data-dir`), against records rewritten on disk.
 
+mod harness;
+
 use std::sync::Arc;
 
-use clap::Parser;
 use hotfixd::config::Settings;
 use hotfixd::store::AuditRecord;
 use hotfixd::store::chain;
@@ -43,13 +44,7 @@ impl Daemon {
     }
 
     async fn ctl(&self, who: &str, args: &[&str]) -> Result<String, hotfixctl::cli::CliError> {
-        let token = format!("dev-{who}");
-        let mut argv = vec!["hotfixctl", "--endpoint", &self.endpoint, "--token", &token];
-        argv.extend_from_slice(args);
-        let cli = hotfixctl::cli::Cli::try_parse_from(argv).unwrap();
-        let mut out = Vec::new();
-        hotfixctl::cli::run(cli, &mut out).await?;
-        Ok(String::from_utf8(out).unwrap())
+        harness::ctl(&self.endpoint, who, args).await
     }
 }
 

@@ -8,55 +8,22 @@
 //! Bounded for `cargo test` (4 kills); `HOTFIXD_CRASH_ROUNDS=200` runs a
 //! longer one.
 
+mod harness;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
+use harness::{Binary, HOTFIXD, free_port, ready};
 use rand::Rng;
 
 const CLIENTS: u32 = 8;
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill(); // SIGKILL
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &std::path::Path, data: &std::path::Path, port: u16) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_hotfixd"))
-            .args(["--dev", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("HOTFIXD_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting hotfixd"),
-    )
-}
-
-async fn ready(endpoint: &str) {
-    for _ in 0..400 {
-        if let Ok(mut c) = hotfixctl::Client::connect(endpoint, Some("dev-bob")).await
-            && c.policy
-                .who_am_i(hotfixctl::pb::WhoAmIRequest {})
-                .await
-                .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("hotfixd did not come up");
+fn spawn(config: &std::path::Path, data: &std::path::Path, port: u16) -> Binary {
+    Binary::spawn(HOTFIXD, config, data, port, &[])
 }
 
 fn declaration(inc: &str) -> hotfixctl::pb::DeclareRequest {
@@ -153,11 +120,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -259,11 +222,7 @@ async fn sigterm_drains_watchers_and_exits_cleanly() {
     let config = dir.path().join("hotfixd.toml");
     std::fs::write(&config, "heartbeat_interval = \"200ms\"\n").unwrap();
     let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let mut d = spawn(&config, &data, port);
     ready(&endpoint).await;
@@ -284,7 +243,7 @@ async fn sigterm_drains_watchers_and_exits_cleanly() {
         .unwrap()
         .into_inner();
     let term = Command::new("kill")
-        .args(["-TERM", &d.0.id().to_string()])
+        .args(["-TERM", &d.child.id().to_string()])
         .status()
         .unwrap();
     assert!(term.success());
@@ -305,7 +264,7 @@ async fn sigterm_drains_watchers_and_exits_cleanly() {
     // A client that keeps its connection open does not keep hotfixd alive
     // (drain timeout); the runtime keeps running while we wait.
     let status = loop {
-        if let Some(s) = d.0.try_wait().unwrap() {
+        if let Some(s) = d.child.try_wait().unwrap() {
             break s;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -7,78 +7,33 @@
 #[path = "../../tests/common/github.rs"]
 mod github;
 
-use std::process::{Child, Command, Stdio};
+mod harness;
+
 use std::time::Duration;
 
 use clap::Parser;
 use github::FakeGitHub;
+use harness::{Binary, HOTFIXD, free_port};
 use serde_json::Value;
 
 const INC: &str = "INC-2026-05-20-001";
 const SHA: &str = "1111111111111111111111111111111111111111";
 
-struct Daemon {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn hotfixd(dir: &std::path::Path, gh: &FakeGitHub) -> Daemon {
+/// The binary with GitHub on (the fake), its merge timeout long enough
+/// for the tests that kill it mid-merge.
+async fn hotfixd(dir: &std::path::Path, gh: &FakeGitHub) -> Binary {
     let config = dir.join("hotfixd.toml");
     std::fs::write(&config, gh.config("timeout = \"90s\"")).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
-        .args(["--dev", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("HOTFIXD_GITHUB_TOKEN", github::TOKEN)
-        .env("HOTFIXD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting hotfixd");
-    let d = Daemon {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if hotfixctl::Client::connect(&d.endpoint, Some("dev-bob"))
-            .await
-            .is_ok()
-        {
-            return d;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("hotfixd did not start");
-}
-
-async fn ctl(d: &Daemon, handle: &str, args: &[&str]) -> Result<String, hotfixctl::cli::CliError> {
-    let token = format!("dev-{handle}");
-    let mut argv = vec!["hotfixctl", "--endpoint", &d.endpoint, "--token", &token];
-    argv.extend_from_slice(args);
-    let cli = hotfixctl::cli::Cli::try_parse_from(argv).unwrap();
-    let mut out = Vec::new();
-    hotfixctl::cli::run(cli, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
+    let env = [("HOTFIXD_GITHUB_TOKEN", github::TOKEN)];
+    Binary::spawn(HOTFIXD, &config, &dir.join("data"), free_port(), &env)
+        .ready()
+        .await
 }
 
 /// Runs `hotfixctl STEP INC` as `handle` in the background: the test kills
 /// hotfixd while it waits for GitHub.
 fn in_background(
-    d: &Daemon,
+    d: &Binary,
     handle: &str,
     step: &'static str,
 ) -> tokio::task::JoinHandle<Result<(), hotfixctl::cli::CliError>> {
@@ -98,9 +53,9 @@ fn in_background(
     })
 }
 
-async fn show(d: &Daemon) -> Value {
+async fn show(d: &Binary) -> Value {
     serde_json::from_str(
-        &ctl(d, "bob", &["--output", "json", "show", INC])
+        &d.ctl("bob", &["--output", "json", "show", INC])
             .await
             .unwrap(),
     )
@@ -109,7 +64,7 @@ async fn show(d: &Daemon) -> Value {
 
 /// Declared, fix read from GitHub, approved, PR opened by hotfixd, every
 /// check passed on GitHub.
-async fn ready(d: &Daemon, gh: &FakeGitHub, drill: bool) {
+async fn ready(d: &Binary, gh: &FakeGitHub, drill: bool) {
     let branch = format!("hotfix/{INC}-fix");
     gh.world().branches.insert(
         branch.clone(),
@@ -136,14 +91,14 @@ async fn ready(d: &Daemon, gh: &FakeGitHub, drill: bool) {
     if drill {
         declare.push("--drill");
     }
-    ctl(d, "bob", &declare).await.unwrap();
-    ctl(d, "bob", &["fix", INC, "--branch", &branch])
+    d.ctl("bob", &declare).await.unwrap();
+    d.ctl("bob", &["fix", INC, "--branch", &branch])
         .await
         .unwrap();
-    ctl(d, "alice", &["approve", INC]).await.unwrap();
-    ctl(d, "bob", &["pr", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("bob", &["pr", INC]).await.unwrap();
     gh.world().finish_checks(SHA, "success");
-    ctl(d, "bob", &["check", INC, "--wait"]).await.unwrap();
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
 }
 
 fn kinds(h: &Value) -> Vec<String> {
@@ -184,7 +139,7 @@ async fn killed_between_merge_sent_and_merge_recorded_records_it_exactly_once() 
         );
     }
     // A second merge is refused by the lane and never reaches GitHub.
-    let e = ctl(&d, "carol", &["merge", INC]).await.unwrap_err();
+    let e = d.ctl("carol", &["merge", INC]).await.unwrap_err();
     assert_eq!(e.code, 19, "{}", e.message);
     assert_eq!(gh.world().merge_calls, 1, "no double merge");
     gh.assert_contract_kept();
@@ -198,7 +153,7 @@ async fn a_head_that_moved_since_approval_is_not_merged() {
     ready(&d, &gh, false).await;
     // Someone pushed to the PR after the approval.
     gh.world().pull_mut(4321).unwrap().head_sha = "2222222222222222222222222222222222222222".into();
-    let e = ctl(&d, "carol", &["merge", INC]).await.unwrap_err();
+    let e = d.ctl("carol", &["merge", INC]).await.unwrap_err();
     assert_eq!(e.code, 19);
     assert!(
         e.message.contains("no longer the approved"),
@@ -209,7 +164,7 @@ async fn a_head_that_moved_since_approval_is_not_merged() {
     assert_eq!(h["state"], "READY_TO_MERGE");
     assert!(kinds(&h).contains(&"merge_refused".to_string()));
     // Non-admins never reach GitHub.
-    assert_eq!(ctl(&d, "bob", &["merge", INC]).await.unwrap_err().code, 17);
+    assert_eq!(d.ctl("bob", &["merge", INC]).await.unwrap_err().code, 17);
     assert_eq!(gh.world().merge_calls, 1);
     gh.assert_contract_kept();
 }
@@ -220,7 +175,7 @@ async fn a_drill_merge_sends_nothing() {
     let gh = FakeGitHub::start().await;
     let d = hotfixd(dir.path(), &gh).await;
     ready(&d, &gh, true).await;
-    ctl(&d, "carol", &["merge", INC]).await.unwrap();
+    d.ctl("carol", &["merge", INC]).await.unwrap();
     let h = show(&d).await;
     assert_eq!(h["state"], "MERGED");
     assert!(kinds(&h).contains(&"merge_dry_run".to_string()));
@@ -234,8 +189,8 @@ async fn a_retried_merge_is_sent_to_github_once() {
     let d = hotfixd(dir.path(), &gh).await;
     ready(&d, &gh, false).await;
     let merge = ["--request-id", "merge-1", "--output", "json", "merge", INC];
-    let first: Value = serde_json::from_str(&ctl(&d, "carol", &merge).await.unwrap()).unwrap();
-    let again: Value = serde_json::from_str(&ctl(&d, "carol", &merge).await.unwrap()).unwrap();
+    let first: Value = serde_json::from_str(&d.ctl("carol", &merge).await.unwrap()).unwrap();
+    let again: Value = serde_json::from_str(&d.ctl("carol", &merge).await.unwrap()).unwrap();
     assert_eq!(first["state"], "MERGED");
     assert_eq!(first, again, "the retry answers the first answer");
     assert_eq!(gh.world().merge_calls, 1);
@@ -253,8 +208,7 @@ async fn killed_while_opening_the_pr_records_it_once() {
         branch.clone(),
         github::fix_branch(SHA, &format!("fix\n{INC}\napprover: @alice")),
     );
-    ctl(
-        &d,
+    d.ctl(
         "bob",
         &[
             "declare",
@@ -277,10 +231,10 @@ async fn killed_while_opening_the_pr_records_it_once() {
     )
     .await
     .unwrap();
-    ctl(&d, "bob", &["fix", INC, "--branch", &branch])
+    d.ctl("bob", &["fix", INC, "--branch", &branch])
         .await
         .unwrap();
-    ctl(&d, "alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC]).await.unwrap();
     gh.world().hang = Some("post /repos/{owner}/{repo}/pulls");
     let opening = in_background(&d, "bob", "pr");
     tokio::time::timeout(Duration::from_secs(30), gh.held())
@@ -302,7 +256,7 @@ async fn killed_while_opening_the_pr_records_it_once() {
         );
     }
     // Asking again creates nothing either.
-    assert_eq!(ctl(&d, "bob", &["pr", INC]).await.unwrap_err().code, 19);
+    assert_eq!(d.ctl("bob", &["pr", INC]).await.unwrap_err().code, 19);
     let w = gh.world();
     assert_eq!(w.pulls.len(), 1, "one PR");
     assert_eq!(w.pulls[0].labels, vec!["hotfix".to_string()]);
@@ -324,12 +278,11 @@ async fn killed_while_merging_the_revert_records_it_once() {
     let gh = FakeGitHub::start().await;
     let d = hotfixd(dir.path(), &gh).await;
     ready(&d, &gh, false).await;
-    ctl(&d, "carol", &["merge", INC]).await.unwrap();
-    ctl(&d, "svc-ci", &["sync", INC, "--revision", SHA])
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA])
         .await
         .unwrap();
-    ctl(
-        &d,
+    d.ctl(
         "svc-ci",
         &["verify", INC, "--not-recovered", "--value", "0.3"],
     )

@@ -1,0 +1,110 @@
+//! The real `hotfixd` binary for the tests here and the load bench
+//! (`#[path]`-included there): start it, wait for it, drive it with the
+//! real CLI. Each user takes what it needs.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// This package's `hotfixd`.
+pub const HOTFIXD: &str = env!("CARGO_BIN_EXE_hotfixd");
+
+/// A running `hotfixd` process, killed (SIGKILL) when dropped.
+pub struct Binary {
+    pub child: Child,
+    pub endpoint: String,
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free on 127.0.0.1 right now (the OS's pick).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Binary {
+    /// Starts `bin --dev --config CONFIG --data-dir DATA` on 127.0.0.1:`port`
+    /// with `env` added (HOTFIXD_LOG defaults to error); returns at once.
+    pub fn spawn(
+        bin: impl AsRef<OsStr>,
+        config: &Path,
+        data: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Binary {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--dev", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("HOTFIXD_LOG", "error")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        Binary {
+            child: cmd.spawn().expect("starting hotfixd"),
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Waits until the daemon answers an authenticated RPC.
+    pub async fn ready(self) -> Binary {
+        ready(&self.endpoint).await;
+        self
+    }
+
+    /// `hotfixctl --endpoint … --token dev-HANDLE ARGS…`, run in-process.
+    pub async fn ctl(
+        &self,
+        handle: &str,
+        args: &[&str],
+    ) -> Result<String, hotfixctl::cli::CliError> {
+        ctl(&self.endpoint, handle, args).await
+    }
+}
+
+/// Waits (up to 10 s) until `endpoint` answers `WhoAmI` for the demo roster.
+/// Polls every 5 ms: the load bench times start-up with it.
+pub async fn ready(endpoint: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(mut c) = hotfixctl::Client::connect(endpoint, Some("dev-bob")).await
+            && c.policy
+                .who_am_i(hotfixctl::pb::WhoAmIRequest {})
+                .await
+                .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("hotfixd at {endpoint} did not come up");
+}
+
+/// `hotfixctl` as `dev-HANDLE` against `endpoint`, its output as a string.
+pub async fn ctl(
+    endpoint: &str,
+    handle: &str,
+    args: &[&str],
+) -> Result<String, hotfixctl::cli::CliError> {
+    let token = format!("dev-{handle}");
+    let mut argv = vec!["hotfixctl", "--endpoint", endpoint, "--token", &token];
+    argv.extend_from_slice(args);
+    let cli = hotfixctl::cli::Cli::try_parse_from(argv).expect("hotfixctl arguments");
+    let mut out = Vec::new();
+    hotfixctl::cli::run(cli, &mut out).await?;
+    Ok(String::from_utf8(out).expect("utf-8 output"))
+}
