@@ -1,16 +1,22 @@
 //! `Watch`: the event log, replayed from the store and then followed live.
 //!
-//! Every watcher waits on one thing, the [`Bell`]: a single task rings it
-//! when an event becomes durable, when a heartbeat is due and when the
-//! server shuts down. (Before, each watcher waited on its own timer, the
-//! store's doorbell and the shutdown token at once; with 10,000 watchers,
-//! setting up and tearing down those three waits on every event was a
-//! tenth of the daemon's CPU; BENCHMARKS.md.)
+//! Every watcher waits on one thing, its connection's [`Bell`]: a single
+//! task rings the bells when an event becomes durable (after encoding it
+//! once for everyone), when a heartbeat is due and when the server shuts
+//! down. (Before, each watcher waited on its own timer, the store's
+//! doorbell and the shutdown token at once; with 10,000 watchers, setting
+//! up and tearing down those three waits on every event was a tenth of the
+//! daemon's CPU.) The bells are rung one connection after the other, and
+//! a watcher that sends a live event spends its task's budget
+//! ([`spend_budget`]): together they make each connection write an event
+//! to all its watchers in one go. BENCHMARKS.md has the measurements.
 
+use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use hotfix_api::events_server::event_service_server::EventService;
@@ -53,6 +59,68 @@ struct Feed {
     frames: RwLock<Frames>,
     /// Live `Watch` streams; with none, nothing is encoded.
     watchers: AtomicUsize,
+    bells: Mutex<Bells>,
+}
+
+/// One bell per client connection, rung one connection after the other,
+/// so that the watchers of one connection are woken together and their
+/// connection writes their messages at once (see `spend_budget`); one
+/// shared channel woke them in random order.
+#[derive(Default)]
+struct Bells {
+    now: Bell,
+    /// By the client's address: the sender and how many watchers use it.
+    by_connection: HashMap<Option<SocketAddr>, (watch::Sender<Bell>, usize)>,
+}
+
+impl Feed {
+    /// Rings every connection's bell with `change` applied.
+    fn ring(&self, change: impl FnOnce(&mut Bell)) {
+        let mut bells = self.bells.lock().expect("bells lock");
+        change(&mut bells.now);
+        let now = bells.now;
+        for (bell, _) in bells.by_connection.values() {
+            bell.send_replace(now);
+        }
+    }
+
+    /// A new watcher on the connection from `peer`: its bell.
+    fn join(self: &Arc<Self>, peer: Option<SocketAddr>) -> Membership {
+        let mut bells = self.bells.lock().expect("bells lock");
+        let now = bells.now;
+        let (bell, members) = bells
+            .by_connection
+            .entry(peer)
+            .or_insert_with(|| (watch::channel(now).0, 0));
+        *members += 1;
+        let bell = bell.subscribe();
+        self.watchers.fetch_add(1, Ordering::AcqRel);
+        Membership {
+            feed: self.clone(),
+            peer,
+            bell,
+        }
+    }
+}
+
+/// A watcher's place in the feed; leaving when dropped.
+struct Membership {
+    feed: Arc<Feed>,
+    peer: Option<SocketAddr>,
+    bell: watch::Receiver<Bell>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        let mut bells = self.feed.bells.lock().expect("bells lock");
+        if let Some((_, members)) = bells.by_connection.get_mut(&self.peer) {
+            *members -= 1;
+            if *members == 0 {
+                bells.by_connection.remove(&self.peer);
+            }
+        }
+        self.feed.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The latest durable events, each encoded once for every watcher: a run
@@ -100,17 +168,17 @@ fn encode(e: &StoredEvent) -> Frame {
     })
 }
 
-/// Rings the bell until every receiver is gone: for each new durable event
-/// (after encoding it into `frames`), every `heartbeat`, and once more
+/// Rings the bells until `done`: for each new durable event (after
+/// encoding it into the feed's frames), every `heartbeat`, and once more
 /// (closing) when `shutdown` is cancelled.
 fn ring(
     store: Arc<Store>,
     feed: Arc<Feed>,
     heartbeat: Duration,
     shutdown: CancellationToken,
-) -> watch::Receiver<Bell> {
+    done: CancellationToken,
+) {
     let mut doorbell = store.subscribe();
-    let (bell, rx) = watch::channel(Bell::default());
     tokio::spawn(async move {
         let mut encoded = store.durable_seq();
         let start = tokio::time::Instant::now() + heartbeat;
@@ -123,21 +191,17 @@ fn ring(
                         break;
                     }
                     encoded = encode_new(&store, &feed, encoded);
-                    bell.send_modify(|_| ());
+                    feed.ring(|_| ());
                 }
-                _ = ticker.tick() => bell.send_modify(|b| b.beats += 1),
+                _ = ticker.tick() => feed.ring(|b| b.beats += 1),
                 _ = shutdown.cancelled() => {
-                    bell.send_modify(|b| b.closing = true);
-                    break;
+                    feed.ring(|b| b.closing = true);
+                    return;
                 }
-                _ = bell.closed() => return,
+                _ = done.cancelled() => return,
             }
         }
-        // Keep the last word (closing) readable until the last watcher is
-        // gone, rather than ending the channel under them.
-        bell.closed().await;
     });
-    rx
 }
 
 /// Encodes the events after `encoded` into the feed's frames; returns the
@@ -177,7 +241,8 @@ fn encode_new(store: &Store, feed: &Feed, mut encoded: u64) -> u64 {
 pub struct EventsApi {
     lane: Arc<Lane>,
     feed: Arc<Feed>,
-    bell: watch::Receiver<Bell>,
+    /// Stops the bell task when the last clone of the service is gone.
+    _done: Arc<tokio_util::sync::DropGuard>,
 }
 
 impl EventsApi {
@@ -185,8 +250,19 @@ impl EventsApi {
     /// `heartbeat`; watchers close when `shutdown` is cancelled.
     pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
         let feed = Arc::new(Feed::default());
-        let bell = ring(lane.store().clone(), feed.clone(), heartbeat, shutdown);
-        EventsApi { lane, feed, bell }
+        let done = CancellationToken::new();
+        ring(
+            lane.store().clone(),
+            feed.clone(),
+            heartbeat,
+            shutdown,
+            done.clone(),
+        );
+        EventsApi {
+            lane,
+            feed,
+            _done: Arc::new(done.drop_guard()),
+        }
     }
 }
 
@@ -207,16 +283,17 @@ impl EventService for EventsApi {
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> Reply<WatchStream> {
         principal(&request)?;
+        let peer = request.remote_addr();
         let r = request.into_inner();
         if !r.incident_id.is_empty() {
             domain::validate::check_incident_id("incident_id", &r.incident_id)
                 .map_err(Error::from)?;
         }
-        self.feed.watchers.fetch_add(1, Ordering::AcqRel);
+        let member = self.feed.join(peer);
         let state = Watcher {
             store: self.lane.store().clone(),
             feed: self.feed.clone(),
-            bell: self.bell.clone(),
+            member,
             beats: None,
             cursor: r.from_seq,
             incident_id: r.incident_id,
@@ -240,7 +317,8 @@ impl EventService for EventsApi {
 struct Watcher {
     store: Arc<Store>,
     feed: Arc<Feed>,
-    bell: watch::Receiver<Bell>,
+    /// Its connection's bell.
+    member: Membership,
     /// The latest tick of the bell this watcher has answered (None before
     /// its first heartbeat: a watcher's first message once caught up is a
     /// heartbeat, so it learns the latest sequence at once). A heartbeat
@@ -259,12 +337,6 @@ struct Watcher {
     /// Events sent from the latest batch read.
     sent_from_read: usize,
     ended: bool,
-}
-
-impl Drop for Watcher {
-    fn drop(&mut self) {
-        self.feed.watchers.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Watcher {
@@ -295,13 +367,13 @@ impl Watcher {
                 if self.beats.is_some() {
                     // The interval this event goes out in was not quiet:
                     // it answers the tick that ends it too.
-                    self.beats = Some(self.bell.borrow().beats + 1);
+                    self.beats = Some(self.member.bell.borrow().beats + 1);
                 }
                 return Some(Ok(frame));
             }
             // What the bell says now, taken before reading: an event that
             // becomes durable after this read rings it again.
-            let bell = *self.bell.borrow_and_update();
+            let bell = *self.member.bell.borrow_and_update();
             if let Err(e) = self.read_more() {
                 self.ended = true;
                 return Some(Err(Status::from(e)));
@@ -319,7 +391,7 @@ impl Watcher {
                 self.beats = Some(bell.beats);
                 return Some(Ok(heartbeat(self.cursor, false)));
             }
-            if self.bell.changed().await.is_err() {
+            if self.member.bell.changed().await.is_err() {
                 return None;
             }
         }
@@ -359,12 +431,14 @@ impl Watcher {
 /// and tokio runs a task woken that way next, in the slot of the task that
 /// woke it, unless that task has spent its budget. With 100 watchers on a
 /// connection, the connection then wrote (one `writev`) after every few
-/// watchers; now it writes once for many. Measured with 10,000 watchers
-/// (BENCHMARKS.md): `writev` calls halved, daemon CPU per delivery 10.4 →
-/// 7.3 µs, p99 164 → 117 ms, although spending the budget (one unit at a
-/// time: tokio has no call to spend it all) costs ~0.7 µs itself. Nothing
-/// depends on it for correctness: were tokio to schedule differently, only
-/// the number of writes would change.
+/// watchers; now it is queued behind its other watchers (woken together:
+/// one bell per connection) and writes once for all. Measured with 10,000
+/// watchers (BENCHMARKS.md): with the budget spent, `writev` calls halved
+/// and daemon CPU per delivery went 10.4 → 7.3 µs, although spending the
+/// budget (one unit at a time: tokio has no call to spend it all) costs
+/// ~0.7 µs itself; with a bell per connection too, 4.5 µs. Nothing depends
+/// on it for correctness: were tokio to schedule differently, only the
+/// number of writes would change.
 async fn spend_budget() {
     std::future::poll_fn(|cx| {
         while tokio::task::coop::has_budget_remaining() {
@@ -435,6 +509,34 @@ mod tests {
         assert_eq!((seqs(&frames), upto), (vec![6, 8], 9));
         let (frames, upto) = f.after(4, A, 1).unwrap();
         assert_eq!((seqs(&frames), upto), (vec![6], 6), "stops at the limit");
+    }
+
+    #[test]
+    fn each_connection_has_one_bell_and_leaves_none_behind() {
+        let feed = Arc::new(Feed::default());
+        let (a, b) = ("127.0.0.1:1000".parse().ok(), "127.0.0.1:1001".parse().ok());
+        let (m1, m2, m3) = (feed.join(a), feed.join(a), feed.join(b));
+        let connections = |feed: &Feed| feed.bells.lock().unwrap().by_connection.len();
+        assert_eq!(connections(&feed), 2);
+        assert_eq!(feed.watchers.load(Ordering::Acquire), 3);
+        feed.ring(|b| b.beats += 1);
+        for m in [&m1, &m2, &m3] {
+            assert!(m.bell.has_changed().unwrap());
+            assert_eq!(m.bell.borrow().beats, 1);
+        }
+        drop(m1);
+        assert_eq!(connections(&feed), 2);
+        drop(m2);
+        assert_eq!(connections(&feed), 1);
+        let m4 = feed.join(a);
+        assert_eq!(
+            m4.bell.borrow().beats,
+            1,
+            "a new bell starts where the others are"
+        );
+        drop((m3, m4));
+        assert_eq!(connections(&feed), 0);
+        assert_eq!(feed.watchers.load(Ordering::Acquire), 0);
     }
 
     #[test]
