@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route_name("Watch")
         .input_type("crate::pb::WatchRequest")
         .output_type("crate::Encoded<crate::pb::WatchResponse>")
-        .codec_path("tonic_prost::ProstCodec")
+        .codec_path("crate::SmallBufferCodec")
         .server_streaming()
         .build();
     let events = tonic_build::manual::Service::builder()

@@ -84,6 +84,37 @@ impl<M: Message + Default> Message for Encoded<M> {
     }
 }
 
+/// `tonic_prost::ProstCodec` with a small encode buffer (512 bytes instead
+/// of 8 KiB), for long-lived streams of small messages: every `Watch`
+/// stream keeps its buffer for as long as it lives.
+pub struct SmallBufferCodec<T, U>(PhantomData<fn() -> (T, U)>);
+
+impl<T, U> Default for SmallBufferCodec<T, U> {
+    fn default() -> Self {
+        SmallBufferCodec(PhantomData)
+    }
+}
+
+impl<T, U> tonic::codec::Codec for SmallBufferCodec<T, U>
+where
+    T: Message + Send + 'static,
+    U: Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = tonic_prost::ProstEncoder<T>;
+    type Decoder = tonic_prost::ProstDecoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        let settings = tonic::codec::BufferSettings::new(512, 32 * 1024);
+        tonic_prost::ProstCodec::<T, U>::raw_encoder(settings)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstCodec::<T, U>::raw_decoder(Default::default())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

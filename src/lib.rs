@@ -16,7 +16,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 mod encoded;
 mod names;
-pub use encoded::Encoded;
+pub use encoded::{Encoded, SmallBufferCodec};
 pub use names::*;
 
 /// The `EventService` server with `Watch` answering pre-encoded messages

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p hotfixd --bench load`, tuned by:
 //! - HOTFIXD_BENCH_WATCHERS (default "1000,10000"): concurrent watchers;
+//! - HOTFIXD_BENCH_PER_CONNECTION (default 100): watchers sharing one
+//!   client connection (1: a connection each, as separate CLIs would);
 //! - HOTFIXD_BENCH_EVENT_GAP_MS (default "20,100"): time between the 100
 //!   events each fan-out run commits (20 ms: 50 events/s, so 500,000
 //!   deliveries/s to 10,000 watchers; a stress rate, far above the
@@ -160,14 +162,16 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     let data = base.join(format!("watch-{watchers}-{gap_ms}"));
     let (d, _) = start(base, &data).await;
     let events = 100;
-    // 100 streams per connection, as many connections as that takes.
+    // HOTFIXD_BENCH_PER_CONNECTION streams per connection (default 100),
+    // as many connections as that takes.
+    let per_conn = env_list("HOTFIXD_BENCH_PER_CONNECTION", "100")[0].max(1);
     let mut conns = Vec::new();
-    for _ in 0..watchers.div_ceil(100) {
+    for _ in 0..watchers.div_ceil(per_conn) {
         conns.push(Client::connect(&d.endpoint, Some("dev-bob")).await.unwrap());
     }
     let mut tasks = Vec::new();
     for w in 0..watchers {
-        let mut events_client = conns[w / 100].events.clone();
+        let mut events_client = conns[w / per_conn].events.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = events_client
                 .watch(pb::WatchRequest {
@@ -219,7 +223,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     let (daemon_cpu, client_cpu) = (cpu_time(&pid) - cpu.0, cpu_time("self") - cpu.1);
     all.sort();
     println!(
-        "| {watchers} watchers, {events} events {gap_ms} ms apart | {} delivered ({:.0}/s offered) | p50 {} | p99 {} | CPU per delivery: daemon {}, watchers {} | peak RSS {:.0} MiB |",
+        "| {watchers} watchers ({per_conn} per connection), {events} events {gap_ms} ms apart | {} delivered ({:.0}/s offered) | p50 {} | p99 {} | CPU per delivery: daemon {}, watchers {} | peak RSS {:.0} MiB |",
         all.len(),
         watchers as f64 * 1000.0 / gap_ms as f64,
         ms(pick(&all, 0.5)),
