@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -57,8 +56,6 @@ struct Bell {
 #[derive(Default)]
 struct Feed {
     frames: RwLock<Frames>,
-    /// Live `Watch` streams; with none, nothing is encoded.
-    watchers: AtomicUsize,
     bells: Mutex<Bells>,
 }
 
@@ -84,6 +81,16 @@ impl Feed {
         }
     }
 
+    /// Whether any `Watch` stream is open; with none, nothing is encoded.
+    fn watched(&self) -> bool {
+        !self
+            .bells
+            .lock()
+            .expect("bells lock")
+            .by_connection
+            .is_empty()
+    }
+
     /// A new watcher on the connection from `peer`: its bell.
     fn join(self: &Arc<Self>, peer: Option<SocketAddr>) -> Membership {
         let mut bells = self.bells.lock().expect("bells lock");
@@ -94,7 +101,6 @@ impl Feed {
             .or_insert_with(|| (watch::channel(now).0, 0));
         *members += 1;
         let bell = bell.subscribe();
-        self.watchers.fetch_add(1, Ordering::AcqRel);
         Membership {
             feed: self.clone(),
             peer,
@@ -119,7 +125,6 @@ impl Drop for Membership {
                 bells.by_connection.remove(&self.peer);
             }
         }
-        self.feed.watchers.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -210,7 +215,7 @@ fn ring(
 /// error), and the next event starts a new run.
 fn encode_new(store: &Store, feed: &Feed, mut encoded: u64) -> u64 {
     loop {
-        if feed.watchers.load(Ordering::Acquire) == 0 {
+        if !feed.watched() {
             feed.frames.write().expect("frames lock").ring.clear();
             return store.durable_seq();
         }
@@ -518,7 +523,7 @@ mod tests {
         let (m1, m2, m3) = (feed.join(a), feed.join(a), feed.join(b));
         let connections = |feed: &Feed| feed.bells.lock().unwrap().by_connection.len();
         assert_eq!(connections(&feed), 2);
-        assert_eq!(feed.watchers.load(Ordering::Acquire), 3);
+        assert!(feed.watched());
         feed.ring(|b| b.beats += 1);
         for m in [&m1, &m2, &m3] {
             assert!(m.bell.has_changed().unwrap());
@@ -536,7 +541,7 @@ mod tests {
         );
         drop((m3, m4));
         assert_eq!(connections(&feed), 0);
-        assert_eq!(feed.watchers.load(Ordering::Acquire), 0);
+        assert!(!feed.watched());
     }
 
     #[test]
