@@ -66,8 +66,8 @@ struct Feed {
 #[derive(Default)]
 struct Bells {
     now: Bell,
-    /// By the client's address: the sender and how many watchers use it.
-    by_connection: HashMap<Option<SocketAddr>, (watch::Sender<Bell>, usize)>,
+    /// By the client's address; each watcher holds a receiver.
+    by_connection: HashMap<Option<SocketAddr>, watch::Sender<Bell>>,
 }
 
 impl Feed {
@@ -76,7 +76,7 @@ impl Feed {
         let mut bells = self.bells.lock().expect("bells lock");
         change(&mut bells.now);
         let now = bells.now;
-        for (bell, _) in bells.by_connection.values() {
+        for bell in bells.by_connection.values() {
             bell.send_replace(now);
         }
     }
@@ -95,12 +95,11 @@ impl Feed {
     fn join(self: &Arc<Self>, peer: Option<SocketAddr>) -> Membership {
         let mut bells = self.bells.lock().expect("bells lock");
         let now = bells.now;
-        let (bell, members) = bells
+        let bell = bells
             .by_connection
             .entry(peer)
-            .or_insert_with(|| (watch::channel(now).0, 0));
-        *members += 1;
-        let bell = bell.subscribe();
+            .or_insert_with(|| watch::channel(now).0)
+            .subscribe();
         Membership {
             feed: self.clone(),
             peer,
@@ -119,11 +118,14 @@ struct Membership {
 impl Drop for Membership {
     fn drop(&mut self) {
         let mut bells = self.feed.bells.lock().expect("bells lock");
-        if let Some((_, members)) = bells.by_connection.get_mut(&self.peer) {
-            *members -= 1;
-            if *members == 0 {
-                bells.by_connection.remove(&self.peer);
-            }
+        // This member's receiver is still alive here: the last one out
+        // sees a count of one.
+        if bells
+            .by_connection
+            .get(&self.peer)
+            .is_some_and(|bell| bell.receiver_count() == 1)
+        {
+            bells.by_connection.remove(&self.peer);
         }
     }
 }
@@ -297,7 +299,6 @@ impl EventService for EventsApi {
         let member = self.feed.join(peer);
         let state = Watcher {
             store: self.lane.store().clone(),
-            feed: self.feed.clone(),
             member,
             beats: None,
             cursor: r.from_seq,
@@ -321,8 +322,7 @@ impl EventService for EventsApi {
 /// One `Watch` call's position in the event log.
 struct Watcher {
     store: Arc<Store>,
-    feed: Arc<Feed>,
-    /// Its connection's bell.
+    /// Its connection's bell, and the feed.
     member: Membership,
     /// The latest tick of the bell this watcher has answered (None before
     /// its first heartbeat: a watcher's first message once caught up is a
@@ -405,7 +405,7 @@ impl Watcher {
     /// Reads the next events after the cursor: encoded already if they are
     /// recent, else from the store.
     fn read_more(&mut self) -> crate::error::Result<()> {
-        let recent = self.feed.frames.read().expect("frames lock").after(
+        let recent = self.member.feed.frames.read().expect("frames lock").after(
             self.cursor,
             &self.incident_id,
             WATCH_BATCH,
