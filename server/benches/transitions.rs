@@ -231,6 +231,8 @@ fn row(what: &str, s: &Stats, base: Option<&Stats>) {
 }
 
 fn main() {
+    // As the daemon does (`src/main.rs`).
+    hotfixd::server::no_huge_pages();
     let ops = env_list("HOTFIXD_BENCH_OPS", "3000")[0];
     let levels = env_list("HOTFIXD_BENCH_CLIENTS", "1,16,64");
     let rates: Vec<f64> = env_list("HOTFIXD_BENCH_RATES", "2500,5000")

@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .with_writer(std::io::stderr)
         .init();
+    hotfixd::server::no_huge_pages();
 
     let settings = args.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)

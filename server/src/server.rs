@@ -290,3 +290,18 @@ pub async fn serve(
     tracing::info!("store flushed; bye");
     Ok(())
 }
+
+/// Turns transparent huge pages off for this process. mimalloc asks for
+/// them on its arenas, and a huge page is resident whole, so the ~30 KB
+/// hyper/h2 allocate for each client connection, most of it never
+/// written, counted in full: 10,000 watchers on a connection each held
+/// 438 MiB with huge pages and ~245 MiB without, transitions unchanged
+/// within noise (BENCHMARKS.md). Called by `main` at start-up (and by the
+/// in-process transitions bench). A tuning: a kernel that refuses it is
+/// only logged.
+pub fn no_huge_pages() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!("transparent huge pages stay on: {e}");
+    }
+}
