@@ -14,16 +14,21 @@
 //! - HOTFIXD_BENCH_HOTFIXES (default 100000): stored hotfixes at start-up;
 //! - HOTFIXD_BENCH_DIR (default the target directory's tmp);
 //! - HOTFIXD_BENCH_BIN (default this build's `hotfixd`): the daemon to
-//!   measure, e.g. an older build for a same-time comparison.
+//!   measure, e.g. an older build for a same-time comparison;
+//! - HOTFIXD_BENCH_FLOOR (default 1; 0 skips it): after each fan-out run,
+//!   the same connections, bytes and events sent as raw TCP by the
+//!   plainest tokio server (`floor/`), the baseline its ratio is against.
 //!
 //! Stores are filled in-process through the same `Lane` the daemon uses
 //! (real transactions, real flushes), then the binary is started on them.
 
 mod common;
+mod floor;
 #[path = "../tests/harness/mod.rs"]
 mod harness;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hotfixctl::{Client, pb};
@@ -169,9 +174,12 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     for _ in 0..watchers.div_ceil(per_conn) {
         conns.push(Client::connect(&d.endpoint, Some("dev-bob")).await.unwrap());
     }
+    // The largest event message seen, for the floor's frames.
+    let largest = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..watchers {
         let mut events_client = conns[w / per_conn].events.clone();
+        let largest = largest.clone();
         tasks.push(tokio::spawn(async move {
             let mut s = events_client
                 .watch(pb::WatchRequest {
@@ -184,6 +192,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
             let mut delays = Vec::with_capacity(events);
             while delays.len() < events {
                 let Some(Ok(msg)) = s.next().await else { break };
+                largest.fetch_max(prost::Message::encoded_len(&msg), Ordering::Relaxed);
                 if let Some(pb::watch_response::Kind::Event(e)) = msg.kind {
                     let at = e.at.unwrap();
                     let at =
@@ -231,6 +240,33 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
         per(daemon_cpu),
         per(client_cpu),
         peak_rss_mib(d.child.id())
+    );
+    if env_list("HOTFIXD_BENCH_FLOOR", "1")[0] == 0 {
+        return;
+    }
+    drop((d, conns));
+    // What one delivery puts on the wire: the message, gRPC's 5-byte
+    // prefix and HTTP/2's 9-byte DATA frame header.
+    let frame = (largest.load(Ordering::Relaxed) + 5 + 9).max(8);
+    let connections = watchers.div_ceil(per_conn);
+    let f = floor::run(
+        connections,
+        per_conn,
+        frame,
+        events,
+        Duration::from_millis(gap_ms as u64),
+    )
+    .await;
+    let per = |d: Duration| us(d / f.delays.len().max(1) as u32);
+    let p99 = pick(&f.delays, 0.99);
+    println!(
+        "| floor: raw TCP, {connections} connection(s), {per_conn} frame(s) of {frame} bytes each per event | {} delivered | p50 {} | p99 {} | CPU per delivery: server {}, clients {} | hotfixd's p99 {:.1}x the floor's |",
+        f.delays.len(),
+        ms(pick(&f.delays, 0.5)),
+        ms(p99),
+        per(f.server_cpu),
+        per(f.clients_cpu),
+        pick(&all, 0.99).as_secs_f64() / p99.as_secs_f64()
     );
 }
 
@@ -302,6 +338,9 @@ async fn startup(base: &std::path::Path, hotfixes: usize) {
 }
 
 fn main() {
+    if floor::serve_if_asked() {
+        return;
+    }
     let base = std::env::var("HOTFIXD_BENCH_DIR")
         .unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").to_string());
     std::fs::create_dir_all(&base).unwrap();
