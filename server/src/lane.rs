@@ -150,6 +150,32 @@ impl Lane {
         Ok(())
     }
 
+    /// Lets `actor` read audit records (`action`: "audit-export",
+    /// "audit-list"), or refuses; a refusal is a denial like any other: an
+    /// audit record, on disk before the answer. Reads themselves change
+    /// nothing and write nothing.
+    pub async fn read_audit(
+        &self,
+        actor: &Principal,
+        action: &str,
+        incident_id: &str,
+    ) -> Result<()> {
+        let Err(refusal) = domain::may_read_audit(actor) else {
+            return Ok(());
+        };
+        let req = Request {
+            actor: &actor.handle,
+            action,
+            incident_id,
+            now: self.now(),
+            request_id: "",
+            fingerprint: String::new(),
+        };
+        let denied = refusal.clone();
+        self.store.execute(req, move |_| Err(denied.into())).await?;
+        Err(refusal.into())
+    }
+
     /// Step 1: declare a hotfix.
     pub async fn declare(&self, actor: &Principal, m: &Mutation, d: Declaration) -> Result<Hotfix> {
         Self::check_mutation(m)?;

@@ -144,6 +144,20 @@ async fn the_audit_chain_verifies_and_exports_and_names_a_rewritten_record() {
     let data = dir.path().join("data");
     let d = start(&data).await;
     history(&d).await;
+    // Reading records is for the platform team and admins; a refused read
+    // is a denial like any other, in the trail (read below).
+    let e = d.ctl("bob", &["audit", "export"]).await.unwrap_err();
+    assert_eq!(e.code, 17, "{}", e.message);
+    assert!(
+        e.message.contains("may not read the audit trail"),
+        "{}",
+        e.message
+    );
+    let e = d
+        .ctl("bob", &["audit", "list", "--incident", INC])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 17, "{}", e.message);
 
     let v: Value = serde_json::from_str(
         &d.ctl("bob", &["--output", "json", "audit", "verify"])
@@ -155,9 +169,6 @@ async fn the_audit_chain_verifies_and_exports_and_names_a_rewritten_record() {
     let records = v["verified"].as_u64().unwrap();
     assert!(records >= 4, "{v}");
 
-    // Reading records is for the platform team and admins.
-    let e = d.ctl("bob", &["audit", "export"]).await.unwrap_err();
-    assert_eq!(e.code, 17, "{}", e.message);
     let export = d.ctl("dave", &["audit", "export"]).await.unwrap();
     let lines: Vec<Value> = export
         .lines()
@@ -165,12 +176,34 @@ async fn the_audit_chain_verifies_and_exports_and_names_a_rewritten_record() {
         .collect();
     assert_eq!(lines.len() as u64, records);
     assert_eq!(lines.last().unwrap()["hash"], v["head_hash"]);
+    let refused_reads: Vec<(&Value, &Value, &Value, &Value)> = lines[lines.len() - 2..]
+        .iter()
+        .map(|r| (&r["actor"], &r["action"], &r["incident_id"], &r["outcome"]))
+        .collect();
+    assert_eq!(
+        refused_reads,
+        [
+            (
+                &"bob".into(),
+                &"audit-export".into(),
+                &"".into(),
+                &"denied".into()
+            ),
+            (
+                &"bob".into(),
+                &"audit-list".into(),
+                &INC.into(),
+                &"denied".into()
+            ),
+        ],
+        "{export}"
+    );
     let from2 = d
         .ctl("dave", &["audit", "export", "--from", "2"])
         .await
         .unwrap();
     assert_eq!(from2.lines().count() as u64, records - 2);
-    // The review of one hotfix shows its denial with the real actor.
+    // The review of one hotfix shows its denials with the real actor.
     let list: Value = serde_json::from_str(
         &d.ctl(
             "dave",
@@ -186,9 +219,16 @@ async fn the_audit_chain_verifies_and_exports_and_names_a_rewritten_record() {
         .iter()
         .filter(|r| r["outcome"] == "denied")
         .collect();
-    assert_eq!(denied.len(), 1, "{list}");
-    assert_eq!(denied[0]["actor"], "bob");
-    assert_eq!(denied[0]["action"], "approve");
+    let denied: Vec<(&Value, &Value)> =
+        denied.iter().map(|r| (&r["actor"], &r["action"])).collect();
+    assert_eq!(
+        denied,
+        [
+            (&"bob".into(), &"approve".into()),
+            (&"bob".into(), &"audit-list".into())
+        ],
+        "{list}"
+    );
     let kept = dir.path().join("export.jsonl");
     std::fs::write(&kept, &export).unwrap();
     d.stop().await;

@@ -37,9 +37,9 @@ pub enum Refusal {
     /// Bad input: names the field. Nothing was changed.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
-    /// The caller's role or identity may not take the step.
+    /// The caller's role or identity may not do what it asked.
     #[error("{reason}")]
-    Denied { step: Step, reason: String },
+    Denied { reason: String },
     #[error("no hotfix or mitigation is recorded for incident {incident}")]
     NotFound { incident: String },
     /// The incident already has a hotfix or mitigation (no chaining).

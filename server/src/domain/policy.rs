@@ -135,6 +135,21 @@ pub fn before(t: Time, d: Duration) -> Time {
 /// it): the platform team that reviews it, and platform-admins.
 pub const AUDIT_READERS: [Role; 2] = [Role::PlatformTeam, Role::PlatformAdmin];
 
+/// Whether `actor` may read the audit trail's records.
+pub fn may_read_audit(actor: &Principal) -> Result<(), Refusal> {
+    if AUDIT_READERS.iter().any(|r| actor.has(*r)) {
+        return Ok(());
+    }
+    let roles: Vec<&str> = AUDIT_READERS.iter().map(|r| r.as_str()).collect();
+    Err(Refusal::Denied {
+        reason: format!(
+            "@{} may not read the audit trail: only a {} principal may (anyone may verify it)",
+            actor.handle,
+            roles.join(" or ")
+        ),
+    })
+}
+
 impl Policy {
     /// The roles a role-gated step admits by default.
     fn default_roles(step: Step) -> &'static [Role] {
@@ -248,7 +263,7 @@ impl Policy {
                 self.who_may(step, hotfix)
             );
         }
-        Err(Refusal::Denied { step, reason })
+        Err(Refusal::Denied { reason })
     }
 
     /// The quarterly flag for an author with `count` hotfixes this quarter.
