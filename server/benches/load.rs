@@ -174,12 +174,13 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     for _ in 0..watchers.div_ceil(per_conn) {
         conns.push(Client::connect(&d.endpoint, Some("dev-bob")).await.unwrap());
     }
-    // The largest event message seen, for the floor's frames.
+    // The largest message the first watcher got, for the floor's frames
+    // (every watcher gets the same messages).
     let largest = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for w in 0..watchers {
         let mut events_client = conns[w / per_conn].events.clone();
-        let largest = largest.clone();
+        let largest = (w == 0).then(|| largest.clone());
         tasks.push(tokio::spawn(async move {
             let mut s = events_client
                 .watch(pb::WatchRequest {
@@ -192,7 +193,9 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
             let mut delays = Vec::with_capacity(events);
             while delays.len() < events {
                 let Some(Ok(msg)) = s.next().await else { break };
-                largest.fetch_max(prost::Message::encoded_len(&msg), Ordering::Relaxed);
+                if let Some(largest) = &largest {
+                    largest.fetch_max(prost::Message::encoded_len(&msg), Ordering::Relaxed);
+                }
                 if let Some(pb::watch_response::Kind::Event(e)) = msg.kind {
                     let at = e.at.unwrap();
                     let at =
