@@ -535,7 +535,38 @@ impl PolicyConfig {
     }
 }
 
+/// The file holds the roster (who may merge past review): a file others
+/// may write lets them make themselves platform-admin.
+fn refuse_writable_by_others(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "{}: writable by group or others (mode {:04o}); it holds the roster, so \
+                 anyone who can write it can grant themselves any role: chmod go-w {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An interval a background task ticks at: zero would spin or panic it.
+fn positive(field: &str, d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        return Err(format!("{field}: must be longer than 0s (e.g. \"5s\")"));
+    }
+    Ok(d)
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, String> {
+    refuse_writable_by_others(path)?;
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -734,11 +765,17 @@ impl Args {
             verify,
             listen,
             data_dir,
-            heartbeat_interval: file.heartbeat_interval.unwrap_or(DEFAULT_HEARTBEAT),
+            heartbeat_interval: positive(
+                "heartbeat_interval",
+                file.heartbeat_interval.unwrap_or(DEFAULT_HEARTBEAT),
+            )?,
             policy: file.policy.to_policy()?,
             principals,
             dev: self.dev,
-            overdue_check_interval: file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
+            overdue_check_interval: positive(
+                "overdue_check_interval",
+                file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
+            )?,
             slack,
             tls,
             limits: file.limits.to_settings()?,
@@ -862,6 +899,34 @@ mod tests {
                 .unwrap_err()
                 .contains("named approver")
         );
+    }
+
+    fn settings_of(text: &str, mode: u32) -> Result<Settings, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        Args::parse_from(["hotfixd", "--dev", "--config", path.to_str().unwrap()]).settings()
+    }
+
+    #[test]
+    fn zero_intervals_are_refused_at_start() {
+        for key in ["heartbeat_interval", "overdue_check_interval"] {
+            let e = settings_of(&format!("{key} = \"0s\"\n"), 0o600).unwrap_err();
+            assert!(e.starts_with(key) && e.contains("longer than 0s"), "{e}");
+            settings_of(&format!("{key} = \"1s\"\n"), 0o600).expect("one second is fine");
+        }
+    }
+
+    #[test]
+    fn a_config_others_may_write_is_refused() {
+        for mode in [0o666, 0o620, 0o602] {
+            let e = settings_of("", mode).unwrap_err();
+            assert!(e.contains("writable by group or others"), "{mode:o}: {e}");
+            assert!(e.contains("chmod go-w"), "{e}");
+        }
+        settings_of("", 0o644).expect("owner-writable, world-readable is fine");
     }
 
     #[test]

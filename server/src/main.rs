@@ -75,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     hotfixd::server::no_huge_pages();
+    hotfixd::server::private_files();
 
     let settings = args.settings().map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)

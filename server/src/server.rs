@@ -291,6 +291,15 @@ pub async fn serve(
     Ok(())
 }
 
+/// Files this process creates are for its own user only (mode 0600,
+/// directories 0700): the data directory holds every hotfix, the audit
+/// trail and the idempotency records, and sled creates its files with the
+/// process's umask. Called by `main` before anything is opened.
+pub fn private_files() {
+    #[cfg(target_os = "linux")]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+}
+
 /// Turns transparent huge pages off for this process. mimalloc asks for
 /// them on its arenas, and a huge page is resident whole, so the ~30 KB
 /// hyper/h2 allocate for each client connection, most of it never

@@ -171,6 +171,32 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
 }
 
+/// Creates `dir` for this user alone (0700), or makes an existing one so:
+/// it holds every hotfix and the audit trail.
+fn private_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        let fail = |e: std::io::Error| Error::Storage(format!("{}: {e}", dir.display()));
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(fail)?;
+        }
+        let mode = std::fs::metadata(dir).map_err(fail)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                "data directory was mode {mode:04o}, open to other users; making it 0700"
+            );
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
 fn last_seq(tree: &sled::Tree) -> Result<u64> {
     Ok(match tree.last()? {
         Some((k, _)) => keys::u64_of(&k),
@@ -204,6 +230,7 @@ impl Store {
     /// Like `open`, flushing with `flush` (a fault, in tests) instead of
     /// sled's own.
     pub fn open_with(dir: &Path, flush: Option<flusher::FlushFn>) -> Result<Store> {
+        private_dir(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
@@ -229,7 +256,9 @@ impl Store {
             durable: watch::Sender::new(0),
             flusher: match flush {
                 Some(f) => flusher::Flusher::start_with(db, f),
-                None => flusher::Flusher::start(db),
+                None => flusher::Flusher::start(db, dir).map_err(|e| {
+                    Error::Storage(format!("making {} durable: {e}", dir.display()))
+                })?,
             },
         };
         // A change interrupted by a crash is finished before anything is

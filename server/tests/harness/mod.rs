@@ -44,7 +44,18 @@ impl Binary {
         port: u16,
         env: &[(&str, &str)],
     ) -> Binary {
-        let mut cmd = Command::new(bin);
+        Self::spawn_command(Command::new(bin), config, data, port, env)
+    }
+
+    /// Like [`Binary::spawn`], with `cmd` as the program (e.g. `hotfixd`
+    /// under a tracer, its own arguments already given).
+    pub fn spawn_command(
+        mut cmd: Command,
+        config: &Path,
+        data: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Binary {
         cmd.args(["--dev", "--config"])
             .arg(config)
             .arg("--data-dir")
