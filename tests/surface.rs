@@ -100,7 +100,9 @@ async fn oversized_requests_are_refused_before_they_reach_the_lane() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), tonic::Code::OutOfRange, "{err:?}");
+    // The gRPC status-code guide's code for a message over the limit.
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err:?}");
+    assert!(err.message().contains("too large"), "{}", err.message());
     // Within the frame limit but over a field's bound: the field is named.
     let err = c
         .lane
@@ -125,4 +127,39 @@ async fn oversized_requests_are_refused_before_they_reach_the_lane() {
         err.message()
     );
     assert_eq!(d.state(INC).await, "DECLARED");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_the_message_is_the_clients_fault() {
+    let d = Daemon::start().await;
+    hotfixd::integrations::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    // A gRPC frame (uncompressed, 3 bytes) holding no valid protobuf.
+    let body = vec![0u8, 0, 0, 0, 3, 0xff, 0xff, 0xff];
+    let r = http
+        .post(format!(
+            "{}/hotfix.v1.PolicyService/RecordTeamReview",
+            d.endpoint
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("authorization", "Bearer dev-erin")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(
+        status.as_deref(),
+        Some("3"),
+        "INVALID_ARGUMENT: {:?}",
+        r.headers()
+    );
+    assert!(d.ctl("bob", &["report"]).await.is_ok());
 }

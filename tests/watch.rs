@@ -399,3 +399,31 @@ async fn many_concurrent_writers_all_land_durably() {
         (1..=320).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_cursor_beyond_the_log_is_out_of_range_naming_the_latest() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let latest = latest_seq(&d).await;
+    for from_seq in [latest + 1, u64::MAX] {
+        let e = d
+            .client("dave")
+            .await
+            .events
+            .watch(pb::WatchRequest {
+                from_seq,
+                incident_id: String::new(),
+            })
+            .await
+            .expect_err("refused, not silent");
+        assert_eq!(e.code(), tonic::Code::OutOfRange, "{e:?}");
+        assert!(
+            e.message().contains(&format!("latest sequence {latest}")),
+            "{}",
+            e.message()
+        );
+    }
+    // The end itself is a fine place to resume from.
+    let mut s = watch(&d, latest, "").await;
+    assert!(read_until(&mut s, latest).await.is_empty());
+}

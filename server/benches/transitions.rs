@@ -10,9 +10,11 @@
 //!
 //! Each transition is a real RPC through the real client: authenticated,
 //! decided by the domain, committed with its event and audit record as one
-//! change and flushed before the answer. Baselines: sled's own `insert` +
-//! `flush` of a record of similar size, one at a time; and `WhoAmI`, an RPC
-//! that stores nothing.
+//! change and made durable (`fdatasync`) before the answer. Baselines, in
+//! the same run: the disk's own 4 KiB `write` + `fdatasync` loop (the
+//! ratio column); sled's own `insert` + `flush` of a record of similar
+//! size, one at a time, with and without the `fdatasync` of its log; and
+//! `WhoAmI`, an RPC that stores nothing.
 
 mod common;
 
@@ -51,12 +53,35 @@ fn stats(mut lat: Vec<Duration>, wall: Duration, cpu: Duration) -> Stats {
     }
 }
 
-fn raw_sled(dir: &std::path::Path, ops: usize) -> Stats {
+/// The disk's own limit: a 4 KiB `write` at the end of a file and its
+/// `fdatasync`, one after the other.
+fn disk_fdatasync(dir: &std::path::Path, ops: usize) -> Stats {
+    use std::io::Write;
+    let mut f = std::fs::File::create(dir.join("fdatasync-loop")).unwrap();
+    let block = vec![b'x'; 4096];
+    let mut lat = Vec::with_capacity(ops);
+    let start = Instant::now();
+    let cpu = cpu_time("self");
+    for _ in 0..ops {
+        let t = Instant::now();
+        f.write_all(&block).unwrap();
+        f.sync_data().unwrap();
+        lat.push(t.elapsed());
+    }
+    stats(lat, start.elapsed(), cpu_time("self") - cpu)
+}
+
+/// sled's own `insert` + `flush` of a record of a transition's size, one
+/// at a time; with `fdatasync`, also the sync of its log file that makes
+/// it durable (what hotfixd's flush adds, `store/flusher.rs`).
+fn raw_sled(dir: &std::path::Path, ops: usize, fdatasync: bool) -> Stats {
+    let path = dir.join(if fdatasync { "raw-synced" } else { "raw" });
     let db = sled::Config::new()
-        .path(dir.join("raw"))
+        .path(&path)
         .mode(sled::Mode::HighThroughput)
         .open()
         .unwrap();
+    let log = std::fs::File::open(path.join("db")).unwrap();
     let value = vec![b'x'; 600];
     let mut lat = Vec::with_capacity(ops);
     let start = Instant::now();
@@ -65,6 +90,9 @@ fn raw_sled(dir: &std::path::Path, ops: usize) -> Stats {
         let t = Instant::now();
         db.insert(i.to_be_bytes(), value.as_slice()).unwrap();
         db.flush().unwrap();
+        if fdatasync {
+            log.sync_data().unwrap();
+        }
         lat.push(t.elapsed());
     }
     stats(lat, start.elapsed(), cpu_time("self") - cpu)
@@ -249,7 +277,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let raw = raw_sled(dir.path(), ops);
+    let disk = disk_fdatasync(dir.path(), ops);
+    let raw = raw_sled(dir.path(), ops, false);
+    let raw_synced = raw_sled(dir.path(), ops, true);
 
     let shutdown = CancellationToken::new();
     let endpoint = rt.block_on(async {
@@ -284,10 +314,20 @@ fn main() {
     );
     println!();
     println!(
-        "| what | transitions/s | p50 | p99 | CPU per transition | ratio to raw sled insert+flush |"
+        "| what | transitions/s | p50 | p99 | CPU per transition | ratio to the disk's 4 KiB write+fdatasync |"
     );
     println!("|---|---:|---:|---:|---:|---:|");
-    row("raw sled insert+flush, 1 writer", &raw, Some(&raw));
+    row("disk: 4 KiB write+fdatasync, 1 writer", &disk, Some(&disk));
+    row(
+        "raw sled insert+flush (sync_file_range only), 1 writer",
+        &raw,
+        Some(&disk),
+    );
+    row(
+        "raw sled insert+flush+fdatasync, 1 writer",
+        &raw_synced,
+        Some(&disk),
+    );
     for (i, clients) in levels.iter().enumerate() {
         let conns = rt.block_on(prepare(&endpoint, *clients, &format!("{:02}", i + 1)));
         let s = rt.block_on(closed_loop(conns.clone(), Op::WhoAmI, ops));
@@ -300,7 +340,7 @@ fn main() {
         row(
             &format!("hotfixd, {clients} client(s), closed loop"),
             &s,
-            Some(&raw),
+            Some(&disk),
         );
     }
     let open_clients = levels.iter().copied().max().unwrap_or(64);
@@ -310,7 +350,7 @@ fn main() {
         row(
             &format!("hotfixd, {open_clients} clients, open loop offering {rate:.0}/s"),
             &s,
-            Some(&raw),
+            Some(&disk),
         );
     }
     shutdown.cancel();

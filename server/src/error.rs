@@ -14,9 +14,13 @@ pub enum Error {
     Refused(#[from] Refusal),
     #[error("{0}")]
     Unauthenticated(String),
-    /// The store could not persist or read; nothing is acknowledged.
+    /// The store could not be read (or opened).
     #[error("storage: {0}")]
     Storage(String),
+    /// A change could not be made durable; it is not acknowledged, and the
+    /// store refuses changes until restarted.
+    #[error("not durable: {0}")]
+    NotDurable(String),
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
@@ -49,7 +53,14 @@ impl From<Error> for Status {
             }
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::Storage(m) => {
-                tracing::error!(error = %m, "storage failure");
+                tracing::error!(error = %m, "storage read failure");
+                Status::unavailable(
+                    "hotfixd could not read its store (I/O error); nothing was changed \
+                     (see daemon logs)",
+                )
+            }
+            Error::NotDurable(m) => {
+                tracing::error!(error = %m, "storage write failure");
                 Status::unavailable(
                     "the change could not be made durable (disk full or I/O error), so it is not \
                      acknowledged; hotfixd refuses changes until it is restarted, after which \

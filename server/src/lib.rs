@@ -33,4 +33,4 @@ pub mod store;
 pub mod syncer;
 pub mod verifier;
 
-pub use server::serve;
+pub use server::{serve, serve_store};

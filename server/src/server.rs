@@ -56,6 +56,21 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    let store = Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
+    serve_store(listener, settings, Arc::new(store), clock, shutdown).await
+}
+
+/// [`serve`] on a store already open (tests open one with a faulty flush).
+pub async fn serve_store(
+    listener: TcpListener,
+    settings: Settings,
+    store: Arc<Store>,
+    clock: Arc<dyn Clock>,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
     let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
     let team_roles = settings
         .github
@@ -66,12 +81,6 @@ pub async fn serve(
         roster.directory().clone(),
         team_roles,
     ));
-    let store = Arc::new(
-        Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?,
-    );
     let lane = Arc::new(Lane::new(
         store.clone(),
         settings.policy.clone(),
@@ -173,6 +182,20 @@ pub async fn serve(
     health.set_serving::<EventServiceServer<EventsApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
+    // A store that can no longer make changes durable refuses every change
+    // until restarted: a supervisor watching health restarts it.
+    tasks.spawn({
+        let (health, failure, background) = (health.clone(), store.failure(), background.clone());
+        async move {
+            tokio::select! {
+                why = failure => {
+                    tracing::error!(error = %why, "the store refuses changes until hotfixd is restarted; health NOT_SERVING");
+                    set_not_serving(&health).await;
+                }
+                _ = background.cancelled() => {}
+            }
+        }
+    });
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hotfix_api::FILE_DESCRIPTOR_SET)
@@ -217,19 +240,7 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            health
-                .set_service_status("", ServingStatus::NotServing)
-                .await;
-            health.set_not_serving::<LaneServiceServer<LaneApi>>().await;
-            health
-                .set_not_serving::<PolicyServiceServer<PolicyApi>>()
-                .await;
-            health
-                .set_not_serving::<EventServiceServer<EventsApi>>()
-                .await;
-            health
-                .set_not_serving::<AuditServiceServer<AuditApi>>()
-                .await;
+            set_not_serving(&health).await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");
         }
@@ -254,6 +265,9 @@ pub async fn serve(
             .map_err(|e| ServeError::Config(format!("tls: {e}")))?;
     }
     let served = builder
+        .layer(tower::util::MapResponseLayer::new(
+            crate::grpc::client_errors::correct_response,
+        ))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.limits.max_in_flight,
         ))
@@ -289,6 +303,23 @@ pub async fn serve(
     store.flush().await.map_err(ServeError::Flush)?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// Health NOT_SERVING for the daemon and each of its services.
+async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    health.set_not_serving::<LaneServiceServer<LaneApi>>().await;
+    health
+        .set_not_serving::<PolicyServiceServer<PolicyApi>>()
+        .await;
+    health
+        .set_not_serving::<EventServiceServer<EventsApi>>()
+        .await;
+    health
+        .set_not_serving::<AuditServiceServer<AuditApi>>()
+        .await;
 }
 
 /// Files this process creates are for its own user only (mode 0600,

@@ -82,3 +82,101 @@ async fn a_failed_flush_is_never_acknowledged_and_stops_all_changes() {
     assert!(report.verified >= 1);
     l.team_review(&erin(), &m, "restarted").await.unwrap();
 }
+
+/// A daemon whose store refuses every change is not healthy: health says
+/// NOT_SERVING, so a supervisor restarts it (reads still answer).
+#[tokio::test]
+async fn health_says_not_serving_once_a_flush_failed() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let dir = tempfile::tempdir().unwrap();
+    let disk_full = Arc::new(AtomicBool::new(false));
+    let flush: hotfixd::store::flusher::FlushFn = {
+        let disk_full = disk_full.clone();
+        Box::new(move || {
+            if disk_full.load(Ordering::SeqCst) {
+                Err("Input/output error (os error 5)".into())
+            } else {
+                Ok(())
+            }
+        })
+    };
+    let store = Arc::new(Store::open_with(&dir.path().join("data"), Some(flush)).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let settings = hotfixd::config::Settings::dev(addr, dir.path().join("data"));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let served = tokio::spawn(hotfixd::serve_store(
+        listener,
+        settings,
+        store,
+        Arc::new(SystemClock),
+        shutdown.clone(),
+    ));
+    let endpoint = format!("http://{addr}");
+    let mut client = loop {
+        if let Ok(c) = hotfixctl::Client::connect(&endpoint, Some("dev-erin")).await {
+            break c;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let status = |h: &mut HealthClient<tonic::transport::Channel>| {
+        let mut h = h.clone();
+        async move {
+            h.check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status()
+        }
+    };
+    assert_eq!(status(&mut health).await, ServingStatus::Serving);
+
+    let review = |notes: &str| hotfixctl::pb::RecordTeamReviewRequest {
+        notes: notes.into(),
+        ..Default::default()
+    };
+    client
+        .policy
+        .record_team_review(review("ok"))
+        .await
+        .unwrap();
+    disk_full.store(true, Ordering::SeqCst);
+    let e = client
+        .policy
+        .record_team_review(review("lost"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while status(&mut health).await != ServingStatus::NotServing {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "health still SERVING after the failed flush"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    shutdown.cancel();
+    let _ = served.await;
+}
+
+/// A read that fails says it could not read; it does not claim a change
+/// was lost.
+#[test]
+fn a_failed_read_says_it_was_a_read() {
+    let s = tonic::Status::from(hotfixd::error::Error::Storage("disk".into()));
+    assert_eq!(s.code(), tonic::Code::Unavailable);
+    assert!(s.message().contains("could not read"), "{}", s.message());
+    assert!(!s.message().contains("durable"), "{}", s.message());
+    let s = tonic::Status::from(hotfixd::error::Error::NotDurable("disk".into()));
+    assert!(s.message().contains("not acknowledged"), "{}", s.message());
+}

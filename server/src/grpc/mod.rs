@@ -2,6 +2,7 @@
 //! (set by the auth interceptor), convert, call `Lane`, convert back.
 
 pub mod audit;
+pub mod client_errors;
 pub mod convert;
 mod watch;
 

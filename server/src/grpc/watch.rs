@@ -296,6 +296,17 @@ impl EventService for EventsApi {
             domain::validate::check_incident_id("incident_id", &r.incident_id)
                 .map_err(Error::from)?;
         }
+        // A cursor past the end is a client resuming against a store that
+        // holds less than it saw (a restored backup, another daemon):
+        // following it would be silent forever.
+        let latest = self.lane.store().durable_seq();
+        if r.from_seq > latest {
+            return Err(Status::out_of_range(format!(
+                "from_seq {} is beyond the end of the event log (latest sequence {latest}); \
+                 resume from {latest} or lower",
+                r.from_seq
+            )));
+        }
         let member = self.feed.join(peer);
         let state = Watcher {
             store: self.lane.store().clone(),

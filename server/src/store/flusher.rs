@@ -192,13 +192,37 @@ impl Flusher {
             .await
             .map_err(|_| Error::ShuttingDown)?;
         match &state.failed {
-            Some(e) => Err(Error::Storage(format!("flush failed: {e}"))),
+            Some(e) => Err(Error::NotDurable(format!("flush failed: {e}"))),
             None => Ok(()),
         }
     }
 
     pub fn failed(&self) -> bool {
         self.durable.borrow().failed.is_some()
+    }
+
+    /// Marks the store failed (a write that did not land whole): nothing
+    /// is acknowledged from now on, as after a failed flush.
+    pub fn poison(&self, why: String) {
+        self.durable.send_modify(|d| {
+            d.failed.get_or_insert(why);
+        });
+    }
+
+    /// Resolves with the reason once a flush or write has failed.
+    pub fn failure(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let mut rx = self.durable.subscribe();
+        async move {
+            let why = rx
+                .wait_for(|d| d.failed.is_some())
+                .await
+                .map(|d| d.failed.clone().unwrap_or_default());
+            match why {
+                Ok(why) => why,
+                // The flusher is gone: the store closed.
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 }
 

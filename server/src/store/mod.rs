@@ -147,8 +147,6 @@ pub struct Store {
     requests: sled::Tree,
     meta: sled::Tree,
     writer: Mutex<Counters>,
-    /// Set when a change could not be written whole.
-    broken: std::sync::atomic::AtomicBool,
     /// Tests: stop each change after its redo record, as a crash would.
     #[cfg(test)]
     halt_after_redo: std::sync::atomic::AtomicBool,
@@ -249,7 +247,6 @@ impl Store {
                 audit_head: chain::GENESIS,
                 tickets: 0,
             }),
-            broken: Default::default(),
             #[cfg(test)]
             halt_after_redo: Default::default(),
             recent: Default::default(),
@@ -294,6 +291,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Resolves with the reason once the store has stopped accepting
+    /// changes (a failed flush or write); health reports NOT_SERVING then.
+    pub fn failure(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        self.flusher.failure()
+    }
+
     /// The highest sequence number that is on disk.
     pub fn durable_seq(&self) -> u64 {
         *self.durable.borrow()
@@ -314,8 +317,8 @@ impl Store {
         req: Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<Outcome> {
-        if self.flusher.failed() || self.broken.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(Error::Storage(
+        if self.flusher.failed() {
+            return Err(Error::NotDurable(
                 "an earlier flush or write failed; refusing changes until restarted".into(),
             ));
         }
@@ -599,11 +602,11 @@ impl Store {
                 }
                 self.apply(w)
             });
-        if written.is_err() {
+        if let Err(e) = &written {
             // Part of the change may be applied; the next start applies
             // the redo record again. Until then, change nothing more.
-            self.broken
-                .store(true, std::sync::atomic::Ordering::Release);
+            self.flusher.poison(format!("writing a change: {e}"));
+            return Err(Error::NotDurable(format!("writing a change: {e}")));
         }
         written
     }
