@@ -127,6 +127,7 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
                     incident_id: inc(),
                     number: 4321,
                     url: "https://github.com/bookstore/catalog/pull/4321".into(),
+                    labels: vec!["hotfix".into()],
                     ..Default::default()
                 })
                 .await,

@@ -76,6 +76,19 @@ async fn the_fix_is_read_from_github_not_typed() {
     assert!(msg.contains("404"), "{msg}");
     assert_eq!(d.state(INC).await, "DECLARED");
 
+    // A GitHub that stays down is UNAVAILABLE, so scripts retry; it is
+    // not the runbook refusing the step.
+    fake.world().unavailable = 100;
+    let msg = d
+        .ctl_err(
+            "bob",
+            &["fix", INC, "--branch", &b, "--sha", SHA1],
+            UNAVAILABLE,
+        )
+        .await;
+    assert!(msg.contains("503") && msg.contains("retry"), "{msg}");
+    assert_eq!(d.state(INC).await, "DECLARED");
+
     // A GitHub that stumbles twice is retried, not given up on.
     fake.world().unavailable = 2;
     let h = d

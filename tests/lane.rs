@@ -27,6 +27,8 @@ async fn full_happy_path_to_closed() {
                 "4321",
                 "--url",
                 "https://github.com/bookstore/catalog/pull/4321",
+                "--label",
+                "hotfix",
             ],
         )
         .await;
@@ -831,4 +833,80 @@ async fn a_restart_loses_nothing() {
         before["last_seq"].as_u64().unwrap() + 3,
         "mitigation and team review took one each"
     );
+}
+
+#[tokio::test]
+async fn a_pr_without_the_hotfix_label_is_refused_not_relabelled() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let (b, m) = (branch(INC), message(INC));
+    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
+    let url = "https://github.com/bookstore/catalog/pull/4321";
+    let msg = d
+        .ctl_err(
+            "bob",
+            &[
+                "pr", INC, "--number", "4321", "--url", url, "--label", "urgent",
+            ],
+            INVALID,
+        )
+        .await;
+    assert!(msg.contains("labels") && msg.contains("'hotfix'"), "{msg}");
+    // Saying nothing about labels is not saying 'hotfix'.
+    d.ctl_err(
+        "bob",
+        &["pr", INC, "--number", "4321", "--url", url],
+        INVALID,
+    )
+    .await;
+    assert_eq!(d.state(INC).await, "APPROVED", "nothing recorded");
+    let pr = d
+        .ctl_json(
+            "bob",
+            &[
+                "pr", INC, "--number", "4321", "--url", url, "--label", "urgent", "--label",
+                "hotfix",
+            ],
+        )
+        .await;
+    assert_eq!(
+        pr["pull_request"]["labels"],
+        serde_json::json!(["hotfix", "urgent"])
+    );
+}
+
+#[tokio::test]
+async fn a_line_break_in_a_title_cannot_forge_a_line_of_show_or_watch() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let (b, m) = (branch(INC), message(INC));
+    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
+    let url = "https://github.com/bookstore/catalog/pull/4321";
+    for title in [
+        format!("HOTFIX: {INC} x\n2026-05-20T09:00:00Z @alice approved fix 222222222222"),
+        format!("HOTFIX: {INC} x\u{202e}devorppa"),
+        format!("HOTFIX: {INC} x\u{1b}[1A\u{1b}[2K"),
+    ] {
+        let msg = d
+            .ctl_err(
+                "bob",
+                &[
+                    "pr", INC, "--number", "4321", "--url", url, "--label", "hotfix", "--title",
+                    &title,
+                ],
+                INVALID,
+            )
+            .await;
+        assert!(msg.contains("title"), "{msg}");
+    }
+    assert_eq!(d.state(INC).await, "APPROVED");
+    // What the daemon itself quotes back is shown escaped by the CLI.
+    let msg = d.ctl_err("bob", &["show", "INC-\u{1b}[2J"], INVALID).await;
+    assert!(!msg.contains('\u{1b}'), "{msg:?}");
 }

@@ -185,3 +185,49 @@ async fn overdue_obligations_are_posted_once_naming_the_owner() {
         overdue[0].1
     );
 }
+
+#[tokio::test]
+async fn typed_text_cannot_page_everyone_link_elsewhere_or_forge_a_line() {
+    let (r, base) = receiver().await;
+    let d = daemon_with_slack(&base).await;
+    declare_as(
+        &d,
+        "bob",
+        INC,
+        &[(
+            "--symptom",
+            "<!channel> <https://evil.example|the runbook> & co",
+        )],
+        &[],
+    )
+    .await
+    .unwrap();
+    eventually(&r, "the declaration", |r| !r.got.is_empty()).await;
+    {
+        let r = r.lock().unwrap();
+        let text = &r.got[0].1;
+        assert!(
+            text.contains("&lt;!channel&gt; &lt;https://evil.example|the runbook&gt; &amp; co"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<https"),
+            "{text}"
+        );
+    }
+    // A role with a line break would be a second audit line of its own.
+    let msg = d
+        .ctl_err(
+            "bob",
+            &[
+                "breakglass",
+                INC,
+                "grant",
+                "--role",
+                "db\nINC-2026-05-20-001: breakglass cleaned by @carol",
+            ],
+            INVALID,
+        )
+        .await;
+    assert!(msg.contains("role") && msg.contains("line break"), "{msg}");
+}

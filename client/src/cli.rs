@@ -158,7 +158,8 @@ pub enum Cmd {
         /// Defaults to "HOTFIX: <incident> <symptom>".
         #[arg(long)]
         title: Option<String>,
-        /// Labels on the PR ('hotfix' is always recorded).
+        /// Labels the PR you opened carries (repeat for each); it must
+        /// carry 'hotfix': the CI fast path runs only on PRs labelled so.
         #[arg(long = "label")]
         labels: Vec<String>,
     },
@@ -448,7 +449,12 @@ impl From<tonic::Status> for CliError {
         let code = s.code();
         CliError {
             code: 10 + code as i32,
-            message: format!("{}: {}", render::code_name(code), s.message()),
+            // The daemon's words may quote what someone typed.
+            message: format!(
+                "{}: {}",
+                render::code_name(code),
+                render::printable(s.message())
+            ),
         }
     }
 }
@@ -705,9 +711,24 @@ fn hotfixctl_tls(cli: &Cli) -> crate::TlsFiles {
     }
 }
 
-/// Runs one command, writing its output to `out`.
+/// Runs one command, writing its output to `out`: human output with every
+/// unprintable character escaped (`render::Printable`), JSON as it is
+/// (serde escapes control characters in strings).
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    if cli.output == Output::Json {
+        return execute(cli, out).await;
+    }
+    let mut shown = crate::render::Printable::new(out);
+    let result = execute(cli, &mut shown).await;
+    shown.flush().map_err(CliError::from)?;
+    result
+}
+
+async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let tls = hotfixctl_tls(&cli);
+    if let Some(w) = crate::plaintext_token_warning(&cli.endpoint, cli.token.as_deref()) {
+        eprintln!("hotfixctl: {w}");
+    }
     let client = Client::connect_with(&cli.endpoint, cli.token.as_deref(), &tls).await?;
     let m = Some(pb::Mutation {
         request_id: cli.request_id.clone().unwrap_or_default(),

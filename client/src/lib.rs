@@ -139,6 +139,29 @@ impl Client {
     }
 }
 
+/// A warning when `token` would cross the network in plain text: an
+/// `http://` endpoint that is not on this machine. Anyone on the path
+/// could read the token and act as its holder.
+pub fn plaintext_token_warning(endpoint: &str, token: Option<&str>) -> Option<String> {
+    token.filter(|t| !t.is_empty())?;
+    let uri: tonic::codegen::http::Uri = endpoint.parse().ok()?;
+    if uri.scheme_str() != Some("http") {
+        return None;
+    }
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "warning: sending your token in plain text to {endpoint}, which is not this \
+             machine: anyone on the path can read it and act as you; use an https:// \
+             endpoint with --ca-file"
+        )
+    })
+}
+
 fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -148,4 +171,35 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plaintext_token_warning as warn;
+
+    #[test]
+    fn a_token_in_plain_text_off_this_machine_is_warned_about() {
+        let t = Some("secret");
+        for ep in [
+            "http://hotfixd.internal:50051",
+            "http://10.1.2.3:50051",
+            "http://[2001:db8::1]:50051",
+        ] {
+            let w = warn(ep, t).unwrap_or_else(|| panic!("{ep}: no warning"));
+            assert!(w.contains(ep) && w.contains("plain text"), "{w}");
+            assert!(
+                !w.contains("secret"),
+                "the warning does not repeat the token"
+            );
+        }
+        for ep in [
+            "http://127.0.0.1:50051",
+            "http://localhost:50051",
+            "http://[::1]:50051",
+            "https://hotfixd.internal:50051",
+        ] {
+            assert_eq!(warn(ep, t), None, "{ep}");
+        }
+        assert_eq!(warn("http://hotfixd.internal:50051", None), None);
+    }
 }

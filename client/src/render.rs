@@ -8,6 +8,100 @@ use clap::ValueEnum;
 use hotfix_api::{bypass_name, check_result_name, criterion_name, pb, route_name, state_name};
 use serde_json::{Value, json};
 
+/// Characters a terminal would act on instead of showing: C0/C1 controls
+/// other than line feed and tab, DEL, the bidirectional controls
+/// (U+202A–U+202E, U+2066–U+2069, U+200E/U+200F) and the line and
+/// paragraph separators. hotfixd refuses them in what it stores; this is
+/// the CLI's own guard for whatever it is sent.
+fn unprintable(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}')
+}
+
+/// `text` with every unprintable character shown as `\u{XXXX}`.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(unprintable) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unprintable(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// A writer for human output: passes text through [`printable`], so that
+/// no string from the daemon can move the cursor, clear the screen or
+/// reorder a line. Bytes that are not UTF-8 are shown as `\xNN`.
+pub struct Printable<'a> {
+    out: &'a mut (dyn Write + Send),
+    /// The start of a character split across two writes.
+    pending: Vec<u8>,
+}
+
+impl<'a> Printable<'a> {
+    pub fn new(out: &'a mut (dyn Write + Send)) -> Printable<'a> {
+        Printable {
+            out,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Write for Printable<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        let mut rest: &[u8] = &self.pending;
+        let mut shown = String::new();
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    shown.push_str(&printable(s));
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (ok, bad) = rest.split_at(e.valid_up_to());
+                    shown.push_str(&printable(
+                        std::str::from_utf8(ok).expect("valid up to here"),
+                    ));
+                    match e.error_len() {
+                        Some(n) => {
+                            for b in &bad[..n] {
+                                shown.push_str(&format!("\\x{b:02x}"));
+                            }
+                            rest = &bad[n..];
+                        }
+                        // An incomplete character: wait for its end.
+                        None => {
+                            rest = bad;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let keep = rest.to_vec();
+        self.out.write_all(shown.as_bytes())?;
+        self.pending = keep;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let bytes = std::mem::take(&mut self.pending);
+            for b in bytes {
+                write!(self.out, "\\x{b:02x}")?;
+            }
+        }
+        self.out.flush()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
     Table,
@@ -535,5 +629,31 @@ pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -
     match o {
         Output::Json => line(out, &json!({"handle": r.handle, "roles": r.roles})),
         Output::Table => writeln!(out, "@{} ({})", r.handle, r.roles.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::*;
+
+    #[test]
+    fn nothing_the_daemon_sends_can_drive_the_terminal() {
+        let mut buf = Vec::new();
+        {
+            let mut p = Printable::new(&mut buf);
+            write!(p, "title: a\u{1b}[2J\rb\u{202e}c\u{85}\n\tnext line ✓").unwrap();
+            // A character split across writes is kept whole.
+            let e_acute = "é".as_bytes();
+            p.write_all(&e_acute[..1]).unwrap();
+            p.write_all(&e_acute[1..]).unwrap();
+            p.write_all(&[0xff, b'\n']).unwrap();
+            p.flush().unwrap();
+        }
+        let shown = String::from_utf8(buf).unwrap();
+        assert_eq!(
+            shown,
+            "title: a\\u{001b}[2J\\u{000d}b\\u{202e}c\\u{0085}\n\tnext line ✓é\\xff\n"
+        );
+        assert_eq!(printable("plain"), "plain");
     }
 }

@@ -137,6 +137,7 @@ async fn pr_open(c: &mut Client, inc: &str) {
             incident_id: inc.into(),
             number: 1,
             url: "https://example.invalid/pull/1".into(),
+            labels: vec!["hotfix".into()],
             ..Default::default()
         })
         .await

@@ -24,6 +24,10 @@ pub enum Error {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// An outside service the step needs (GitHub, Argo CD) could not be
+    /// reached or is failing; nothing was recorded; retrying may work.
+    #[error("{0}")]
+    Upstream(String),
     #[error("shutting down")]
     ShuttingDown,
 }
@@ -71,6 +75,7 @@ impl From<Error> for Status {
                 tracing::error!(error = %m, "corrupt record");
                 Status::internal("a stored record could not be read (see daemon logs)")
             }
+            Error::Upstream(m) => Status::unavailable(format!("{m}; retry when it answers again")),
             Error::ShuttingDown => Status::unavailable("hotfixd is shutting down; retry shortly"),
         }
     }

@@ -30,7 +30,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::integrations::github::ForgeSettings;
-use crate::integrations::{CheckState, CodeHost, MergeError, NewPull, PullFacts};
+use crate::integrations::{CheckState, CodeHost, Failure, MergeError, NewPull, PullFacts};
 use crate::jobs::Jobs;
 use crate::lane::{Lane, Mutation, SYSTEM_ACTOR};
 use crate::store::Store;
@@ -68,7 +68,13 @@ fn draft(kind: &str, summary: String) -> EventDraft {
 }
 
 /// GitHub's answer as a refusal of `step` that changed nothing.
-fn github_refused(step: Step, why: String) -> Error {
+/// A GitHub call that failed: GitHub being down or overloaded is
+/// UNAVAILABLE (retry later); anything else GitHub refused is the step's
+/// refusal.
+fn github_refused(step: Step, why: Failure) -> Error {
+    if why.transient {
+        return Error::Upstream(format!("{why}; nothing was recorded"));
+    }
     Refusal::Refused {
         step,
         reason: format!("{why}; nothing was recorded"),
@@ -131,7 +137,7 @@ impl Forge {
         branch: &str,
         expected_sha: &str,
     ) -> Result<Hotfix> {
-        domain::validate::check_text("branch", branch, domain::validate::MAX_NAME)?;
+        domain::validate::check_line("branch", branch, domain::validate::MAX_NAME)?;
         let asked = Command::SubmitFix(FixProposal {
             branch: branch.to_string(),
             sha: expected_sha.to_string(),
@@ -283,7 +289,7 @@ impl Forge {
                             Ok(Some(pr)) => pr,
                             _ => {
                                 self.lane()
-                                    .note(incident_id, draft("pr_failed", e.clone()), None)
+                                    .note(incident_id, draft("pr_failed", e.message.clone()), None)
                                     .await?;
                                 self.lane().store().clear_intent(PR_INTENT, incident_id)?;
                                 return Err(github_refused(Step::PullRequest, e));
@@ -506,7 +512,7 @@ impl Forge {
                         return;
                     }
                 }
-                Err(e) => self.jobs.note(inc, "check_progress", e).await,
+                Err(e) => self.jobs.note(inc, "check_progress", e.message).await,
             }
             let wait = self.settings.checks_poll;
             if tokio::time::Instant::now() + wait > deadline {
@@ -748,7 +754,7 @@ impl Forge {
                 Ok(pr) => pr,
                 Err(e) => {
                     self.lane()
-                        .note(incident_id, draft("revert_failed", e.clone()), None)
+                        .note(incident_id, draft("revert_failed", e.message.clone()), None)
                         .await?;
                     self.lane()
                         .store()
@@ -784,18 +790,26 @@ impl Forge {
             Ok(sha) => sha,
             Err(e) => {
                 let why = match e {
-                    MergeError::HeadMoved(msg) => format!(
+                    MergeError::HeadMoved(msg) => Failure::from(format!(
                         "revert PR #{} moved since it was opened ({msg}); merge it on GitHub by \
                          hand and record it with `hotfixctl revert {incident_id} --pr {}`",
                         intent.pr, intent.pr
-                    ),
-                    MergeError::NotMergeable(msg) | MergeError::Failed(msg) => {
-                        format!("revert PR #{} was not merged: {msg}", intent.pr)
+                    )),
+                    MergeError::NotMergeable(msg) => {
+                        Failure::from(format!("revert PR #{} was not merged: {msg}", intent.pr))
                     }
+                    MergeError::Failed(f) => Failure {
+                        message: format!("revert PR #{} was not merged: {f}", intent.pr),
+                        ..f
+                    },
                 };
                 // The opened PR stays in the intent: a retry merges it.
                 self.lane()
-                    .note(incident_id, draft("revert_failed", why.clone()), None)
+                    .note(
+                        incident_id,
+                        draft("revert_failed", why.message.clone()),
+                        None,
+                    )
                     .await?;
                 return Err(github_refused(Step::Revert, why));
             }

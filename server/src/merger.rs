@@ -124,6 +124,7 @@ impl Merger {
                     .await
             }
             Err(e) => {
+                let mut outage = false;
                 let (kind, why) = match e {
                     MergeError::HeadMoved(msg) => (
                         "merge_refused",
@@ -135,11 +136,18 @@ impl Merger {
                     MergeError::NotMergeable(msg) => {
                         ("merge_refused", format!("GitHub cannot merge it: {msg}"))
                     }
-                    MergeError::Failed(msg) => ("merge_failed", msg),
+                    MergeError::Failed(f) => {
+                        outage = f.transient;
+                        ("merge_failed", f.message)
+                    }
                 };
                 self.lane
                     .note(incident_id, draft(kind, why.clone()), None)
                     .await?;
+                if outage {
+                    // GitHub is down or failing: retrying later may merge.
+                    return Err(Error::Upstream(why));
+                }
                 Err(Error::from(Refusal::Refused {
                     step: Step::Merge,
                     reason: why,

@@ -246,7 +246,6 @@ pub async fn serve_store(
         }
     };
 
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
     let mut builder = Server::builder();
     if let Some(tls) = &settings.tls {
         crate::integrations::install_crypto_provider();
@@ -260,10 +259,16 @@ pub async fn serve_store(
                 .client_ca_root(tonic::transport::Certificate::from_pem(ca))
                 .client_auth_optional(true);
         }
-        builder = builder
-            .tls_config(cfg)
-            .map_err(|e| ServeError::Config(format!("tls: {e}")))?;
+        builder = builder.tls_config(cfg).map_err(|e| {
+            ServeError::Config(format!(
+                "tls: the certificate or key (--tls-cert, --tls-key) could not be used: {}",
+                causes(&e)
+            ))
+        })?;
     }
+    // Only now is everything that can fail at start-up done (the TLS
+    // identity is parsed by `tls_config`).
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
     let served = builder
         .layer(tower::util::MapResponseLayer::new(
             crate::grpc::client_errors::correct_response,
@@ -303,6 +308,19 @@ pub async fn serve_store(
     store.flush().await.map_err(ServeError::Flush)?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// An error and its sources, "a: b: c" (tonic's transport error alone says
+/// only "transport error").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// Health NOT_SERVING for the daemon and each of its services.

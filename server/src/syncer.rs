@@ -72,7 +72,7 @@ impl Syncer {
         revision: &str,
         skip_canary: bool,
     ) -> Result<Hotfix> {
-        crate::domain::validate::check_text(
+        crate::domain::validate::check_line(
             "revision",
             revision,
             crate::domain::validate::MAX_NAME,

@@ -59,3 +59,43 @@ async fn the_data_directory_is_private() {
     }
     assert!(seen >= 2, "the store's files were looked at ({seen})");
 }
+
+/// A certificate that does not parse stops start-up with its reason, before
+/// the daemon says it is serving.
+#[tokio::test]
+async fn a_bad_tls_certificate_fails_before_serving_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[principals]]\nhandle = \"alice\"\nroles = [\"sre-lead\"]\ntoken_sha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
+    )
+    .unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(&key, "not a key\n").unwrap();
+    let out = std::process::Command::new(HOTFIXD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("HOTFIXD_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("tls: the certificate or key"), "{stderr}");
+    assert!(!stderr.contains("hotfixd serving"), "{stderr}");
+}

@@ -193,6 +193,7 @@ pub const DENIED: i32 = 17;
 pub const RATE_LIMITED: i32 = 18;
 pub const PRECONDITION: i32 = 19;
 pub const CONFLICT: i32 = 20;
+pub const UNAVAILABLE: i32 = 24;
 pub const UNAUTHENTICATED: i32 = 26;
 
 pub fn incident(n: u32) -> String {
@@ -231,9 +232,14 @@ pub fn message(inc: &str) -> String {
 /// Records the labelled hotfix PR #4321.
 pub async fn open_pr(d: &Daemon, inc: &str) {
     let url = "https://github.com/bookstore/catalog/pull/4321";
-    d.ctl("bob", &["pr", inc, "--number", "4321", "--url", url])
-        .await
-        .expect("pr");
+    d.ctl(
+        "bob",
+        &[
+            "pr", inc, "--number", "4321", "--url", url, "--label", "hotfix",
+        ],
+    )
+    .await
+    .expect("pr");
 }
 
 /// Reports every required fast-path check green, as the CI service.

@@ -163,7 +163,7 @@ impl Command {
             }
             Command::OverrideFixLimits { sha, reason } => {
                 check_sha("sha", sha)?;
-                check_text("reason", reason, MAX_TEXT)
+                check_line("reason", reason, MAX_TEXT)
             }
             Command::Approve { sha } => sha.as_deref().map_or(Ok(()), |s| check_sha("sha", s)),
             Command::OpenPullRequest {
@@ -179,16 +179,16 @@ impl Command {
                     check_url("url", url)?;
                 }
                 if let Some(t) = title {
-                    check_text("title", t, MAX_TITLE)?;
+                    check_line("title", t, MAX_TITLE)?;
                 }
                 check_labels("labels", labels)
             }
             Command::RecordCheck { name, sha, .. } => {
-                check_text("name", name, MAX_NAME)?;
+                check_line("name", name, MAX_NAME)?;
                 sha.as_deref().map_or(Ok(()), |s| check_sha("sha", s))
             }
             Command::Merge => Ok(()),
-            Command::Sync { revision, .. } => check_text("revision", revision, MAX_NAME),
+            Command::Sync { revision, .. } => check_line("revision", revision, MAX_NAME),
             Command::Verify { observed_value, .. } => {
                 if observed_value.is_finite() && *observed_value >= 0.0 {
                     Ok(())
@@ -216,10 +216,10 @@ impl Command {
                 check_text("why_hotfix", why_hotfix, MAX_TEXT)?;
                 cleanup_pr_link
                     .as_deref()
-                    .map_or(Ok(()), |l| check_text("cleanup_pr_link", l, MAX_URL))
+                    .map_or(Ok(()), |l| check_line("cleanup_pr_link", l, MAX_URL))
             }
             Command::RecordAuditReview { findings } => check_text("findings", findings, MAX_TEXT),
-            Command::GrantBreakglass { role, .. } => check_text("role", role, MAX_NAME),
+            Command::GrantBreakglass { role, .. } => check_line("role", role, MAX_NAME),
             Command::CleanupBreakglass { items } => {
                 if items.is_empty() {
                     Err(Refusal::Invalid {
@@ -312,7 +312,7 @@ pub fn declare(
     mut d: Declaration,
 ) -> Result<Decision, Refusal> {
     check_incident_id("incident_id", &d.incident_id)?;
-    check_text("symptom", &d.symptom, MAX_SYMPTOM)?;
+    check_line("symptom", &d.symptom, MAX_SYMPTOM)?;
     if d.symptom.contains('\n') {
         return Err(Refusal::Invalid {
             field: "symptom".into(),
@@ -755,10 +755,19 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 Some(t) => t.clone(),
                 None => pull_request_text(h, ctx.policy).0,
             };
-            let mut labels = labels.clone();
+            // The fast path runs only on PRs labelled `hotfix`: a PR
+            // without it would not get it, so recording it as if it did
+            // would be a lie in the timeline.
             if !labels.iter().any(|l| l == HOTFIX_LABEL) {
-                labels.push(HOTFIX_LABEL.to_string());
+                return Err(Refusal::Invalid {
+                    field: "labels".into(),
+                    reason: format!(
+                        "the PR must carry the '{HOTFIX_LABEL}' label (the CI fast path runs \
+                         only on PRs labelled '{HOTFIX_LABEL}'); label it and record it again"
+                    ),
+                });
             }
+            let mut labels = labels.clone();
             labels.sort();
             labels.dedup();
             if let Some(pr) = &h.pull_request {

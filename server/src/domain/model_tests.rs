@@ -91,7 +91,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
         })),
         2 => sha.clone().prop_map(|sha| Command::OverrideFixLimits { sha, reason: "r".into() }),
         2 => prop::option::weighted(0.2, sha.clone()).prop_map(|sha| Command::Approve { sha }),
-        2 => Just(Command::OpenPullRequest { number: 7, url: "https://x/7".into(), title: None, labels: vec![] }),
+        2 => Just(Command::OpenPullRequest { number: 7, url: "https://x/7".into(), title: None, labels: vec!["hotfix".into()] }),
         8 => (check, result, prop::option::weighted(0.1, sha)).prop_map(|(name, result, sha)| Command::RecordCheck {
             name: name.into(),
             result,
@@ -189,7 +189,7 @@ fn to_ready() -> Vec<(&'static str, Command)> {
                 number: 7,
                 url: "https://x/7".into(),
                 title: None,
-                labels: vec![],
+                labels: vec!["hotfix".into()],
             },
         ),
     ];

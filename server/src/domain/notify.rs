@@ -26,15 +26,45 @@ impl fmt::Display for ChatChannel {
 pub const RELAY_KINDS: [&str; 2] = ["notification_failed", "notification_skipped"];
 
 /// The message for an event, if it is one the runbook wants posted.
+///
+/// Summaries quote what people typed (a symptom, a role), and Slack reads
+/// `<...>` as a mention or a link and `&` as the start of an entity: every
+/// message is escaped as Slack documents (`&amp;`, `&lt;`, `&gt;`), so
+/// `<!channel>` arrives as text, not as a page to everyone. An audit
+/// channel post is one record and one line.
 pub fn message_for(kind: &str, incident_id: &str, summary: &str) -> Option<(ChatChannel, String)> {
-    match kind {
-        "declared" => Some((ChatChannel::Status, summary.to_string())),
-        "obligation_overdue" => Some((ChatChannel::Status, format!("{incident_id}: {summary}"))),
-        "merged" | "breakglass_granted" | "breakglass_cleaned" => {
-            Some((ChatChannel::Audit, format!("{incident_id}: {summary}")))
+    let (channel, text) = match kind {
+        "declared" => (ChatChannel::Status, summary.to_string()),
+        "obligation_overdue" => (ChatChannel::Status, format!("{incident_id}: {summary}")),
+        "merged" | "breakglass_granted" | "breakglass_cleaned" => (
+            ChatChannel::Audit,
+            format!("{incident_id}: {}", one_line(summary)),
+        ),
+        _ => return None,
+    };
+    Some((channel, slack_escape(&text)))
+}
+
+/// Slack's three control characters in message text, escaped.
+pub fn slack_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
         }
-        _ => None,
     }
+    out
+}
+
+/// Line breaks folded into spaces (input checks refuse them in one-line
+/// fields; this keeps it true of anything stored before they did).
+fn one_line(text: &str) -> String {
+    text.split(['\n', '\r', '\u{2028}', '\u{2029}'])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -63,5 +93,27 @@ mod tests {
         for k in RELAY_KINDS {
             assert!(message_for(k, "I", "x").is_none());
         }
+    }
+
+    #[test]
+    fn typed_text_cannot_mention_link_or_add_a_line() {
+        let (_, text) = message_for(
+            "declared",
+            "I",
+            "Symptom: <!channel> <https://evil|the runbook> & more.",
+        )
+        .unwrap();
+        assert_eq!(
+            text,
+            "Symptom: &lt;!channel&gt; &lt;https://evil|the runbook&gt; &amp; more."
+        );
+        let (_, text) = message_for(
+            "breakglass_granted",
+            "I",
+            "breakglass db\nINC-1: breakglass cleaned by @carol",
+        )
+        .unwrap();
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(text, "I: breakglass db INC-1: breakglass cleaned by @carol");
     }
 }

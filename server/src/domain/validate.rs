@@ -27,21 +27,56 @@ fn invalid(field: &str, reason: impl Into<String>) -> Refusal {
     }
 }
 
-/// A required, bounded, single- or multi-line text.
-pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+/// Characters no typed text may hold: they can rewrite what a terminal,
+/// a chat client or a page shows around them. C0 and C1 controls (but the
+/// line feed and tab of multi-line text), the bidirectional embeddings,
+/// overrides and isolates (U+202A–U+202E, U+2066–U+2069), which reorder
+/// what follows, and the Unicode line and paragraph separators.
+fn forbidden(c: char, multi_line: bool) -> Option<&'static str> {
+    match c {
+        '\n' | '\t' if multi_line => None,
+        '\n' | '\r' | '\u{2028}' | '\u{2029}' => Some("a line break (it must be one line)"),
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {
+            Some("a bidirectional-text control (it would reorder what is shown)")
+        }
+        c if c.is_control() => Some("a control character"),
+        _ => None,
+    }
+}
+
+fn check_chars(field: &str, value: &str, multi_line: bool) -> Result<(), Refusal> {
+    match value
+        .chars()
+        .find_map(|c| forbidden(c, multi_line).map(|why| (c, why)))
+    {
+        Some((c, why)) => Err(invalid(
+            field,
+            format!("contains {why} (U+{:04X})", u32::from(c)),
+        )),
+        None => Ok(()),
+    }
+}
+
+fn check_bounded(field: &str, value: &str, max: usize, multi_line: bool) -> Result<(), Refusal> {
     if value.trim().is_empty() {
         return Err(invalid(field, "is required"));
     }
     if value.chars().count() > max {
         return Err(invalid(field, format!("is longer than {max} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(invalid(field, "contains control characters"));
-    }
-    Ok(())
+    check_chars(field, value, multi_line)
+}
+
+/// A required, bounded text of one or more lines (a commit message, notes).
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+    check_bounded(field, value, max, true)
+}
+
+/// A required, bounded text of one line (a title, a role, a reason): it is
+/// shown inside other lines, where a line break would forge a line of its
+/// own.
+pub fn check_line(field: &str, value: &str, max: usize) -> Result<(), Refusal> {
+    check_bounded(field, value, max, false)
 }
 
 /// An optional bounded text (empty allowed).
@@ -235,7 +270,9 @@ pub fn check_url(field: &str, url: &str) -> Result<(), Refusal> {
     let ok = url.len() <= MAX_URL
         && (url.starts_with("https://") || url.starts_with("http://"))
         && url.len() > "https://".len()
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || forbidden(c, false).is_some());
     if ok {
         Ok(())
     } else {
@@ -251,7 +288,7 @@ pub fn check_labels(field: &str, labels: &[String]) -> Result<(), Refusal> {
         return Err(invalid(field, format!("has more than {MAX_LABELS} labels")));
     }
     for l in labels {
-        check_text(field, l, MAX_LABEL)?;
+        check_line(field, l, MAX_LABEL)?;
     }
     Ok(())
 }
@@ -364,5 +401,38 @@ mod tests {
         assert!(check_text("t", "xy", 1).is_err());
         assert!(check_text("t", "  ", 10).is_err());
         assert!(check_text("t", "a\u{7}", 10).is_err());
+    }
+
+    #[test]
+    fn no_text_can_hide_or_forge_what_is_shown_around_it() {
+        // Multi-line text keeps its lines and tabs, nothing else.
+        assert!(check_text("notes", "line one\n\tline two", 100).is_ok());
+        assert!(check_line("title", "HOTFIX: naïve café ✓", 100).is_ok());
+        for bad in [
+            "a\rb",
+            "a\u{1b}[2Jb",
+            "a\u{85}b",
+            "a\u{9b}b",
+            "a\u{202e}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{2028}b",
+            "a\u{2029}b",
+            "a\u{0}b",
+        ] {
+            assert_eq!(field_of(check_text("notes", bad, 100)), "notes", "{bad:?}");
+            assert_eq!(field_of(check_line("title", bad, 100)), "title", "{bad:?}");
+        }
+        // One line is one line.
+        for bad in ["x\n@alice approved fix 2222", "x\ty"] {
+            assert_eq!(field_of(check_line("title", bad, 100)), "title", "{bad:?}");
+        }
+        let Err(Refusal::Invalid { reason, .. }) = check_line("role", "db\nbreakglass", 50) else {
+            panic!("refused");
+        };
+        assert!(
+            reason.contains("line break") && reason.contains("U+000A"),
+            "{reason}"
+        );
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    CheckFacts, CheckState, CodeHost, CommitFacts, MergeError, NewPull, PullFacts, Review,
+    CheckFacts, CheckState, CodeHost, CommitFacts, Failure, MergeError, NewPull, PullFacts, Review,
 };
 use crate::domain::ChangedFile;
 
@@ -134,11 +134,22 @@ fn describe(e: &octocrab::Error) -> (Option<u16>, String) {
     }
 }
 
-/// "GitHub answered 404: Not Found" / "GitHub request failed: …".
-fn failure(what: &str, e: &octocrab::Error) -> String {
+/// "GitHub answered 404: Not Found" / "GitHub request failed: …";
+/// transient when GitHub could not be reached or answered 5xx/429.
+fn failure(what: &str, e: &octocrab::Error) -> Failure {
     match describe(e) {
-        (Some(code), msg) => format!("{what}: GitHub answered {code}: {msg}"),
-        (None, msg) => format!("{what}: GitHub request failed: {msg}"),
+        (Some(code), msg) => Failure {
+            message: format!("{what}: GitHub answered {code}: {msg}"),
+            transient: super::transient_status(code),
+        },
+        (None, msg) => Failure {
+            message: format!("{what}: GitHub request failed: {msg}"),
+            // An answer that does not parse will not parse next time.
+            transient: !matches!(
+                e,
+                octocrab::Error::Serde { .. } | octocrab::Error::Json { .. }
+            ),
+        },
     }
 }
 
@@ -149,24 +160,18 @@ impl GitHub {
         what: &str,
         route: &str,
         query: &[(&str, &str)],
-    ) -> Result<R, String> {
+    ) -> Result<R, Failure> {
         super::with_retries(what, || async {
             self.rest
                 .get::<R, _, _>(route, (!query.is_empty()).then_some(query))
                 .await
-                .map_err(|e| match describe(&e) {
-                    (Some(code), _) if !super::transient_status(code) => {
-                        super::Attempt::Final(failure(what, &e))
+                .map_err(|e| {
+                    let f = failure(what, &e);
+                    if f.transient {
+                        super::Attempt::Transient(f)
+                    } else {
+                        super::Attempt::Final(f)
                     }
-                    (None, _)
-                        if matches!(
-                            e,
-                            octocrab::Error::Serde { .. } | octocrab::Error::Json { .. }
-                        ) =>
-                    {
-                        super::Attempt::Final(failure(what, &e))
-                    }
-                    _ => super::Attempt::Transient(failure(what, &e)),
                 })
         })
         .await
@@ -342,7 +347,9 @@ impl CodeHost for GitHub {
         match res {
             Ok(m) if m.merged => Ok(m.sha.unwrap_or_default()),
             Ok(m) => Err(MergeError::Failed(
-                m.message.unwrap_or_else(|| "GitHub did not merge".into()),
+                m.message
+                    .unwrap_or_else(|| "GitHub did not merge".into())
+                    .into(),
             )),
             Err(e) => match describe(&e) {
                 (Some(409), msg) => Err(MergeError::HeadMoved(msg)),
@@ -352,7 +359,7 @@ impl CodeHost for GitHub {
         }
     }
 
-    async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, String> {
+    async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, Failure> {
         let (owner, name) = split(repo);
         self.rest
             .pulls(owner, name)
@@ -361,7 +368,7 @@ impl CodeHost for GitHub {
             .map_err(|e| failure("is the PR merged", &e))
     }
 
-    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, String> {
+    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, Failure> {
         let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
         let c: Comparison = self
             .read(
@@ -393,7 +400,7 @@ impl CodeHost for GitHub {
         })
     }
 
-    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, String> {
+    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, Failure> {
         let (owner, _) = split(repo);
         let head = format!("{owner}:{branch}");
         let pulls: Vec<Pull> = self
@@ -406,7 +413,7 @@ impl CodeHost for GitHub {
         Ok(pulls.into_iter().next().map(PullFacts::from))
     }
 
-    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, String> {
+    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, Failure> {
         let body = json!({
             "title": new.title,
             "head": new.head,
@@ -422,7 +429,7 @@ impl CodeHost for GitHub {
         Ok(p.into())
     }
 
-    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), String> {
+    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), Failure> {
         let _: Vec<Label> = self
             .rest
             .post(
@@ -434,7 +441,7 @@ impl CodeHost for GitHub {
         Ok(())
     }
 
-    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, String> {
+    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, Failure> {
         let p: Pull = self
             .read(
                 &format!("reading {repo}#{number}"),
@@ -445,7 +452,7 @@ impl CodeHost for GitHub {
         Ok(p.into())
     }
 
-    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, String> {
+    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, Failure> {
         let r: Vec<ReviewEntry> = self
             .read(
                 &format!("reading the reviews of #{number}"),
@@ -462,7 +469,7 @@ impl CodeHost for GitHub {
             .collect())
     }
 
-    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, String> {
+    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, Failure> {
         let runs: CheckRuns = self
             .read(
                 &format!("reading the check runs of {sha}"),
@@ -505,7 +512,7 @@ impl CodeHost for GitHub {
         pull_node_id: &str,
         title: &str,
         body: &str,
-    ) -> Result<PullFacts, String> {
+    ) -> Result<PullFacts, Failure> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Data {
@@ -539,10 +546,11 @@ impl CodeHost for GitHub {
             .graphql(&payload)
             .await
             .map_err(|e| failure("opening the revert PR", &e))?;
-        let c = d
-            .revert_pull_request
-            .revert_pull_request
-            .ok_or("opening the revert PR: GitHub answered without a pull request")?;
+        let c = d.revert_pull_request.revert_pull_request.ok_or_else(|| {
+            Failure::from(
+                "opening the revert PR: GitHub answered without a pull request".to_string(),
+            )
+        })?;
         Ok(PullFacts {
             number: c.number,
             node_id: c.id,
@@ -556,7 +564,7 @@ impl CodeHost for GitHub {
         })
     }
 
-    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, String> {
+    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure> {
         let route = format!(
             "/orgs/{}/teams/{}/memberships/{}",
             seg(org),

@@ -59,7 +59,7 @@ pub enum MergeError {
     HeadMoved(String),
     /// GitHub will not merge it as it is (405), e.g. a conflict.
     NotMergeable(String),
-    Failed(String),
+    Failed(Failure),
 }
 
 /// The head commit of a branch and its diff against the base.
@@ -137,26 +137,63 @@ pub trait CodeHost: Send + Sync + 'static {
         sha: &str,
         title: &str,
     ) -> Result<String, MergeError>;
-    async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, String>;
+    async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, Failure>;
     /// The head commit of `head` and the diff of `base...head`.
-    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, String>;
+    async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, Failure>;
     /// The open PR whose head is `branch` of the repository itself, if any.
-    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, String>;
-    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, String>;
-    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), String>;
-    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, String>;
-    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, String>;
+    async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, Failure>;
+    async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, Failure>;
+    async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), Failure>;
+    async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, Failure>;
+    async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, Failure>;
     /// Check runs and commit statuses of `sha`.
-    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, String>;
+    async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, Failure>;
     /// Opens the PR that reverts a merged PR (GraphQL `revertPullRequest`).
     async fn revert_pull(
         &self,
         pull_node_id: &str,
         title: &str,
         body: &str,
-    ) -> Result<PullFacts, String>;
+    ) -> Result<PullFacts, Failure>;
     /// Is `user` an active member of `org`'s team `team`?
-    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, String>;
+    async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure>;
+}
+
+/// A failed call to an outside service, in words that name the service and
+/// carry its own message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// The service could not be reached or answered 5xx/429 (after the
+    /// retries): the step may succeed later, so the caller hears
+    /// UNAVAILABLE, not a refusal.
+    pub transient: bool,
+}
+
+impl Failure {
+    pub fn transient(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            transient: true,
+        }
+    }
+}
+
+/// A failure that retrying will not mend (a 4xx, an answer that makes no
+/// sense).
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            transient: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// How a failed outbound call ended.
