@@ -116,7 +116,7 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
                 .approve(pb::ApproveRequest {
                     mutation: m(),
                     incident_id: inc(),
-                    sha: String::new(),
+                    sha: SHA1.into(),
                 })
                 .await,
         ),

@@ -93,7 +93,9 @@ async fn merged_and_synced(w: &World) -> String {
     d.ctl("bob", &["fix", INC, "--branch", &b])
         .await
         .expect("fix");
-    d.ctl("alice", &["approve", INC]).await.expect("approve");
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .expect("approve");
     let pr = d.ctl_json("bob", &["pr", INC]).await["pull_request"]["number"]
         .as_u64()
         .unwrap();
@@ -260,7 +262,9 @@ async fn a_drill_with_every_integration_on_writes_nothing_to_any_of_them() {
     d.ctl("bob", &["fix", INC, "--branch", &b])
         .await
         .expect("fix");
-    d.ctl("alice", &["approve", INC]).await.expect("approve");
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .expect("approve");
     d.ctl("bob", &["pr", INC]).await.expect("pr");
     w.github.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"])

@@ -28,7 +28,9 @@ async fn pr_open(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> u6
     d.ctl("bob", &["fix", inc, "--branch", &b])
         .await
         .expect("fix");
-    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    d.ctl("alice", &["approve", inc, "--sha", SHA1])
+        .await
+        .expect("approve");
     let h = d.ctl_json("bob", &["pr", inc]).await;
     h["pull_request"]["number"].as_u64().expect("pr number")
 }
@@ -208,7 +210,9 @@ async fn an_open_pr_of_the_branch_is_reused() {
         .world()
         .open_pull(&b, &format!("HOTFIX: {INC} by hand"), "bob");
     d.ctl("bob", &["fix", INC, "--branch", &b]).await.unwrap();
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
     let h = d.ctl_json("bob", &["pr", INC]).await;
     assert_eq!(h["pull_request"]["number"], existing);
     let w = fake.world();

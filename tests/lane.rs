@@ -300,9 +300,12 @@ async fn who_may_do_what() {
         .await;
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
     // Only the named approver approves: not the author, not another lead.
-    let msg = d.ctl_err("bob", &["approve", INC], DENIED).await;
+    let msg = d
+        .ctl_err("bob", &["approve", INC, "--sha", SHA1], DENIED)
+        .await;
     assert!(msg.contains("@alice (the named approver)"), "{msg}");
-    d.ctl_err("erin", &["approve", INC], DENIED).await;
+    d.ctl_err("erin", &["approve", INC, "--sha", SHA1], DENIED)
+        .await;
     d.ctl_err(
         "dave",
         &["check", INC, "--name", "lint", "--result", "success"],
@@ -337,7 +340,9 @@ async fn merge_is_platform_admin_only_and_needs_approval_and_checks() {
     // Merge before approval: refused, saying what is missing.
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
     assert!(msg.contains("@alice has not approved"), "{msg}");
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
     // Non-admins may not merge, not even the approver or the author.
     for who in ["bob", "alice", "erin", "dave", "svc-ci"] {
         let msg = d.ctl_err(who, &["merge", INC], DENIED).await;
@@ -455,7 +460,9 @@ async fn failed_scan_aborts_and_nothing_overrides_it() {
     declare(&d, INC, &[]).await.unwrap();
     let (b, m) = (branch(INC), message(INC));
     d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .unwrap();
     open_pr(&d, INC).await;
     // A failed lint can be re-run; a failed scan cannot.
     d.ctl(
@@ -909,4 +916,45 @@ async fn a_line_break_in_a_title_cannot_forge_a_line_of_show_or_watch() {
     // What the daemon itself quotes back is shown escaped by the CLI.
     let msg = d.ctl_err("bob", &["show", "INC-\u{1b}[2J"], INVALID).await;
     assert!(!msg.contains('\u{1b}'), "{msg:?}");
+}
+
+#[tokio::test]
+async fn an_approval_names_the_fix_the_approver_saw() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let (b, m) = (branch(INC), message(INC));
+    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
+    // Not interactive (no terminal): the SHA must be given.
+    let e = d.ctl("alice", &["approve", INC]).await.unwrap_err();
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains("--sha"), "{}", e.message);
+    // Through the API, an approval naming nothing is refused by hotfixd.
+    let status = d
+        .client("alice")
+        .await
+        .lane
+        .approve(hotfixctl::pb::ApproveRequest {
+            mutation: None,
+            incident_id: INC.into(),
+            sha: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("sha"), "{}", status.message());
+    // A fix pushed while alice reviewed SHA1 is not approved by her SHA1.
+    d.ctl("bob", &fix_args(INC, SHA2, &b, &m)).await.unwrap();
+    let msg = d
+        .ctl_err("alice", &["approve", INC, "--sha", "1111111"], PRECONDITION)
+        .await;
+    assert!(msg.contains("current fix is 222222222222"), "{msg}");
+    assert!(msg.contains("approve it by its SHA"), "{msg}");
+    // Too short to name anything.
+    d.ctl_err("alice", &["approve", INC, "--sha", "222"], INVALID)
+        .await;
+    let h = d
+        .ctl_json("alice", &["approve", INC, "--sha", "2222222"])
+        .await;
+    assert_eq!(h["state"], "APPROVED");
+    assert_eq!(h["approval"]["sha"], SHA2, "the full SHA is recorded");
 }

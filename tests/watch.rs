@@ -336,7 +336,8 @@ async fn denials_are_audited_with_the_authenticated_actor() {
     let mut d = Daemon::start().await;
     declare(&d, INC, &[]).await.unwrap();
     d.ctl_err("bob", &["merge", INC], DENIED).await;
-    d.ctl_err("dave", &["approve", INC], DENIED).await;
+    d.ctl_err("dave", &["approve", INC, "--sha", SHA1], DENIED)
+        .await;
     d.stop().await;
     let store = hotfixd::store::Store::open(&d.data_dir).unwrap();
     let audit = store.audit_after(0, 100).unwrap();

@@ -139,10 +139,13 @@ pub enum Cmd {
         #[arg(long)]
         reason: String,
     },
-    /// Approver only: approve the current fix SHA.
+    /// Approver only: approve the fix you reviewed, by its SHA. Without
+    /// --sha on a terminal, shows the current fix (SHA, message, files)
+    /// and asks before approving exactly that SHA.
     Approve {
         incident: String,
-        /// The SHA you reviewed; refused if the fix has moved on.
+        /// The SHA you reviewed (a unique prefix of 7+ hex digits will do);
+        /// refused if the fix has moved on.
         #[arg(long)]
         sha: Option<String>,
     },
@@ -475,6 +478,40 @@ impl From<std::io::Error> for CliError {
             message: e.to_string(),
         }
     }
+}
+
+/// Shows the current fix of `h` on `prompt` and asks whether to approve
+/// it; the SHA to approve if the answer is yes. The SHA sent is the one
+/// shown, so a fix pushed meanwhile is refused by hotfixd, not approved.
+pub fn confirm_fix(
+    h: &pb::Hotfix,
+    input: &mut dyn std::io::BufRead,
+    prompt: &mut dyn Write,
+) -> Result<Option<String>, CliError> {
+    let Some(f) = &h.fix else {
+        return Err(usage(format!(
+            "approve: {} has no fix to approve yet",
+            render::printable(&h.incident_id)
+        )));
+    };
+    writeln!(prompt, "fix {} on {}", f.sha, render::printable(&f.branch))?;
+    for l in f.commit_message.lines() {
+        writeln!(prompt, "    {}", render::printable(l))?;
+    }
+    for file in &f.files {
+        writeln!(
+            prompt,
+            "  {} +{} -{}",
+            render::printable(&file.path),
+            file.added,
+            file.removed
+        )?;
+    }
+    write!(prompt, "approve {} as shown? [y/N] ", f.sha)?;
+    prompt.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes").then(|| f.sha.clone()))
 }
 
 fn usage(message: impl Into<String>) -> CliError {
@@ -834,11 +871,36 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
         }
         Cmd::Approve { incident, sha } => {
+            let sha = match sha {
+                Some(s) => s,
+                None => {
+                    use std::io::IsTerminal;
+                    if !std::io::stdin().is_terminal() {
+                        return Err(usage(
+                            "approve: --sha is required (the SHA of the fix you reviewed; \
+                             `hotfixctl show` prints it)",
+                        ));
+                    }
+                    let h = lane
+                        .get_hotfix(pb::GetHotfixRequest {
+                            incident_id: incident.clone(),
+                        })
+                        .await?
+                        .into_inner()
+                        .hotfix
+                        .unwrap_or_default();
+                    let mut stdin = std::io::stdin().lock();
+                    match confirm_fix(&h, &mut stdin, &mut std::io::stderr())? {
+                        Some(sha) => sha,
+                        None => return Err(usage("approve: not approved")),
+                    }
+                }
+            };
             let r = lane
                 .approve(pb::ApproveRequest {
                     mutation: m,
                     incident_id: incident,
-                    sha: sha.unwrap_or_default(),
+                    sha,
                 })
                 .await?
                 .into_inner();
@@ -1226,4 +1288,52 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hotfix() -> pb::Hotfix {
+        pb::Hotfix {
+            incident_id: "INC-2026-05-20-001".into(),
+            fix: Some(pb::Fix {
+                branch: "hotfix/INC-2026-05-20-001-x".into(),
+                sha: "1".repeat(40),
+                commit_message: "hotfix(catalog): nil-deref\n\napprover: @alice".into(),
+                files: vec![pb::ChangedFile {
+                    path: "catalog/handler.go".into(),
+                    added: 3,
+                    removed: 1,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_interactive_approval_shows_the_fix_and_sends_the_sha_shown() {
+        let mut shown = Vec::new();
+        let sha = confirm_fix(&hotfix(), &mut "y\n".as_bytes(), &mut shown).unwrap();
+        assert_eq!(sha, Some("1".repeat(40)));
+        let shown = String::from_utf8(shown).unwrap();
+        for want in [
+            "1111111111111111111111111111111111111111",
+            "hotfix(catalog): nil-deref",
+            "catalog/handler.go +3 -1",
+            "[y/N]",
+        ] {
+            assert!(shown.contains(want), "{want} in {shown}");
+        }
+        for no in ["\n", "n\n", "", "yes please\n"] {
+            let got = confirm_fix(&hotfix(), &mut no.as_bytes(), &mut Vec::new()).unwrap();
+            assert_eq!(got, None, "{no:?}");
+        }
+        let none = pb::Hotfix {
+            fix: None,
+            ..hotfix()
+        };
+        assert!(confirm_fix(&none, &mut "y\n".as_bytes(), &mut Vec::new()).is_err());
+    }
 }

@@ -92,8 +92,14 @@ async fn history(d: &Daemon) {
     .await
     .unwrap();
     // bob may not approve his own fix: a denial, audited.
-    assert!(d.ctl("bob", &["approve", INC]).await.is_err());
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    assert!(
+        d.ctl("bob", &["approve", INC, "--sha", "1111111"])
+            .await
+            .is_err()
+    );
+    d.ctl("alice", &["approve", INC, "--sha", "1111111"])
+        .await
+        .unwrap();
 }
 
 fn offline_verify(dir: &std::path::Path) -> (i32, String) {

@@ -51,6 +51,8 @@ fn parse(trace: &str) -> Vec<Call> {
                 _ => (String::new(), line.to_string()),
             },
         };
+        // strace pads the pid to a width of 5.
+        let body = body.trim_start().to_string();
         let full = if let Some(start) = body.strip_suffix(" <unfinished ...>") {
             pending.insert(pid, start.to_string());
             continue;
@@ -144,6 +146,26 @@ async fn every_answer_follows_an_fdatasync_of_the_store() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         d.ctl("bob", &args).await.expect("declared");
     }
+    // strace writes its trace through a buffer: stop hotfixd (its tracee)
+    // cleanly so that strace exits on its own and writes all of it.
+    let strace_pid = d.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace_pid}/task/{strace_pid}/children")).unwrap();
+    let hotfixd_pid = children
+        .split_whitespace()
+        .next()
+        .expect("hotfixd under strace");
+    let killed = Command::new("kill")
+        .args(["-TERM", hotfixd_pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let mut d = d;
+    let status = d.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "strace and hotfixd exited cleanly: {status}"
+    );
     drop(d);
 
     let trace = std::fs::read_to_string(&trace_file).unwrap();
@@ -191,9 +213,11 @@ fn the_trace_parser_joins_unfinished_calls() {
     let calls = parse(
         "12 fdatasync(7</d/db> <unfinished ...>\n\
          13 writev(9<TCP:[127.0.0.1:1->127.0.0.1:2]>, [{iov_base=\"x\", iov_len=1}], 1) = 1\n\
-         12 <... fdatasync resumed>) = 0\n",
+         12 <... fdatasync resumed>) = 0\n\
+         812  fsync(7</d/db>) = 0\n",
     );
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[2].name, "fsync");
     assert_eq!(calls[0].name, "writev");
     assert_eq!(calls[1].name, "fdatasync");
     assert_eq!(calls[1].fd, "7</d/db>");

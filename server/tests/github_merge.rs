@@ -95,7 +95,9 @@ async fn ready(d: &Binary, gh: &FakeGitHub, drill: bool) {
     d.ctl("bob", &["fix", INC, "--branch", &branch])
         .await
         .unwrap();
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA])
+        .await
+        .unwrap();
     d.ctl("bob", &["pr", INC]).await.unwrap();
     gh.world().finish_checks(SHA, "success");
     d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
@@ -234,7 +236,9 @@ async fn killed_while_opening_the_pr_records_it_once() {
     d.ctl("bob", &["fix", INC, "--branch", &branch])
         .await
         .unwrap();
-    d.ctl("alice", &["approve", INC]).await.unwrap();
+    d.ctl("alice", &["approve", INC, "--sha", SHA])
+        .await
+        .unwrap();
     gh.world().hang = Some("post /repos/{owner}/{repo}/pulls");
     let opening = in_background(&d, "bob", "pr");
     tokio::time::timeout(Duration::from_secs(30), gh.held())

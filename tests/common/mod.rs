@@ -266,7 +266,9 @@ pub async fn ready_to_merge_with(d: &Daemon, inc: &str, declare_flags: &[&str]) 
     d.ctl("bob", &fix_args(inc, SHA1, &b, &m))
         .await
         .expect("fix");
-    d.ctl("alice", &["approve", inc]).await.expect("approve");
+    d.ctl("alice", &["approve", inc, "--sha", SHA1])
+        .await
+        .expect("approve");
     open_pr(d, inc).await;
     pass_checks(d, inc).await;
     assert_eq!(d.state(inc).await, "READY_TO_MERGE");

@@ -165,7 +165,17 @@ impl Command {
                 check_sha("sha", sha)?;
                 check_line("reason", reason, MAX_TEXT)
             }
-            Command::Approve { sha } => sha.as_deref().map_or(Ok(()), |s| check_sha("sha", s)),
+            // The approver names what they reviewed: an approval of "the
+            // current fix" would approve a commit pushed while they read.
+            Command::Approve { sha } => match sha.as_deref() {
+                Some(s) => check_sha_ref("sha", s),
+                None => Err(Refusal::Invalid {
+                    field: "sha".into(),
+                    reason: "name the fix you reviewed (--sha, at least 7 hex digits of it); \
+                             `hotfixctl show` prints the current fix"
+                        .into(),
+                }),
+            },
             Command::OpenPullRequest {
                 number,
                 url,
@@ -256,6 +266,25 @@ pub fn pull_request_text(h: &Hotfix, policy: &Policy) -> (String, String) {
         body.push_str("\nDRILL: this hotfix is an exercise of the runbook.\n");
     }
     (title, body)
+}
+
+/// The current fix's full SHA, if `sha` (a full SHA or a prefix of at
+/// least 7 hex digits) names it; refused when the fix has moved on from
+/// what the approver reviewed.
+fn reviewed(step: Step, h: &Hotfix, sha: &str) -> Result<String, Refusal> {
+    let current = h.current_sha().unwrap_or_default();
+    if current.is_empty() || !current.starts_with(sha) {
+        return Err(refused(
+            step,
+            format!(
+                "you reviewed {} but the current fix is {}: review the current fix and {step} \
+                 it by its SHA",
+                short(sha),
+                short(current)
+            ),
+        ));
+    }
+    Ok(current.to_string())
 }
 
 fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
@@ -691,6 +720,8 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             );
         }
         Command::OverrideFixLimits { sha, reason } => {
+            // Named in full, for a fix that was refused over the limits and
+            // is not recorded yet: it admits that SHA and no other.
             n.fix_override = Some(FixOverride {
                 sha: sha.clone(),
                 reason: reason.clone(),
@@ -703,19 +734,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             ));
         }
         Command::Approve { sha } => {
-            let current = h.current_sha().unwrap_or_default().to_string();
-            if let Some(s) = sha
-                && *s != current
-            {
-                return Err(refused(
-                    step,
-                    format!(
-                        "you reviewed {} but the current fix is {}: review the current fix and approve again",
-                        short(s),
-                        short(&current)
-                    ),
-                ));
-            }
+            let current = reviewed(step, h, sha.as_deref().unwrap_or_default())?;
             if h.current_approval().is_some() {
                 return Err(refused(
                     step,

@@ -90,7 +90,7 @@ fn arb_command() -> impl Strategy<Value = Command> {
             files: vec![ChangedFile { path: "catalog/a.go".into(), added: lines, removed: 0 }],
         })),
         2 => sha.clone().prop_map(|sha| Command::OverrideFixLimits { sha, reason: "r".into() }),
-        2 => prop::option::weighted(0.2, sha.clone()).prop_map(|sha| Command::Approve { sha }),
+        2 => prop::option::weighted(0.9, sha.clone()).prop_map(|sha| Command::Approve { sha }),
         2 => Just(Command::OpenPullRequest { number: 7, url: "https://x/7".into(), title: None, labels: vec!["hotfix".into()] }),
         8 => (check, result, prop::option::weighted(0.1, sha)).prop_map(|(name, result, sha)| Command::RecordCheck {
             name: name.into(),
@@ -182,7 +182,12 @@ fn to_ready() -> Vec<(&'static str, Command)> {
                 }],
             }),
         ),
-        ("alice", Command::Approve { sha: None }),
+        (
+            "alice",
+            Command::Approve {
+                sha: Some(SHAS[0].into()),
+            },
+        ),
         (
             "bob",
             Command::OpenPullRequest {

@@ -249,6 +249,26 @@ pub fn check_sha(field: &str, sha: &str) -> Result<(), Refusal> {
     }
 }
 
+/// What an approver names: a full commit SHA or a prefix of at least 7 of
+/// its lowercase hex digits (as `git log --oneline` shows it).
+pub fn check_sha_ref(field: &str, sha: &str) -> Result<(), Refusal> {
+    let ok = (7..=64).contains(&sha.len())
+        && sha
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!(
+                "'{}' is not a commit SHA or a prefix of at least 7 lowercase hex digits",
+                clip(sha)
+            ),
+        ))
+    }
+}
+
 /// A relative path inside the repository.
 pub fn check_path(field: &str, path: &str) -> Result<(), Refusal> {
     let ok = !path.is_empty()
