@@ -417,6 +417,26 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const DEFAULT_OVERDUE_CHECK: Duration = Duration::from_secs(60);
 
 impl Settings {
+    /// Every secret these settings hold (webhooks, tokens), for
+    /// [`crate::redact`].
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        if let Some(s) = &self.slack {
+            out.extend(s.status_webhook.as_deref());
+            out.extend(s.audit_webhook.as_deref());
+        }
+        if let Some(p) = &self.prometheus {
+            out.extend(p.bearer_token.as_deref());
+        }
+        if let Some(a) = &self.argocd {
+            out.extend(a.token.as_deref());
+        }
+        if let Some(g) = &self.github {
+            out.extend(g.token.as_deref());
+        }
+        out
+    }
+
     /// What `--dev` runs with when no file is given: the demo roster, the
     /// runbook's policy, no integrations. Tests and benches start from it.
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> Settings {

@@ -39,7 +39,19 @@ impl From<sled::Error> for Error {
 }
 
 impl From<Error> for Status {
+    /// Messages may quote an outside service's error, so they are redacted
+    /// (`crate::redact`) before they leave.
     fn from(e: Error) -> Status {
+        let s = status_of(e);
+        match crate::redact::redact(s.message()) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(m) => Status::new(s.code(), m),
+        }
+    }
+}
+
+fn status_of(e: Error) -> Status {
+    {
         match e {
             Error::Refused(r) => {
                 let code = match &r {

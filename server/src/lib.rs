@@ -26,6 +26,7 @@ pub mod jobs;
 pub mod lane;
 pub mod limits;
 pub mod merger;
+pub mod redact;
 pub mod relay;
 pub mod roles;
 pub mod server;

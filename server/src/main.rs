@@ -72,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
 
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(std::io::stderr)
+        .with_writer(hotfixd::redact::Writer)
         .init();
     hotfixd::server::no_huge_pages();
     hotfixd::server::private_files();

@@ -71,6 +71,9 @@ pub async fn serve_store(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
+    for secret in settings.secrets() {
+        crate::redact::register(secret);
+    }
     let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
     let team_roles = settings
         .github

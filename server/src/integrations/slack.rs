@@ -45,7 +45,8 @@ impl SlackWebhooks {
             .json(&serde_json::json!({ "text": text }))
             .send()
             .await
-            .map_err(|e| (true, format!("request failed: {e}")))?;
+            // reqwest's error names the URL, which is the webhook's key.
+            .map_err(|e| (true, format!("request failed: {}", e.without_url())))?;
         let status = resp.status();
         let body = resp.text().await.unwrap_or_default();
         if status.is_success() {

@@ -35,6 +35,7 @@ use crate::domain::{
     quarter_of,
 };
 use crate::error::{Error, Result};
+use crate::redact::redact;
 
 /// An event as stored and streamed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -414,7 +415,7 @@ impl Store {
                     incident_id: req.incident_id.to_string(),
                     action: req.action.to_string(),
                     outcome: refusal_kind(&refusal).to_string(),
-                    detail: refusal.to_string(),
+                    detail: redact(&refusal.to_string()).into_owned(),
                     event_seq: None,
                     hash: String::new(),
                 };
@@ -465,7 +466,7 @@ impl Store {
                 at: req.now,
                 actor: req.actor.to_string(),
                 kind: d.kind.clone(),
-                summary: d.summary.clone(),
+                summary: redact(&d.summary).into_owned(),
                 state: state.clone(),
                 version,
                 drill,
@@ -478,8 +479,7 @@ impl Store {
             incident_id: incident.clone(),
             action: req.action.to_string(),
             outcome: "ok".into(),
-            detail: commit
-                .events
+            detail: events
                 .iter()
                 .map(|e| e.summary.as_str())
                 .collect::<Vec<_>>()

@@ -50,11 +50,38 @@ impl Binary {
     /// Like [`Binary::spawn`], with `cmd` as the program (e.g. `hotfixd`
     /// under a tracer, its own arguments already given).
     pub fn spawn_command(
+        cmd: Command,
+        config: &Path,
+        data: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Binary {
+        Self::launch(cmd, config, data, port, env, Stdio::null())
+    }
+
+    /// Like [`Binary::spawn`], appending the daemon's log (stderr) to `log`.
+    pub fn spawn_logged(
+        config: &Path,
+        data: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+        log: &Path,
+    ) -> Binary {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("the log file");
+        Self::launch(Command::new(HOTFIXD), config, data, port, env, file.into())
+    }
+
+    fn launch(
         mut cmd: Command,
         config: &Path,
         data: &Path,
         port: u16,
         env: &[(&str, &str)],
+        stderr: Stdio,
     ) -> Binary {
         cmd.args(["--dev", "--config"])
             .arg(config)
@@ -64,7 +91,7 @@ impl Binary {
             .env("HOTFIXD_LOG", "error")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         Binary {
             child: cmd.spawn().expect("starting hotfixd"),
             endpoint: format!("http://127.0.0.1:{port}"),
