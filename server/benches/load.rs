@@ -48,7 +48,9 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CONFIG: &str = "heartbeat_interval = \"1s\"\n\
 [policy]\nrate_window_max = 4000000000\nquarter_process_bug_over = 4000000000\nquarter_code_yellow_over = 4000000000\n\
-[limits]\nper_principal_rate = 1000000000.0\nper_principal_burst = 4000000000\nmax_in_flight = 65536\n";
+[limits]\nper_principal_rate = 1000000000.0\nper_principal_burst = 4000000000\nmax_in_flight = 65536\n\
+per_principal_in_flight = 1000000\nper_principal_watches = 1000000\nmax_connections = 1000000\n\
+max_connections_per_peer = 1000000\n";
 
 /// Starts the daemon (HOTFIXD_BENCH_BIN, or this build's) on `data`;
 /// returns it once it answers, and how long that took.

@@ -294,9 +294,8 @@ fn main() {
             policy,
             // The bench measures the store, not the abuse limits.
             limits: hotfixd::limits::LimitSettings {
-                per_principal_rate: 1e9,
-                per_principal_burst: u32::MAX,
                 max_in_flight: 4096,
+                ..hotfixd::limits::LimitSettings::unbounded()
             },
             ..Settings::dev(addr, dir.path().join("hotfixd"))
         };

@@ -314,6 +314,20 @@ pub struct LimitsConfig {
     pub per_principal_rate: Option<f64>,
     pub per_principal_burst: Option<u32>,
     pub max_in_flight: Option<usize>,
+    pub per_principal_in_flight: Option<usize>,
+    pub per_principal_watches: Option<usize>,
+    pub failed_auth_rate: Option<f64>,
+    pub failed_auth_burst: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub handshake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub request_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_timeout: Option<Duration>,
 }
 
 /// `[tls]`: TLS on the gRPC port, optionally mutual.
@@ -489,15 +503,51 @@ impl LimitsConfig {
             per_principal_rate: self.per_principal_rate.unwrap_or(d.per_principal_rate),
             per_principal_burst: self.per_principal_burst.unwrap_or(d.per_principal_burst),
             max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
+            per_principal_in_flight: self
+                .per_principal_in_flight
+                .unwrap_or(d.per_principal_in_flight),
+            per_principal_watches: self
+                .per_principal_watches
+                .unwrap_or(d.per_principal_watches),
+            failed_auth_rate: self.failed_auth_rate.unwrap_or(d.failed_auth_rate),
+            failed_auth_burst: self.failed_auth_burst.unwrap_or(d.failed_auth_burst),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_peer: self
+                .max_connections_per_peer
+                .unwrap_or(d.max_connections_per_peer),
+            handshake_timeout: self.handshake_timeout.unwrap_or(d.handshake_timeout),
+            request_read_timeout: self.request_read_timeout.unwrap_or(d.request_read_timeout),
+            keepalive_interval: self.keepalive_interval.unwrap_or(d.keepalive_interval),
+            keepalive_timeout: self.keepalive_timeout.unwrap_or(d.keepalive_timeout),
         };
-        if !(s.per_principal_rate.is_finite() && s.per_principal_rate > 0.0) {
-            return Err("limits.per_principal_rate: must be a positive number".into());
+        for (field, rate) in [
+            ("per_principal_rate", s.per_principal_rate),
+            ("failed_auth_rate", s.failed_auth_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("limits.{field}: must be a positive number"));
+            }
         }
-        if s.per_principal_burst == 0 {
-            return Err("limits.per_principal_burst: must be at least 1".into());
+        for (field, n) in [
+            ("per_principal_burst", s.per_principal_burst as usize),
+            ("failed_auth_burst", s.failed_auth_burst as usize),
+            ("max_in_flight", s.max_in_flight),
+            ("per_principal_in_flight", s.per_principal_in_flight),
+            ("per_principal_watches", s.per_principal_watches),
+            ("max_connections", s.max_connections),
+            ("max_connections_per_peer", s.max_connections_per_peer),
+        ] {
+            if n == 0 {
+                return Err(format!("limits.{field}: must be at least 1"));
+            }
         }
-        if s.max_in_flight == 0 {
-            return Err("limits.max_in_flight: must be at least 1".into());
+        for (field, t) in [
+            ("handshake_timeout", s.handshake_timeout),
+            ("request_read_timeout", s.request_read_timeout),
+            ("keepalive_interval", s.keepalive_interval),
+            ("keepalive_timeout", s.keepalive_timeout),
+        ] {
+            positive(&format!("limits.{field}"), t)?;
         }
         Ok(s)
     }
@@ -840,6 +890,11 @@ mod tests {
         let text = include_str!("../../deploy/hotfixd.example.toml");
         let file: FileConfig = toml::from_str(text).expect("example parses");
         let policy = file.policy.to_policy().expect("example policy is valid");
+        assert_eq!(
+            file.limits.to_settings().unwrap(),
+            LimitSettings::default(),
+            "the example lists every limit at its default"
+        );
         assert_eq!(policy.max_fix_lines, 50);
         assert_eq!(policy.cleanup_within, Duration::from_secs(24 * 3600));
         assert!(!file.principals.is_empty());

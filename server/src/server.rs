@@ -13,9 +13,7 @@ use hotfix_api::pb::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::Roster;
@@ -209,18 +207,7 @@ pub async fn serve_store(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let auth = {
-        let (roster, roles) = (roster.clone(), roles.clone());
-        let limiter = Arc::new(crate::limits::RateLimiter::new(&settings.limits));
-        move |req| {
-            let req = roster.intercept(&roles, req)?;
-            let who = crate::auth::principal(&req)?.handle;
-            match limiter.take(&who, std::time::Instant::now()) {
-                Ok(()) => Ok(req),
-                Err(wait) => Err(crate::limits::exhausted(&who, wait)),
-            }
-        }
-    };
+    let guard = crate::grpc::guard::Guard::new(roster.clone(), roles.clone(), settings.limits);
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
@@ -272,25 +259,25 @@ pub async fn serve_store(
     // Only now is everything that can fail at start-up done (the TLS
     // identity is parsed by `tls_config`).
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
+    let limits = &settings.limits;
     let served = builder
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .layer(tower::util::MapResponseLayer::new(
             crate::grpc::client_errors::correct_response,
         ))
+        .layer(crate::grpc::guard::GuardLayer(guard))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            settings.limits.max_in_flight,
+            limits.max_in_flight,
         ))
         .add_service(health_service)
-        .add_service(InterceptedService::new(lane_svc, auth.clone()))
-        .add_service(InterceptedService::new(policy_svc, auth.clone()))
-        .add_service(InterceptedService::new(events_svc, auth.clone()))
-        .add_service(InterceptedService::new(audit_svc, auth.clone()))
-        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
-        .add_service(InterceptedService::new(reflection_v1alpha, auth))
-        .serve_with_incoming_shutdown(
-            // Small RPCs must not wait for delayed ACKs.
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            drained,
-        );
+        .add_service(lane_svc)
+        .add_service(policy_svc)
+        .add_service(events_svc)
+        .add_service(audit_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(crate::grpc::incoming::incoming(listener, limits), drained);
     // In-flight requests get DRAIN_TIMEOUT to finish after the shutdown
     // signal; a client that keeps its connection open does not hold the
     // daemon (and its store) hostage.

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod client_errors;
 pub mod convert;
+pub mod guard;
+pub mod incoming;
 mod watch;
 
 pub use watch::EventsApi;
