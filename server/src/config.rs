@@ -72,6 +72,13 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_INSECURE_PLAINTEXT")]
     pub insecure_plaintext: bool,
 
+    /// Start on a store that holds less than its watermark records (an
+    /// older copy you restored on purpose). Without it such a store is
+    /// refused, naming both positions; with it, the choice is an audit
+    /// record. Not an environment variable: say it each time.
+    #[arg(long)]
+    pub accept_rollback: bool,
+
     /// Slack incoming webhook of the status channel (declarations, overdue
     /// obligations). A secret: prefer --slack-status-webhook-file.
     #[arg(
@@ -409,6 +416,8 @@ pub struct Settings {
     pub policy: Policy,
     pub principals: Vec<PrincipalEntry>,
     pub dev: bool,
+    /// See `Args::accept_rollback`.
+    pub accept_rollback: bool,
     pub overdue_check_interval: Duration,
     /// None: no webhook configured, nothing is posted.
     pub slack: Option<SlackSettings>,
@@ -461,6 +470,7 @@ impl Settings {
             policy: Policy::default(),
             principals: dev_principals(),
             dev: true,
+            accept_rollback: false,
             overdue_check_interval: DEFAULT_OVERDUE_CHECK,
             slack: None,
             prometheus: None,
@@ -842,6 +852,7 @@ impl Args {
             policy: file.policy.to_policy()?,
             principals,
             dev: self.dev,
+            accept_rollback: self.accept_rollback,
             overdue_check_interval: positive(
                 "overdue_check_interval",
                 file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),

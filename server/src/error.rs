@@ -24,6 +24,10 @@ pub enum Error {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store is damaged, or holds less than was acknowledged: the
+    /// daemon does not start on it.
+    #[error("{0}")]
+    Damaged(String),
     /// An outside service the step needs (GitHub, Argo CD) could not be
     /// reached or is failing; nothing was recorded; retrying may work.
     #[error("{0}")]
@@ -83,7 +87,7 @@ fn status_of(e: Error) -> Status {
                      `hotfixctl show` tells whether it landed (see daemon logs)",
                 )
             }
-            Error::Corrupt(m) => {
+            Error::Corrupt(m) | Error::Damaged(m) => {
                 tracing::error!(error = %m, "corrupt record");
                 Status::internal("a stored record could not be read (see daemon logs)")
             }

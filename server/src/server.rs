@@ -54,9 +54,15 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let store = Store::open(&settings.data_dir).map_err(|source| ServeError::Store {
-        path: settings.data_dir.display().to_string(),
-        source,
+    let options = crate::store::OpenOptions {
+        accept_rollback: settings.accept_rollback,
+        ..Default::default()
+    };
+    let store = Store::open_with_options(&settings.data_dir, options).map_err(|source| {
+        ServeError::Store {
+            path: settings.data_dir.display().to_string(),
+            source,
+        }
     })?;
     serve_store(listener, settings, Arc::new(store), clock, shutdown).await
 }
@@ -72,6 +78,13 @@ pub async fn serve_store(
     for secret in settings.secrets() {
         crate::redact::register(secret);
     }
+    // Whatever opening wrote (a change a crash cut short, an accepted
+    // rollback) is durable, and the watermark current, before anything is
+    // served.
+    store.flush().await.map_err(|source| ServeError::Store {
+        path: settings.data_dir.display().to_string(),
+        source,
+    })?;
     let roster = Arc::new(Roster::new(&settings.principals).map_err(ServeError::Config)?);
     let team_roles = settings
         .github

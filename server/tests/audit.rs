@@ -20,9 +20,17 @@ struct Daemon {
 }
 
 async fn start(dir: &std::path::Path) -> Daemon {
+    start_with(dir, false).await
+}
+
+/// `accept_rollback`: as `hotfixd --accept-rollback`.
+async fn start_with(dir: &std::path::Path, accept_rollback: bool) -> Daemon {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = Settings::dev(addr, dir.to_path_buf());
+    let settings = Settings {
+        accept_rollback,
+        ..Settings::dev(addr, dir.to_path_buf())
+    };
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(hotfixd::serve(
         listener,
@@ -244,23 +252,36 @@ async fn the_audit_chain_verifies_and_exports_and_names_a_rewritten_record() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&format!("intact: {records} records")), "{out}");
 
-    // A rewritten record is named, offline and through the API.
+    // A rewritten record is named offline, and the daemon does not start
+    // on it, naming it too.
     tamper(&data, 3, false);
     let (code, out) = offline_verify(&data);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("BROKEN at record 3"), "{out}");
-    let d = start(&data).await;
-    let e = d.ctl("bob", &["audit", "verify"]).await.unwrap_err();
-    assert_eq!(e.code, 1);
-    assert!(e.message.contains("record 3"), "{}", e.message);
-    d.stop().await;
+    let refused = start(&data).await.task.await.unwrap().unwrap_err();
+    assert!(
+        refused.to_string().contains("broken at record 3"),
+        "{refused}"
+    );
 
-    // Re-sealed from there on, the chain is self-consistent again, but the
-    // export kept elsewhere proves record 3 changed.
+    // Re-sealed from there on, the chain is self-consistent again, but it
+    // no longer ends at the head the watermark recorded: offline and at
+    // start-up that is caught ...
     tamper(&data, 3, true);
     let (code, out) = offline_verify(&data);
-    assert_eq!(code, 0, "{out}");
-    let d = start(&data).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("not the history that was acknowledged"),
+        "{out}"
+    );
+    let refused = start(&data).await.task.await.unwrap().unwrap_err();
+    assert!(
+        refused.to_string().contains("--accept-rollback"),
+        "{refused}"
+    );
+    // ... and an operator who starts it anyway still has the export kept
+    // elsewhere to prove record 3 changed.
+    let d = start_with(&data, true).await;
     d.ctl("bob", &["audit", "verify"]).await.unwrap();
     let e = d
         .ctl(

@@ -43,9 +43,16 @@ fn secrets(dead: u16) -> Vec<(&'static str, String)> {
 async fn start(config: &Path, data: &Path, log: &Path, port: u16, dead: u16) -> Binary {
     let env = secrets(dead);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    Binary::spawn_logged(config, data, port, &env, log)
-        .ready()
-        .await
+    Binary::spawn_logged(
+        std::process::Command::new(HOTFIXD),
+        config,
+        data,
+        port,
+        &env,
+        log,
+    )
+    .ready()
+    .await
 }
 
 /// Runs `hotfixctl` and keeps whatever it printed or was answered.

@@ -23,7 +23,9 @@
 //! covers every byte sled wrote before the call: everything `flush`
 //! returned for, plus the file size if the log grew. Nothing is
 //! acknowledged before that returns (`server/tests/durability.rs` checks
-//! the order of the system calls under strace).
+//! the order of the system calls under strace). Then the position the
+//! flush covers is recorded outside sled (see [`watermark`]), also before
+//! anything is acknowledged.
 //!
 //! Why not `sled::Tree::flush_async`: in sled 0.34 it runs the flush on the
 //! same small thread pool that performs log writes, so concurrent calls can
@@ -40,6 +42,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use super::watermark;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -86,12 +89,22 @@ pub struct DiskSync {
     /// Blob files already synced (sled names them by log sequence number
     /// and never rewrites one).
     synced_blobs: HashSet<std::ffi::OsString>,
+    /// How far the committed writes reach (set by the store under its
+    /// writer lock; None until the store was opened and checked, so that a
+    /// refused store's watermark is left as it was), and what the
+    /// watermark file says now.
+    mark: Arc<Mutex<Option<watermark::Mark>>>,
+    written: Option<watermark::Mark>,
 }
 
 impl DiskSync {
     /// Opens sled's log file in `dir` and makes the directory entries of
     /// the store durable (the files sled created at open).
-    pub fn open(db: sled::Db, dir: &Path) -> std::io::Result<DiskSync> {
+    pub fn open(
+        db: sled::Db,
+        dir: &Path,
+        mark: Arc<Mutex<Option<watermark::Mark>>>,
+    ) -> std::io::Result<DiskSync> {
         let log = File::open(dir.join("db"))?;
         log.sync_all()?;
         File::open(dir.join("conf"))?.sync_all()?;
@@ -101,6 +114,8 @@ impl DiskSync {
             dir: dir.to_path_buf(),
             log,
             synced_blobs: HashSet::new(),
+            mark,
+            written: None,
         };
         sync.sync_blobs()?;
         Ok(sync)
@@ -109,12 +124,24 @@ impl DiskSync {
     /// Everything written to the store before the call is durable when it
     /// returns `Ok`.
     pub fn flush(&mut self) -> std::result::Result<(), String> {
+        // Taken before the flush: every write it counts is in sled already,
+        // so the flush covers it.
+        let mark = self.mark.lock().expect("mark lock").clone();
         self.db.flush().map_err(|e| format!("sled flush: {e}"))?;
         self.log
             .sync_data()
             .map_err(|e| format!("fdatasync {}: {e}", self.dir.join("db").display()))?;
         self.sync_blobs()
-            .map_err(|e| format!("fsync {}: {e}", self.dir.join("blobs").display()))
+            .map_err(|e| format!("fsync {}: {e}", self.dir.join("blobs").display()))?;
+        if let Some(mark) = mark
+            && self.written.as_ref() != Some(&mark)
+        {
+            watermark::write(&self.dir, &mark).map_err(|e| {
+                format!("writing {}: {e}", self.dir.join(watermark::FILE).display())
+            })?;
+            self.written = Some(mark);
+        }
+        Ok(())
     }
 
     fn sync_blobs(&mut self) -> std::io::Result<()> {
@@ -142,8 +169,12 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl Flusher {
-    pub fn start(db: sled::Db, dir: &Path) -> std::io::Result<Flusher> {
-        let mut sync = DiskSync::open(db.clone(), dir)?;
+    pub fn start(
+        db: sled::Db,
+        dir: &Path,
+        mark: Arc<Mutex<Option<watermark::Mark>>>,
+    ) -> std::io::Result<Flusher> {
+        let mut sync = DiskSync::open(db.clone(), dir, mark)?;
         Ok(Self::start_with(db, Box::new(move || sync.flush())))
     }
 
@@ -306,7 +337,7 @@ mod tests {
     fn a_flush_syncs_the_blob_files_sled_wrote() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let mut sync = DiskSync::open(db.clone(), dir.path()).unwrap();
+        let mut sync = DiskSync::open(db.clone(), dir.path(), Default::default()).unwrap();
         assert!(sync.synced_blobs.is_empty());
         db.insert(b"big", vec![7u8; 300 * 1024]).unwrap();
         sync.flush().unwrap();

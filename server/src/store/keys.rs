@@ -31,6 +31,9 @@ pub const META_POSTMORTEMS: &[u8] = b"postmortems";
 pub const META_POSTMORTEMS_YBR: &[u8] = b"postmortems_yes_but_rollback";
 /// The latest change, whole (see `redo`).
 pub const META_REDO: &[u8] = b"redo";
+/// Set once the store keeps a watermark file (see `store::watermark`): from
+/// then on a missing file is a refusal, not a first start.
+pub const META_WATERMARKED: &[u8] = b"watermarked";
 
 pub fn seq(n: u64) -> [u8; 8] {
     n.to_be_bytes()

@@ -23,6 +23,7 @@ pub mod chain;
 pub mod flusher;
 mod keys;
 mod redo;
+pub mod watermark;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -154,7 +155,21 @@ pub struct Store {
     /// The latest committed events, in order, for watchers that keep up.
     recent: std::sync::RwLock<std::collections::VecDeque<StoredEvent>>,
     durable: watch::Sender<u64>,
+    /// How far the committed writes reach, for the watermark (see
+    /// [`watermark`]); set under the writer lock.
+    mark: std::sync::Arc<Mutex<Option<watermark::Mark>>>,
     flusher: flusher::Flusher,
+}
+
+/// How to open a store.
+#[derive(Default)]
+pub struct OpenOptions {
+    /// Open a store that holds less than its watermark records (an older
+    /// copy the operator restored on purpose); the choice is an audit
+    /// record.
+    pub accept_rollback: bool,
+    /// Flush with this instead of syncing the disk (a fault, in tests).
+    pub flush: Option<flusher::FlushFn>,
 }
 
 /// Read access for deciding a change, under the writer lock.
@@ -204,32 +219,113 @@ fn last_seq(tree: &sled::Tree) -> Result<u64> {
 }
 
 /// Walks the audit chain of the store in `dir` without starting anything
-/// else (offline verification of a copy). `dir` must hold a store.
+/// else (offline verification of a copy), and compares it with the
+/// watermark: a store that ends before it, or whose chain does not
+/// reproduce its head, is reported broken there. `dir` must hold a store.
 pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
     if !dir.join("conf").exists() && !dir.join("db").exists() {
-        return Err(Error::Corrupt(format!(
+        return Err(Error::Damaged(format!(
             "{} holds no hotfixd store",
             dir.display()
         )));
     }
-    let db = sled::Config::new().path(dir).open()?;
-    let audit = db.open_tree("audit")?;
-    Ok(chain::verify(audit.iter().map(|r| {
-        let (_, v) = r.map_err(|e| format!("reading the audit tree: {e}"))?;
-        decode::<AuditRecord>("audit", &v).map_err(|e| e.to_string())
-    })))
+    without_panics(dir, || {
+        let db = sled::Config::new().path(dir).open()?;
+        let audit = db.open_tree("audit")?;
+        let mut report = chain::verify(audit.iter().map(|r| {
+            let (_, v) = r.map_err(|e| format!("reading the audit tree: {e}"))?;
+            decode::<AuditRecord>("audit", &v).map_err(|e| e.to_string())
+        }));
+        if report.first_bad.is_none() {
+            let mark = watermark::read(dir).map_err(Error::Damaged)?;
+            if let Some(m) = mark
+                && let Some(why) = short_of(&audit, &report, &m)?
+            {
+                report.first_bad = Some((report.verified + 1, why));
+            }
+        }
+        Ok(report)
+    })
+}
+
+/// Why a store whose chain verified as `report` falls short of the
+/// watermark `m`, if it does.
+fn short_of(
+    audit: &sled::Tree,
+    report: &chain::Report,
+    m: &watermark::Mark,
+) -> Result<Option<String>> {
+    if report.verified < m.audit_seq {
+        return Ok(Some(format!(
+            "the store ends at audit record {} but its watermark records {} (head {}): \
+             records were lost or an older copy was restored",
+            report.verified, m.audit_seq, m.audit_head
+        )));
+    }
+    if m.audit_seq > 0 {
+        let stored = match audit.get(keys::seq(m.audit_seq))? {
+            Some(v) => decode::<AuditRecord>("audit", &v)?.hash,
+            None => String::new(),
+        };
+        if stored != m.audit_head {
+            return Ok(Some(format!(
+                "audit record {} has chain hash {stored}, but the watermark records {}: \
+                 this is not the history that was acknowledged",
+                m.audit_seq, m.audit_head
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs `f` on the store in `dir`, turning a panic inside sled (it panics
+/// on some damaged files) into an error that names the directory.
+fn without_panics<T>(dir: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            Err(Error::Damaged(format!(
+                "the store in {} is damaged: sled failed reading it ({what}); restore it from a \
+                 backup (`hotfixd restore`) or a copy",
+                dir.display()
+            )))
+        }
+    }
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        Self::open_with(dir, None)
+        Self::open_with_options(dir, OpenOptions::default())
     }
 
     /// Like `open`, flushing with `flush` (a fault, in tests) instead of
-    /// sled's own.
+    /// syncing the disk.
     pub fn open_with(dir: &Path, flush: Option<flusher::FlushFn>) -> Result<Store> {
+        Self::open_with_options(
+            dir,
+            OpenOptions {
+                flush,
+                ..OpenOptions::default()
+            },
+        )
+    }
+
+    /// Opens the store in `dir`: finishes a change a crash cut short, then
+    /// checks it against its watermark (see [`watermark`]).
+    pub fn open_with_options(dir: &Path, options: OpenOptions) -> Result<Store> {
         private_dir(dir)?;
+        without_panics(dir, || Self::open_checked(dir, options))
+    }
+
+    fn open_checked(dir: &Path, options: OpenOptions) -> Result<Store> {
+        let flush = options.flush;
+        let mark = std::sync::Arc::new(Mutex::new(None));
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
@@ -252,9 +348,10 @@ impl Store {
             halt_after_redo: Default::default(),
             recent: Default::default(),
             durable: watch::Sender::new(0),
+            mark: mark.clone(),
             flusher: match flush {
                 Some(f) => flusher::Flusher::start_with(db, f),
-                None => flusher::Flusher::start(db, dir).map_err(|e| {
+                None => flusher::Flusher::start(db, dir, mark).map_err(|e| {
                     Error::Storage(format!("making {} durable: {e}", dir.display()))
                 })?,
             },
@@ -289,7 +386,114 @@ impl Store {
             c.audit_head = audit_head;
         }
         store.durable.send_replace(last_event);
+        let accepted = store.check_watermark(dir, options.accept_rollback)?;
+        // Checked: from now on the watermark follows the store.
+        store.set_mark(&store.writer.lock().expect("writer lock"));
+        if let Some(why) = accepted {
+            tracing::warn!("{why}; started anyway (--accept-rollback)");
+            store.append_audit(
+                "hotfixd",
+                "accept-rollback",
+                &format!("{why}; accepted with --accept-rollback"),
+            )?;
+        }
         Ok(store)
+    }
+
+    /// Records in [`Self::mark`] how far the committed writes reach.
+    fn set_mark(&self, c: &Counters) {
+        *self.mark.lock().expect("mark lock") = Some(watermark::Mark {
+            audit_seq: c.next_audit - 1,
+            audit_head: hex::encode(c.audit_head),
+            event_seq: c.next_event - 1,
+        });
+    }
+
+    /// Compares the store with its watermark. Err: refused, and why;
+    /// Ok(Some(why)): short of it, but `accept_rollback`.
+    fn check_watermark(&self, dir: &Path, accept_rollback: bool) -> Result<Option<String>> {
+        let kept = self.meta.get(keys::META_WATERMARKED)?.is_some();
+        let recorded = watermark::read(dir).map_err(|e| {
+            Error::Damaged(format!(
+                "{e}; the store's position cannot be checked. Restore the data directory from a \
+                 backup, or start with --accept-rollback to trust the store as it is"
+            ))
+        });
+        let recorded = match recorded {
+            Ok(r) => r,
+            Err(_) if accept_rollback => None,
+            Err(e) => return Err(e),
+        };
+        let Some(m) = recorded else {
+            if kept && !accept_rollback {
+                return Err(Error::Damaged(format!(
+                    "{} is missing, but this store has kept one: without it a rolled-back store \
+                     cannot be told from a current one. Restore it with the data directory, or \
+                     start with --accept-rollback to trust the store as it is",
+                    dir.join(watermark::FILE).display()
+                )));
+            }
+            // A first start keeping one: the first flush writes it.
+            return Ok(kept.then(|| "the watermark was missing".to_string()));
+        };
+        if !kept {
+            // Only once the file exists, so that a crash before it was
+            // written cannot make its absence a refusal.
+            self.meta.insert(keys::META_WATERMARKED, b"1".as_slice())?;
+        }
+        let report = self.verify_audit();
+        if let Some((seq, why)) = report.first_bad {
+            return Err(Error::Damaged(format!(
+                "the audit trail in {} is broken at record {seq} ({why}); nothing was started. \
+                 Restore the data directory from a backup (`hotfixd restore`)",
+                dir.display()
+            )));
+        }
+        let last_event = last_seq(&self.events)?;
+        let short = match short_of(&self.audit, &report, &m)? {
+            Some(why) => Some(why),
+            None if last_event < m.event_seq => Some(format!(
+                "the store ends at event {last_event} but its watermark records {}",
+                m.event_seq
+            )),
+            None => None,
+        };
+        let Some(why) = short else {
+            return Ok(None);
+        };
+        let why = format!("{}: {why}", dir.display());
+        if accept_rollback {
+            return Ok(Some(why));
+        }
+        Err(Error::Damaged(format!(
+            "{why}. Nothing was started. Restore the newest backup (`hotfixd restore`); or, if \
+             this older state is what you mean to run, start once with --accept-rollback (the \
+             choice is recorded in the audit trail)"
+        )))
+    }
+
+    /// Appends an audit record of the daemon's own (no change to any
+    /// hotfix), durable with the next flush.
+    fn append_audit(&self, actor: &str, action: &str, detail: &str) -> Result<()> {
+        let mut c = self.writer.lock().expect("writer lock");
+        let mut rec = AuditRecord {
+            seq: c.next_audit,
+            at: chrono::Utc::now(),
+            actor: actor.to_string(),
+            incident_id: String::new(),
+            action: action.to_string(),
+            outcome: "ok".into(),
+            detail: detail.to_string(),
+            event_seq: None,
+            hash: String::new(),
+        };
+        let head = chain::seal(&mut rec, &c.audit_head);
+        self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
+        c.next_audit += 1;
+        c.audit_head = head;
+        c.tickets += 1;
+        self.set_mark(&c);
+        Ok(())
     }
 
     /// Resolves with the reason once the store has stopped accepting
@@ -377,6 +581,7 @@ impl Store {
         let mut counters = self.writer.lock().expect("writer lock");
         let answer = self.write_locked(&mut counters, req, decide);
         counters.tickets += 1;
+        self.set_mark(&counters);
         (answer, counters.tickets)
     }
 

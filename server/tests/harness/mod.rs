@@ -59,8 +59,10 @@ impl Binary {
         Self::launch(cmd, config, data, port, env, Stdio::null())
     }
 
-    /// Like [`Binary::spawn`], appending the daemon's log (stderr) to `log`.
+    /// Like [`Binary::spawn_command`], appending the daemon's log (stderr)
+    /// to `log`.
     pub fn spawn_logged(
+        cmd: Command,
         config: &Path,
         data: &Path,
         port: u16,
@@ -72,7 +74,7 @@ impl Binary {
             .append(true)
             .open(log)
             .expect("the log file");
-        Self::launch(Command::new(HOTFIXD), config, data, port, env, file.into())
+        Self::launch(cmd, config, data, port, env, file.into())
     }
 
     fn launch(
