@@ -48,6 +48,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("ExportAudit", &["carol", "dave"]),
     ("ListAudit", &["carol", "dave"]),
     ("Watch", &WHO),
+    ("Backup", &["carol"]),
 ];
 
 fn code<T>(r: Result<T, tonic::Status>) -> Code {
@@ -274,6 +275,7 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
                 .export_audit(pb::ExportAuditRequest { from_seq: 0 })
                 .await,
         ),
+        "Backup" => code(c.admin.backup(pb::BackupRequest {}).await),
         "ListAudit" => code(
             c.audit
                 .list_audit(pb::ListAuditRequest {

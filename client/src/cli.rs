@@ -302,10 +302,24 @@ pub enum Cmd {
     /// The audit trail: verify its hash chain, export it, list one hotfix's.
     #[command(subcommand)]
     Audit(Audit),
+    /// Operating hotfixd itself (platform-admin).
+    #[command(subcommand)]
+    Admin(Admin),
     /// The platform team's report: rate limits, overdue work, history.
     Report,
     /// Show who the token authenticates as.
     Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Admin {
+    /// Write a consistent backup of the whole store to FILE (written to
+    /// FILE.partial, synced, then renamed). Restore it into an empty data
+    /// directory with `hotfixd restore --data-dir DIR FILE`.
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -478,6 +492,40 @@ impl From<std::io::Error> for CliError {
             message: e.to_string(),
         }
     }
+}
+
+/// `admin backup FILE`: the stream written to `FILE.partial`, synced, and
+/// renamed, so FILE is a whole backup or is not there.
+async fn backup(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    file: &std::path::Path,
+) -> Result<(), CliError> {
+    let mut stream = client
+        .admin
+        .clone()
+        .backup(pb::BackupRequest {})
+        .await?
+        .into_inner();
+    let partial = file.with_extension("partial");
+    let mut f = std::fs::File::create(&partial)?;
+    let mut bytes = 0usize;
+    while let Some(m) = stream.message().await? {
+        f.write_all(&m.chunk)?;
+        bytes += m.chunk.len();
+    }
+    f.sync_all()?;
+    std::fs::rename(&partial, file)?;
+    match o {
+        Output::Json => writeln!(
+            out,
+            "{}",
+            serde_json::json!({"file": file.display().to_string(), "bytes": bytes})
+        )?,
+        Output::Table => writeln!(out, "backup written to {} ({bytes} bytes)", file.display())?,
+    }
+    Ok(())
 }
 
 /// Shows the current fix of `h` on `prompt` and asks whether to approve
@@ -1246,6 +1294,7 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             render::list(out, o, &r.hotfixes)?;
         }
         Cmd::Audit(a) => audit(&client, out, o, a).await?,
+        Cmd::Admin(Admin::Backup { file }) => backup(&client, out, o, &file).await?,
         Cmd::Watch {
             from_seq,
             incident,

@@ -6,6 +6,7 @@
 pub mod cli;
 mod render;
 
+use hotfix_api::pb::admin_service_client::AdminServiceClient;
 use hotfix_api::pb::audit_service_client::AuditServiceClient;
 use hotfix_api::pb::event_service_client::EventServiceClient;
 use hotfix_api::pb::lane_service_client::LaneServiceClient;
@@ -67,6 +68,7 @@ pub struct Client {
     pub policy: PolicyServiceClient<Authed>,
     pub events: EventServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
+    pub admin: AdminServiceClient<Authed>,
 }
 
 /// TLS for an `https://` endpoint: the CA that signed hotfixd's
@@ -134,7 +136,8 @@ impl Client {
             lane: LaneServiceClient::with_interceptor(channel.clone(), auth.clone()),
             policy: PolicyServiceClient::with_interceptor(channel.clone(), auth.clone()),
             events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            audit: AuditServiceClient::with_interceptor(channel, auth),
+            audit: AuditServiceClient::with_interceptor(channel.clone(), auth.clone()),
+            admin: AdminServiceClient::with_interceptor(channel, auth),
         })
     }
 }

@@ -196,6 +196,18 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Restore a backup (`hotfixctl admin backup FILE`) into an empty or new
+    /// data directory: every entry written and synced, the audit chain
+    /// walked to the backup's position, the watermark written. Then start
+    /// hotfixd on that directory.
+    Restore {
+        /// The data directory to create (it must be empty or absent).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -160,7 +160,27 @@ impl Lane {
         action: &str,
         incident_id: &str,
     ) -> Result<()> {
-        let Err(refusal) = domain::may_read_audit(actor) else {
+        self.allowed(actor, action, incident_id, domain::may_read_audit(actor))
+            .await
+    }
+
+    /// A consistent backup of the whole store, for a platform-admin; a
+    /// refused one is an audited denial, a taken one an audit record.
+    pub async fn backup(&self, actor: &Principal) -> Result<Vec<u8>> {
+        self.allowed(actor, "backup", "", domain::may_back_up(actor))
+            .await?;
+        self.store.backup(&actor.handle, self.now()).await
+    }
+
+    /// `rule`'s refusal, recorded as a denial (on disk before the answer).
+    async fn allowed(
+        &self,
+        actor: &Principal,
+        action: &str,
+        incident_id: &str,
+        rule: std::result::Result<(), domain::Refusal>,
+    ) -> Result<()> {
+        let Err(refusal) = rule else {
             return Ok(());
         };
         let req = Request {

@@ -70,6 +70,22 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    if let Some(Command::Restore { data_dir, file }) = &args.command {
+        hotfixd::server::private_files();
+        let backup = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let h = hotfixd::store::backup::restore(data_dir, &backup)
+            .with_context(|| format!("restoring {} into {}", file.display(), data_dir.display()))?;
+        println!(
+            "restored {} into {}: {}, taken by @{} at {}",
+            file.display(),
+            data_dir.display(),
+            h.mark,
+            h.taken_by,
+            h.taken_at.to_rfc3339()
+        );
+        return Ok(());
+    }
+
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
         .with_writer(hotfixd::redact::Writer)

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use hotfix_api::events_server::event_service_server::EventServiceServer;
+use hotfix_api::pb::admin_service_server::AdminServiceServer;
 use hotfix_api::pb::audit_service_server::AuditServiceServer;
 use hotfix_api::pb::lane_service_server::LaneServiceServer;
 use hotfix_api::pb::policy_service_server::PolicyServiceServer;
@@ -19,6 +20,7 @@ use tonic_health::ServingStatus;
 use crate::auth::Roster;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::grpc::admin::AdminApi;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
 use crate::lane::Lane;
@@ -195,6 +197,7 @@ pub async fn serve_store(
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
     health.set_serving::<EventServiceServer<EventsApi>>().await;
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
+    health.set_serving::<AdminServiceServer<AdminApi>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
     // A store that can no longer make changes durable refuses every change
     // until restarted: a supervisor watching health restarts it.
@@ -230,6 +233,8 @@ pub async fn serve_store(
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let audit_svc = AuditServiceServer::new(AuditApi::new(lane.clone()))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES);
+    let admin_svc = AdminServiceServer::new(AdminApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let events_svc = EventServiceServer::new(EventsApi::new(
         lane.clone(),
@@ -288,6 +293,7 @@ pub async fn serve_store(
         .add_service(policy_svc)
         .add_service(events_svc)
         .add_service(audit_svc)
+        .add_service(admin_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(crate::grpc::incoming::incoming(listener, limits), drained);
@@ -340,6 +346,9 @@ async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
         .await;
     health
         .set_not_serving::<AuditServiceServer<AuditApi>>()
+        .await;
+    health
+        .set_not_serving::<AdminServiceServer<AdminApi>>()
         .await;
 }
 

@@ -135,6 +135,23 @@ pub fn before(t: Time, d: Duration) -> Time {
 /// it): the platform team that reviews it, and platform-admins.
 pub const AUDIT_READERS: [Role; 2] = [Role::PlatformTeam, Role::PlatformAdmin];
 
+/// Who may take a backup: it holds every record and the whole trail.
+pub const BACKUP_TAKERS: [Role; 1] = [Role::PlatformAdmin];
+
+/// Whether `actor` may take a backup of the store.
+pub fn may_back_up(actor: &Principal) -> Result<(), Refusal> {
+    if BACKUP_TAKERS.iter().any(|r| actor.has(*r)) {
+        return Ok(());
+    }
+    Err(Refusal::Denied {
+        reason: format!(
+            "@{} may not take a backup: only a platform-admin principal may (it holds the whole \
+             audit trail)",
+            actor.handle
+        ),
+    })
+}
+
 /// Whether `actor` may read the audit trail's records.
 pub fn may_read_audit(actor: &Principal) -> Result<(), Refusal> {
     if AUDIT_READERS.iter().any(|r| actor.has(*r)) {

@@ -1,6 +1,7 @@
 //! Thin gRPC handlers: take the principal from the request's extensions
 //! (set by the auth interceptor), convert, call `Lane`, convert back.
 
+pub mod admin;
 pub mod audit;
 pub mod client_errors;
 pub mod convert;

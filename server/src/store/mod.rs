@@ -19,6 +19,7 @@
 //! event), `audit` (seq → audit record), `index` (prefixed keys, see
 //! [`keys`]), `requests` (handle NUL request id → first answer), `meta`.
 
+pub mod backup;
 pub mod chain;
 pub mod flusher;
 mod keys;
@@ -142,6 +143,7 @@ struct Counters {
 const RECENT_EVENTS: usize = 8192;
 
 pub struct Store {
+    db: sled::Db,
     records: sled::Tree,
     events: sled::Tree,
     audit: sled::Tree,
@@ -187,7 +189,7 @@ fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
 
 /// Creates `dir` for this user alone (0700), or makes an existing one so:
 /// it holds every hotfix and the audit trail.
-fn private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -332,6 +334,7 @@ impl Store {
             .open()?;
         let open = |name: &str| db.open_tree(name);
         let store = Store {
+            db: db.clone(),
             records: open("records")?,
             events: open("events")?,
             audit: open("audit")?,
@@ -476,9 +479,20 @@ impl Store {
     /// hotfix), durable with the next flush.
     fn append_audit(&self, actor: &str, action: &str, detail: &str) -> Result<()> {
         let mut c = self.writer.lock().expect("writer lock");
+        self.append_audit_locked(&mut c, chrono::Utc::now(), actor, action, detail)
+    }
+
+    fn append_audit_locked(
+        &self,
+        c: &mut Counters,
+        at: Time,
+        actor: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<()> {
         let mut rec = AuditRecord {
             seq: c.next_audit,
-            at: chrono::Utc::now(),
+            at,
             actor: actor.to_string(),
             incident_id: String::new(),
             action: action.to_string(),
@@ -492,8 +506,38 @@ impl Store {
         c.next_audit += 1;
         c.audit_head = head;
         c.tickets += 1;
-        self.set_mark(&c);
+        self.set_mark(c);
         Ok(())
+    }
+
+    /// A consistent backup of the whole store (see [`backup`]), taken by
+    /// `actor`: the backup is itself an audit record, durable before it is
+    /// returned, and the backup holds it.
+    pub async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
+        if self.flusher.failed() {
+            return Err(Error::NotDurable(
+                "an earlier flush or write failed; refusing changes until restarted".into(),
+            ));
+        }
+        let (bytes, ticket) = {
+            let mut c = self.writer.lock().expect("writer lock");
+            self.append_audit_locked(&mut c, now, actor, "backup", "a backup of the whole store")?;
+            let header = backup::Header {
+                format: backup::FORMAT.into(),
+                version: backup::VERSION,
+                taken_by: actor.to_string(),
+                taken_at: now,
+                mark: self
+                    .mark
+                    .lock()
+                    .expect("mark lock")
+                    .clone()
+                    .unwrap_or_default(),
+            };
+            (backup::write(&self.db, &header)?, c.tickets)
+        };
+        self.flusher.wait(ticket).await?;
+        Ok(bytes)
     }
 
     /// Resolves with the reason once the store has stopped accepting
