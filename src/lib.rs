@@ -14,6 +14,7 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/hotfix_descriptor.bin"));
 
+pub mod audit;
 mod encoded;
 mod names;
 pub use encoded::{Encoded, SmallBufferCodec};

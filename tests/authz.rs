@@ -49,6 +49,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("ListAudit", &["carol", "dave"]),
     ("Watch", &WHO),
     ("Backup", &["carol"]),
+    ("GetCheckpoint", &WHO),
 ];
 
 fn code<T>(r: Result<T, tonic::Status>) -> Code {
@@ -269,13 +270,18 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
         ),
         "GetReport" => code(c.policy.get_report(pb::GetReportRequest {}).await),
         "WhoAmI" => code(c.policy.who_am_i(pb::WhoAmIRequest {}).await),
-        "VerifyAudit" => code(c.audit.verify_audit(pb::VerifyAuditRequest {}).await),
+        "VerifyAudit" => code(
+            c.audit
+                .verify_audit(pb::VerifyAuditRequest { hash_of: 0 })
+                .await,
+        ),
         "ExportAudit" => code(
             c.audit
                 .export_audit(pb::ExportAuditRequest { from_seq: 0 })
                 .await,
         ),
         "Backup" => code(c.admin.backup(pb::BackupRequest {}).await),
+        "GetCheckpoint" => code(c.audit.get_checkpoint(pb::GetCheckpointRequest {}).await),
         "ListAudit" => code(
             c.audit
                 .list_audit(pb::ListAuditRequest {

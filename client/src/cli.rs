@@ -328,10 +328,25 @@ pub enum Audit {
     /// 1 if one does). With --against, also check that every record of an
     /// earlier export still carries the hash it had then.
     Verify {
-        /// A JSON-lines file written by `hotfixctl audit export`.
+        /// A JSON-lines file written by `hotfixctl audit export`: each of
+        /// its records is re-hashed from its own fields, and must still be
+        /// in the trail with the same hash.
         #[arg(long, value_name = "FILE")]
         against: Option<PathBuf>,
+        /// The verifier key (from `hotfixd audit keygen`): the latest
+        /// signed checkpoint must verify with it and the trail must still
+        /// reach its head.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A signed checkpoint kept elsewhere (`hotfixctl audit checkpoint`,
+        /// or the audit channel's post): needs --key; the trail must still
+        /// extend it.
+        #[arg(long, value_name = "FILE", requires = "key")]
+        checkpoint: Option<PathBuf>,
     },
+    /// Print the latest signed checkpoint of the trail (keep it: `verify
+    /// --checkpoint` proves later that nothing before it was rewritten).
+    Checkpoint,
     /// Write the records after --from as JSON lines, each with its chain
     /// hash (platform-team or platform-admin).
     Export {
@@ -494,6 +509,106 @@ impl From<std::io::Error> for CliError {
     }
 }
 
+/// Why the live trail does not reach a verified checkpoint's head, if not.
+async fn trail_lacks(
+    api: &mut hotfix_api::pb::audit_service_client::AuditServiceClient<crate::Authed>,
+    c: &hotfix_api::audit::Checkpoint,
+) -> Result<Option<String>, CliError> {
+    if c.size == 0 {
+        return Ok(None);
+    }
+    let now = api
+        .verify_audit(pb::VerifyAuditRequest { hash_of: c.size })
+        .await?
+        .into_inner()
+        .hash_of_record;
+    let want = hex::encode(c.head);
+    Ok(if now == want {
+        None
+    } else if now.is_empty() {
+        Some(format!(
+            "the trail no longer reaches record {} that the signed checkpoint covers",
+            c.size
+        ))
+    } else {
+        Some(format!(
+            "the signed checkpoint has chain head {want} at record {}, the trail now has {now}: \
+             records up to {} were rewritten",
+            c.size, c.size
+        ))
+    })
+}
+
+/// An export's records (seq → hash), and the first whose fields no longer
+/// produce its hash (records sealed with the canonical encoding, `v` 2,
+/// are re-hashed from their own fields and the record before them).
+fn read_export(
+    path: &std::path::Path,
+    text: &str,
+) -> Result<(std::collections::BTreeMap<u64, String>, Option<String>), CliError> {
+    let mut kept = std::collections::BTreeMap::new();
+    let mut altered = None;
+    let mut prev: Option<(u64, hotfix_api::audit::Hash)> = None;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let at_line = |what: &str| {
+            usage(format!(
+                "--against {} line {}: {what}",
+                path.display(),
+                i + 1
+            ))
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| at_line(&e.to_string()))?;
+        let (Some(seq), Some(h)) = (v["seq"].as_u64(), v["hash"].as_str()) else {
+            return Err(at_line("not an exported record (seq, hash)"));
+        };
+        kept.insert(seq, h.to_string());
+        let mut hash = [0u8; 32];
+        if hex::decode_to_slice(h, &mut hash).is_err() {
+            return Err(at_line("the hash is not 64 hex digits"));
+        }
+        let before = match prev {
+            _ if seq == 1 => Some(hotfix_api::audit::GENESIS),
+            Some((s, p)) if s + 1 == seq => Some(p),
+            _ => None,
+        };
+        if v["v"].as_u64() == Some(u64::from(hotfix_api::audit::LEAF_VERSION))
+            && let Some(before) = before
+            && altered.is_none()
+        {
+            let at = v["at"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .ok_or_else(|| at_line("'at' is not an RFC 3339 time"))?;
+            let text = |k: &str| v[k].as_str().unwrap_or_default();
+            let leaf = hotfix_api::audit::leaf(&hotfix_api::audit::Leaf {
+                seq,
+                at_seconds: at.timestamp(),
+                at_nanos: at.timestamp_subsec_nanos(),
+                actor: text("actor"),
+                incident_id: text("incident_id"),
+                action: text("action"),
+                outcome: text("outcome"),
+                detail: text("detail"),
+                event_seq: v["event_seq"].as_u64(),
+            });
+            if hotfix_api::audit::link(&before, &leaf) != hash {
+                altered = Some(format!(
+                    "record {seq} of the export does not match its own fields: it was altered \
+                     after it was exported (line {})",
+                    i + 1
+                ));
+            }
+        }
+        prev = Some((seq, hash));
+    }
+    Ok((kept, altered))
+}
+
 /// `admin backup FILE`: the stream written to `FILE.partial`, synced, and
 /// renamed, so FILE is a whole backup or is not there.
 async fn backup(
@@ -616,6 +731,7 @@ fn audit_json(r: &pb::AuditRecord) -> serde_json::Value {
         "detail": r.detail,
         "event_seq": (r.event_seq > 0).then_some(r.event_seq),
         "hash": r.hash,
+        "v": r.v,
     })
 }
 
@@ -627,9 +743,35 @@ async fn audit(
 ) -> Result<(), CliError> {
     let mut api = client.audit.clone();
     match a {
-        Audit::Verify { against } => {
+        Audit::Checkpoint => {
             let r = api
-                .verify_audit(pb::VerifyAuditRequest {})
+                .get_checkpoint(pb::GetCheckpointRequest {})
+                .await?
+                .into_inner();
+            if r.size == 0 {
+                return Err(CliError {
+                    code: 1,
+                    message: "no signed checkpoint yet (hotfixd signs them when started with \
+                              --audit-key-file)"
+                        .into(),
+                });
+            }
+            match o {
+                Output::Json => writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"size": r.size, "note": r.note})
+                )?,
+                Output::Table => write!(out, "{}", r.note)?,
+            }
+        }
+        Audit::Verify {
+            against,
+            key,
+            checkpoint,
+        } => {
+            let r = api
+                .verify_audit(pb::VerifyAuditRequest { hash_of: 0 })
                 .await?
                 .into_inner();
             let mut broken = (!r.intact).then(|| {
@@ -639,28 +781,46 @@ async fn audit(
                 )
             });
             let mut compared = 0;
+            let mut checkpoints = 0;
+            if let Some(key) = key {
+                let text = std::fs::read_to_string(&key)
+                    .map_err(|e| usage(format!("--key {}: {e}", key.display())))?;
+                let key = hotfix_api::audit::VerifierKey::parse(&text)
+                    .map_err(|e| usage(format!("--key {}: {e}", key.display())))?;
+                let mut notes = Vec::new();
+                if let Some(p) = checkpoint {
+                    let note = std::fs::read_to_string(&p)
+                        .map_err(|e| usage(format!("--checkpoint {}: {e}", p.display())))?;
+                    notes.push((format!("--checkpoint {}", p.display()), note));
+                }
+                let latest = api
+                    .get_checkpoint(pb::GetCheckpointRequest {})
+                    .await?
+                    .into_inner();
+                if latest.size > 0 {
+                    notes.push(("the latest checkpoint".into(), latest.note));
+                }
+                for (what, note) in notes {
+                    if broken.is_some() {
+                        break;
+                    }
+                    broken = match key.verify(&note) {
+                        Err(e) => Some(format!("{what}: {e}")),
+                        Ok(c) => {
+                            checkpoints += 1;
+                            trail_lacks(&mut api, &c)
+                                .await?
+                                .map(|why| format!("{what}: {why}"))
+                        }
+                    };
+                }
+            }
             if let Some(path) = against {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| usage(format!("--against {}: {e}", path.display())))?;
-                let mut kept = std::collections::BTreeMap::new();
-                for (i, line) in text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                {
-                    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| {
-                        usage(format!("--against {} line {}: {e}", path.display(), i + 1))
-                    })?;
-                    match (v["seq"].as_u64(), v["hash"].as_str()) {
-                        (Some(seq), Some(h)) => kept.insert(seq, h.to_string()),
-                        _ => {
-                            return Err(usage(format!(
-                                "--against {} line {}: not an exported record (seq, hash)",
-                                path.display(),
-                                i + 1
-                            )));
-                        }
-                    };
+                let (kept, altered) = read_export(&path, &text)?;
+                if broken.is_none() {
+                    broken = altered;
                 }
                 if let Some(first) = kept.keys().next().copied() {
                     let mut stream = api
@@ -699,6 +859,7 @@ async fn audit(
                         "verified": r.verified,
                         "head_hash": r.head_hash,
                         "compared_with_export": compared,
+                        "checkpoints_verified": checkpoints,
                         "problem": broken,
                     })
                 )?,
@@ -708,11 +869,19 @@ async fn audit(
                         "audit chain intact: {} records, head {}{}",
                         r.verified,
                         r.head_hash,
-                        if compared > 0 {
-                            format!("; {compared} exported records unchanged")
-                        } else {
-                            String::new()
-                        }
+                        [
+                            (compared > 0)
+                                .then(|| format!("; {compared} exported records unchanged")),
+                            (checkpoints > 0).then(|| {
+                                format!(
+                                    "; {checkpoints} signed checkpoint(s) verified, the trail \
+                                     extends them"
+                                )
+                            }),
+                        ]
+                        .into_iter()
+                        .flatten()
+                        .collect::<String>()
                     )?,
                     Some(why) => writeln!(out, "{why}")?,
                 },

@@ -59,7 +59,7 @@ pub enum ConnectError {
     Tls(String),
 }
 
-type Authed = InterceptedService<Channel, BearerAuth>;
+pub type Authed = InterceptedService<Channel, BearerAuth>;
 
 /// Clients for the three services over one channel.
 #[derive(Clone)]

@@ -171,6 +171,25 @@ pub struct Args {
     )]
     pub argocd_token_file: Option<PathBuf>,
 
+    /// The audit trail's Ed25519 signing key (`hotfixd audit keygen`), for
+    /// signed checkpoints. A secret: prefer --audit-key-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_AUDIT_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub audit_key: Option<String>,
+
+    /// File holding the audit signing key.
+    #[arg(
+        long,
+        env = "HOTFIXD_AUDIT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "audit_key"
+    )]
+    pub audit_key_file: Option<PathBuf>,
+
     /// Log filter (tracing EnvFilter syntax).
     #[arg(
         long,
@@ -219,6 +238,21 @@ pub enum AuditCommand {
         /// The data directory (or a copy of it).
         #[arg(long, value_name = "DIR")]
         data_dir: PathBuf,
+        /// The verifier key (`hotfixd audit keygen` printed it): every
+        /// stored checkpoint's signature is checked with it.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key for signed audit checkpoints: the signing key
+    /// is written to --out (mode 0600; give it to hotfixd with
+    /// --audit-key-file), the verifier key is printed (publish it).
+    Keygen {
+        /// The log's name in its checkpoints, e.g. hotfixd.example.com/bookstore.
+        #[arg(long)]
+        name: String,
+        /// Where to write the signing key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -261,6 +295,8 @@ pub struct FileConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
     #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
@@ -324,6 +360,26 @@ pub struct PrometheusConfig {
     pub consecutive: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub window: Option<Duration>,
+}
+
+/// `[audit]`: when signed checkpoints are written (the key comes from
+/// --audit-key-file or the environment, never from this file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub checkpoint_every: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub checkpoint_interval: Option<Duration>,
+}
+
+/// The audit signing key: never printed.
+#[derive(Clone)]
+pub struct AuditKey(pub std::sync::Arc<hotfix_api::audit::SigningKey>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditKey({} [redacted])", self.0.name())
+    }
 }
 
 /// `[limits]`: abuse limits (see `limits.rs`).
@@ -430,6 +486,9 @@ pub struct Settings {
     pub dev: bool,
     /// See `Args::accept_rollback`.
     pub accept_rollback: bool,
+    /// Signs audit checkpoints (None: no checkpoints).
+    pub audit_key: Option<AuditKey>,
+    pub checkpoints: crate::checkpoints::CheckpointSettings,
     pub overdue_check_interval: Duration,
     /// None: no webhook configured, nothing is posted.
     pub slack: Option<SlackSettings>,
@@ -472,6 +531,11 @@ impl Settings {
         out
     }
 
+    /// The audit signing key's text (a secret too), for [`crate::redact`].
+    pub fn audit_key_text(&self) -> Option<String> {
+        self.audit_key.as_ref().map(|k| k.0.encode())
+    }
+
     /// What `--dev` runs with when no file is given: the demo roster, the
     /// runbook's policy, no integrations. Tests and benches start from it.
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> Settings {
@@ -483,6 +547,8 @@ impl Settings {
             principals: dev_principals(),
             dev: true,
             accept_rollback: false,
+            audit_key: None,
+            checkpoints: Default::default(),
             overdue_check_interval: DEFAULT_OVERDUE_CHECK,
             slack: None,
             prometheus: None,
@@ -849,6 +915,13 @@ impl Args {
                 })
             }
         };
+        let audit_key = secret(&self.audit_key, &self.audit_key_file, "audit signing key")?
+            .map(|k| {
+                hotfix_api::audit::SigningKey::parse(&k)
+                    .map(|k| AuditKey(std::sync::Arc::new(k)))
+                    .map_err(|e| format!("audit signing key: {e}"))
+            })
+            .transpose()?;
         Ok(Settings {
             github,
             argocd,
@@ -865,6 +938,21 @@ impl Args {
             principals,
             dev: self.dev,
             accept_rollback: self.accept_rollback,
+            audit_key,
+            checkpoints: {
+                let d = crate::checkpoints::CheckpointSettings::default();
+                let every = file.audit.checkpoint_every.unwrap_or(d.every);
+                if every == 0 {
+                    return Err("audit.checkpoint_every: must be at least 1".into());
+                }
+                crate::checkpoints::CheckpointSettings {
+                    every,
+                    interval: positive(
+                        "audit.checkpoint_interval",
+                        file.audit.checkpoint_interval.unwrap_or(d.interval),
+                    )?,
+                }
+            },
             overdue_check_interval: positive(
                 "overdue_check_interval",
                 file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),

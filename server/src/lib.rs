@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod domain;

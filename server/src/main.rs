@@ -40,13 +40,51 @@ async fn main() -> anyhow::Result<()> {
     }
 
     if let Some(Command::Audit {
-        command: AuditCommand::Verify { data_dir },
+        command: AuditCommand::Keygen { name, out },
+    }) = &args.command
+    {
+        let key = hotfix_api::audit::SigningKey::generate(name, rand::random())
+            .map_err(anyhow::Error::msg)
+            .context("--name")?;
+        let mut f = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(out)
+                .with_context(|| format!("--out {}", out.display()))?
+        };
+        use std::io::Write;
+        writeln!(f, "{}", key.encode())?;
+        f.sync_all()?;
+        println!(
+            "signing key written to {} (a secret: give it to hotfixd with --audit-key-file)",
+            out.display()
+        );
+        println!("verifier key (publish it; `audit verify --key` checks checkpoints with it):");
+        println!("{}", key.verifier().encode());
+        return Ok(());
+    }
+
+    if let Some(Command::Audit {
+        command: AuditCommand::Verify { data_dir, key },
     }) = &args.command
     {
         if !data_dir.is_dir() {
             anyhow::bail!("--data-dir {}: not a directory", data_dir.display());
         }
-        let r = hotfixd::store::verify_audit_dir(data_dir).with_context(|| {
+        let key = key
+            .as_ref()
+            .map(|p| {
+                let text =
+                    std::fs::read_to_string(p).with_context(|| format!("--key {}", p.display()))?;
+                hotfix_api::audit::VerifierKey::parse(&text)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("--key {}", p.display()))
+            })
+            .transpose()?;
+        let r = hotfixd::store::verify_audit_dir(data_dir, key.as_ref()).with_context(|| {
             format!(
                 "reading {} (in use by a running hotfixd? verify a copy)",
                 data_dir.display()

@@ -80,6 +80,11 @@ pub async fn serve_store(
     for secret in settings.secrets() {
         crate::redact::register(secret);
     }
+    if let Some(k) = settings.audit_key_text() {
+        crate::redact::register(&k);
+        // Its base64 part alone, too.
+        crate::redact::register(k.splitn(5, '+').nth(4).unwrap_or_default());
+    }
     // Whatever opening wrote (a change a crash cut short, an accepted
     // rollback) is durable, and the watermark current, before anything is
     // served.
@@ -118,6 +123,14 @@ pub async fn serve_store(
         tasks.spawn(crate::relay::run_relay(
             lane.clone(),
             Arc::new(chat),
+            background.clone(),
+        ));
+    }
+    if let Some(key) = &settings.audit_key {
+        tasks.spawn(crate::checkpoints::run(
+            lane.clone(),
+            key.0.clone(),
+            settings.checkpoints,
             background.clone(),
         ));
     }
@@ -232,7 +245,8 @@ pub async fn serve_store(
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let audit_svc = AuditServiceServer::new(AuditApi::new(lane.clone()))
+    let verifier = settings.audit_key.as_ref().map(|k| k.0.verifier());
+    let audit_svc = AuditServiceServer::new(AuditApi::new(lane.clone(), verifier))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let admin_svc = AdminServiceServer::new(AdminApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);

@@ -25,12 +25,14 @@ async fn start(dir: &std::path::Path) -> Daemon {
 
 /// `accept_rollback`: as `hotfixd --accept-rollback`.
 async fn start_with(dir: &std::path::Path, accept_rollback: bool) -> Daemon {
+    start_configured(dir, |s| s.accept_rollback = accept_rollback).await
+}
+
+async fn start_configured(dir: &std::path::Path, configure: impl FnOnce(&mut Settings)) -> Daemon {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = Settings {
-        accept_rollback,
-        ..Settings::dev(addr, dir.to_path_buf())
-    };
+    let mut settings = Settings::dev(addr, dir.to_path_buf());
+    configure(&mut settings);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(hotfixd::serve(
         listener,
@@ -111,11 +113,16 @@ async fn history(d: &Daemon) {
 }
 
 fn offline_verify(dir: &std::path::Path) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotfixd"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir)
-        .output()
-        .unwrap();
+    offline_verify_with(dir, None)
+}
+
+fn offline_verify_with(dir: &std::path::Path, key: Option<&std::path::Path>) -> (i32, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hotfixd"));
+    cmd.args(["audit", "verify", "--data-dir"]).arg(dir);
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
@@ -305,4 +312,156 @@ fn offline_verify_of_a_directory_without_a_store_says_so() {
     let (code, out) = offline_verify(dir.path());
     assert_ne!(code, 0);
     assert!(out.contains("holds no hotfixd store"), "{out}");
+}
+
+/// `hotfixd audit keygen`: (the signing key, the verifier key file).
+fn keygen(
+    dir: &std::path::Path,
+    name: &str,
+) -> (hotfix_api::audit::SigningKey, std::path::PathBuf) {
+    let secret = dir.join(format!("{name}.key"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotfixd"))
+        .args([
+            "audit",
+            "keygen",
+            "--name",
+            &format!("hotfixd.test/{name}"),
+            "--out",
+        ])
+        .arg(&secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    std::fs::write(&public, stdout.lines().last().unwrap()).unwrap();
+    let key =
+        hotfix_api::audit::SigningKey::parse(&std::fs::read_to_string(&secret).unwrap()).unwrap();
+    (key, public)
+}
+
+#[tokio::test]
+async fn signed_checkpoints_catch_a_resealed_rewrite_an_altered_export_and_a_forged_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (key, public) = keygen(dir.path(), "audit");
+    let (_, other) = keygen(dir.path(), "other");
+    let key = hotfixd::config::AuditKey(Arc::new(key));
+    let signing = {
+        let key = key.clone();
+        move |s: &mut Settings| {
+            s.audit_key = Some(key);
+            s.checkpoints = hotfixd::checkpoints::CheckpointSettings {
+                every: 3,
+                interval: std::time::Duration::from_millis(50),
+            };
+        }
+    };
+    let d = start_configured(&data, signing.clone()).await;
+    history(&d).await;
+    let mut note = String::new();
+    for _ in 0..100 {
+        if let Ok(n) = d.ctl("bob", &["audit", "checkpoint"]).await {
+            note = n;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(note.starts_with("hotfixd.test/audit\n"), "{note}");
+    let kept = dir.path().join("kept.note");
+    std::fs::write(&kept, &note).unwrap();
+    let (public_s, other_s, kept_s) = (
+        public.to_str().unwrap(),
+        other.to_str().unwrap(),
+        kept.to_str().unwrap(),
+    );
+    let ok = d
+        .ctl(
+            "bob",
+            &["audit", "verify", "--key", public_s, "--checkpoint", kept_s],
+        )
+        .await
+        .unwrap();
+    assert!(ok.contains("signed checkpoint(s) verified"), "{ok}");
+    // A checkpoint is only as good as the key: another one proves nothing.
+    let e = d
+        .ctl(
+            "bob",
+            &["audit", "verify", "--key", other_s, "--checkpoint", kept_s],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 1);
+    assert!(
+        e.message.contains("origin") || e.message.contains("signature"),
+        "{}",
+        e.message
+    );
+    // An export whose content was edited is caught by its own hashes.
+    let export = d.ctl("dave", &["audit", "export"]).await.unwrap();
+    assert!(export.contains("\"actor\":\"alice\""), "{export}");
+    let edited = dir.path().join("edited.jsonl");
+    std::fs::write(
+        &edited,
+        export.replacen("\"actor\":\"alice\"", "\"actor\":\"mallory\"", 1),
+    )
+    .unwrap();
+    let e = d
+        .ctl(
+            "dave",
+            &["audit", "verify", "--against", edited.to_str().unwrap()],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 1);
+    assert!(
+        e.message.contains("does not match its own fields"),
+        "{}",
+        e.message
+    );
+    d.stop().await;
+
+    let (code, out) = offline_verify_with(&data, Some(&public));
+    assert_eq!(code, 0, "{out}");
+    // The rewrite of an attacker who can write the disk: record 2 changed,
+    // every hash after it re-sealed, the watermark rewritten to match.
+    tamper(&data, 2, true);
+    {
+        let db = sled::open(&data).unwrap();
+        let audit = db.open_tree("audit").unwrap();
+        let (_, last) = audit.last().unwrap().unwrap();
+        let last: AuditRecord = serde_json::from_slice(&last).unwrap();
+        let events = db.open_tree("events").unwrap();
+        let (k, _) = events.last().unwrap().unwrap();
+        let mark = hotfixd::store::watermark::Mark {
+            audit_seq: last.seq,
+            audit_head: last.hash,
+            event_seq: u64::from_be_bytes(k.as_ref().try_into().unwrap()),
+        };
+        hotfixd::store::watermark::write(&data, &mark).unwrap();
+    }
+    let (code, out) = offline_verify(&data);
+    assert_eq!(code, 1, "caught even without the key: {out}");
+    let (code, out) = offline_verify_with(&data, Some(&public));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("signed checkpoint"), "{out}");
+    let refused = start_configured(&data, signing)
+        .await
+        .task
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("signed checkpoint"),
+        "{refused}"
+    );
 }

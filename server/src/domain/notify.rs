@@ -40,6 +40,9 @@ pub fn message_for(kind: &str, incident_id: &str, summary: &str) -> Option<(Chat
             ChatChannel::Audit,
             format!("{incident_id}: {}", one_line(summary)),
         ),
+        // A signed note, whole (its lines are its format): an anchor of
+        // the trail outside hotfixd.
+        "audit_checkpoint" => (ChatChannel::Audit, format!("audit checkpoint:\n{summary}")),
         _ => return None,
     };
     Some((channel, slack_escape(&text)))

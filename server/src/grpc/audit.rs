@@ -18,11 +18,13 @@ use super::convert::to_ts;
 #[derive(Clone)]
 pub struct AuditApi {
     lane: Arc<Lane>,
+    /// Checks the stored checkpoints' signatures, when the daemon signs.
+    verifier: Option<hotfix_api::audit::VerifierKey>,
 }
 
 impl AuditApi {
-    pub fn new(lane: Arc<Lane>) -> Self {
-        AuditApi { lane }
+    pub fn new(lane: Arc<Lane>, verifier: Option<hotfix_api::audit::VerifierKey>) -> Self {
+        AuditApi { lane, verifier }
     }
 }
 
@@ -39,6 +41,7 @@ fn to_pb_audit(r: &AuditRecord) -> pb::AuditRecord {
         detail: r.detail.clone(),
         event_seq: r.event_seq.unwrap_or_default(),
         hash: r.hash.clone(),
+        v: r.v,
     }
 }
 
@@ -51,10 +54,24 @@ impl AuditService for AuditApi {
         request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         principal(&request)?;
+        let hash_of = request.into_inner().hash_of;
         let store = self.lane.store().clone();
-        let report = tokio::task::spawn_blocking(move || store.verify_audit())
-            .await
-            .map_err(|e| Status::internal(format!("verifying: {e}")))?;
+        let hash_of_record = match hash_of {
+            0 => String::new(),
+            seq => store.audit_hash(seq)?.unwrap_or_default(),
+        };
+        let verifier = self.verifier.clone();
+        let report = tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            let mut report = store.verify_audit();
+            if report.first_bad.is_none()
+                && let Some(bad) = store.verify_checkpoints(verifier.as_ref())?
+            {
+                report.first_bad = Some(bad);
+            }
+            Ok(report)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verifying: {e}")))??;
         let (first_bad_seq, reason) = report.first_bad.clone().unwrap_or_default();
         Ok(Response::new(pb::VerifyAuditResponse {
             verified: report.verified,
@@ -62,6 +79,7 @@ impl AuditService for AuditApi {
             intact: report.first_bad.is_none(),
             first_bad_seq,
             reason,
+            hash_of_record,
         }))
     }
 
@@ -125,5 +143,14 @@ impl AuditService for AuditApi {
             .map(to_pb_audit)
             .collect();
         Ok(Response::new(pb::ListAuditResponse { records }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        principal(&request)?;
+        let (size, note) = self.lane.store().latest_checkpoint()?.unwrap_or_default();
+        Ok(Response::new(pb::GetCheckpointResponse { size, note }))
     }
 }

@@ -1,49 +1,55 @@
 //! The audit chain. Every audit record carries a hash over its own content
 //! and the hash of the record before it, with domain separation as in
-//! RFC 6962: a record's leaf hash is `SHA-256(0x00 || record)`, and its
-//! chain hash is `SHA-256(0x01 || previous chain hash || leaf hash)`; the
-//! first record links to 32 zero bytes. `record` is the record's JSON
-//! without its `hash` field. Rewriting, dropping or reordering any record
-//! changes every chain hash after it, so a copy of one hash (e.g. from
-//! `hotfixctl audit export`) proves the whole history before it.
+//! RFC 6962: a record's chain hash is `SHA-256(0x01 || previous chain hash
+//! || leaf hash)`; the first record links to 32 zero bytes. The leaf hash
+//! is the canonical encoding of `hotfix_api::audit` (the same bytes for
+//! every verifier, in any language) for records sealed with it (`v` = 2),
+//! and `SHA-256(0x00 || the record's JSON without its hash)` for records
+//! sealed before it. Rewriting, dropping or reordering any record changes
+//! every chain hash after it, so a copy of one hash (an export, a signed
+//! checkpoint) proves the whole history before it.
 
 use sha2::{Digest, Sha256};
 
+pub use hotfix_api::audit::{GENESIS, Hash, LEAF_VERSION};
+
 use super::AuditRecord;
 
-pub type Hash = [u8; 32];
-
-/// What the first record links to.
-pub const GENESIS: Hash = [0; 32];
-
-const LEAF: u8 = 0x00;
-const LINK: u8 = 0x01;
-
 fn leaf(record: &AuditRecord) -> Hash {
+    if record.v == LEAF_VERSION {
+        return hotfix_api::audit::leaf(&hotfix_api::audit::Leaf {
+            seq: record.seq,
+            at_seconds: record.at.timestamp(),
+            at_nanos: record.at.timestamp_subsec_nanos(),
+            actor: &record.actor,
+            incident_id: &record.incident_id,
+            action: &record.action,
+            outcome: &record.outcome,
+            detail: &record.detail,
+            event_seq: record.event_seq,
+        });
+    }
+    // Sealed before the canonical encoding: its JSON, as it was then.
     let mut body = record.clone();
     body.hash = String::new();
     let bytes = serde_json::to_vec(&body).expect("audit records serialize");
     let mut h = Sha256::new();
-    h.update([LEAF]);
+    h.update([0x00]);
     h.update(&bytes);
     h.finalize().into()
 }
 
-fn link(prev: &Hash, leaf: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([LINK]);
-    h.update(prev);
-    h.update(leaf);
-    h.finalize().into()
-}
+use hotfix_api::audit::link;
 
 /// The chain hash `record` must carry after `prev`.
 pub fn expected(record: &AuditRecord, prev: &Hash) -> Hash {
     link(prev, &leaf(record))
 }
 
-/// Sets `record.hash` for its place after `prev`; returns it.
+/// Sets `record.hash` for its place after `prev` (in the canonical leaf
+/// encoding); returns it.
 pub fn seal(record: &mut AuditRecord, prev: &Hash) -> Hash {
+    record.v = LEAF_VERSION;
     let h = expected(record, prev);
     record.hash = hex::encode(h);
     h
@@ -123,6 +129,7 @@ mod tests {
             detail: detail.into(),
             event_seq: Some(seq),
             hash: String::new(),
+            v: LEAF_VERSION,
         }
     }
 

@@ -27,6 +27,8 @@ pub const DUE: &[u8] = b"o/";
 pub const EXERCISE: &[u8] = b"x/";
 pub const REVIEW: &[u8] = b"r/";
 const OVERDUE_MARK: &[u8] = b"n/";
+/// Signed audit checkpoints by trail size (see `hotfix_api::audit`).
+pub const CHECKPOINT: &[u8] = b"k/";
 pub const META_POSTMORTEMS: &[u8] = b"postmortems";
 pub const META_POSTMORTEMS_YBR: &[u8] = b"postmortems_yes_but_rollback";
 /// The latest change, whole (see `redo`).
@@ -150,6 +152,10 @@ pub fn exercise_end() -> Vec<u8> {
 
 pub fn review(at: Time, s: u64) -> Vec<u8> {
     cat(&[REVIEW, &time(at), &seq(s)])
+}
+
+pub fn checkpoint(size: u64) -> Vec<u8> {
+    cat(&[CHECKPOINT, &seq(size)])
 }
 
 pub fn overdue_mark(inc: &str, kind: &str) -> Vec<u8> {

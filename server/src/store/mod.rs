@@ -70,6 +70,14 @@ pub struct AuditRecord {
     /// Chain hash (hex) over this record and the one before: see [`chain`].
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hash: String,
+    /// The leaf encoding it was sealed with: 2, the canonical one; absent
+    /// (0) in records sealed before it, which hash their JSON.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub v: u32,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
 }
 
 /// The committed result of a change, as answered (and replayed).
@@ -80,6 +88,11 @@ pub enum Outcome {
     Hotfix(Hotfix),
     Mitigation(Mitigation),
     TeamReview(TeamReview),
+    /// A signed audit checkpoint: the trail's size it covers, and the note.
+    Checkpoint {
+        size: u64,
+        note: String,
+    },
 }
 
 /// What a decided change writes.
@@ -95,6 +108,11 @@ pub enum Write {
     },
     Mitigation(Mitigation),
     TeamReview(TeamReview),
+    /// A signed checkpoint of the trail's first `size` records.
+    Checkpoint {
+        size: u64,
+        note: String,
+    },
     /// Events only (the daemon's own observations), optionally marking a
     /// key in the index so that the same observation is made once.
     Note {
@@ -177,6 +195,8 @@ pub struct OpenOptions {
 /// Read access for deciding a change, under the writer lock.
 pub struct Snapshot<'a> {
     store: &'a Store,
+    /// The audit trail's size and chain head before this change.
+    audit: (u64, chain::Hash),
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -224,7 +244,10 @@ fn last_seq(tree: &sled::Tree) -> Result<u64> {
 /// else (offline verification of a copy), and compares it with the
 /// watermark: a store that ends before it, or whose chain does not
 /// reproduce its head, is reported broken there. `dir` must hold a store.
-pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
+pub fn verify_audit_dir(
+    dir: &Path,
+    key: Option<&hotfix_api::audit::VerifierKey>,
+) -> Result<chain::Report> {
     if !dir.join("conf").exists() && !dir.join("db").exists() {
         return Err(Error::Damaged(format!(
             "{} holds no hotfixd store",
@@ -238,6 +261,11 @@ pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
             let (_, v) = r.map_err(|e| format!("reading the audit tree: {e}"))?;
             decode::<AuditRecord>("audit", &v).map_err(|e| e.to_string())
         }));
+        if report.first_bad.is_none()
+            && let Some((size, why)) = check_checkpoints(&db.open_tree("index")?, &audit, key)?
+        {
+            report.first_bad = Some((size, why));
+        }
         if report.first_bad.is_none() {
             let mark = watermark::read(dir).map_err(Error::Damaged)?;
             if let Some(m) = mark
@@ -248,6 +276,74 @@ pub fn verify_audit_dir(dir: &Path) -> Result<chain::Report> {
         }
         Ok(report)
     })
+}
+
+fn stored_checkpoints(index: &sled::Tree) -> Result<Vec<(u64, String)>> {
+    let mut out = Vec::new();
+    for r in index.scan_prefix(keys::CHECKPOINT) {
+        let (k, v) = r?;
+        out.push((
+            keys::u64_of(&k[keys::CHECKPOINT.len()..]),
+            String::from_utf8_lossy(&v).into_owned(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Checks every stored checkpoint of a store against its audit tree: its
+/// signature (with `key`, when given) and that the record at its size has
+/// its head. The first that fails: (size, why).
+pub fn check_checkpoints(
+    index: &sled::Tree,
+    audit: &sled::Tree,
+    key: Option<&hotfix_api::audit::VerifierKey>,
+) -> Result<Option<(u64, String)>> {
+    for (size, note) in stored_checkpoints(index)? {
+        let head = match key {
+            Some(k) => match k.verify(&note) {
+                Ok(c) => hex::encode(c.head),
+                Err(e) => return Ok(Some((size, format!("checkpoint at size {size}: {e}")))),
+            },
+            None => match checkpoint_head(&note) {
+                Some(h) => h,
+                None => {
+                    return Ok(Some((
+                        size,
+                        format!("checkpoint at size {size} does not parse"),
+                    )));
+                }
+            },
+        };
+        let stored = match audit.get(keys::seq(size))? {
+            Some(v) => decode::<AuditRecord>("audit", &v)?.hash,
+            None => String::new(),
+        };
+        if stored != head {
+            return Ok(Some((
+                size,
+                format!(
+                    "the signed checkpoint at size {size} records chain head {head}, but the \
+                     trail has {}: records up to {size} were rewritten",
+                    if stored.is_empty() {
+                        "no such record"
+                    } else {
+                        &stored
+                    }
+                ),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The chain head (hex) a checkpoint note records, unverified.
+fn checkpoint_head(note: &str) -> Option<String> {
+    use base64::Engine;
+    let line = note.lines().nth(2)?;
+    base64::engine::general_purpose::STANDARD
+        .decode(line)
+        .ok()
+        .map(hex::encode)
 }
 
 /// Why a store whose chain verified as `report` falls short of the
@@ -452,6 +548,13 @@ impl Store {
                 dir.display()
             )));
         }
+        if let Some((_, why)) = check_checkpoints(&self.index, &self.audit, None)? {
+            return Err(Error::Damaged(format!(
+                "{}: {why}; nothing was started. Restore the data directory from a backup \
+                 (`hotfixd restore`)",
+                dir.display()
+            )));
+        }
         let last_event = last_seq(&self.events)?;
         let short = match short_of(&self.audit, &report, &m)? {
             Some(why) => Some(why),
@@ -500,6 +603,7 @@ impl Store {
             detail: detail.to_string(),
             event_seq: None,
             hash: String::new(),
+            v: 0,
         };
         let head = chain::seal(&mut rec, &c.audit_head);
         self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
@@ -654,7 +758,11 @@ impl Store {
             return Ok((rec.outcome, None));
         }
 
-        let commit = match decide(&Snapshot { store: self }) {
+        let snapshot = Snapshot {
+            store: self,
+            audit: (counters.next_audit - 1, counters.audit_head),
+        };
+        let commit = match decide(&snapshot) {
             Ok(c) => c,
             Err(Error::Refused(refusal)) => {
                 let mut rec = AuditRecord {
@@ -667,6 +775,7 @@ impl Store {
                     detail: redact(&refusal.to_string()).into_owned(),
                     event_seq: None,
                     hash: String::new(),
+                    v: 0,
                 };
                 let head = chain::seal(&mut rec, &counters.audit_head);
                 self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
@@ -698,6 +807,15 @@ impl Store {
                 (m.incident_id.clone(), 1, false, Outcome::Mitigation(m))
             }
             Write::TeamReview(r) => (String::new(), 0, false, Outcome::TeamReview(r.clone())),
+            Write::Checkpoint { size, note } => (
+                String::new(),
+                0,
+                false,
+                Outcome::Checkpoint {
+                    size: *size,
+                    note: note.clone(),
+                },
+            ),
             Write::Note { hotfix, .. } => (
                 hotfix.incident_id().to_string(),
                 hotfix.version,
@@ -735,6 +853,7 @@ impl Store {
                 .join(" | "),
             event_seq: Some(first),
             hash: String::new(),
+            v: 0,
         };
 
         use redo::TreeId::{Audit, Events, Index, Meta, Records, Requests};
@@ -796,6 +915,9 @@ impl Store {
             }
             (Write::TeamReview(_), Outcome::TeamReview(r)) => {
                 w.put(Index, keys::review(r.at, first), encode(r));
+            }
+            (Write::Checkpoint { size, note }, Outcome::Checkpoint { .. }) => {
+                w.put(Index, keys::checkpoint(*size), note.as_bytes().to_vec());
             }
             (Write::Note { mark, .. }, Outcome::Hotfix(_)) => {
                 if let Some((k, v)) = mark {
@@ -1008,6 +1130,38 @@ impl Store {
         Ok(out)
     }
 
+    /// How many audit records the trail holds.
+    pub fn audit_size(&self) -> u64 {
+        self.writer.lock().expect("writer lock").next_audit - 1
+    }
+
+    /// The first stored checkpoint the trail does not match (or, with
+    /// `key`, whose signature does not verify): (size, why).
+    pub fn verify_checkpoints(
+        &self,
+        key: Option<&hotfix_api::audit::VerifierKey>,
+    ) -> Result<Option<(u64, String)>> {
+        check_checkpoints(&self.index, &self.audit, key)
+    }
+
+    /// Every stored checkpoint: (size, signed note), oldest first.
+    pub fn checkpoints(&self) -> Result<Vec<(u64, String)>> {
+        stored_checkpoints(&self.index)
+    }
+
+    /// The newest stored checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        Ok(self.checkpoints()?.pop())
+    }
+
+    /// The chain hash of audit record `seq` (None: no such record).
+    pub fn audit_hash(&self, seq: u64) -> Result<Option<String>> {
+        self.audit
+            .get(keys::seq(seq))?
+            .map(|v| decode::<AuditRecord>("audit", &v).map(|r| r.hash))
+            .transpose()
+    }
+
     /// Non-drill declarations in `[since, now]` and the latest team review.
     pub fn gate_view(&self, since: Time) -> Result<GateView> {
         let mut view = GateView::default();
@@ -1179,6 +1333,11 @@ fn refusal_kind(r: &Refusal) -> &'static str {
 }
 
 impl Snapshot<'_> {
+    /// The audit trail's size and chain head before the change.
+    pub fn audit_position(&self) -> (u64, chain::Hash) {
+        self.audit
+    }
+
     pub fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
         self.store.hotfix(incident_id)
     }
