@@ -22,9 +22,11 @@ const INC: &str = "INC-2026-05-20-001";
 const INC2: &str = "INC-2026-05-20-002";
 const SHA: &str = "1111111111111111111111111111111111111111";
 
-/// Every secret set to its marker; Slack's webhooks point at `dead`.
-fn secrets(dead: u16) -> Vec<(&'static str, String)> {
+/// Every secret set to its marker; Slack's webhooks point at `dead`; the
+/// audit signing key (which must be a real key) read from `key_file`.
+fn secrets(dead: u16, key_file: &Path) -> Vec<(&'static str, String)> {
     vec![
+        ("HOTFIXD_AUDIT_KEY_FILE", key_file.display().to_string()),
         (
             "HOTFIXD_SLACK_STATUS_WEBHOOK",
             format!("http://127.0.0.1:{dead}/services/T0/B0/{}", MARKERS[0]),
@@ -41,7 +43,7 @@ fn secrets(dead: u16) -> Vec<(&'static str, String)> {
 }
 
 async fn start(config: &Path, data: &Path, log: &Path, port: u16, dead: u16) -> Binary {
-    let env = secrets(dead);
+    let env = secrets(dead, &key_file(data));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Binary::spawn_logged(
         std::process::Command::new(HOTFIXD),
@@ -69,6 +71,23 @@ async fn said(d: &Binary, seen: &mut String, handle: &str, args: &[&str]) -> boo
     }
 }
 
+fn key_file(data: &Path) -> std::path::PathBuf {
+    data.with_extension("key")
+}
+
+/// A signing key for the test: its secret part, to search for.
+fn make_key(data: &Path) -> String {
+    let file = key_file(data);
+    let out = std::process::Command::new(HOTFIXD)
+        .args(["audit", "keygen", "--name", "hotfixd.test/secrets", "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    text.trim().splitn(5, '+').nth(4).unwrap().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
     let dir = tempfile::tempdir().unwrap();
@@ -76,11 +95,13 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
     let config = dir.path().join("hotfixd.toml");
     let integrations = format!(
         "[github]\nurl = \"http://127.0.0.1:{dead}\"\nmanual_repositories = [\"bookstore/legacy\"]\n\
-         [prometheus]\nurl = \"http://127.0.0.1:{dead}\"\ninterval = \"100ms\"\nwindow = \"1s\"\n"
+         [prometheus]\nurl = \"http://127.0.0.1:{dead}\"\ninterval = \"100ms\"\nwindow = \"1s\"\n\
+         [audit]\ncheckpoint_every = 2\n"
     );
     let argocd = format!("[argocd]\nurl = \"http://127.0.0.1:{dead}\"\n");
     std::fs::write(&config, format!("{integrations}{argocd}")).unwrap();
     let (data, log) = (dir.path().join("data"), dir.path().join("hotfixd.log"));
+    let signing_key = make_key(&data);
     let mut seen = String::new();
 
     let d = start(&config, &data, &log, free_port(), dead).await;
@@ -235,11 +256,15 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
     );
     let help = std::process::Command::new(HOTFIXD)
         .arg("--help")
-        .envs(secrets(dead))
+        .envs(secrets(dead, &key_file(&data)))
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for m in MARKERS {
+    assert!(
+        seen.contains("audit-checkpoint"),
+        "the key was used: checkpoints were written"
+    );
+    for m in MARKERS.iter().copied().chain([signing_key.as_str()]) {
         assert!(
             !seen.contains(m),
             "{m} in an answer, event or audit record:\n{seen}"

@@ -93,6 +93,19 @@ mod tests {
             ChatChannel::Status
         );
         assert!(message_for("approved", "I", "a").is_none());
+        // A signed checkpoint goes out whole, lines and all: an anchor of
+        // the trail outside hotfixd.
+        let (channel, text) = message_for(
+            "audit_checkpoint",
+            "",
+            "origin\n7\nAAAA\n\n\u{2014} origin sig\n",
+        )
+        .unwrap();
+        assert_eq!(channel, ChatChannel::Audit);
+        assert!(
+            text.ends_with("origin\n7\nAAAA\n\n\u{2014} origin sig\n"),
+            "{text}"
+        );
         for k in RELAY_KINDS {
             assert!(message_for(k, "I", "x").is_none());
         }
