@@ -95,6 +95,8 @@ pub struct DiskSync {
     /// watermark file says now.
     mark: Arc<Mutex<Option<watermark::Mark>>>,
     written: Option<watermark::Mark>,
+    /// Opened at the first mark it writes.
+    watermark: Option<watermark::Watermark>,
 }
 
 impl DiskSync {
@@ -116,6 +118,7 @@ impl DiskSync {
             synced_blobs: HashSet::new(),
             mark,
             written: None,
+            watermark: None,
         };
         sync.sync_blobs()?;
         Ok(sync)
@@ -136,9 +139,15 @@ impl DiskSync {
         if let Some(mark) = mark
             && self.written.as_ref() != Some(&mark)
         {
-            watermark::write(&self.dir, &mark).map_err(|e| {
+            let failed = |e: std::io::Error| {
                 format!("writing {}: {e}", self.dir.join(watermark::FILE).display())
-            })?;
+            };
+            if self.watermark.is_none() {
+                self.watermark = Some(watermark::Watermark::open(&self.dir).map_err(failed)?);
+            }
+            if let Some(w) = self.watermark.as_mut() {
+                w.write(&mark).map_err(failed)?;
+            }
             self.written = Some(mark);
         }
         Ok(())
