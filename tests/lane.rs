@@ -845,12 +845,7 @@ async fn a_restart_loses_nothing() {
 #[tokio::test]
 async fn a_pr_without_the_hotfix_label_is_refused_not_relabelled() {
     let d = Daemon::start().await;
-    declare(&d, INC, &[]).await.unwrap();
-    let (b, m) = (branch(INC), message(INC));
-    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl("alice", &["approve", INC, "--sha", SHA1])
-        .await
-        .unwrap();
+    approved(&d, INC, &[]).await;
     let url = "https://github.com/bookstore/catalog/pull/4321";
     let msg = d
         .ctl_err(
@@ -888,12 +883,7 @@ async fn a_pr_without_the_hotfix_label_is_refused_not_relabelled() {
 #[tokio::test]
 async fn a_line_break_in_a_title_cannot_forge_a_line_of_show_or_watch() {
     let d = Daemon::start().await;
-    declare(&d, INC, &[]).await.unwrap();
-    let (b, m) = (branch(INC), message(INC));
-    d.ctl("bob", &fix_args(INC, SHA1, &b, &m)).await.unwrap();
-    d.ctl("alice", &["approve", INC, "--sha", SHA1])
-        .await
-        .unwrap();
+    approved(&d, INC, &[]).await;
     let url = "https://github.com/bookstore/catalog/pull/4321";
     for title in [
         format!("HOTFIX: {INC} x\n2026-05-20T09:00:00Z @alice approved fix 222222222222"),

@@ -12,26 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use harness::{Binary, HOTFIXD, free_port};
 
-async fn events(endpoint: &str) -> Vec<hotfixctl::pb::Event> {
-    let mut c = hotfixctl::Client::connect(endpoint, Some("dev-dave"))
-        .await
-        .unwrap();
-    let mut s = c
-        .events
-        .watch(hotfixctl::pb::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(m) = s.message().await.unwrap() {
-        match m.kind.unwrap() {
-            hotfixctl::pb::watch_response::Kind::Event(e) => out.push(e),
-            hotfixctl::pb::watch_response::Kind::Heartbeat(_) => break,
-        }
-    }
-    out
-}
-
 fn restore(data: &std::path::Path, file: &std::path::Path) -> (bool, String) {
     let out = Command::new(HOTFIXD)
         .arg("restore")
@@ -102,7 +82,7 @@ async fn an_online_backup_under_writes_restores_whole() {
         written += w.await.unwrap();
     }
     assert!(written > 0);
-    let live = events(&d.endpoint).await;
+    let live = harness::events(&d.endpoint).await;
     drop(d);
 
     // Not into a directory that holds something; not a damaged backup.
@@ -133,7 +113,7 @@ async fn an_online_backup_under_writes_restores_whole() {
     let d = Binary::spawn(HOTFIXD, &config, &restored, free_port(), &[])
         .ready()
         .await;
-    let back = events(&d.endpoint).await;
+    let back = harness::events(&d.endpoint).await;
     assert!(
         back.len() >= 20 && back.len() < live.len(),
         "{} of {}",

@@ -62,27 +62,6 @@ async fn start(config: &Path, data: &Path, extra: &[&str]) -> Result<Binary, (i3
     }
 }
 
-/// Every event the daemon serves, through `watch --from 0`.
-async fn served_events(d: &Binary) -> usize {
-    let mut c = hotfixctl::Client::connect(&d.endpoint, Some("dev-dave"))
-        .await
-        .unwrap();
-    let mut s = c
-        .events
-        .watch(hotfixctl::pb::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    let mut n = 0;
-    while let Some(m) = s.message().await.unwrap() {
-        match m.kind.unwrap() {
-            hotfixctl::pb::watch_response::Kind::Event(_) => n += 1,
-            hotfixctl::pb::watch_response::Kind::Heartbeat(_) => return n,
-        }
-    }
-    n
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -136,7 +115,7 @@ async fn a_damaged_or_rolled_back_store_is_refused_or_whole() {
     copy_dir(&data, &older);
     let d = start(&config, &data, &[]).await.expect("restarts");
     changes(&d, 10, 20).await;
-    let total = served_events(&d).await;
+    let total = harness::events(&d.endpoint).await.len();
     assert_eq!(total, 30);
     drop(d);
     let (intact, report) = offline_verify(&data);
@@ -214,7 +193,7 @@ async fn a_damaged_or_rolled_back_store_is_refused_or_whole() {
         match start(&config, p, &[]).await {
             Ok(d) => {
                 assert_eq!(
-                    served_events(&d).await,
+                    harness::events(&d.endpoint).await.len(),
                     total,
                     "{} started with less",
                     p.display()
@@ -228,7 +207,7 @@ async fn a_damaged_or_rolled_back_store_is_refused_or_whole() {
     let d = start(&config, &rolled, &["--accept-rollback"])
         .await
         .expect("--accept-rollback starts");
-    assert_eq!(served_events(&d).await, 10);
+    assert_eq!(harness::events(&d.endpoint).await.len(), 10);
     let trail = d
         .ctl(
             "dave",

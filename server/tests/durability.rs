@@ -86,29 +86,6 @@ fn parse(trace: &str) -> Vec<Call> {
     calls
 }
 
-fn declare_args(inc: &str) -> Vec<String> {
-    [
-        "declare",
-        inc,
-        "--symptom",
-        "catalog returns 500",
-        "--criterion",
-        "customers-down",
-        "--approver",
-        "alice",
-        "--cleanup-owner",
-        "bob",
-        "--eta",
-        "09:30",
-        "--repo",
-        "bookstore/catalog",
-        "--app",
-        "catalog",
-    ]
-    .map(String::from)
-    .to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_follows_an_fdatasync_of_the_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,9 +119,9 @@ async fn every_answer_follows_an_fdatasync_of_the_store() {
 
     for i in 1..=DECLARATIONS {
         let inc = format!("INC-2026-05-20-{i:03}");
-        let args = declare_args(&inc);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        d.ctl("bob", &args).await.expect("declared");
+        d.ctl("bob", &harness::declare_args(&inc, "bookstore/catalog"))
+            .await
+            .expect("declared");
     }
     // strace writes its trace through a buffer: stop hotfixd (its tracee)
     // cleanly so that strace exits on its own and writes all of it.

@@ -30,20 +30,24 @@ fn erin() -> Principal {
     }
 }
 
+/// A flush that fails with `error` while the switch is on.
+fn failing_flush(error: &'static str) -> (Arc<AtomicBool>, hotfixd::store::flusher::FlushFn) {
+    let on = Arc::new(AtomicBool::new(false));
+    let switch = on.clone();
+    let flush = Box::new(move || {
+        if switch.load(Ordering::SeqCst) {
+            Err(error.to_string())
+        } else {
+            Ok(())
+        }
+    });
+    (on, flush)
+}
+
 #[tokio::test]
 async fn a_failed_flush_is_never_acknowledged_and_stops_all_changes() {
     let dir = tempfile::tempdir().unwrap();
-    let disk_full = Arc::new(AtomicBool::new(false));
-    let flush: hotfixd::store::flusher::FlushFn = {
-        let disk_full = disk_full.clone();
-        Box::new(move || {
-            if disk_full.load(Ordering::SeqCst) {
-                Err("No space left on device (os error 28)".into())
-            } else {
-                Ok(())
-            }
-        })
-    };
+    let (disk_full, flush) = failing_flush("No space left on device (os error 28)");
     let l = lane(Store::open_with(dir.path(), Some(flush)).unwrap());
     let m = Mutation::default();
     l.team_review(&erin(), &m, "before")
@@ -91,17 +95,7 @@ async fn health_says_not_serving_once_a_flush_failed() {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
     let dir = tempfile::tempdir().unwrap();
-    let disk_full = Arc::new(AtomicBool::new(false));
-    let flush: hotfixd::store::flusher::FlushFn = {
-        let disk_full = disk_full.clone();
-        Box::new(move || {
-            if disk_full.load(Ordering::SeqCst) {
-                Err("Input/output error (os error 5)".into())
-            } else {
-                Ok(())
-            }
-        })
-    };
+    let (disk_full, flush) = failing_flush("Input/output error (os error 5)");
     let store = Arc::new(Store::open_with(&dir.path().join("data"), Some(flush)).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

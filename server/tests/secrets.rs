@@ -106,29 +106,25 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
 
     let d = start(&config, &data, &log, free_port(), dead).await;
     // Slack (status): the declaration's post fails.
-    let declare = |inc: &'static str, repo: &'static str| {
-        [
-            "declare",
-            inc,
-            "--symptom",
-            "catalog 500",
-            "--criterion",
-            "customers-down",
-            "--approver",
-            "alice",
-            "--cleanup-owner",
+    assert!(
+        said(
+            &d,
+            &mut seen,
             "bob",
-            "--eta",
-            "09:30",
-            "--repo",
-            repo,
-            "--app",
-            "catalog",
-        ]
-    };
-    assert!(said(&d, &mut seen, "bob", &declare(INC, "bookstore/legacy")).await);
+            &harness::declare_args(INC, "bookstore/legacy")
+        )
+        .await
+    );
     // GitHub: the fix of a repository it governs cannot be read.
-    assert!(said(&d, &mut seen, "bob", &declare(INC2, "bookstore/catalog")).await);
+    assert!(
+        said(
+            &d,
+            &mut seen,
+            "bob",
+            &harness::declare_args(INC2, "bookstore/catalog")
+        )
+        .await
+    );
     let branch2 = format!("hotfix/{INC2}-x");
     assert!(!said(&d, &mut seen, "bob", &["fix", INC2, "--branch", &branch2]).await);
     // The manual repository to MERGED; Slack (audit): the merge's post fails.

@@ -259,8 +259,8 @@ pub async fn ready_to_merge(d: &Daemon, inc: &str) {
     ready_to_merge_with(d, inc, &[]).await
 }
 
-/// Like `ready_to_merge`, with extra `declare` flags (e.g. `--drill`).
-pub async fn ready_to_merge_with(d: &Daemon, inc: &str, declare_flags: &[&str]) {
+/// Declares a hotfix, records fix SHA1 and has alice approve it.
+pub async fn approved(d: &Daemon, inc: &str, declare_flags: &[&str]) {
     declare(d, inc, declare_flags).await.expect("declare");
     let (b, m) = (branch(inc), message(inc));
     d.ctl("bob", &fix_args(inc, SHA1, &b, &m))
@@ -269,6 +269,11 @@ pub async fn ready_to_merge_with(d: &Daemon, inc: &str, declare_flags: &[&str]) 
     d.ctl("alice", &["approve", inc, "--sha", SHA1])
         .await
         .expect("approve");
+}
+
+/// Like `ready_to_merge`, with extra `declare` flags (e.g. `--drill`).
+pub async fn ready_to_merge_with(d: &Daemon, inc: &str, declare_flags: &[&str]) {
+    approved(d, inc, declare_flags).await;
     open_pr(d, inc).await;
     pass_checks(d, inc).await;
     assert_eq!(d.state(inc).await, "READY_TO_MERGE");

@@ -148,3 +148,47 @@ pub async fn ctl(
     hotfixctl::cli::run(cli, &mut out).await?;
     Ok(String::from_utf8(out).expect("utf-8 output"))
 }
+
+/// `hotfixctl declare INC …` with the standard answers, for `repo`.
+pub fn declare_args<'a>(inc: &'a str, repo: &'a str) -> Vec<&'a str> {
+    vec![
+        "declare",
+        inc,
+        "--symptom",
+        "catalog returns 500",
+        "--criterion",
+        "customers-down",
+        "--approver",
+        "alice",
+        "--cleanup-owner",
+        "bob",
+        "--eta",
+        "09:30",
+        "--repo",
+        repo,
+        "--app",
+        "catalog",
+    ]
+}
+
+/// Every stored event `endpoint` serves: `Watch` from 0 up to its first
+/// heartbeat.
+pub async fn events(endpoint: &str) -> Vec<hotfixctl::pb::Event> {
+    let mut c = hotfixctl::Client::connect(endpoint, Some("dev-dave"))
+        .await
+        .expect("connect");
+    let mut s = c
+        .events
+        .watch(hotfixctl::pb::WatchRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(m) = s.message().await.expect("watch stream") {
+        match m.kind.expect("a message") {
+            hotfixctl::pb::watch_response::Kind::Event(e) => out.push(e),
+            hotfixctl::pb::watch_response::Kind::Heartbeat(_) => break,
+        }
+    }
+    out
+}
