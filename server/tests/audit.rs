@@ -354,7 +354,7 @@ async fn signed_checkpoints_catch_a_resealed_rewrite_an_altered_export_and_a_for
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let (key, public) = keygen(dir.path(), "audit");
-    let (_, other) = keygen(dir.path(), "other");
+    let (forger, other) = keygen(dir.path(), "other");
     let key = hotfixd::config::AuditKey(Arc::new(key));
     let signing = {
         let key = key.clone();
@@ -392,6 +392,39 @@ async fn signed_checkpoints_catch_a_resealed_rewrite_an_altered_export_and_a_for
         .await
         .unwrap();
     assert!(ok.contains("signed checkpoint(s) verified"), "{ok}");
+    // A checkpoint signed by another key, claiming this log's origin and a
+    // head of the attacker's choosing, is rejected with the real key.
+    let forged_note = {
+        let name = "hotfixd.test/audit";
+        let fake = hotfix_api::audit::SigningKey::parse(
+            &forger.encode().replace("hotfixd.test/other", name),
+        );
+        assert!(fake.is_err(), "a key's hash binds its name");
+        let fake = hotfix_api::audit::SigningKey::generate(name, [42; 32]).unwrap();
+        fake.checkpoint(3, &[7; 32])
+    };
+    let forged = dir.path().join("forged.note");
+    std::fs::write(&forged, &forged_note).unwrap();
+    let e = d
+        .ctl(
+            "bob",
+            &[
+                "audit",
+                "verify",
+                "--key",
+                public_s,
+                "--checkpoint",
+                forged.to_str().unwrap(),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 1);
+    assert!(
+        e.message.contains("does not verify") || e.message.contains("no signature"),
+        "{}",
+        e.message
+    );
     // A checkpoint is only as good as the key: another one proves nothing.
     let e = d
         .ctl(
