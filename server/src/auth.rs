@@ -153,7 +153,25 @@ impl Roster {
     /// given they must name the same principal. The principal carries the
     /// roles it holds now (`roles`: the roster's, or a GitHub team's).
     pub fn intercept(&self, roles: &Roles, mut req: Request<()>) -> Result<Request<()>, Status> {
-        let by_cert = match req.peer_certs() {
+        let certs = req.peer_certs();
+        let p = self.principal_of(
+            roles,
+            certs.as_deref().map(Vec::as_slice),
+            req.metadata().get("authorization").map(|v| v.as_bytes()),
+        )?;
+        req.extensions_mut().insert(p);
+        Ok(req)
+    }
+
+    /// The principal of a call: its client certificate chain (leaf first)
+    /// and/or its `authorization` header's value.
+    pub fn principal_of(
+        &self,
+        roles: &Roles,
+        peer_certs: Option<&[tonic::transport::CertificateDer<'static>]>,
+        authorization: Option<&[u8]>,
+    ) -> Result<Principal, Status> {
+        let by_cert = match peer_certs {
             Some(chain) if !chain.is_empty() => {
                 // Failures are logged by the caller, at a bounded rate
                 // (`grpc::guard`).
@@ -164,11 +182,10 @@ impl Roster {
             }
             _ => None,
         };
-        let by_token = match req.metadata().get("authorization") {
+        let by_token = match authorization {
             None => None,
             Some(header) => {
-                let token = header
-                    .to_str()
+                let token = std::str::from_utf8(header)
                     .ok()
                     .and_then(|v| {
                         v.strip_prefix("Bearer ")
@@ -196,11 +213,9 @@ impl Roster {
                 ));
             }
         };
-        let p = roles.principal(&handle).ok_or_else(|| {
-            Status::unauthenticated(format!("@{handle} is no longer in the roster"))
-        })?;
-        req.extensions_mut().insert(p);
-        Ok(req)
+        roles
+            .principal(&handle)
+            .ok_or_else(|| Status::unauthenticated(format!("@{handle} is no longer in the roster")))
     }
 }
 
