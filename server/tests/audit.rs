@@ -60,29 +60,9 @@ impl Daemon {
 
 /// A few changes and one denial.
 async fn history(d: &Daemon) {
-    d.ctl(
-        "bob",
-        &[
-            "declare",
-            INC,
-            "--symptom",
-            "catalog 500s",
-            "--criterion",
-            "customers-down",
-            "--approver",
-            "alice",
-            "--cleanup-owner",
-            "bob",
-            "--eta",
-            "09:30",
-            "--repo",
-            "bookstore/catalog",
-            "--app",
-            "catalog",
-        ],
-    )
-    .await
-    .unwrap();
+    d.ctl("bob", &harness::declare_args(INC, "bookstore/catalog"))
+        .await
+        .unwrap();
     let msg = format!("fix\n{INC}\napprover: @alice");
     d.ctl(
         "bob",

@@ -70,24 +70,7 @@ async fn ready(d: &Binary, gh: &FakeGitHub, drill: bool) {
         branch.clone(),
         github::fix_branch(SHA, &format!("fix\n{INC}\napprover: @alice")),
     );
-    let mut declare = vec![
-        "declare",
-        INC,
-        "--symptom",
-        "catalog 500s",
-        "--criterion",
-        "customers-down",
-        "--approver",
-        "alice",
-        "--cleanup-owner",
-        "bob",
-        "--eta",
-        "09:30",
-        "--repo",
-        "bookstore/catalog",
-        "--app",
-        "catalog",
-    ];
+    let mut declare = harness::declare_args(INC, "bookstore/catalog");
     if drill {
         declare.push("--drill");
     }

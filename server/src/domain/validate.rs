@@ -230,12 +230,14 @@ pub fn check_branch(field: &str, branch: &str, incident_id: &str) -> Result<(), 
     }
 }
 
+fn lower_hex(s: &str) -> bool {
+    s.chars()
+        .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
 /// A full commit SHA: 40 (SHA-1) or 64 (SHA-256) lowercase hex digits.
 pub fn check_sha(field: &str, sha: &str) -> Result<(), Refusal> {
-    let ok = (sha.len() == 40 || sha.len() == 64)
-        && sha
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let ok = (sha.len() == 40 || sha.len() == 64) && lower_hex(sha);
     if ok {
         Ok(())
     } else {
@@ -252,10 +254,7 @@ pub fn check_sha(field: &str, sha: &str) -> Result<(), Refusal> {
 /// What an approver names: a full commit SHA or a prefix of at least 7 of
 /// its lowercase hex digits (as `git log --oneline` shows it).
 pub fn check_sha_ref(field: &str, sha: &str) -> Result<(), Refusal> {
-    let ok = (7..=64).contains(&sha.len())
-        && sha
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let ok = (7..=64).contains(&sha.len()) && lower_hex(sha);
     if ok {
         Ok(())
     } else {
