@@ -193,29 +193,9 @@ async fn killed_while_opening_the_pr_records_it_once() {
         branch.clone(),
         github::fix_branch(SHA, &format!("fix\n{INC}\napprover: @alice")),
     );
-    d.ctl(
-        "bob",
-        &[
-            "declare",
-            INC,
-            "--symptom",
-            "catalog 500s",
-            "--criterion",
-            "customers-down",
-            "--approver",
-            "alice",
-            "--cleanup-owner",
-            "bob",
-            "--eta",
-            "09:30",
-            "--repo",
-            "bookstore/catalog",
-            "--app",
-            "catalog",
-        ],
-    )
-    .await
-    .unwrap();
+    d.ctl("bob", &harness::declare_args(INC, "bookstore/catalog"))
+        .await
+        .unwrap();
     d.ctl("bob", &["fix", INC, "--branch", &branch])
         .await
         .unwrap();

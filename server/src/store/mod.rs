@@ -618,11 +618,7 @@ impl Store {
     /// `actor`: the backup is itself an audit record, durable before it is
     /// returned, and the backup holds it.
     pub async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
-        if self.flusher.failed() {
-            return Err(Error::NotDurable(
-                "an earlier flush or write failed; refusing changes until restarted".into(),
-            ));
-        }
+        self.refuse_if_failed()?;
         let (bytes, ticket) = {
             let mut c = self.writer.lock().expect("writer lock");
             self.append_audit_locked(&mut c, now, actor, "backup", "a backup of the whole store")?;
@@ -642,6 +638,16 @@ impl Store {
         };
         self.flusher.wait(ticket).await?;
         Ok(bytes)
+    }
+
+    /// NOT_DURABLE once a flush or write failed: nothing more is accepted.
+    fn refuse_if_failed(&self) -> Result<()> {
+        if self.flusher.failed() {
+            return Err(Error::NotDurable(
+                "an earlier flush or write failed; refusing changes until restarted".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Resolves with the reason once the store has stopped accepting
@@ -670,11 +676,7 @@ impl Store {
         req: Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<Outcome> {
-        if self.flusher.failed() {
-            return Err(Error::NotDurable(
-                "an earlier flush or write failed; refusing changes until restarted".into(),
-            ));
-        }
+        self.refuse_if_failed()?;
         let _committing = self.flusher.begin();
         let (answer, ticket) = self.execute_locked(&req, decide);
         // Whatever was written, refusals included, is flushed before the
