@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::argocd::*;
 use common::*;
 use hotfixd::integrations::argocd::ArgoCdSettings;
-use hotfixd::syncer::SyncSettings;
+use hotfixd::app::SyncSettings;
 use serde_json::json;
 
 async fn daemon(base: &str) -> Daemon {

@@ -14,8 +14,8 @@ use common::*;
 use hotfixd::integrations::argocd::ArgoCdSettings;
 use hotfixd::integrations::prometheus::PrometheusSettings;
 use hotfixd::integrations::slack::SlackSettings;
-use hotfixd::syncer::SyncSettings;
-use hotfixd::verifier::VerifySettings;
+use hotfixd::app::SyncSettings;
+use hotfixd::app::VerifySettings;
 
 struct World {
     d: Daemon,

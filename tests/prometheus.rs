@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::prometheus::*;
 use common::*;
 use hotfixd::integrations::prometheus::PrometheusSettings;
-use hotfixd::verifier::VerifySettings;
+use hotfixd::app::VerifySettings;
 
 async fn daemon(prom: &Prometheus, queries: &[(&str, &str)], window: Duration) -> Daemon {
     let url = prom.url.clone();

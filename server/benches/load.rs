@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hotfixctl::{Client, pb};
 use hotfixd::clock::SystemClock;
 use hotfixd::domain::{Criterion, Declaration, Policy, Principal, Role, Severity};
-use hotfixd::lane::{Lane, Mutation};
+use hotfixd::app::{Lane, Mutation};
 use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 use tokio_stream::StreamExt;

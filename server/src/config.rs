@@ -12,6 +12,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::app::sync::SyncSettings;
+use crate::app::verify::VerifySettings;
 use crate::auth::{PrincipalEntry, hash_token};
 use crate::domain::{Policy, Role, Step};
 use crate::integrations::argocd::ArgoCdSettings;
@@ -19,8 +21,6 @@ use crate::integrations::github::{ForgeSettings, GitHubSettings};
 use crate::integrations::prometheus::PrometheusSettings;
 use crate::integrations::slack::SlackSettings;
 use crate::limits::LimitSettings;
-use crate::syncer::SyncSettings;
-use crate::verifier::VerifySettings;
 
 /// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
 /// to close, enforces the emergency change runbook and serves gRPC.
@@ -488,7 +488,7 @@ pub struct Settings {
     pub accept_rollback: bool,
     /// Signs audit checkpoints (None: no checkpoints).
     pub audit_key: Option<AuditKey>,
-    pub checkpoints: crate::checkpoints::CheckpointSettings,
+    pub checkpoints: crate::app::checkpoints::CheckpointSettings,
     pub overdue_check_interval: Duration,
     /// None: no webhook configured, nothing is posted.
     pub slack: Option<SlackSettings>,
@@ -940,12 +940,12 @@ impl Args {
             accept_rollback: self.accept_rollback,
             audit_key,
             checkpoints: {
-                let d = crate::checkpoints::CheckpointSettings::default();
+                let d = crate::app::checkpoints::CheckpointSettings::default();
                 let every = file.audit.checkpoint_every.unwrap_or(d.every);
                 if every == 0 {
                     return Err("audit.checkpoint_every: must be at least 1".into());
                 }
-                crate::checkpoints::CheckpointSettings {
+                crate::app::checkpoints::CheckpointSettings {
                     every,
                     interval: positive(
                         "audit.checkpoint_interval",

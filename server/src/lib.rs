@@ -12,27 +12,20 @@
 //! - `auth`, `config`, `server`: identity, settings and wiring.
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod auth;
-pub mod checkpoints;
 pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod forge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod grpc;
 pub mod integrations;
-pub mod jobs;
-pub mod lane;
 pub mod limits;
-pub mod merger;
 pub mod redact;
-pub mod relay;
 pub mod roles;
 pub mod server;
 pub mod store;
-pub mod syncer;
-pub mod verifier;
 
 pub use server::{serve, serve_store};

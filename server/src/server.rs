@@ -17,13 +17,13 @@ use tokio_util::task::TaskTracker;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 
+use crate::app::Lane;
 use crate::auth::Roster;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
-use crate::lane::Lane;
 use crate::store::Store;
 
 /// Largest request the daemon decodes.
@@ -66,7 +66,28 @@ pub async fn serve(
             source,
         }
     })?;
-    serve_store(listener, settings, Arc::new(store), clock, shutdown).await
+    let store = Arc::new(store);
+    let served = serve_store(listener, settings, store.clone(), clock, shutdown).await;
+    release(store).await;
+    served
+}
+
+/// Waits (a few seconds at most) until the last handle on the store is
+/// gone, so that the data directory is unlocked when `serve` returns: a
+/// task that read the store for a request (an audit export, a watcher)
+/// may still be dropping its handle on another thread.
+async fn release(mut store: Arc<Store>) {
+    for _ in 0..500 {
+        match Arc::try_unwrap(store) {
+            Ok(s) => {
+                drop(s);
+                return;
+            }
+            Err(still) => store = still,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tracing::warn!("the store is still in use 5 s after shutdown");
 }
 
 /// [`serve`] on a store already open (tests open one with a faulty flush).
@@ -112,7 +133,7 @@ pub async fn serve_store(
     // Background readers of the event log; they stop before the store closes.
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(crate::relay::run_overdue_sweeper(
+    tasks.spawn(crate::app::relay::run_overdue_sweeper(
         lane.clone(),
         settings.overdue_check_interval,
         background.clone(),
@@ -120,91 +141,73 @@ pub async fn serve_store(
     if let Some(slack) = settings.slack.clone() {
         let chat =
             crate::integrations::slack::SlackWebhooks::new(slack).map_err(ServeError::Config)?;
-        tasks.spawn(crate::relay::run_relay(
+        tasks.spawn(crate::app::relay::run_relay(
             lane.clone(),
             Arc::new(chat),
             background.clone(),
         ));
     }
     if let Some(key) = &settings.audit_key {
-        tasks.spawn(crate::checkpoints::run(
+        tasks.spawn(crate::app::checkpoints::run(
             lane.clone(),
             key.0.clone(),
             settings.checkpoints,
             background.clone(),
         ));
     }
-    let jobs = Arc::new(crate::jobs::Jobs::new(
+    let jobs = Arc::new(crate::app::jobs::Jobs::new(
         lane.clone(),
         tasks.clone(),
         background.clone(),
     ));
-    let verifier = match settings.prometheus.clone() {
-        Some(prom) => {
-            let metrics = crate::integrations::prometheus::PrometheusClient::new(prom)
-                .map_err(ServeError::Config)?;
-            Some(Arc::new(crate::verifier::Verifier::new(
-                jobs.clone(),
-                Arc::new(metrics),
-                settings.verify.clone(),
-            )))
-        }
-        None => None,
-    };
-    let syncer = match settings.argocd.clone() {
-        Some(argo) => {
-            let argo =
-                crate::integrations::argocd::ArgoCd::new(argo).map_err(ServeError::Config)?;
-            let syncer = Arc::new(crate::syncer::Syncer::new(
-                jobs.clone(),
-                Arc::new(argo),
-                settings.sync.clone(),
-            ));
-            // Settle syncs sent before a restart before serving anything.
-            if let Err(e) = syncer.reconcile().await {
-                tracing::error!(error = %e, "reconciling syncs failed");
-            }
-            Some(syncer)
-        }
-        None => None,
-    };
-
-    let (merger, forge) = match settings.github.clone() {
-        Some(gh) => {
-            let (lane_settings, refresh) = (gh.lane.clone(), gh.teams_refresh);
-            let gh: Arc<dyn crate::integrations::CodeHost> =
-                Arc::new(crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?);
-            let merger = Arc::new(crate::merger::Merger::new(lane.clone(), gh.clone()));
-            let forge = Arc::new(crate::forge::Forge::new(
+    let mut performers = crate::app::steps::Performers::default();
+    if let Some(prom) = settings.prometheus.clone() {
+        let metrics = crate::integrations::prometheus::PrometheusClient::new(prom)
+            .map_err(ServeError::Config)?;
+        performers.verify = Some(Arc::new(crate::app::verify::Verifier::new(
+            jobs.clone(),
+            Arc::new(metrics),
+            settings.verify.clone(),
+        )));
+    }
+    if let Some(argo) = settings.argocd.clone() {
+        let argo = crate::integrations::argocd::ArgoCd::new(argo).map_err(ServeError::Config)?;
+        performers.sync = Some(Arc::new(crate::app::sync::Syncer::new(
+            jobs.clone(),
+            Arc::new(argo),
+            settings.sync.clone(),
+        )));
+    }
+    if let Some(gh) = settings.github.clone() {
+        let (lane_settings, refresh) = (gh.lane.clone(), gh.teams_refresh);
+        let gh: Arc<dyn crate::integrations::CodeHost> =
+            Arc::new(crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?);
+        performers.github = Some(crate::app::steps::GitHubSteps {
+            merger: Arc::new(crate::app::merge::Merger::new(lane.clone(), gh.clone())),
+            forge: Arc::new(crate::app::github::Forge::new(
                 jobs.clone(),
                 gh.clone(),
                 lane_settings,
-                syncer.clone(),
+                performers.sync.clone(),
+            )),
+        });
+        if !roles.teams().is_empty() {
+            // Team roles are known before the first request is served.
+            for f in roles.refresh(gh.as_ref()).await {
+                tracing::error!(membership = %f, "team membership could not be read; the role is not held until it can");
+            }
+            tasks.spawn(crate::roles::run_refresher(
+                roles.clone(),
+                gh.clone(),
+                refresh,
+                background.clone(),
             ));
-            // Settle merges, PRs and reverts sent before a crash, and
-            // follow pending checks again, before serving anything.
-            if let Err(e) = merger.reconcile().await {
-                tracing::error!(error = %e, "reconciling merges failed");
-            }
-            if let Err(e) = forge.reconcile().await {
-                tracing::error!(error = %e, "reconciling GitHub steps failed");
-            }
-            if !roles.teams().is_empty() {
-                // Team roles are known before the first request is served.
-                for f in roles.refresh(gh.as_ref()).await {
-                    tracing::error!(membership = %f, "team membership could not be read; the role is not held until it can");
-                }
-                tasks.spawn(crate::roles::run_refresher(
-                    roles.clone(),
-                    gh.clone(),
-                    refresh,
-                    background.clone(),
-                ));
-            }
-            (Some(merger), Some(forge))
         }
-        None => (None, None),
-    };
+    }
+    let steps = Arc::new(crate::app::Steps::new(lane.clone(), performers));
+    // Settle merges, PRs, reverts and syncs sent before a restart, and
+    // follow pending checks again, before serving anything.
+    steps.reconcile().await;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
@@ -241,8 +244,7 @@ pub async fn serve_store(
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
     let lane_svc =
-        LaneServiceServer::new(LaneApi::new(lane.clone(), verifier, syncer, merger, forge))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        LaneServiceServer::new(LaneApi::new(steps)).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let verifier = settings.audit_key.as_ref().map(|k| k.0.verifier());

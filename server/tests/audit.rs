@@ -340,7 +340,7 @@ async fn signed_checkpoints_catch_a_resealed_rewrite_an_altered_export_and_a_for
         let key = key.clone();
         move |s: &mut Settings| {
             s.audit_key = Some(key);
-            s.checkpoints = hotfixd::checkpoints::CheckpointSettings {
+            s.checkpoints = hotfixd::app::CheckpointSettings {
                 every: 3,
                 interval: std::time::Duration::from_millis(50),
             };

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use hotfixd::clock::SystemClock;
 use hotfixd::domain::{Policy, Principal, Role};
-use hotfixd::lane::{Lane, Mutation};
+use hotfixd::app::{Lane, Mutation};
 use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 
@@ -70,8 +70,8 @@ async fn a_failed_flush_is_never_acknowledged_and_stops_all_changes() {
     let e = l.team_review(&erin(), &m, "after").await.unwrap_err();
     assert_eq!(tonic::Status::from(e).code(), tonic::Code::Unavailable);
     // Reads still answer.
-    assert!(!l.store().audit_after(0, 10).unwrap().is_empty());
-    let written = l.store().audit_after(0, 100).unwrap().len();
+    assert!(!l.audit_after(0, 10).unwrap().is_empty());
+    let written = l.audit_after(0, 100).unwrap().len();
     assert!(
         written <= 2,
         "the refusal after the failure wrote nothing: {written} records"
@@ -81,7 +81,7 @@ async fn a_failed_flush_is_never_acknowledged_and_stops_all_changes() {
     // After a restart on a working disk the acknowledged change is there
     // and the chain is whole.
     let l = lane(Store::open(dir.path()).unwrap());
-    let report = l.store().verify_audit();
+    let report = l.verify_audit(None).unwrap();
     assert!(report.first_bad.is_none(), "{report:?}");
     assert!(report.verified >= 1);
     l.team_review(&erin(), &m, "restarted").await.unwrap();

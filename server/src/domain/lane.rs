@@ -34,6 +34,15 @@ pub struct EventDraft {
     pub summary: String,
 }
 
+impl EventDraft {
+    pub fn new(kind: &str, summary: impl Into<String>) -> EventDraft {
+        EventDraft {
+            kind: kind.to_string(),
+            summary: summary.into(),
+        }
+    }
+}
+
 fn event(kind: &str, summary: impl Into<String>) -> EventDraft {
     EventDraft {
         kind: kind.to_string(),

@@ -5,7 +5,9 @@
 //! rate-limit window). Every decision is either a [`Decision`] to persist or
 //! a [`Refusal`] that says why and what would unblock it.
 
+pub mod facts;
 pub mod lane;
+pub mod log;
 pub mod model;
 pub mod notify;
 pub mod policy;
@@ -27,6 +29,7 @@ pub(crate) mod model_tests_support {
     }
 }
 
+pub use facts::{CheckFacts, CheckState, Review, Samples};
 pub use lane::*;
 pub use model::*;
 pub use policy::*;

@@ -8,8 +8,8 @@ use hotfix_api::pb::admin_service_server::AdminService;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::app::Lane;
 use crate::auth::principal;
-use crate::lane::Lane;
 
 /// Bytes per message of a backup stream.
 const CHUNK: usize = 256 * 1024;

@@ -8,10 +8,10 @@ use hotfix_api::pb::audit_service_server::AuditService;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::app::Lane;
 use crate::auth::principal;
+use crate::domain::log::AuditRecord;
 use crate::error::Error;
-use crate::lane::Lane;
-use crate::store::AuditRecord;
 
 use super::convert::to_ts;
 
@@ -55,23 +55,14 @@ impl AuditService for AuditApi {
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         principal(&request)?;
         let hash_of = request.into_inner().hash_of;
-        let store = self.lane.store().clone();
         let hash_of_record = match hash_of {
             0 => String::new(),
-            seq => store.audit_hash(seq)?.unwrap_or_default(),
+            seq => self.lane.audit_hash(seq)?,
         };
-        let verifier = self.verifier.clone();
-        let report = tokio::task::spawn_blocking(move || -> Result<_, Error> {
-            let mut report = store.verify_audit();
-            if report.first_bad.is_none()
-                && let Some(bad) = store.verify_checkpoints(verifier.as_ref())?
-            {
-                report.first_bad = Some(bad);
-            }
-            Ok(report)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("verifying: {e}")))??;
+        let (lane, verifier) = (self.lane.clone(), self.verifier.clone());
+        let report = tokio::task::spawn_blocking(move || lane.verify_audit(verifier.as_ref()))
+            .await
+            .map_err(|e| Status::internal(format!("verifying: {e}")))??;
         let (first_bad_seq, reason) = report.first_bad.clone().unwrap_or_default();
         Ok(Response::new(pb::VerifyAuditResponse {
             verified: report.verified,
@@ -92,12 +83,12 @@ impl AuditService for AuditApi {
         self.lane
             .read_audit(&principal(&request)?, "audit-export", "")
             .await?;
-        let store = self.lane.store().clone();
+        let lane = self.lane.clone();
         let mut from = request.into_inner().from_seq;
         let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_BATCH);
         tokio::spawn(async move {
             loop {
-                let batch = match store.audit_after(from, EXPORT_BATCH) {
+                let batch = match lane.audit_after(from, EXPORT_BATCH) {
                     Ok(b) => b,
                     Err(e) => {
                         let _ = tx.send(Err(Status::from(e))).await;
@@ -137,7 +128,6 @@ impl AuditService for AuditApi {
         };
         let records = self
             .lane
-            .store()
             .audit_of(&r.incident_id, limit)?
             .iter()
             .map(to_pb_audit)
@@ -150,7 +140,7 @@ impl AuditService for AuditApi {
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         principal(&request)?;
-        let (size, note) = self.lane.store().latest_checkpoint()?.unwrap_or_default();
+        let (size, note) = self.lane.latest_checkpoint()?;
         Ok(Response::new(pb::GetCheckpointResponse { size, note }))
     }
 }

@@ -4,9 +4,9 @@
 use hotfix_api::pb;
 use prost_types::Timestamp;
 
+use crate::app::lane::{AuthorQuarter, HotfixView, Mutation, Report, WindowView};
+use crate::domain::log::StoredEvent;
 use crate::domain::{self, Refusal, Time};
-use crate::lane::{AuthorQuarter, HotfixView, Mutation, Report, WindowView};
-use crate::store::StoredEvent;
 
 pub fn to_ts(t: Time) -> Timestamp {
     Timestamp {

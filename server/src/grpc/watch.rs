@@ -25,11 +25,12 @@ use tokio_stream::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
+use crate::app::Lane;
+use crate::app::lane::EventLog;
 use crate::auth::principal;
 use crate::domain;
+use crate::domain::log::StoredEvent;
 use crate::error::Error;
-use crate::lane::Lane;
-use crate::store::{Store, StoredEvent};
 
 use super::Reply;
 use super::convert::to_pb_event;
@@ -179,7 +180,7 @@ fn encode(e: &StoredEvent) -> Frame {
 /// encoding it into the feed's frames), every `heartbeat`, and once more
 /// (closing) when `shutdown` is cancelled.
 fn ring(
-    store: Arc<Store>,
+    store: EventLog,
     feed: Arc<Feed>,
     heartbeat: Duration,
     shutdown: CancellationToken,
@@ -215,7 +216,7 @@ fn ring(
 /// last one encoded. With no watcher, or on a read error, the ring is
 /// emptied instead: watchers then read the store themselves (and get the
 /// error), and the next event starts a new run.
-fn encode_new(store: &Store, feed: &Feed, mut encoded: u64) -> u64 {
+fn encode_new(store: &EventLog, feed: &Feed, mut encoded: u64) -> u64 {
     loop {
         if !feed.watched() {
             feed.frames.write().expect("frames lock").ring.clear();
@@ -258,13 +259,7 @@ impl EventsApi {
     pub fn new(lane: Arc<Lane>, heartbeat: Duration, shutdown: CancellationToken) -> Self {
         let feed = Arc::new(Feed::default());
         let done = CancellationToken::new();
-        ring(
-            lane.store().clone(),
-            feed.clone(),
-            heartbeat,
-            shutdown,
-            done.clone(),
-        );
+        ring(lane.log(), feed.clone(), heartbeat, shutdown, done.clone());
         EventsApi {
             lane,
             feed,
@@ -299,7 +294,8 @@ impl EventService for EventsApi {
         // A cursor past the end is a client resuming against a store that
         // holds less than it saw (a restored backup, another daemon):
         // following it would be silent forever.
-        let latest = self.lane.store().durable_seq();
+        let log = self.lane.log();
+        let latest = log.durable_seq();
         if r.from_seq > latest {
             return Err(Status::out_of_range(format!(
                 "from_seq {} is beyond the end of the event log (latest sequence {latest}); \
@@ -309,7 +305,7 @@ impl EventService for EventsApi {
         }
         let member = self.feed.join(peer);
         let state = Watcher {
-            store: self.lane.store().clone(),
+            store: log,
             member,
             beats: None,
             cursor: r.from_seq,
@@ -332,7 +328,7 @@ impl EventService for EventsApi {
 
 /// One `Watch` call's position in the event log.
 struct Watcher {
-    store: Arc<Store>,
+    store: EventLog,
     /// Its connection's bell, and the feed.
     member: Membership,
     /// The latest tick of the bell this watcher has answered (None before

@@ -100,30 +100,7 @@ pub struct NewPull {
     pub body: String,
 }
 
-/// One review of a pull request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Review {
-    pub reviewer: String,
-    /// APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED, PENDING
-    pub state: String,
-    pub commit: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckState {
-    Pending,
-    Passed,
-    Failed,
-}
-
-/// One check run or commit status on a commit.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckFacts {
-    pub name: String,
-    pub state: CheckState,
-    /// Status and conclusion or description, and a link, for the timeline.
-    pub detail: String,
-}
+pub use crate::domain::{CheckFacts, CheckState, Review};
 
 /// Where the code lives (GitHub). Errors are human-readable and carry the
 /// service's own message.

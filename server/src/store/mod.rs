@@ -39,46 +39,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::redact::redact;
 
-/// An event as stored and streamed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredEvent {
-    pub seq: u64,
-    pub incident_id: String,
-    pub at: Time,
-    pub actor: String,
-    pub kind: String,
-    pub summary: String,
-    /// The hotfix state after the event ("" for events of no hotfix).
-    pub state: String,
-    pub version: u64,
-    pub drill: bool,
-}
-
-/// One line of the audit trail: every change and every refusal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub seq: u64,
-    pub at: Time,
-    pub actor: String,
-    pub incident_id: String,
-    pub action: String,
-    /// "ok", or the refusal's kind ("denied", "refused", ...).
-    pub outcome: String,
-    pub detail: String,
-    /// The first event this change produced, if it changed anything.
-    pub event_seq: Option<u64>,
-    /// Chain hash (hex) over this record and the one before: see [`chain`].
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub hash: String,
-    /// The leaf encoding it was sealed with: 2, the canonical one; absent
-    /// (0) in records sealed before it, which hash their JSON.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub v: u32,
-}
-
-fn is_zero(v: &u32) -> bool {
-    *v == 0
-}
+pub use crate::domain::log::{AuditRecord, StoredEvent};
 
 /// The committed result of a change, as answered (and replayed).
 // Short-lived, one per request: boxing would buy nothing.
@@ -113,12 +74,57 @@ pub enum Write {
         size: u64,
         note: String,
     },
-    /// Events only (the daemon's own observations), optionally marking a
-    /// key in the index so that the same observation is made once.
+    /// Events only (the daemon's own observations) on a hotfix that does
+    /// not change.
     Note {
         hotfix: Hotfix,
-        /// (key, value) set in the index with the event.
-        mark: Option<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+/// The external actions whose intent the store keeps until their outcome
+/// is recorded (see `app::intent`). The names are the stored keys'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentKind {
+    /// Step 5's admin merge on GitHub.
+    Merge,
+    /// Step 3's PR opened on GitHub.
+    PullRequest,
+    /// Step 6's revert PR opened and merged on GitHub.
+    Revert,
+    /// Step 5's Argo CD sync.
+    Sync,
+}
+
+impl IntentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentKind::Merge => "merge",
+            IntentKind::PullRequest => "pr",
+            IntentKind::Revert => "revert",
+            IntentKind::Sync => "sync",
+        }
+    }
+}
+
+/// A fact a change sets or clears beside its records, in the same change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark {
+    /// An external action is sent (or about to be); `payload` is what
+    /// reconciling it needs.
+    Intent {
+        kind: IntentKind,
+        incident_id: String,
+        payload: Vec<u8>,
+    },
+    /// The action's outcome is recorded: the intent is gone.
+    IntentDone {
+        kind: IntentKind,
+        incident_id: String,
+    },
+    /// An overdue obligation was reported, so it is reported once.
+    OverdueReported {
+        incident_id: String,
+        obligation: String,
     },
 }
 
@@ -128,6 +134,8 @@ pub struct Commit {
     pub state: String,
     pub events: Vec<EventDraft>,
     pub exercise: Option<Exercise>,
+    /// Set or cleared with the change.
+    pub marks: Vec<Mark>,
 }
 
 /// Who is asking, for the audit record and the idempotency key.
@@ -896,14 +904,14 @@ impl Store {
                 for (due, kind) in open_after.iter().filter(|o| !open_before.contains(o)) {
                     w.put(Index, keys::due(*due, h.incident_id(), *kind), Vec::new());
                 }
-                if before.as_ref().is_some_and(|b| b.postmortem.is_none())
-                    && let Some(pm) = &h.postmortem
+                if let Some(yes_but_rollback) =
+                    crate::domain::facts::first_postmortem(before.as_ref(), h)
                 {
                     // Absolute counts, not increments: applying the change
                     // again after a crash must not count it twice.
                     let (all, ybr) = self.postmortem_counts()?;
                     w.put(Meta, keys::META_POSTMORTEMS, keys::seq(u64::from(all) + 1));
-                    if pm.bypass_justified == crate::domain::BypassJustified::YesButRollback {
+                    if yes_but_rollback {
                         w.put(
                             Meta,
                             keys::META_POSTMORTEMS_YBR,
@@ -921,12 +929,32 @@ impl Store {
             (Write::Checkpoint { size, note }, Outcome::Checkpoint { .. }) => {
                 w.put(Index, keys::checkpoint(*size), note.as_bytes().to_vec());
             }
-            (Write::Note { mark, .. }, Outcome::Hotfix(_)) => {
-                if let Some((k, v)) = mark {
-                    w.put(Index, k.clone(), v.clone());
-                }
-            }
+            (Write::Note { .. }, Outcome::Hotfix(_)) => {}
             _ => unreachable!("outcome mirrors the write"),
+        }
+        for mark in &commit.marks {
+            match mark {
+                Mark::Intent {
+                    kind,
+                    incident_id,
+                    payload,
+                } => w.put(
+                    Index,
+                    keys::intent(kind.as_str(), incident_id),
+                    payload.clone(),
+                ),
+                Mark::IntentDone { kind, incident_id } => {
+                    w.delete(Index, keys::intent(kind.as_str(), incident_id))
+                }
+                Mark::OverdueReported {
+                    incident_id,
+                    obligation,
+                } => w.put(
+                    Index,
+                    keys::overdue_mark(incident_id, obligation),
+                    Vec::new(),
+                ),
+            }
         }
         if let Some(x) = &commit.exercise {
             w.put(Index, keys::exercise(x.at, &x.incident_id), encode(x));
@@ -1217,44 +1245,30 @@ impl Store {
         Ok(out)
     }
 
-    /// Overdue obligations not yet reported: (incident, kind, marker key).
-    pub fn overdue_unreported(&self, now: Time) -> Result<Vec<(String, String, Vec<u8>)>> {
+    /// Overdue obligations not yet reported: (incident, kind).
+    pub fn overdue_unreported(&self, now: Time) -> Result<Vec<(String, String)>> {
         let mut out = Vec::new();
         for (inc, kind, _) in self.overdue(now)? {
-            let mark = keys::overdue_mark(&inc, &kind);
-            if !self.index.contains_key(&mark)? {
-                out.push((inc, kind, mark));
+            if !self.index.contains_key(keys::overdue_mark(&inc, &kind))? {
+                out.push((inc, kind));
             }
         }
         Ok(out)
     }
 
-    /// External actions recorded as sent but not yet as done:
-    /// (incident, actor).
-    pub fn intents(&self, kind: &str) -> Result<Vec<(String, String)>> {
-        let prefix = keys::intent_prefix(kind);
+    /// External actions of `kind` recorded as sent whose outcome is not
+    /// recorded yet: (incident, payload).
+    pub fn intents(&self, kind: IntentKind) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = keys::intent_prefix(kind.as_str());
         let mut out = Vec::new();
         for r in self.index.scan_prefix(&prefix) {
             let (k, v) = r?;
             out.push((
                 String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
-                String::from_utf8_lossy(&v).into_owned(),
+                v.to_vec(),
             ));
         }
         Ok(out)
-    }
-
-    /// The index entry that records an intent (set with a `Note`).
-    pub fn intent_key(kind: &str, incident_id: &str) -> Vec<u8> {
-        keys::intent(kind, incident_id)
-    }
-
-    /// Forgets an intent whose outcome is recorded. Not flushed by itself:
-    /// an intent that reappears after a crash is reconciled again, and
-    /// reconciling a recorded outcome only forgets it.
-    pub fn clear_intent(&self, kind: &str, incident_id: &str) -> Result<()> {
-        self.index.remove(keys::intent(kind, incident_id))?;
-        Ok(())
     }
 
     /// A named cursor into the event log (e.g. the chat relay's).
@@ -1292,7 +1306,7 @@ impl Store {
         {
             let (_, v) = r?;
             let x: Exercise = decode("exercise", &v)?;
-            if x.resolved_by.starts_with("hotfix") {
+            if x.by_hotfix_lane() {
                 return Ok(true);
             }
         }
@@ -1390,6 +1404,7 @@ mod tests {
                         summary: format!("review {n}"),
                     }],
                     exercise: None,
+                    marks: Vec::new(),
                 })
             },
         ))

@@ -13,10 +13,11 @@
 //!   hotfix.
 //! - **revert**: the revert PR is opened with GraphQL `revertPullRequest`,
 //!   merged by the platform-admin (squash, pinned to its head), recorded,
-//!   then synced again. Each external write has an intent reconciled at
-//!   start-up.
-//! - **cleanup**: the linked PR must be merged, carry no `hotfix` label,
-//!   be approved by someone other than its author, and its checks passed.
+//!   then synced again.
+//!
+//! Each external write follows the intent protocol (`app::intent`).
+//! - **cleanup**: the linked PR is read from GitHub and held to step 7's
+//!   rules (`domain::facts`).
 //!
 //! A drill reads from GitHub but writes nothing to it: the would-be writes
 //! are recorded in the timeline.
@@ -24,25 +25,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::intent::{Intent, Intents, NoDetail, Reconcile};
+use super::jobs::Jobs;
+use super::lane::{Begun, Lane, Mutation, SYSTEM_ACTOR};
+use super::sync::Syncer;
+use crate::domain::facts::{
+    cleanup_approvers, cleanup_checks_passed, cleanup_merged_normally, required_check,
+};
 use crate::domain::{
-    self, CheckResult, Command, EventDraft, FixProposal, HOTFIX_LABEL, Hotfix, Principal, Refusal,
-    Role, SCAN_CHECK, State, Step,
+    self, CheckResult, CheckState, Command, EventDraft, FixProposal, HOTFIX_LABEL, Hotfix,
+    Principal, Refusal, Role, SCAN_CHECK, State, Step,
 };
 use crate::error::{Error, Result};
 use crate::integrations::github::ForgeSettings;
-use crate::integrations::{CheckState, CodeHost, Failure, MergeError, NewPull, PullFacts};
-use crate::jobs::Jobs;
-use crate::lane::{Lane, Mutation, SYSTEM_ACTOR};
-use crate::store::Store;
-use crate::syncer::Syncer;
-
-const PR_INTENT: &str = "pr";
-const REVERT_INTENT: &str = "revert";
+use crate::integrations::{CodeHost, Failure, MergeError, NewPull, PullFacts};
+use crate::store::IntentKind;
 
 /// What a restart needs to settle a revert that was under way.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct RevertIntent {
-    actor: String,
+struct RevertDetail {
     /// The revert PR, once GitHub opened it.
     #[serde(default)]
     pr: u64,
@@ -60,17 +61,9 @@ pub struct Forge {
     one_at_a_time: tokio::sync::Mutex<()>,
 }
 
-fn draft(kind: &str, summary: String) -> EventDraft {
-    EventDraft {
-        kind: kind.into(),
-        summary,
-    }
-}
-
-/// GitHub's answer as a refusal of `step` that changed nothing.
 /// A GitHub call that failed: GitHub being down or overloaded is
 /// UNAVAILABLE (retry later); anything else GitHub refused is the step's
-/// refusal.
+/// refusal. Either way nothing was recorded.
 fn github_refused(step: Step, why: Failure) -> Error {
     if why.transient {
         return Error::Upstream(format!("{why}; nothing was recorded"));
@@ -94,6 +87,16 @@ fn system() -> Principal {
     }
 }
 
+/// What a caller asks for step 3: the PR's facts come from GitHub.
+fn open_pr_asked() -> Command {
+    Command::OpenPullRequest {
+        number: 0,
+        url: String::new(),
+        title: None,
+        labels: Vec::new(),
+    }
+}
+
 impl Forge {
     pub fn new(
         jobs: Arc<Jobs>,
@@ -114,17 +117,13 @@ impl Forge {
         &self.jobs.lane
     }
 
-    /// The hotfix, if its repository's steps are taken on GitHub.
-    pub fn governs(&self, incident_id: &str) -> Result<Option<Hotfix>> {
-        let h = self.lane().get(incident_id)?.hotfix;
-        Ok(self
-            .settings
-            .enabled_for(&h.declaration.repository)
-            .then_some(h))
+    fn intents(&self, kind: IntentKind) -> Intents<'_> {
+        Intents::new(self.lane(), kind)
     }
 
-    pub fn settings(&self) -> &ForgeSettings {
-        &self.settings
+    /// Whether `repo`'s steps are taken on GitHub.
+    pub fn governs(&self, repo: &str) -> bool {
+        self.settings.enabled_for(repo)
     }
 
     /// Step 2: the fix as GitHub has it. `expected_sha`, when given, must be
@@ -144,10 +143,10 @@ impl Forge {
             commit_message: String::new(),
             files: Vec::new(),
         });
-        if let Some(first) = self.lane().replayed(actor, m, incident_id, &asked)? {
-            return Ok(first);
-        }
-        let h = self.lane().precheck(actor, incident_id, Step::Fix)?;
+        let h = match self.lane().begin_step(actor, m, incident_id, &asked)? {
+            Begun::Replayed(first) => return Ok(first),
+            Begun::Fresh(h) => h,
+        };
         let repo = h.declaration.repository.clone();
         let base = self.settings.base_for(&repo).to_string();
         let facts = self
@@ -184,13 +183,13 @@ impl Forge {
             short(&facts.sha)
         );
         self.lane()
-            .note(incident_id, draft("fix_read", summary), None)
+            .note(incident_id, EventDraft::new("fix_read", summary))
             .await?;
         // A new fix pushed onto the PR is checked afresh.
         if h.pull_request.is_some() {
             self.follow(incident_id).await?;
         }
-        Ok(self.lane().get(incident_id)?.hotfix)
+        self.lane().hotfix(incident_id)
     }
 
     /// Step 3: opens the labelled PR (or reuses the branch's open PR), then
@@ -202,18 +201,11 @@ impl Forge {
         incident_id: &str,
     ) -> Result<Hotfix> {
         let _one = self.one_at_a_time.lock().await;
-        let asked = Command::OpenPullRequest {
-            number: 0,
-            url: String::new(),
-            title: None,
-            labels: Vec::new(),
+        let asked = open_pr_asked();
+        let h = match self.lane().begin_step(actor, m, incident_id, &asked)? {
+            Begun::Replayed(first) => return Ok(first),
+            Begun::Fresh(h) => h,
         };
-        if let Some(first) = self.lane().replayed(actor, m, incident_id, &asked)? {
-            return Ok(first);
-        }
-        let h = self
-            .lane()
-            .precheck(actor, incident_id, Step::PullRequest)?;
         let Some(fix) = &h.fix else {
             return Err(Refusal::Refused {
                 step: Step::PullRequest,
@@ -230,19 +222,14 @@ impl Forge {
             .find_open_pull(&repo, &branch)
             .await
             .map_err(|e| github_refused(Step::PullRequest, e))?;
-        let pr = match existing {
+        let intents = self.intents(IntentKind::PullRequest);
+        let (pr, begun) = match existing {
             Some(pr) => {
+                let summary = format!("{branch} already has open PR #{}; reusing it", pr.number);
                 self.lane()
-                    .note(
-                        incident_id,
-                        draft(
-                            "pr_reused",
-                            format!("{branch} already has open PR #{}; reusing it", pr.number),
-                        ),
-                        None,
-                    )
+                    .note(incident_id, EventDraft::new("pr_reused", summary))
                     .await?;
-                pr
+                (pr, false)
             }
             None if h.is_drill() => {
                 let summary = format!(
@@ -250,87 +237,82 @@ impl Forge {
                      labelled '{HOTFIX_LABEL}'; nothing was sent"
                 );
                 self.lane()
-                    .note(incident_id, draft("pr_dry_run", summary), None)
+                    .note(incident_id, EventDraft::new("pr_dry_run", summary))
                     .await?;
-                PullFacts {
+                let pr = PullFacts {
                     title: title.clone(),
                     ..PullFacts::default()
-                }
+                };
+                (pr, false)
             }
             None => {
-                let intent = (
-                    Store::intent_key(PR_INTENT, incident_id),
-                    actor.handle.clone().into_bytes(),
+                let requested = EventDraft::new(
+                    "pr_requested",
+                    format!(
+                        "@{} asked GitHub to open \"{title}\" from {branch}",
+                        actor.handle
+                    ),
                 );
-                self.lane()
-                    .note(
-                        incident_id,
-                        draft(
-                            "pr_requested",
-                            format!(
-                                "@{} asked GitHub to open \"{title}\" from {branch}",
-                                actor.handle
-                            ),
-                        ),
-                        Some(intent),
-                    )
-                    .await?;
+                let intent = Intent {
+                    actor: actor.handle.clone(),
+                    detail: NoDetail {},
+                };
+                intents.begin(incident_id, requested, &intent).await?;
                 let new = NewPull {
                     title: title.clone(),
                     head: branch.clone(),
                     base,
                     body,
                 };
-                match self.github.create_pull(&repo, &new).await {
-                    Ok(pr) => pr,
+                let created = match self.github.create_pull(&repo, &new).await {
+                    Ok(pr) => Ok(pr),
+                    // Did it get created after all (a lost answer)?
+                    Err(e) => match self.github.find_open_pull(&repo, &branch).await {
+                        Ok(Some(pr)) => Ok(pr),
+                        _ => Err(e),
+                    },
+                };
+                match created {
+                    Ok(pr) => (pr, true),
                     Err(e) => {
-                        // Did it get created after all (a lost answer)?
-                        match self.github.find_open_pull(&repo, &branch).await {
-                            Ok(Some(pr)) => pr,
-                            _ => {
-                                self.lane()
-                                    .note(incident_id, draft("pr_failed", e.message.clone()), None)
-                                    .await?;
-                                self.lane().store().clear_intent(PR_INTENT, incident_id)?;
-                                return Err(github_refused(Step::PullRequest, e));
-                            }
-                        }
+                        let failed = EventDraft::new("pr_failed", e.message.clone());
+                        intents.abandon(incident_id, failed).await?;
+                        return Err(github_refused(Step::PullRequest, e));
                     }
                 }
             }
         };
-        let h = self
-            .record_pr(actor, m, incident_id, &asked, &repo, pr)
-            .await;
-        self.lane().store().clear_intent(PR_INTENT, incident_id)?;
-        let h = h?;
+        let h = match self.record_pr(actor, m, incident_id, &repo, pr).await {
+            Err(e) if begun => {
+                // The PR exists but is not recorded: a retry finds and
+                // reuses it.
+                let failed = EventDraft::new("pr_failed", format!("recording the PR failed: {e}"));
+                intents.abandon(incident_id, failed).await?;
+                return Err(e);
+            }
+            other => other?,
+        };
         self.follow(incident_id).await?;
         Ok(h)
     }
 
-    /// Labels the PR `hotfix` (unless a drill) and records it.
+    /// Labels the PR `hotfix` (unless a drill) and records it, settling a
+    /// pending PR intent in the same change.
     async fn record_pr(
         &self,
         actor: &Principal,
         m: &Mutation,
         incident_id: &str,
-        asked: &Command,
         repo: &str,
         pr: PullFacts,
     ) -> Result<Hotfix> {
-        let drill = self.lane().get(incident_id)?.hotfix.is_drill();
+        let drill = self.lane().hotfix(incident_id)?.is_drill();
         let mut labels = pr.labels.clone();
         if !labels.iter().any(|l| l == HOTFIX_LABEL) {
             if drill {
+                let summary = format!("drill: would label #{} '{HOTFIX_LABEL}'", pr.number);
                 self.lane()
-                    .note(
-                        incident_id,
-                        draft(
-                            "label_dry_run",
-                            format!("drill: would label #{} '{HOTFIX_LABEL}'", pr.number),
-                        ),
-                        None,
-                    )
+                    .note(incident_id, EventDraft::new("label_dry_run", summary))
                     .await?;
             } else {
                 self.github
@@ -346,18 +328,18 @@ impl Forge {
             title: Some(pr.title),
             labels,
         };
-        self.lane()
-            .command_asked(actor, m, incident_id, asked, cmd)
+        self.intents(IntentKind::PullRequest)
+            .complete(actor, m, incident_id, &open_pr_asked(), cmd)
             .await
     }
 
     /// Step 4: follows the PR's required checks in the background (once per
     /// hotfix at a time); `hotfixctl check --wait` watches the events.
     pub async fn follow(self: &Arc<Self>, incident_id: &str) -> Result<()> {
-        let h = self.lane().get(incident_id)?.hotfix;
+        let h = self.lane().hotfix(incident_id)?;
         let sha = h.current_sha().unwrap_or_default().to_string();
         let required = self.lane().policy().required_checks.join(", ");
-        let started = draft(
+        let started = EventDraft::new(
             "checks_following",
             format!(
                 "following the required checks ({required}) of {} on GitHub",
@@ -366,9 +348,10 @@ impl Forge {
         );
         let me = self.clone();
         let inc = incident_id.to_string();
+        let begin = self.lane().note(incident_id, started);
         match self
             .jobs
-            .spawn(incident_id, Step::Check, started, None, async move {
+            .spawn(incident_id, Step::Check, begin, async move {
                 me.watch_checks(&inc).await;
             })
             .await
@@ -394,7 +377,7 @@ impl Forge {
             .into());
         }
         self.follow(incident_id).await?;
-        Ok(self.lane().get(incident_id)?.hotfix)
+        self.lane().hotfix(incident_id)
     }
 
     async fn watch_checks(&self, inc: &str) {
@@ -404,8 +387,8 @@ impl Forge {
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut following = String::new();
         loop {
-            let h = match lane.get(inc) {
-                Ok(v) => v.hotfix,
+            let h = match lane.hotfix(inc) {
+                Ok(h) => h,
                 Err(e) => {
                     tracing::error!(error = %e, incident = inc, "reading the hotfix failed");
                     return;
@@ -423,26 +406,7 @@ impl Forge {
             match self.github.checks(repo, &sha).await {
                 Ok(facts) => {
                     for name in &required {
-                        // A check may be both a check run and a status: a
-                        // failure anywhere counts, then pending, then passed.
-                        let mine: Vec<_> = facts.iter().filter(|c| &c.name == name).collect();
-                        let state = if mine.iter().any(|c| c.state == CheckState::Failed) {
-                            CheckState::Failed
-                        } else if mine.is_empty()
-                            || mine.iter().any(|c| c.state == CheckState::Pending)
-                        {
-                            CheckState::Pending
-                        } else {
-                            CheckState::Passed
-                        };
-                        let detail = if mine.is_empty() {
-                            "not reported yet".to_string()
-                        } else {
-                            mine.iter()
-                                .map(|c| c.detail.as_str())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        };
+                        let (state, detail) = required_check(name, &facts);
                         if seen.get(name) != Some(&detail) {
                             self.jobs
                                 .note(
@@ -496,8 +460,8 @@ impl Forge {
                         }
                     }
                     if lane
-                        .get(inc)
-                        .is_ok_and(|v| v.hotfix.state(&required) == State::ReadyToMerge)
+                        .hotfix(inc)
+                        .is_ok_and(|h| h.state(&required) == State::ReadyToMerge)
                     {
                         self.jobs
                             .note(
@@ -549,10 +513,10 @@ impl Forge {
             labels: Vec::new(),
         };
         asked.validate()?;
-        if let Some(first) = self.lane().replayed(actor, m, incident_id, &asked)? {
-            return Ok(first);
-        }
-        let h = self.lane().precheck(actor, incident_id, Step::Cleanup)?;
+        let h = match self.lane().begin_step(actor, m, incident_id, &asked)? {
+            Begun::Replayed(first) => return Ok(first),
+            Begun::Fresh(h) => h,
+        };
         let repo = h.declaration.repository.clone();
         let refused = |why: String| -> Error {
             Refusal::Refused {
@@ -566,49 +530,19 @@ impl Forge {
             .pull(&repo, number)
             .await
             .map_err(|e| github_refused(Step::Cleanup, e))?;
-        if !pr.merged {
-            return Err(refused(
-                "is not merged yet; merge it through normal review first".into(),
-            ));
-        }
-        if pr.labels.iter().any(|l| l == HOTFIX_LABEL) {
-            return Err(refused(format!(
-                "carries the '{HOTFIX_LABEL}' label: the cleanup goes through the normal pipeline"
-            )));
-        }
+        cleanup_merged_normally(pr.merged, &pr.labels).map_err(refused)?;
         let reviews = self
             .github
             .reviews(&repo, number)
             .await
             .map_err(|e| github_refused(Step::Cleanup, e))?;
-        let approvers: BTreeSet<&str> = reviews
-            .iter()
-            .filter(|r| r.state == "APPROVED" && r.reviewer != pr.author)
-            .map(|r| r.reviewer.as_str())
-            .collect();
-        if approvers.is_empty() {
-            return Err(refused(format!(
-                "has no approving review by someone other than its author @{}",
-                pr.author
-            )));
-        }
+        let approvers = cleanup_approvers(&pr.author, &reviews).map_err(refused)?;
         let checks = self
             .github
             .checks(&repo, &pr.head_sha)
             .await
             .map_err(|e| github_refused(Step::Cleanup, e))?;
-        let not_passed: Vec<String> = checks
-            .iter()
-            .filter(|c| c.state != CheckState::Passed)
-            .map(|c| format!("{} ({})", c.name, c.detail))
-            .collect();
-        if checks.is_empty() || !not_passed.is_empty() {
-            return Err(refused(if checks.is_empty() {
-                "has no checks reported on its head; the normal pipeline must have run".into()
-            } else {
-                format!("has checks that did not pass: {}", not_passed.join(", "))
-            }));
-        }
+        let passed = cleanup_checks_passed(&checks).map_err(refused)?;
         let cmd = Command::RecordCleanup {
             pr: number,
             url: pr.url.clone(),
@@ -619,20 +553,13 @@ impl Forge {
             .command_asked(actor, m, incident_id, &asked, cmd)
             .await?;
         let who: Vec<String> = approvers.iter().map(|a| format!("@{a}")).collect();
+        let summary = format!(
+            "GitHub: #{number} by @{} merged, approved by {}, {passed} check(s) passed",
+            pr.author,
+            who.join(", "),
+        );
         self.lane()
-            .note(
-                incident_id,
-                draft(
-                    "cleanup_verified",
-                    format!(
-                        "GitHub: #{number} by @{} merged, approved by {}, {} check(s) passed",
-                        pr.author,
-                        who.join(", "),
-                        checks.len()
-                    ),
-                ),
-                None,
-            )
+            .note(incident_id, EventDraft::new("cleanup_verified", summary))
             .await?;
         Ok(h)
     }
@@ -647,10 +574,10 @@ impl Forge {
     ) -> Result<Hotfix> {
         let _one = self.one_at_a_time.lock().await;
         let asked = Command::Revert { pr: 0 };
-        if let Some(first) = self.lane().replayed(actor, m, incident_id, &asked)? {
-            return Ok(first);
-        }
-        let h = self.lane().precheck(actor, incident_id, Step::Revert)?;
+        let h = match self.lane().begin_step(actor, m, incident_id, &asked)? {
+            Begun::Replayed(first) => return Ok(first),
+            Begun::Fresh(h) => h,
+        };
         let repo = h.declaration.repository.clone();
         let Some(hotfix_pr) = h.pull_request.clone() else {
             return Err(Refusal::Refused {
@@ -660,19 +587,13 @@ impl Forge {
             .into());
         };
         if h.is_drill() {
+            let summary = format!(
+                "drill: would open and squash-merge the revert of {repo}#{}, then sync; \
+                 nothing was sent",
+                hotfix_pr.number
+            );
             self.lane()
-                .note(
-                    incident_id,
-                    draft(
-                        "revert_dry_run",
-                        format!(
-                            "drill: would open and squash-merge the revert of {repo}#{}, then sync; \
-                             nothing was sent",
-                            hotfix_pr.number
-                        ),
-                    ),
-                    None,
-                )
+                .note(incident_id, EventDraft::new("revert_dry_run", summary))
                 .await?;
             let h = self
                 .lane()
@@ -684,12 +605,12 @@ impl Forge {
             }
             return Ok(h);
         }
-        let key = Store::intent_key(REVERT_INTENT, incident_id);
-        let mut intent = self.revert_intent(incident_id)?.unwrap_or(RevertIntent {
+        let intents = self.intents(IntentKind::Revert);
+        let mut intent = intents.get::<RevertDetail>(incident_id)?.unwrap_or(Intent {
             actor: actor.handle.clone(),
-            ..RevertIntent::default()
+            detail: RevertDetail::default(),
         });
-        if intent.pr == 0 {
+        if intent.detail.pr == 0 {
             // A revert opened before (its answer lost) is on GitHub's revert
             // branch: reuse it rather than open a second one.
             let branch = h
@@ -704,11 +625,11 @@ impl Forge {
                 .await
                 .map_err(|e| github_refused(Step::Revert, e))?
             {
-                intent.pr = open.number;
-                intent.head_sha = open.head_sha;
+                intent.detail.pr = open.number;
+                intent.detail.head_sha = open.head_sha;
             }
         }
-        if intent.pr == 0 {
+        if intent.detail.pr == 0 {
             let source = self
                 .github
                 .pull(&repo, hotfix_pr.number)
@@ -724,22 +645,14 @@ impl Forge {
                 }
                 .into());
             }
-            self.lane()
-                .note(
-                    incident_id,
-                    draft(
-                        "revert_requested",
-                        format!(
-                            "@{} asked GitHub to open the revert of #{}",
-                            actor.handle, source.number
-                        ),
-                    ),
-                    Some((
-                        key.clone(),
-                        serde_json::to_vec(&intent).expect("intents serialize"),
-                    )),
-                )
-                .await?;
+            let requested = EventDraft::new(
+                "revert_requested",
+                format!(
+                    "@{} asked GitHub to open the revert of #{}",
+                    actor.handle, source.number
+                ),
+            );
+            intents.begin(incident_id, requested, &intent).await?;
             let title = format!("Revert HOTFIX: {incident_id}");
             let body = format!(
                 "Reverts #{} of {incident_id}: the symptom did not recover. Treat the situation as \
@@ -753,53 +666,40 @@ impl Forge {
             {
                 Ok(pr) => pr,
                 Err(e) => {
-                    self.lane()
-                        .note(incident_id, draft("revert_failed", e.message.clone()), None)
-                        .await?;
-                    self.lane()
-                        .store()
-                        .clear_intent(REVERT_INTENT, incident_id)?;
+                    let failed = EventDraft::new("revert_failed", e.message.clone());
+                    intents.abandon(incident_id, failed).await?;
                     return Err(github_refused(Step::Revert, e));
                 }
             };
-            intent.pr = opened.number;
-            intent.head_sha = opened.head_sha.clone();
-            self.lane()
-                .note(
+            intent.detail.pr = opened.number;
+            intent.detail.head_sha = opened.head_sha.clone();
+            let summary = format!(
+                "GitHub opened revert PR #{} ({})",
+                opened.number, opened.url
+            );
+            intents
+                .begin(
                     incident_id,
-                    draft(
-                        "revert_pr_opened",
-                        format!(
-                            "GitHub opened revert PR #{} ({})",
-                            opened.number, opened.url
-                        ),
-                    ),
-                    Some((
-                        key.clone(),
-                        serde_json::to_vec(&intent).expect("intents serialize"),
-                    )),
+                    EventDraft::new("revert_pr_opened", summary),
+                    &intent,
                 )
                 .await?;
         }
+        let RevertDetail { pr, head_sha } = &intent.detail;
         let title = format!("Revert HOTFIX: {incident_id} (#{})", hotfix_pr.number);
-        let merged = match self
-            .github
-            .merge(&repo, intent.pr, &intent.head_sha, &title)
-            .await
-        {
+        let merged = match self.github.merge(&repo, *pr, head_sha, &title).await {
             Ok(sha) => sha,
             Err(e) => {
                 let why = match e {
                     MergeError::HeadMoved(msg) => Failure::from(format!(
-                        "revert PR #{} moved since it was opened ({msg}); merge it on GitHub by \
-                         hand and record it with `hotfixctl revert {incident_id} --pr {}`",
-                        intent.pr, intent.pr
+                        "revert PR #{pr} moved since it was opened ({msg}); merge it on GitHub by \
+                         hand and record it with `hotfixctl revert {incident_id} --pr {pr}`"
                     )),
                     MergeError::NotMergeable(msg) => {
-                        Failure::from(format!("revert PR #{} was not merged: {msg}", intent.pr))
+                        Failure::from(format!("revert PR #{pr} was not merged: {msg}"))
                     }
                     MergeError::Failed(f) => Failure {
-                        message: format!("revert PR #{} was not merged: {f}", intent.pr),
+                        message: format!("revert PR #{pr} was not merged: {f}"),
                         ..f
                     },
                 };
@@ -807,27 +707,22 @@ impl Forge {
                 self.lane()
                     .note(
                         incident_id,
-                        draft("revert_failed", why.message.clone()),
-                        None,
+                        EventDraft::new("revert_failed", why.message.clone()),
                     )
                     .await?;
                 return Err(github_refused(Step::Revert, why));
             }
         };
-        let h = self
-            .lane()
-            .command_asked(
+        let h = intents
+            .complete_or_report(
                 actor,
                 m,
                 incident_id,
                 &asked,
-                Command::Revert { pr: intent.pr },
+                Command::Revert { pr: *pr },
+                "revert_failed",
             )
-            .await;
-        self.lane()
-            .store()
-            .clear_intent(REVERT_INTENT, incident_id)?;
-        let h = h?;
+            .await?;
         if let Some(syncer) = &self.syncer {
             syncer.sync_revert(incident_id, &merged, false).await?;
         }
@@ -835,7 +730,8 @@ impl Forge {
     }
 
     /// A revert PR merged on GitHub by hand (e.g. after hotfixd's merge of
-    /// it was refused): recorded once GitHub shows it merged.
+    /// it was refused): recorded once GitHub shows it merged, settling a
+    /// pending revert intent in the same change.
     pub async fn revert_merged_by_hand(
         &self,
         actor: &Principal,
@@ -844,10 +740,10 @@ impl Forge {
         pr: u64,
     ) -> Result<Hotfix> {
         let cmd = Command::Revert { pr };
-        if let Some(first) = self.lane().replayed(actor, m, incident_id, &cmd)? {
-            return Ok(first);
-        }
-        let h = self.lane().precheck(actor, incident_id, Step::Revert)?;
+        let h = match self.lane().begin_step(actor, m, incident_id, &cmd)? {
+            Begun::Replayed(first) => return Ok(first),
+            Begun::Fresh(h) => h,
+        };
         let repo = h.declaration.repository.clone();
         let merged = self
             .github
@@ -858,39 +754,35 @@ impl Forge {
             return Err(Refusal::Refused {
                 step: Step::Revert,
                 reason: format!(
-                    "GitHub shows {repo}#{pr} not merged; merge it, or run `hotfixctl revert                      {incident_id}` without --pr to have hotfixd open and merge the revert"
+                    "GitHub shows {repo}#{pr} not merged; merge it, or run `hotfixctl revert \
+                     {incident_id}` without --pr to have hotfixd open and merge the revert"
                 ),
             }
             .into());
         }
-        let h = self.lane().command(actor, m, incident_id, cmd).await?;
-        self.lane()
-            .store()
-            .clear_intent(REVERT_INTENT, incident_id)?;
-        Ok(h)
+        self.intents(IntentKind::Revert)
+            .complete(actor, m, incident_id, &cmd, cmd.clone())
+            .await
     }
 
-    fn revert_intent(&self, incident_id: &str) -> Result<Option<RevertIntent>> {
-        Ok(self
-            .lane()
-            .store()
-            .intents(REVERT_INTENT)?
-            .into_iter()
-            .find(|(i, _)| i == incident_id)
-            .and_then(|(_, v)| serde_json::from_str(&v).ok()))
-    }
-
-    /// At start-up: settles PRs and reverts sent before a crash, and follows
-    /// the checks of every hotfix waiting on them.
-    pub async fn reconcile(self: &Arc<Self>) -> Result<()> {
+    /// Settles PRs sent before a crash.
+    async fn reconcile_prs(&self) -> Result<()> {
         let lane = self.lane().clone();
-        for (inc, handle) in lane.store().intents(PR_INTENT)? {
-            let Some(h) = lane.store().hotfix(&inc)? else {
-                lane.store().clear_intent(PR_INTENT, &inc)?;
-                continue;
+        let intents = self.intents(IntentKind::PullRequest);
+        for p in intents.pending::<NoDetail>()? {
+            let (inc, handle) = (&p.incident_id, &p.intent.actor);
+            let h = match lane.hotfix(inc) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(incident = %inc, error = %e, "a PR intent of no readable hotfix");
+                    continue;
+                }
             };
             if h.pull_request.is_some() {
-                lane.store().clear_intent(PR_INTENT, &inc)?;
+                let summary = "the PR is recorded; the intent is settled";
+                intents
+                    .abandon(inc, EventDraft::new("pr_reconciled", summary))
+                    .await?;
                 continue;
             }
             let branch = h
@@ -898,121 +790,104 @@ impl Forge {
                 .as_ref()
                 .map(|f| f.proposal.branch.clone())
                 .unwrap_or_default();
-            match self
-                .github
-                .find_open_pull(&h.declaration.repository, &branch)
-                .await
-            {
+            let repo = h.declaration.repository.clone();
+            match self.github.find_open_pull(&repo, &branch).await {
                 Ok(Some(pr)) => {
-                    let Some(actor) = lane.principal(&handle) else {
+                    let Some(actor) = lane.principal(handle) else {
                         tracing::error!(incident = %inc, %handle, "PR intent names a principal no longer in the roster");
                         continue;
                     };
-                    lane.note(
-                        &inc,
-                        draft(
-                            "pr_reconciled",
-                            format!(
-                                "GitHub shows PR #{} open for {branch}; recording it",
-                                pr.number
-                            ),
-                        ),
-                        None,
-                    )
-                    .await?;
-                    let asked = Command::OpenPullRequest {
-                        number: 0,
-                        url: String::new(),
-                        title: None,
-                        labels: Vec::new(),
-                    };
-                    let repo = h.declaration.repository.clone();
+                    let summary = format!(
+                        "GitHub shows PR #{} open for {branch}; recording it",
+                        pr.number
+                    );
+                    lane.note(inc, EventDraft::new("pr_reconciled", summary))
+                        .await?;
                     if let Err(e) = self
-                        .record_pr(&actor, &Mutation::default(), &inc, &asked, &repo, pr)
+                        .record_pr(&actor, &Mutation::default(), inc, &repo, pr)
                         .await
                     {
                         tracing::warn!(incident = %inc, error = %e, "recording a reconciled PR failed; will retry at the next start");
-                        continue;
                     }
                 }
                 Ok(None) => {
-                    lane.note(
-                        &inc,
-                        draft(
-                            "pr_not_created",
-                            format!(
-                                "no open PR for {branch} on GitHub after the restart; open it again"
-                            ),
-                        ),
-                        None,
-                    )
-                    .await?;
+                    let summary = format!(
+                        "no open PR for {branch} on GitHub after the restart; open it again"
+                    );
+                    intents
+                        .abandon(inc, EventDraft::new("pr_not_created", summary))
+                        .await?;
                 }
                 Err(e) => {
                     tracing::warn!(incident = %inc, error = %e, "cannot reconcile a PR intent yet; will retry at the next start");
-                    continue;
                 }
             }
-            lane.store().clear_intent(PR_INTENT, &inc)?;
         }
-        for (inc, value) in lane.store().intents(REVERT_INTENT)? {
-            let intent: RevertIntent = serde_json::from_str(&value).unwrap_or_default();
-            let Some(h) = lane.store().hotfix(&inc)? else {
-                lane.store().clear_intent(REVERT_INTENT, &inc)?;
-                continue;
+        Ok(())
+    }
+
+    /// Settles reverts under way before a crash.
+    async fn reconcile_reverts(&self) -> Result<()> {
+        let lane = self.lane().clone();
+        let intents = self.intents(IntentKind::Revert);
+        for p in intents.pending::<RevertDetail>()? {
+            let (inc, intent) = (&p.incident_id, &p.intent);
+            let h = match lane.hotfix(inc) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(incident = %inc, error = %e, "a revert intent of no readable hotfix");
+                    continue;
+                }
             };
             if h.revert.is_some() {
-                lane.store().clear_intent(REVERT_INTENT, &inc)?;
+                let summary = "the revert is recorded; the intent is settled";
+                intents
+                    .abandon(inc, EventDraft::new("revert_reconciled", summary))
+                    .await?;
                 continue;
             }
-            let repo = h.declaration.repository.clone();
-            if intent.pr == 0 {
+            let pr = intent.detail.pr;
+            if pr == 0 {
                 // The revert PR may or may not have been opened; a retried
                 // `revert` finds it by GitHub's revert branch name.
-                lane.note(
-                    &inc,
-                    draft(
-                        "revert_not_completed",
-                        "a revert was under way at the restart; run `hotfixctl revert` again"
-                            .into(),
-                    ),
-                    None,
-                )
-                .await?;
-                lane.store().clear_intent(REVERT_INTENT, &inc)?;
+                let summary = "a revert was under way at the restart; run `hotfixctl revert` again";
+                intents
+                    .abandon(inc, EventDraft::new("revert_not_completed", summary))
+                    .await?;
                 continue;
             }
-            match self.github.is_merged(&repo, intent.pr).await {
+            match self.github.is_merged(&h.declaration.repository, pr).await {
                 Ok(true) => {
                     let Some(actor) = lane.principal(&intent.actor) else {
                         continue;
                     };
-                    lane.note(
-                        &inc,
-                        draft(
-                            "revert_reconciled",
-                            format!(
-                                "GitHub shows revert PR #{} merged; recording the revert",
-                                intent.pr
-                            ),
-                        ),
-                        None,
-                    )
-                    .await?;
-                    lane.command_asked(
-                        &actor,
-                        &Mutation::default(),
-                        &inc,
-                        &Command::Revert { pr: 0 },
-                        Command::Revert { pr: intent.pr },
-                    )
-                    .await?;
-                    lane.store().clear_intent(REVERT_INTENT, &inc)?;
+                    let summary =
+                        format!("GitHub shows revert PR #{pr} merged; recording the revert");
+                    lane.note(inc, EventDraft::new("revert_reconciled", summary))
+                        .await?;
+                    let asked = Command::Revert { pr: 0 };
+                    let m = Mutation::default();
+                    if let Err(e) = intents
+                        .complete_or_report(
+                            &actor,
+                            &m,
+                            inc,
+                            &asked,
+                            Command::Revert { pr },
+                            "revert_failed",
+                        )
+                        .await
+                    {
+                        tracing::warn!(incident = %inc, error = %e, "recording a reconciled revert failed");
+                    }
                 }
                 // Opened, not merged: the intent keeps the PR; a retried
                 // `revert` merges it instead of opening another.
                 Ok(false) => {
-                    lane.note(&inc, draft("revert_not_completed", format!("revert PR #{} is open but not merged; run `hotfixctl revert {inc}` again", intent.pr)), None)
+                    let summary = format!(
+                        "revert PR #{pr} is open but not merged; run `hotfixctl revert {inc}` again"
+                    );
+                    lane.note(inc, EventDraft::new("revert_not_completed", summary))
                         .await?;
                 }
                 Err(e) => {
@@ -1020,11 +895,25 @@ impl Forge {
                 }
             }
         }
-        for h in lane.list(Some(State::PrOpen), false, usize::MAX)? {
-            if self.settings.enabled_for(&h.declaration.repository) {
+        Ok(())
+    }
+
+    /// Follows the checks of every hotfix waiting on them (after a restart).
+    pub async fn follow_pending(self: &Arc<Self>) -> Result<()> {
+        for h in self.lane().list(Some(State::PrOpen), false, usize::MAX)? {
+            if self.governs(&h.declaration.repository) {
                 self.follow(h.incident_id()).await?;
             }
         }
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Reconcile for Forge {
+    /// Settles PRs and reverts sent before a crash or restart.
+    async fn reconcile(&self) -> Result<()> {
+        self.reconcile_prs().await?;
+        self.reconcile_reverts().await
     }
 }

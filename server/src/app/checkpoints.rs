@@ -13,9 +13,9 @@ use std::time::Duration;
 use hotfix_api::audit::SigningKey;
 use tokio_util::sync::CancellationToken;
 
+use super::lane::{Lane, SYSTEM_ACTOR};
 use crate::domain::EventDraft;
 use crate::error::Result;
-use crate::lane::{Lane, SYSTEM_ACTOR};
 use crate::store::{Commit, Outcome, Request, Write};
 
 /// When checkpoints are written.
@@ -70,6 +70,7 @@ pub async fn checkpoint(lane: &Lane, key: &SigningKey) -> Result<Option<u64>> {
                     summary: note,
                 }],
                 exercise: None,
+                marks: Vec::new(),
             })
         })
         .await?;

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::lane::Lane;
 use crate::domain::{EventDraft, Refusal, Step};
 use crate::error::Result;
-use crate::lane::Lane;
 
 pub struct Jobs {
     pub lane: Arc<Lane>,
@@ -30,17 +30,12 @@ impl Jobs {
         }
     }
 
-    /// Records `started` and runs `job` in the background, unless a job of
-    /// this step already runs for the incident.
-    pub async fn spawn<F>(
-        &self,
-        incident_id: &str,
-        step: Step,
-        started: EventDraft,
-        intent: Option<(Vec<u8>, Vec<u8>)>,
-        job: F,
-    ) -> Result<()>
+    /// Runs `begin` (which records the step's start, and its intent if it
+    /// has one) and then `job` in the background, unless a job of this step
+    /// already runs for the incident.
+    pub async fn spawn<B, F>(&self, incident_id: &str, step: Step, begin: B, job: F) -> Result<()>
     where
+        B: Future<Output = Result<()>>,
         F: Future<Output = ()> + Send + 'static,
     {
         let key = (incident_id.to_string(), step);
@@ -51,7 +46,7 @@ impl Jobs {
             }
             .into());
         }
-        if let Err(e) = self.lane.note(incident_id, started, intent).await {
+        if let Err(e) = begin.await {
             self.running.lock().expect("jobs lock").remove(&key);
             return Err(e);
         }
@@ -65,11 +60,11 @@ impl Jobs {
 
     /// Records a progress or outcome event; a failure to record is logged.
     pub async fn note(&self, incident_id: &str, kind: &str, summary: String) {
-        let draft = EventDraft {
-            kind: kind.to_string(),
-            summary,
-        };
-        if let Err(e) = self.lane.note(incident_id, draft, None).await {
+        if let Err(e) = self
+            .lane
+            .note(incident_id, EventDraft::new(kind, summary))
+            .await
+        {
             tracing::error!(error = %e, incident = incident_id, "recording a job event failed");
         }
     }

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Command, EventDraft, Hotfix, Principal, Step};
+use super::jobs::Jobs;
+use super::lane::Mutation;
+use crate::domain::{Command, EventDraft, Hotfix, Principal, Samples, Step};
 use crate::error::Result;
 use crate::integrations::Metrics;
-use crate::jobs::Jobs;
-use crate::lane::Mutation;
 
 /// The runbook's symptom query; `{app}` is the hotfix's Argo CD app.
 pub const DEFAULT_QUERY: &str = r#"sum(rate(http_requests_total{service="{app}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="{app}"}[5m]))"#;
@@ -77,31 +77,35 @@ impl Verifier {
         let lane = &self.jobs.lane;
         let h = lane.precheck(actor, incident_id, Step::Verify)?;
         let query = self.settings.query_for(&h.declaration.argocd_app);
-        let started = EventDraft {
-            kind: "verification_started".into(),
-            summary: format!(
+        let started = EventDraft::new(
+            "verification_started",
+            format!(
                 "@{} started verification: {query} must stay below {} for {} samples within {}",
                 actor.handle,
                 lane.policy().verify_threshold,
                 self.settings.consecutive,
                 humantime::format_duration(self.settings.window)
             ),
-        };
+        );
         let me = self.clone();
         let (who, inc, q) = (actor.clone(), incident_id.to_string(), query.clone());
         self.jobs
-            .spawn(incident_id, Step::Verify, started, None, async move {
-                me.measure(&who, &inc, &q).await;
-            })
+            .spawn(
+                incident_id,
+                Step::Verify,
+                lane.note(incident_id, started),
+                async move {
+                    me.measure(&who, &inc, &q).await;
+                },
+            )
             .await?;
-        Ok((lane.get(incident_id)?.hotfix, query))
+        Ok((lane.hotfix(incident_id)?, query))
     }
 
     async fn measure(&self, actor: &Principal, inc: &str, query: &str) {
         let threshold = self.jobs.lane.policy().verify_threshold;
         let deadline = tokio::time::Instant::now() + self.settings.window;
-        let mut below = 0;
-        let mut last: Option<f64> = None;
+        let mut samples = Samples::default();
         let mut ticker = tokio::time::interval(self.settings.interval);
         loop {
             tokio::select! {
@@ -111,25 +115,21 @@ impl Verifier {
                     return;
                 }
             }
-            let summary = match self.metrics.instant(query).await {
-                Ok(v) => {
-                    last = Some(v);
-                    below = if v < threshold { below + 1 } else { 0 };
-                    format!(
-                        "sample {v} ({} threshold {threshold}; {below}/{} consecutive)",
-                        if v < threshold { "below" } else { "not below" },
-                        self.settings.consecutive
-                    )
-                }
-                Err(e) => {
-                    below = 0;
-                    format!("sample failed: {e}")
-                }
+            let read = self.metrics.instant(query).await;
+            let below = samples.observe(read.as_ref().ok().copied(), threshold);
+            let summary = match read {
+                Ok(v) => format!(
+                    "sample {v} ({} threshold {threshold}; {}/{} consecutive)",
+                    if below { "below" } else { "not below" },
+                    samples.below,
+                    self.settings.consecutive
+                ),
+                Err(e) => format!("sample failed: {e}"),
             };
             self.note(inc, "verification_sample", summary).await;
-            let recovered = below >= self.settings.consecutive;
+            let recovered = samples.recovered(self.settings.consecutive);
             if recovered || tokio::time::Instant::now() >= deadline {
-                let Some(value) = last else {
+                let Some(value) = samples.last else {
                     self.note(
                         inc,
                         "verification_failed",

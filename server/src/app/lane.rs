@@ -14,10 +14,44 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::roles::Roles;
-use crate::store::{Commit, Outcome, Request, Snapshot, Store, StoredEvent, Write};
+use crate::store::{
+    AuditRecord, Commit, IntentKind, Mark, Outcome, Request, Snapshot, Store, StoredEvent, Write,
+};
 
 /// The actor of the daemon's own events (overdue reports, relay failures).
 pub const SYSTEM_ACTOR: &str = "hotfixd";
+
+/// The event log read forward: durable events only, in sequence order,
+/// with a doorbell that rings as the durable end moves.
+#[derive(Clone)]
+pub struct EventLog {
+    store: Arc<Store>,
+}
+
+impl EventLog {
+    /// The sequence of the last durable event.
+    pub fn durable_seq(&self) -> u64 {
+        self.store.durable_seq()
+    }
+
+    /// A doorbell that carries the durable end.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.subscribe()
+    }
+
+    /// Durable events with `seq > from`, at most `limit`.
+    pub fn events_after(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.store.events_after(from, limit)
+    }
+}
+
+/// How a step that acts outside hotfixd begins (see [`Lane::begin_step`]).
+pub enum Begun {
+    /// The request was answered before: this is the first answer.
+    Replayed(Hotfix),
+    /// A new request, allowed now: the hotfix as it is.
+    Fresh(Hotfix),
+}
 
 /// Fields every mutating request carries.
 #[derive(Debug, Clone, Default)]
@@ -118,8 +152,52 @@ impl Lane {
         }
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    /// The store, for the application layer's own readers (relay,
+    /// checkpoints); nothing above this layer names it.
+    pub(crate) fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// The event log, for its readers (watchers).
+    pub fn log(&self) -> EventLog {
+        EventLog {
+            store: self.store.clone(),
+        }
+    }
+
+    /// Walks the whole audit chain and checks the stored checkpoints
+    /// against it (signatures too, with `key`). Blocking: a full scan.
+    pub fn verify_audit(
+        &self,
+        key: Option<&hotfix_api::audit::VerifierKey>,
+    ) -> Result<crate::store::chain::Report> {
+        let mut report = self.store.verify_audit();
+        if report.first_bad.is_none()
+            && let Some(bad) = self.store.verify_checkpoints(key)?
+        {
+            report.first_bad = Some(bad);
+        }
+        Ok(report)
+    }
+
+    /// The chain hash of audit record `seq` ("" when there is none).
+    pub fn audit_hash(&self, seq: u64) -> Result<String> {
+        Ok(self.store.audit_hash(seq)?.unwrap_or_default())
+    }
+
+    /// Audit records after `from`, at most `limit` (after [`Lane::read_audit`]).
+    pub fn audit_after(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.store.audit_after(from, limit)
+    }
+
+    /// The audit records of one incident (after [`Lane::read_audit`]).
+    pub fn audit_of(&self, incident_id: &str, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.store.audit_of(incident_id, limit)
+    }
+
+    /// The newest signed checkpoint: (trail size, note); (0, "") for none.
+    pub fn latest_checkpoint(&self) -> Result<(u64, String)> {
+        Ok(self.store.latest_checkpoint()?.unwrap_or_default())
     }
 
     pub fn policy(&self) -> &Policy {
@@ -236,6 +314,7 @@ impl Lane {
                     },
                     events: dec.events,
                     exercise: dec.exercise,
+                    marks: Vec::new(),
                 })
             })
             .await?;
@@ -277,6 +356,7 @@ impl Lane {
                     state: "MITIGATED_WITHOUT_HOTFIX".into(),
                     events: vec![ev],
                     exercise: Some(ex),
+                    marks: Vec::new(),
                 })
             })
             .await?;
@@ -302,7 +382,8 @@ impl Lane {
 
     /// Like `command`, for a step whose facts hotfixd gathered itself (from
     /// GitHub): the request id is bound to what the caller `asked`, so a
-    /// retry is recognised by `replayed(asked)` before anything is fetched.
+    /// retry is recognised by [`Lane::begin_step`] before anything is
+    /// fetched.
     pub async fn command_asked(
         &self,
         actor: &Principal,
@@ -310,6 +391,21 @@ impl Lane {
         incident_id: &str,
         asked: &Command,
         cmd: Command,
+    ) -> Result<Hotfix> {
+        self.step_marked(actor, m, incident_id, asked, cmd, Vec::new())
+            .await
+    }
+
+    /// One step, decided by the domain and committed with `marks` in the
+    /// same change.
+    pub(crate) async fn step_marked(
+        &self,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        asked: &Command,
+        cmd: Command,
+        marks: Vec<Mark>,
     ) -> Result<Hotfix> {
         Self::check_mutation(m)?;
         domain::validate::check_incident_id("incident_id", incident_id)?;
@@ -353,27 +449,35 @@ impl Lane {
                     },
                     events: dec.events,
                     exercise: dec.exercise,
+                    marks,
                 })
             })
             .await?;
         expect_hotfix(outcome)
     }
 
-    /// The first answer to a retried step (same `request_id`), for steps
-    /// that act outside hotfixd before they are recorded (merge, sync): a
-    /// retry must not act again.
-    pub fn replayed(
+    /// The start of every step hotfixd performs outside itself: a retry
+    /// (same `request_id` as an answered request) gets the first answer
+    /// and must not act again; otherwise the hotfix, once `actor` may take
+    /// `asked`'s step on it now.
+    pub fn begin_step(
         &self,
         actor: &Principal,
         m: &Mutation,
         incident_id: &str,
-        cmd: &Command,
-    ) -> Result<Option<Hotfix>> {
-        let fp = fingerprint(cmd.step().as_str(), incident_id, cmd, m);
-        match self.store.replay(&actor.handle, &m.request_id, &fp)? {
-            Some(o) => expect_hotfix(o).map(Some),
-            None => Ok(None),
+        asked: &Command,
+    ) -> Result<Begun> {
+        let fp = fingerprint(asked.step().as_str(), incident_id, asked, m);
+        if let Some(o) = self.store.replay(&actor.handle, &m.request_id, &fp)? {
+            return expect_hotfix(o).map(Begun::Replayed);
         }
+        self.precheck(actor, incident_id, asked.step())
+            .map(Begun::Fresh)
+    }
+
+    /// External actions of `kind` still pending: (incident, payload).
+    pub(crate) fn intents(&self, kind: IntentKind) -> Result<Vec<(String, Vec<u8>)>> {
+        self.store.intents(kind)
     }
 
     pub async fn team_review(
@@ -402,6 +506,7 @@ impl Lane {
                     state: String::new(),
                     events: vec![ev],
                     exercise: None,
+                    marks: Vec::new(),
                 })
             })
             .await?;
@@ -414,13 +519,18 @@ impl Lane {
     }
 
     /// Records the daemon's own observation about a hotfix (actor
-    /// `hotfixd`), e.g. a chat notification that failed. `mark`, if given,
-    /// is set in the same change so the observation is made once.
-    pub async fn note(
+    /// `hotfixd`), e.g. a chat notification that failed.
+    pub async fn note(&self, incident_id: &str, draft: domain::EventDraft) -> Result<()> {
+        self.note_marked(incident_id, draft, Vec::new()).await
+    }
+
+    /// [`Lane::note`], setting or clearing `marks` in the same change (an
+    /// intent, an observation to be made once).
+    pub(crate) async fn note_marked(
         &self,
         incident_id: &str,
         draft: domain::EventDraft,
-        mark: Option<(Vec<u8>, Vec<u8>)>,
+        marks: Vec<Mark>,
     ) -> Result<()> {
         let now = self.now();
         let req = Request {
@@ -438,9 +548,10 @@ impl Lane {
                 })?;
                 Ok(Commit {
                     state: h.state(&self.policy.required_checks).as_str().to_string(),
-                    write: Write::Note { hotfix: h, mark },
+                    write: Write::Note { hotfix: h },
                     events: vec![draft.clone()],
                     exercise: None,
+                    marks,
                 })
             })
             .await?;
@@ -451,7 +562,7 @@ impl Lane {
     pub async fn sweep_overdue(&self) -> Result<usize> {
         let now = self.now();
         let mut reported = 0;
-        for (inc, kind, mark) in self.store.overdue_unreported(now)? {
+        for (inc, kind) in self.store.overdue_unreported(now)? {
             let Some(h) = self.store.hotfix(&inc)? else {
                 continue;
             };
@@ -463,7 +574,11 @@ impl Lane {
                 continue;
             };
             if let Some(draft) = domain::overdue_event(&h, kind, &self.policy, now) {
-                self.note(&inc, draft, Some((mark, Vec::new()))).await?;
+                let mark = Mark::OverdueReported {
+                    incident_id: inc.clone(),
+                    obligation: kind.as_str().to_string(),
+                };
+                self.note_marked(&inc, draft, vec![mark]).await?;
                 reported += 1;
             }
         }
@@ -477,13 +592,7 @@ impl Lane {
         incident_id: &str,
         step: domain::Step,
     ) -> Result<Hotfix> {
-        domain::validate::check_incident_id("incident_id", incident_id)?;
-        let h = self
-            .store
-            .hotfix(incident_id)?
-            .ok_or_else(|| Refusal::NotFound {
-                incident: incident_id.to_string(),
-            })?;
+        let h = self.hotfix(incident_id)?;
         domain::precheck(
             &self.ctx(actor, self.now(), &self.roles.directory()),
             &h,
@@ -492,14 +601,20 @@ impl Lane {
         Ok(h)
     }
 
-    pub fn get(&self, incident_id: &str) -> Result<HotfixView> {
+    /// One hotfix (NOT_FOUND when there is none).
+    pub fn hotfix(&self, incident_id: &str) -> Result<Hotfix> {
         domain::validate::check_incident_id("incident_id", incident_id)?;
-        let hotfix = self
+        Ok(self
             .store
             .hotfix(incident_id)?
             .ok_or_else(|| Refusal::NotFound {
                 incident: incident_id.to_string(),
-            })?;
+            })?)
+    }
+
+    /// One hotfix with its timeline and next steps, as `show` prints it.
+    pub fn get(&self, incident_id: &str) -> Result<HotfixView> {
+        let hotfix = self.hotfix(incident_id)?;
         let now = self.now();
         Ok(HotfixView {
             timeline: self.store.timeline(incident_id)?,

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::lane::Lane;
 use crate::domain::EventDraft;
 use crate::domain::notify::{RELAY_KINDS, message_for};
 use crate::integrations::Chat;
-use crate::lane::Lane;
 
 const CURSOR: &str = "chat-relay";
 const BATCH: usize = 64;
@@ -64,7 +64,7 @@ pub async fn run_relay(lane: Arc<Lane>, chat: Arc<dyn Chat>, shutdown: Cancellat
                     }
                 };
                 if let Some(n) = note
-                    && let Err(err) = lane.note(&e.incident_id, n, None).await
+                    && let Err(err) = lane.note(&e.incident_id, n).await
                 {
                     tracing::error!(error = %err, "recording a relay outcome failed");
                 }
