@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::argocd::*;
 use common::*;
-use hotfixd::integrations::argocd::ArgoCdSettings;
 use hotfixd::app::SyncSettings;
+use hotfixd::integrations::argocd::ArgoCdSettings;
 use serde_json::json;
 
 async fn daemon(base: &str) -> Daemon {

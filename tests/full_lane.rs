@@ -11,11 +11,11 @@ use std::time::Duration;
 use common::github::{FakeGitHub, fix_branch};
 use common::prometheus::{Prometheus, Ratio, exporter, prometheus};
 use common::*;
+use hotfixd::app::SyncSettings;
+use hotfixd::app::VerifySettings;
 use hotfixd::integrations::argocd::ArgoCdSettings;
 use hotfixd::integrations::prometheus::PrometheusSettings;
 use hotfixd::integrations::slack::SlackSettings;
-use hotfixd::app::SyncSettings;
-use hotfixd::app::VerifySettings;
 
 struct World {
     d: Daemon,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::prometheus::*;
 use common::*;
-use hotfixd::integrations::prometheus::PrometheusSettings;
 use hotfixd::app::VerifySettings;
+use hotfixd::integrations::prometheus::PrometheusSettings;
 
 async fn daemon(prom: &Prometheus, queries: &[(&str, &str)], window: Duration) -> Daemon {
     let url = prom.url.clone();

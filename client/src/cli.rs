@@ -36,7 +36,7 @@ pub struct Cli {
     )]
     pub endpoint: String,
 
-    /// Bearer token (with `hotfixd --dev`: dev-<handle>, e.g. dev-bob).
+    /// Bearer token (with `hotfixd --dev`: dev-HANDLE, e.g. dev-bob).
     #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 
@@ -129,7 +129,7 @@ pub enum Cmd {
         #[arg(long, default_value = "")]
         notes: String,
     },
-    /// Step 2: record the fix commit on the hotfix/<incident>-<slug> branch.
+    /// Step 2: record the fix commit on the hotfix/INCIDENT-SLUG branch.
     Fix(Fix),
     /// Approver only: accept an over-limit fix SHA, with a reason.
     Override {
@@ -158,7 +158,7 @@ pub enum Cmd {
         number: Option<u64>,
         #[arg(long, requires = "number")]
         url: Option<String>,
-        /// Defaults to "HOTFIX: <incident> <symptom>".
+        /// Defaults to "HOTFIX: INCIDENT SYMPTOM".
         #[arg(long)]
         title: Option<String>,
         /// Labels the PR you opened carries (repeat for each); it must

@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use hotfixctl::{Client, pb};
+use hotfixd::app::{Lane, Mutation};
 use hotfixd::clock::SystemClock;
 use hotfixd::domain::{Criterion, Declaration, Policy, Principal, Role, Severity};
-use hotfixd::app::{Lane, Mutation};
 use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 use tokio_stream::StreamExt;

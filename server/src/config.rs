@@ -40,7 +40,7 @@ pub struct Args {
     pub data_dir: Option<PathBuf>,
 
     /// Development mode: loopback only, a built-in demo roster
-    /// (tokens dev-<handle>) and a local data directory.
+    /// (tokens dev-HANDLE) and a local data directory.
     #[arg(long, env = "HOTFIXD_DEV")]
     pub dev: bool,
 

@@ -14,9 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Directory, Principal, Role};
 use crate::integrations::CodeHost;
-
-/// An org team: ("bookstore", "platform-admins").
-pub type Team = (String, String);
+pub use crate::integrations::github::Team;
 
 pub struct Roles {
     roster: Directory,

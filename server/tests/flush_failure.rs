@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hotfixd::app::{Lane, Mutation};
 use hotfixd::clock::SystemClock;
 use hotfixd::domain::{Policy, Principal, Role};
-use hotfixd::app::{Lane, Mutation};
 use hotfixd::roles::Roles;
 use hotfixd::store::Store;
 

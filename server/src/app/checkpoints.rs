@@ -56,23 +56,26 @@ pub async fn checkpoint(lane: &Lane, key: &SigningKey) -> Result<Option<u64>> {
         fingerprint: String::new(),
     };
     let outcome = store
-        .execute(req, |snap| {
-            let (size, head) = snap.audit_position();
-            let note = key.checkpoint(size, &head);
-            Ok(Commit {
-                write: Write::Checkpoint {
-                    size,
-                    note: note.clone(),
-                },
-                state: String::new(),
-                events: vec![EventDraft {
-                    kind: EVENT_KIND.into(),
-                    summary: note,
-                }],
-                exercise: None,
-                marks: Vec::new(),
-            })
-        })
+        .execute(
+            req,
+            Box::new(|snap| {
+                let (size, head) = snap.audit_position();
+                let note = key.checkpoint(size, &head);
+                Ok(Commit {
+                    write: Write::Checkpoint {
+                        size,
+                        note: note.clone(),
+                    },
+                    state: String::new(),
+                    events: vec![EventDraft {
+                        kind: EVENT_KIND.into(),
+                        summary: note,
+                    }],
+                    exercise: None,
+                    marks: Vec::new(),
+                })
+            }),
+        )
         .await?;
     match outcome {
         Outcome::Checkpoint { size, .. } => Ok(Some(size)),

@@ -15,7 +15,7 @@ use crate::domain::{
 use crate::error::{Error, Result};
 use crate::roles::Roles;
 use crate::store::{
-    AuditRecord, Commit, IntentKind, Mark, Outcome, Request, Snapshot, Store, StoredEvent, Write,
+    AuditRecord, Commit, Engine, IntentKind, Mark, Outcome, Reads, Request, StoredEvent, Write,
 };
 
 /// The actor of the daemon's own events (overdue reports, relay failures).
@@ -25,7 +25,7 @@ pub const SYSTEM_ACTOR: &str = "hotfixd";
 /// with a doorbell that rings as the durable end moves.
 #[derive(Clone)]
 pub struct EventLog {
-    store: Arc<Store>,
+    store: Arc<dyn Engine>,
 }
 
 impl EventLog {
@@ -61,7 +61,7 @@ pub struct Mutation {
 }
 
 pub struct Lane {
-    store: Arc<Store>,
+    store: Arc<dyn Engine>,
     policy: Policy,
     roles: Arc<Roles>,
     clock: Arc<dyn Clock>,
@@ -139,7 +139,7 @@ fn existing<'a>(h: &'a Option<Hotfix>, m: &'a Option<domain::Mitigation>) -> Exi
 
 impl Lane {
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Engine>,
         policy: Policy,
         roles: Arc<Roles>,
         clock: Arc<dyn Clock>,
@@ -154,8 +154,18 @@ impl Lane {
 
     /// The store, for the application layer's own readers (relay,
     /// checkpoints); nothing above this layer names it.
-    pub(crate) fn store(&self) -> &Arc<Store> {
+    pub(crate) fn store(&self) -> &Arc<dyn Engine> {
         &self.store
+    }
+
+    /// One change through the store: `decide` reads and decides under the
+    /// store's consistency, the outcome is durable when this answers.
+    async fn change(
+        &self,
+        req: Request<'_>,
+        decide: impl FnOnce(&dyn Reads) -> Result<Commit> + Send,
+    ) -> Result<Outcome> {
+        self.store.execute(req, Box::new(decide)).await
     }
 
     /// The event log, for its readers (watchers).
@@ -270,7 +280,7 @@ impl Lane {
             fingerprint: String::new(),
         };
         let denied = refusal.clone();
-        self.store.execute(req, move |_| Err(denied.into())).await?;
+        self.change(req, move |_| Err(denied.into())).await?;
         Err(refusal.into())
     }
 
@@ -288,8 +298,7 @@ impl Lane {
             fingerprint: fingerprint("declare", &inc, &d, m),
         };
         let outcome = self
-            .store
-            .execute(req, |snap: &Snapshot| {
+            .change(req, |snap| {
                 let (h, mi) = (snap.hotfix(&inc)?, snap.mitigation(&inc)?);
                 let gate = snap.gate_view(before(now, self.policy.rate_window))?;
                 let count = snap.author_quarter_count(&quarter_of(now), &actor.handle)?;
@@ -341,8 +350,7 @@ impl Lane {
             fingerprint: fingerprint("mitigated", incident_id, &(route, notes), m),
         };
         let outcome = self
-            .store
-            .execute(req, |snap| {
+            .change(req, |snap| {
                 let (h, mi) = (snap.hotfix(incident_id)?, snap.mitigation(incident_id)?);
                 let (mit, ev, ex) = domain::record_mitigation(
                     &self.ctx(actor, now, &self.roles.directory()),
@@ -420,8 +428,7 @@ impl Lane {
             fingerprint: fingerprint(action, incident_id, asked, m),
         };
         let outcome = self
-            .store
-            .execute(req, |snap| {
+            .change(req, |snap| {
                 let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
                     incident: incident_id.to_string(),
                 })?;
@@ -497,8 +504,7 @@ impl Lane {
             fingerprint: fingerprint("team-review", "", &notes, m),
         };
         let outcome = self
-            .store
-            .execute(req, |_snap| {
+            .change(req, |_snap| {
                 let (review, ev) =
                     domain::team_review(&self.ctx(actor, now, &self.roles.directory()), notes)?;
                 Ok(Commit {
@@ -541,20 +547,19 @@ impl Lane {
             request_id: "",
             fingerprint: String::new(),
         };
-        self.store
-            .execute(req, |snap| {
-                let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
-                    incident: incident_id.to_string(),
-                })?;
-                Ok(Commit {
-                    state: h.state(&self.policy.required_checks).as_str().to_string(),
-                    write: Write::Note { hotfix: h },
-                    events: vec![draft.clone()],
-                    exercise: None,
-                    marks,
-                })
+        self.change(req, |snap| {
+            let h = snap.hotfix(incident_id)?.ok_or_else(|| Refusal::NotFound {
+                incident: incident_id.to_string(),
+            })?;
+            Ok(Commit {
+                state: h.state(&self.policy.required_checks).as_str().to_string(),
+                write: Write::Note { hotfix: h },
+                events: vec![draft.clone()],
+                exercise: None,
+                marks,
             })
-            .await?;
+        })
+        .await?;
         Ok(())
     }
 
@@ -648,9 +653,7 @@ impl Lane {
                 }
             }
         } else {
-            for h in self.store.hotfixes() {
-                out.push(h?);
-            }
+            out = self.store.hotfixes()?;
         }
         out.retain(|h| state.is_none_or(|s| h.state(&self.policy.required_checks) == s));
         out.sort_by(|a, b| {

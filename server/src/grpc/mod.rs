@@ -9,6 +9,7 @@ pub mod client_errors;
 pub mod convert;
 pub mod guard;
 pub mod incoming;
+mod status;
 mod watch;
 
 pub use watch::EventsApi;

@@ -94,7 +94,7 @@ fn app_path(app: &str) -> String {
     format!("/api/v1/applications/{app}")
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Deployer for ArgoCd {
     async fn sync(&self, app: &str, revision: &str, dry_run: bool) -> Result<(), SyncError> {
         let body = serde_json::json!({

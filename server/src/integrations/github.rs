@@ -20,9 +20,12 @@ use super::{
 };
 use crate::domain::ChangedFile;
 
+/// An org team: ("bookstore", "platform-admins").
+pub type Team = (String, String);
+
 #[derive(Debug, Clone)]
 pub struct GitHubSettings {
-    /// API base URL: https://api.github.com, or GHE's https://HOST/api/v3.
+    /// API base URL: <https://api.github.com>, or GHE's `https://HOST/api/v3`.
     pub url: String,
     /// GraphQL endpoint; derived from `url` when not set.
     pub graphql_url: Option<String>,
@@ -32,7 +35,7 @@ pub struct GitHubSettings {
     /// How the lane uses GitHub.
     pub lane: ForgeSettings,
     /// Roles held by the members of an org team instead of the roster.
-    pub teams: std::collections::BTreeMap<crate::domain::Role, crate::roles::Team>,
+    pub teams: std::collections::BTreeMap<crate::domain::Role, Team>,
     /// How often team memberships are read again.
     pub teams_refresh: Duration,
 }
@@ -72,7 +75,7 @@ impl ForgeSettings {
 }
 
 impl GitHubSettings {
-    /// github.com: https://api.github.com/graphql; GHE (`…/api/v3`):
+    /// github.com: <https://api.github.com/graphql>; GHE (`…/api/v3`):
     /// `…/api/graphql`; anything else: `{url}/graphql`.
     pub fn graphql(&self) -> String {
         if let Some(u) = &self.graphql_url {
@@ -325,7 +328,7 @@ fn status_state(state: &str) -> CheckState {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl CodeHost for GitHub {
     async fn merge(
         &self,

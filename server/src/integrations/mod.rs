@@ -9,7 +9,7 @@ pub mod slack;
 use crate::domain::notify::ChatChannel;
 
 /// Posts a message to one of the runbook's chat channels.
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait Chat: Send + Sync + 'static {
     /// Delivers `text`, retrying transient failures; the error says why the
     /// last attempt failed.
@@ -17,7 +17,7 @@ pub trait Chat: Send + Sync + 'static {
 }
 
 /// Evaluates a PromQL instant query to one number.
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait Metrics: Send + Sync + 'static {
     async fn instant(&self, query: &str) -> Result<f64, String>;
 }
@@ -44,7 +44,7 @@ pub struct AppStatus {
 }
 
 /// Deploys an application (Argo CD).
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait Deployer: Send + Sync + 'static {
     /// Starts a sync with prune to `revision`; `dry_run` asks Argo CD to
     /// only simulate it (drills).
@@ -104,7 +104,7 @@ pub use crate::domain::{CheckFacts, CheckState, Review};
 
 /// Where the code lives (GitHub). Errors are human-readable and carry the
 /// service's own message.
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait CodeHost: Send + Sync + 'static {
     /// Squash-merges `pr` only if its head is `sha`; returns the merge commit.
     async fn merge(

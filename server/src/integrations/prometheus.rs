@@ -66,7 +66,7 @@ fn parse_value(v: &str) -> Result<f64, String> {
         .map_err(|_| format!("Prometheus returned a non-numeric value '{v}'"))
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Metrics for PrometheusClient {
     async fn instant(&self, query: &str) -> Result<f64, String> {
         let url = format!("{}/api/v1/query", self.settings.url.trim_end_matches('/'));

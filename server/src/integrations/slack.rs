@@ -57,7 +57,7 @@ impl SlackWebhooks {
     }
 }
 
-#[tonic::async_trait]
+#[async_trait::async_trait]
 impl Chat for SlackWebhooks {
     async fn post(&self, channel: ChatChannel, text: &str) -> Result<(), String> {
         let url = match channel {

@@ -77,7 +77,7 @@ pub struct Flusher {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Makes the written data durable ([`Durable::flush`], or a test's fault).
+/// Makes the written data durable (`Durable::flush`, or a test's fault).
 pub type FlushFn = Box<dyn FnMut() -> std::result::Result<(), String> + Send>;
 
 /// sled's files in one data directory, made durable by system calls of our
