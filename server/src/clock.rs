@@ -1,4 +1,8 @@
-//! Time is read here and nowhere else, so tests can drive deadlines.
+//! The wall clock of the lane: every instant the runbook reasons about
+//! (declared at, deadlines, windows, events) is read here, so tests can
+//! drive deadlines with [`ManualClock`]. Monotonic `Instant`s that only
+//! pace the transport (rate-limit buckets, handshake and flush timing,
+//! poll intervals) are read where they are used: no rule depends on them.
 
 use std::sync::Mutex;
 

@@ -1,15 +1,18 @@
-//! hotfixd: the hotfix lane daemon.
+//! hotfixd: the hotfix lane daemon. ARCHITECTURE.md (at the repository's
+//! root) is the map; in short:
 //!
-//! - `domain`: the runbook as a pure state machine (no I/O, time passed in).
-//! - `store`: the only module that names sled; durable, each change atomic
-//!   through one redo record.
-//! - `lane`: the application service tying domain, store and clock together.
-//! - `grpc`: thin handlers and the conversions to `hotfix.v1`.
-//! - `integrations`: outbound services (Slack), each behind a trait.
-//! - `jobs`, `syncer`, `verifier`: steps hotfixd performs itself (Argo CD
-//!   sync, step 6 measured in Prometheus).
-//! - `relay`: background readers of the event log (chat relay, overdue sweep).
-//! - `auth`, `config`, `server`: identity, settings and wiring.
+//! - [`domain`]: the runbook as a pure state machine (no I/O, time passed
+//!   in), and the rules over facts read from outside services.
+//! - [`app`]: the application layer: `Lane`, `Steps` (which steps hotfixd
+//!   performs itself), the intent protocol, the performers, background jobs.
+//! - [`store`]: the `Engine` interface and the sled engine, the only module
+//!   that names sled.
+//! - [`grpc`]: thin handlers, conversions to `hotfix.v1`, the status
+//!   mapping, the guard.
+//! - [`integrations`]: GitHub, Argo CD, Prometheus, Slack behind traits.
+//! - [`auth`], [`roles`], [`limits`], [`redact`], [`clock`]: identity,
+//!   roles, rate limits, secrets, time; [`config`], [`server`]: settings
+//!   and wiring.
 #![forbid(unsafe_code)]
 
 pub mod app;
