@@ -11,6 +11,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use hotfix_api::kinds::EventKind;
 use hotfix_api::pb;
 use tokio_stream::StreamExt;
 
@@ -694,8 +695,8 @@ async fn follow(
     incident: &str,
     from_seq: u64,
     progress: &str,
-    end: &[&str],
-) -> Result<Option<String>, CliError> {
+    end: &[EventKind],
+) -> Result<Option<EventKind>, CliError> {
     let mut stream = client
         .events
         .clone()
@@ -711,8 +712,10 @@ async fn follow(
                 writeln!(out, "  {}", e.summary)?;
                 out.flush()?;
             }
-            if end.contains(&e.kind.as_str()) {
-                return Ok(Some(e.kind));
+            if let Some(kind) = EventKind::parse(&e.kind)
+                && end.contains(&kind)
+            {
+                return Ok(Some(kind));
             }
         }
     }
@@ -1161,19 +1164,19 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     .any(|c| c.result == pb::CheckResult::Failure as i32)
             };
             let mut verdict = if h.state == pb::State::ReadyToMerge as i32 {
-                Some("checks_passed".to_string())
+                Some(EventKind::ChecksPassed)
             } else if h.state == pb::State::Aborted as i32 || failed(&h) {
-                Some("check_failed".to_string())
+                Some(EventKind::CheckFailed)
             } else {
                 None
             };
             if verdict.is_none() {
                 let end = [
-                    "checks_passed",
-                    "check_failed",
-                    "aborted",
-                    "checks_timeout",
-                    "checks_failed",
+                    EventKind::ChecksPassed,
+                    EventKind::CheckFailed,
+                    EventKind::Aborted,
+                    EventKind::ChecksTimeout,
+                    EventKind::ChecksFailed,
                 ];
                 verdict = follow(
                     &client,
@@ -1181,13 +1184,13 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     o,
                     &incident,
                     r.from_seq,
-                    "check_progress",
+                    EventKind::CheckProgress.as_str(),
                     &end,
                 )
                 .await?;
             }
             show_final(&client, out, o, &incident).await?;
-            if verdict.as_deref() != Some("checks_passed") {
+            if verdict != Some(EventKind::ChecksPassed) {
                 return Err(CliError {
                     code: 1,
                     message: "the checks did not all pass; see `hotfixctl show`".into(),
@@ -1250,10 +1253,14 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 render::hotfix(out, o, &h, &[])?;
                 return Ok(());
             }
-            let end = ["synced", "sync_failed", "sync_interrupted"];
+            let end = [
+                EventKind::Synced,
+                EventKind::SyncFailed,
+                EventKind::SyncInterrupted,
+            ];
             let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end).await?;
             show_final(&client, out, o, &incident).await?;
-            if verdict.as_deref() != Some("synced") {
+            if verdict != Some(EventKind::Synced) {
                 return Err(CliError {
                     code: 1,
                     message: "the sync did not complete; see `hotfixctl show`".into(),
@@ -1282,10 +1289,10 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 return Ok(());
             }
             let end = [
-                "verified",
-                "revert_required",
-                "verification_failed",
-                "verification_interrupted",
+                EventKind::Verified,
+                EventKind::RevertRequired,
+                EventKind::VerificationFailed,
+                EventKind::VerificationInterrupted,
             ];
             let verdict = follow(
                 &client,
@@ -1298,9 +1305,9 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             )
             .await?;
             show_final(&client, out, o, &incident).await?;
-            match verdict.as_deref() {
-                Some("verified") => {}
-                Some("revert_required") => {
+            match verdict {
+                Some(EventKind::Verified) => {}
+                Some(EventKind::RevertRequired) => {
                     return Err(CliError {
                         code: 4,
                         message:

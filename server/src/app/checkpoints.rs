@@ -7,6 +7,7 @@
 //! then prove that the trail up to that size was never rewritten, however
 //! the disk was edited afterwards.
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ impl Default for CheckpointSettings {
     }
 }
 
-pub const EVENT_KIND: &str = "audit_checkpoint";
+pub const EVENT_KIND: EventKind = EventKind::AuditCheckpoint;
 
 /// Signs and commits a checkpoint of the trail as it is, unless nothing but
 /// the previous checkpoint's own record was added since. Returns its size.
@@ -66,9 +67,9 @@ pub async fn checkpoint(lane: &Lane, key: &SigningKey) -> Result<Option<u64>> {
                         size,
                         note: note.clone(),
                     },
-                    state: String::new(),
+                    state: None,
                     events: vec![EventDraft {
-                        kind: EVENT_KIND.into(),
+                        kind: EVENT_KIND,
                         summary: note,
                     }],
                     exercise: None,

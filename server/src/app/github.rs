@@ -22,6 +22,7 @@
 //! A drill reads from GitHub but writes nothing to it: the would-be writes
 //! are recorded in the timeline.
 
+use crate::domain::EventKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -183,7 +184,7 @@ impl Forge {
             short(&facts.sha)
         );
         self.lane()
-            .note(incident_id, EventDraft::new("fix_read", summary))
+            .note(incident_id, EventDraft::new(EventKind::FixRead, summary))
             .await?;
         // A new fix pushed onto the PR is checked afresh.
         if h.pull_request.is_some() {
@@ -227,7 +228,7 @@ impl Forge {
             Some(pr) => {
                 let summary = format!("{branch} already has open PR #{}; reusing it", pr.number);
                 self.lane()
-                    .note(incident_id, EventDraft::new("pr_reused", summary))
+                    .note(incident_id, EventDraft::new(EventKind::PrReused, summary))
                     .await?;
                 (pr, false)
             }
@@ -237,7 +238,7 @@ impl Forge {
                      labelled '{HOTFIX_LABEL}'; nothing was sent"
                 );
                 self.lane()
-                    .note(incident_id, EventDraft::new("pr_dry_run", summary))
+                    .note(incident_id, EventDraft::new(EventKind::PrDryRun, summary))
                     .await?;
                 let pr = PullFacts {
                     title: title.clone(),
@@ -247,7 +248,7 @@ impl Forge {
             }
             None => {
                 let requested = EventDraft::new(
-                    "pr_requested",
+                    EventKind::PrRequested,
                     format!(
                         "@{} asked GitHub to open \"{title}\" from {branch}",
                         actor.handle
@@ -275,7 +276,7 @@ impl Forge {
                 match created {
                     Ok(pr) => (pr, true),
                     Err(e) => {
-                        let failed = EventDraft::new("pr_failed", e.message.clone());
+                        let failed = EventDraft::new(EventKind::PrFailed, e.message.clone());
                         intents.abandon(incident_id, failed).await?;
                         return Err(github_refused(Step::PullRequest, e));
                     }
@@ -286,7 +287,8 @@ impl Forge {
             Err(e) if begun => {
                 // The PR exists but is not recorded: a retry finds and
                 // reuses it.
-                let failed = EventDraft::new("pr_failed", format!("recording the PR failed: {e}"));
+                let failed =
+                    EventDraft::new(EventKind::PrFailed, format!("recording the PR failed: {e}"));
                 intents.abandon(incident_id, failed).await?;
                 return Err(e);
             }
@@ -312,7 +314,10 @@ impl Forge {
             if drill {
                 let summary = format!("drill: would label #{} '{HOTFIX_LABEL}'", pr.number);
                 self.lane()
-                    .note(incident_id, EventDraft::new("label_dry_run", summary))
+                    .note(
+                        incident_id,
+                        EventDraft::new(EventKind::LabelDryRun, summary),
+                    )
                     .await?;
             } else {
                 self.github
@@ -340,7 +345,7 @@ impl Forge {
         let sha = h.current_sha().unwrap_or_default().to_string();
         let required = self.lane().policy().required_checks.join(", ");
         let started = EventDraft::new(
-            "checks_following",
+            EventKind::ChecksFollowing,
             format!(
                 "following the required checks ({required}) of {} on GitHub",
                 short(&sha)
@@ -411,7 +416,7 @@ impl Forge {
                             self.jobs
                                 .note(
                                     inc,
-                                    "check_progress",
+                                    EventKind::CheckProgress,
                                     format!("{name} on {}: {detail}", short(&sha)),
                                 )
                                 .await;
@@ -440,7 +445,7 @@ impl Forge {
                             self.jobs
                                 .note(
                                     inc,
-                                    "checks_failed",
+                                    EventKind::ChecksFailed,
                                     format!("recording {name} was refused: {e}"),
                                 )
                                 .await;
@@ -453,7 +458,7 @@ impl Forge {
                             self.jobs
                                 .note(
                                     inc,
-                                    "check_failed",
+                                    EventKind::CheckFailed,
                                     format!("{name} failed on {}; re-run it on GitHub or push a new fix", short(&sha)),
                                 )
                                 .await;
@@ -466,7 +471,7 @@ impl Forge {
                         self.jobs
                             .note(
                                 inc,
-                                "checks_passed",
+                                EventKind::ChecksPassed,
                                 format!(
                                     "every required check passed on {}: ready to merge",
                                     short(&sha)
@@ -476,14 +481,18 @@ impl Forge {
                         return;
                     }
                 }
-                Err(e) => self.jobs.note(inc, "check_progress", e.message).await,
+                Err(e) => {
+                    self.jobs
+                        .note(inc, EventKind::CheckProgress, e.message)
+                        .await
+                }
             }
             let wait = self.settings.checks_poll;
             if tokio::time::Instant::now() + wait > deadline {
                 self.jobs
                     .note(
                         inc,
-                        "checks_timeout",
+                        EventKind::ChecksTimeout,
                         format!(
                             "stopped following after {}; `hotfixctl check {inc} --wait` follows again",
                             humantime::format_duration(self.settings.checks_timeout)
@@ -559,7 +568,10 @@ impl Forge {
             who.join(", "),
         );
         self.lane()
-            .note(incident_id, EventDraft::new("cleanup_verified", summary))
+            .note(
+                incident_id,
+                EventDraft::new(EventKind::CleanupVerified, summary),
+            )
             .await?;
         Ok(h)
     }
@@ -593,7 +605,10 @@ impl Forge {
                 hotfix_pr.number
             );
             self.lane()
-                .note(incident_id, EventDraft::new("revert_dry_run", summary))
+                .note(
+                    incident_id,
+                    EventDraft::new(EventKind::RevertDryRun, summary),
+                )
                 .await?;
             let h = self
                 .lane()
@@ -646,7 +661,7 @@ impl Forge {
                 .into());
             }
             let requested = EventDraft::new(
-                "revert_requested",
+                EventKind::RevertRequested,
                 format!(
                     "@{} asked GitHub to open the revert of #{}",
                     actor.handle, source.number
@@ -666,7 +681,7 @@ impl Forge {
             {
                 Ok(pr) => pr,
                 Err(e) => {
-                    let failed = EventDraft::new("revert_failed", e.message.clone());
+                    let failed = EventDraft::new(EventKind::RevertFailed, e.message.clone());
                     intents.abandon(incident_id, failed).await?;
                     return Err(github_refused(Step::Revert, e));
                 }
@@ -680,7 +695,7 @@ impl Forge {
             intents
                 .begin(
                     incident_id,
-                    EventDraft::new("revert_pr_opened", summary),
+                    EventDraft::new(EventKind::RevertPrOpened, summary),
                     &intent,
                 )
                 .await?;
@@ -707,7 +722,7 @@ impl Forge {
                 self.lane()
                     .note(
                         incident_id,
-                        EventDraft::new("revert_failed", why.message.clone()),
+                        EventDraft::new(EventKind::RevertFailed, why.message.clone()),
                     )
                     .await?;
                 return Err(github_refused(Step::Revert, why));
@@ -720,7 +735,7 @@ impl Forge {
                 incident_id,
                 &asked,
                 Command::Revert { pr: *pr },
-                "revert_failed",
+                EventKind::RevertFailed,
             )
             .await?;
         if let Some(syncer) = &self.syncer {
@@ -781,7 +796,7 @@ impl Forge {
             if h.pull_request.is_some() {
                 let summary = "the PR is recorded; the intent is settled";
                 intents
-                    .abandon(inc, EventDraft::new("pr_reconciled", summary))
+                    .abandon(inc, EventDraft::new(EventKind::PrReconciled, summary))
                     .await?;
                 continue;
             }
@@ -801,7 +816,7 @@ impl Forge {
                         "GitHub shows PR #{} open for {branch}; recording it",
                         pr.number
                     );
-                    lane.note(inc, EventDraft::new("pr_reconciled", summary))
+                    lane.note(inc, EventDraft::new(EventKind::PrReconciled, summary))
                         .await?;
                     if let Err(e) = self
                         .record_pr(&actor, &Mutation::default(), inc, &repo, pr)
@@ -815,7 +830,7 @@ impl Forge {
                         "no open PR for {branch} on GitHub after the restart; open it again"
                     );
                     intents
-                        .abandon(inc, EventDraft::new("pr_not_created", summary))
+                        .abandon(inc, EventDraft::new(EventKind::PrNotCreated, summary))
                         .await?;
                 }
                 Err(e) => {
@@ -842,7 +857,7 @@ impl Forge {
             if h.revert.is_some() {
                 let summary = "the revert is recorded; the intent is settled";
                 intents
-                    .abandon(inc, EventDraft::new("revert_reconciled", summary))
+                    .abandon(inc, EventDraft::new(EventKind::RevertReconciled, summary))
                     .await?;
                 continue;
             }
@@ -852,7 +867,7 @@ impl Forge {
                 // `revert` finds it by GitHub's revert branch name.
                 let summary = "a revert was under way at the restart; run `hotfixctl revert` again";
                 intents
-                    .abandon(inc, EventDraft::new("revert_not_completed", summary))
+                    .abandon(inc, EventDraft::new(EventKind::RevertNotCompleted, summary))
                     .await?;
                 continue;
             }
@@ -863,7 +878,7 @@ impl Forge {
                     };
                     let summary =
                         format!("GitHub shows revert PR #{pr} merged; recording the revert");
-                    lane.note(inc, EventDraft::new("revert_reconciled", summary))
+                    lane.note(inc, EventDraft::new(EventKind::RevertReconciled, summary))
                         .await?;
                     let asked = Command::Revert { pr: 0 };
                     let m = Mutation::default();
@@ -874,7 +889,7 @@ impl Forge {
                             inc,
                             &asked,
                             Command::Revert { pr },
-                            "revert_failed",
+                            EventKind::RevertFailed,
                         )
                         .await
                     {
@@ -887,7 +902,7 @@ impl Forge {
                     let summary = format!(
                         "revert PR #{pr} is open but not merged; run `hotfixctl revert {inc}` again"
                     );
-                    lane.note(inc, EventDraft::new("revert_not_completed", summary))
+                    lane.note(inc, EventDraft::new(EventKind::RevertNotCompleted, summary))
                         .await?;
                 }
                 Err(e) => {

@@ -24,7 +24,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::domain::{Command, EventDraft, Hotfix, Principal};
+use crate::domain::{Command, EventDraft, EventKind, Hotfix, Principal};
 use crate::error::Result;
 use crate::store::{IntentKind, Mark};
 
@@ -109,7 +109,7 @@ impl<'a> Intents<'a> {
         incident_id: &str,
         asked: &Command,
         cmd: Command,
-        failed: &str,
+        failed: EventKind,
     ) -> Result<Hotfix> {
         match self.complete(actor, m, incident_id, asked, cmd).await {
             Err(crate::error::Error::Refused(r)) => {

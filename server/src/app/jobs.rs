@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::lane::Lane;
-use crate::domain::{EventDraft, Refusal, Step};
+use crate::domain::{EventDraft, EventKind, Refusal, Step};
 use crate::error::Result;
 
 pub struct Jobs {
@@ -59,7 +59,7 @@ impl Jobs {
     }
 
     /// Records a progress or outcome event; a failure to record is logged.
-    pub async fn note(&self, incident_id: &str, kind: &str, summary: String) {
+    pub async fn note(&self, incident_id: &str, kind: EventKind, summary: String) {
         if let Err(e) = self
             .lane
             .note(incident_id, EventDraft::new(kind, summary))

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
+use crate::domain::log::EventState;
 use crate::domain::{
     self, Command, Ctx, Declaration, Directory, Exercise, Existing, Gate, Hotfix, MitigationRoute,
     ObligationKind, Policy, Principal, Refusal, TeamReview, Time, before, obligations, quarter_of,
@@ -310,11 +311,9 @@ impl Lane {
                     d,
                 )?;
                 Ok(Commit {
-                    state: dec
-                        .hotfix
-                        .state(&self.policy.required_checks)
-                        .as_str()
-                        .to_string(),
+                    state: Some(EventState::Hotfix(
+                        dec.hotfix.state(&self.policy.required_checks),
+                    )),
                     write: Write::Hotfix {
                         before: None,
                         open_before: Vec::new(),
@@ -361,7 +360,7 @@ impl Lane {
                 )?;
                 Ok(Commit {
                     write: Write::Mitigation(mit),
-                    state: "MITIGATED_WITHOUT_HOTFIX".into(),
+                    state: Some(EventState::MitigatedWithoutHotfix),
                     events: vec![ev],
                     exercise: Some(ex),
                     marks: Vec::new(),
@@ -443,11 +442,9 @@ impl Lane {
                 }
                 let dec = domain::apply(&self.ctx(actor, now, &self.roles.directory()), &h, &cmd)?;
                 Ok(Commit {
-                    state: dec
-                        .hotfix
-                        .state(&self.policy.required_checks)
-                        .as_str()
-                        .to_string(),
+                    state: Some(EventState::Hotfix(
+                        dec.hotfix.state(&self.policy.required_checks),
+                    )),
                     write: Write::Hotfix {
                         open_before: open_obligations(&h, &self.policy, now),
                         open_after: open_obligations(&dec.hotfix, &self.policy, now),
@@ -509,7 +506,7 @@ impl Lane {
                     domain::team_review(&self.ctx(actor, now, &self.roles.directory()), notes)?;
                 Ok(Commit {
                     write: Write::TeamReview(review),
-                    state: String::new(),
+                    state: None,
                     events: vec![ev],
                     exercise: None,
                     marks: Vec::new(),
@@ -541,7 +538,7 @@ impl Lane {
         let now = self.now();
         let req = Request {
             actor: SYSTEM_ACTOR,
-            action: &draft.kind,
+            action: draft.kind.as_str(),
             incident_id,
             now,
             request_id: "",
@@ -552,7 +549,7 @@ impl Lane {
                 incident: incident_id.to_string(),
             })?;
             Ok(Commit {
-                state: h.state(&self.policy.required_checks).as_str().to_string(),
+                state: Some(EventState::Hotfix(h.state(&self.policy.required_checks))),
                 write: Write::Note { hotfix: h },
                 events: vec![draft.clone()],
                 exercise: None,

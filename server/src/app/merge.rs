@@ -12,6 +12,7 @@
 //! PR's head moved since approval, and so does hotfixd. A drill records the
 //! merge it would have made and sends nothing.
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 
 use super::intent::{Intent, Intents, NoDetail, Reconcile};
@@ -75,12 +76,15 @@ impl Merger {
             let summary =
                 format!("drill: would squash-merge {repo}#{pr} at {sha}; nothing was sent");
             self.lane
-                .note(incident_id, EventDraft::new("merge_dry_run", summary))
+                .note(
+                    incident_id,
+                    EventDraft::new(EventKind::MergeDryRun, summary),
+                )
                 .await?;
             return self.lane.command(actor, m, incident_id, asked).await;
         }
         let requested = EventDraft::new(
-            "merge_requested",
+            EventKind::MergeRequested,
             format!(
                 "@{} asked GitHub to squash-merge {repo}#{pr} at {sha}",
                 actor.handle
@@ -108,7 +112,7 @@ impl Merger {
                         incident_id,
                         &asked,
                         asked.clone(),
-                        "merge_failed",
+                        EventKind::MergeFailed,
                     )
                     .await;
             }
@@ -116,7 +120,7 @@ impl Merger {
         };
         let (kind, why, outage) = match why {
             MergeError::HeadMoved(msg) => (
-                "merge_refused",
+                EventKind::MergeRefused,
                 format!(
                     "GitHub refused: the PR head is no longer the approved {sha} ({msg}); \
                      submit the new fix and have it approved"
@@ -124,11 +128,11 @@ impl Merger {
                 false,
             ),
             MergeError::NotMergeable(msg) => (
-                "merge_refused",
+                EventKind::MergeRefused,
                 format!("GitHub cannot merge it: {msg}"),
                 false,
             ),
-            MergeError::Failed(f) => ("merge_failed", f.message, f.transient),
+            MergeError::Failed(f) => (EventKind::MergeFailed, f.message, f.transient),
         };
         self.intents()
             .abandon(incident_id, EventDraft::new(kind, why.clone()))
@@ -156,7 +160,7 @@ impl Merger {
             if h.merge.is_some() {
                 let summary = "the merge is recorded; the intent is settled";
                 self.intents()
-                    .abandon(inc, EventDraft::new("merge_reconciled", summary))
+                    .abandon(inc, EventDraft::new(EventKind::MergeReconciled, summary))
                     .await?;
                 continue;
             }
@@ -171,13 +175,20 @@ impl Merger {
                         "GitHub shows PR #{pr} merged; recording the merge @{handle} requested before the restart"
                     );
                     self.lane
-                        .note(inc, EventDraft::new("merge_reconciled", summary))
+                        .note(inc, EventDraft::new(EventKind::MergeReconciled, summary))
                         .await?;
                     let asked = Command::Merge;
                     let m = Mutation::default();
                     if let Err(e) = self
                         .intents()
-                        .complete_or_report(&actor, &m, inc, &asked, Command::Merge, "merge_failed")
+                        .complete_or_report(
+                            &actor,
+                            &m,
+                            inc,
+                            &asked,
+                            Command::Merge,
+                            EventKind::MergeFailed,
+                        )
                         .await
                     {
                         tracing::warn!(incident = %inc, error = %e, "recording a reconciled merge failed");
@@ -187,7 +198,7 @@ impl Merger {
                     let summary =
                         format!("PR #{pr} was not merged before the restart; merge again");
                     self.intents()
-                        .abandon(inc, EventDraft::new("merge_not_completed", summary))
+                        .abandon(inc, EventDraft::new(EventKind::MergeNotCompleted, summary))
                         .await?;
                 }
                 Err(e) => {

@@ -8,6 +8,7 @@
 //! Delivery is at least once: a crash between a post and the cursor's next
 //! flush posts that message again.
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,19 +44,20 @@ pub async fn run_relay(lane: Arc<Lane>, chat: Arc<dyn Chat>, shutdown: Cancellat
             if shutdown.is_cancelled() {
                 return;
             }
-            if !RELAY_KINDS.contains(&e.kind.as_str())
-                && let Some((channel, text)) = message_for(&e.kind, &e.incident_id, &e.summary)
+            if let Some(kind) = EventKind::parse(&e.kind)
+                && !RELAY_KINDS.contains(&kind)
+                && let Some((channel, text)) = message_for(kind, &e.incident_id, &e.summary)
             {
                 let note = if e.drill {
                     Some(EventDraft {
-                        kind: "notification_skipped".into(),
+                        kind: EventKind::NotificationSkipped,
                         summary: format!("drill: would post to the {channel} channel: {text}"),
                     })
                 } else {
                     match chat.post(channel, &text).await {
                         Ok(()) => None,
                         Err(why) => Some(EventDraft {
-                            kind: "notification_failed".into(),
+                            kind: EventKind::NotificationFailed,
                             summary: format!(
                                 "could not post event #{} to the {channel} channel: {why}",
                                 e.seq

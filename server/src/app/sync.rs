@@ -10,6 +10,7 @@
 //! progress" is waited out. A drill asks Argo CD for a dry run only and
 //! records what it would have done.
 
+use crate::domain::EventKind;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,7 +102,7 @@ impl Syncer {
         let app = h.declaration.argocd_app.clone();
         let drill = h.is_drill();
         let started = EventDraft::new(
-            "sync_requested",
+            EventKind::SyncRequested,
             format!(
                 "@{} requested an Argo CD sync{} of {app} to {revision} with prune{}",
                 actor.handle,
@@ -153,23 +154,25 @@ impl Syncer {
         let recorded = match (waited, drill) {
             (Waited::Done, false) => self
                 .intents()
-                .complete_or_report(actor, m, inc, &cmd, cmd.clone(), "sync_failed")
+                .complete_or_report(actor, m, inc, &cmd, cmd.clone(), EventKind::SyncFailed)
                 .await
                 .map(drop),
             (Waited::Done, true) => match lane.command(actor, m, inc, cmd.clone()).await {
                 Err(e) => {
                     let why = format!("recording the sync was refused: {e}");
-                    lane.note(inc, EventDraft::new("sync_failed", why)).await
+                    lane.note(inc, EventDraft::new(EventKind::SyncFailed, why))
+                        .await
                 }
                 Ok(_) => Ok(()),
             },
             (Waited::Failed(why), false) => {
                 self.intents()
-                    .abandon(inc, EventDraft::new("sync_failed", why))
+                    .abandon(inc, EventDraft::new(EventKind::SyncFailed, why))
                     .await
             }
             (Waited::Failed(why), true) => {
-                lane.note(inc, EventDraft::new("sync_failed", why)).await
+                lane.note(inc, EventDraft::new(EventKind::SyncFailed, why))
+                    .await
             }
             (Waited::Interrupted, _) => self.interrupted(inc).await,
         };
@@ -183,7 +186,7 @@ impl Syncer {
             "hotfixd shut down while syncing; it is reconciled with Argo CD at the next start";
         self.jobs
             .lane
-            .note(inc, EventDraft::new("sync_interrupted", msg))
+            .note(inc, EventDraft::new(EventKind::SyncInterrupted, msg))
             .await
     }
 
@@ -199,7 +202,7 @@ impl Syncer {
                 Err(SyncError::InProgress) => {
                     let summary =
                         format!("another Argo CD operation on {app} is in progress; waiting");
-                    self.jobs.note(inc, "sync_waiting", summary).await;
+                    self.jobs.note(inc, EventKind::SyncWaiting, summary).await;
                 }
                 Err(SyncError::Failed(why)) => return Waited::Failed(why),
             }
@@ -211,7 +214,7 @@ impl Syncer {
             let summary = format!(
                 "drill: Argo CD dry-ran the sync of {app} to {revision}; nothing was deployed"
             );
-            self.jobs.note(inc, "sync_dry_run", summary).await;
+            self.jobs.note(inc, EventKind::SyncDryRun, summary).await;
             return Waited::Done;
         }
         let mut last = String::new();
@@ -226,7 +229,7 @@ impl Syncer {
                     );
                     if now != last {
                         self.jobs
-                            .note(inc, "sync_progress", format!("{app}: {now}"))
+                            .note(inc, EventKind::SyncProgress, format!("{app}: {now}"))
                             .await;
                         last = now;
                     }
@@ -240,7 +243,7 @@ impl Syncer {
                         return Waited::Done;
                     }
                 }
-                Err(e) => self.jobs.note(inc, "sync_progress", e).await,
+                Err(e) => self.jobs.note(inc, EventKind::SyncProgress, e).await,
             }
             if let Some(end) = self.pause(deadline).await {
                 return end(format!(
@@ -263,7 +266,7 @@ impl Syncer {
         let lane = &self.jobs.lane;
         let app = lane.hotfix(incident_id)?.declaration.argocd_app;
         let started = EventDraft::new(
-            "sync_requested",
+            EventKind::SyncRequested,
             format!(
                 "hotfixd requested an Argo CD sync{} of {app} to the revert {revision} with prune",
                 if drill { " (drill: dry run)" } else { "" },
@@ -277,9 +280,9 @@ impl Syncer {
                 match me.sync_and_wait(&inc, &app, &revision, drill).await {
                     Waited::Done => {
                         let summary = format!("{app} runs the revert {revision}: Synced and Healthy");
-                        me.jobs.note(&inc, "revert_synced", summary).await;
+                        me.jobs.note(&inc, EventKind::RevertSynced, summary).await;
                     }
-                    Waited::Failed(why) => me.jobs.note(&inc, "sync_failed", why).await,
+                    Waited::Failed(why) => me.jobs.note(&inc, EventKind::SyncFailed, why).await,
                     Waited::Interrupted => {
                         if let Err(e) = me.interrupted(&inc).await {
                             tracing::error!(error = %e, incident = %inc, "recording an interrupted sync failed");
@@ -327,7 +330,7 @@ impl Reconcile for Syncer {
             if h.sync.is_some() {
                 let summary = "the sync is recorded; the intent is settled";
                 self.intents()
-                    .abandon(inc, EventDraft::new("sync_reconciled", summary))
+                    .abandon(inc, EventDraft::new(EventKind::SyncReconciled, summary))
                     .await?;
                 continue;
             }
@@ -349,7 +352,9 @@ impl Reconcile for Syncer {
                         "Argo CD shows {app} Synced and Healthy at {revision}; recording the sync @{} requested before the restart",
                         intent.actor
                     );
-                    self.jobs.note(inc, "sync_reconciled", summary).await;
+                    self.jobs
+                        .note(inc, EventKind::SyncReconciled, summary)
+                        .await;
                     let m = Mutation {
                         request_id: intent.detail.request_id.clone(),
                         expected_version: None,
@@ -360,7 +365,14 @@ impl Reconcile for Syncer {
                     };
                     if let Err(e) = self
                         .intents()
-                        .complete_or_report(&actor, &m, inc, &cmd, cmd.clone(), "sync_failed")
+                        .complete_or_report(
+                            &actor,
+                            &m,
+                            inc,
+                            &cmd,
+                            cmd.clone(),
+                            EventKind::SyncFailed,
+                        )
                         .await
                     {
                         tracing::warn!(incident = %inc, error = %e, "recording a reconciled sync failed");
@@ -372,7 +384,7 @@ impl Reconcile for Syncer {
                         status.sync, status.health
                     );
                     self.intents()
-                        .abandon(inc, EventDraft::new("sync_not_completed", summary))
+                        .abandon(inc, EventDraft::new(EventKind::SyncNotCompleted, summary))
                         .await?;
                 }
             }

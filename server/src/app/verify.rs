@@ -8,6 +8,7 @@
 //! shutdown interrupts it (recorded), and the hotfix stays SYNCED so it can
 //! be started again.
 
+use crate::domain::EventKind;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +79,7 @@ impl Verifier {
         let h = lane.precheck(actor, incident_id, Step::Verify)?;
         let query = self.settings.query_for(&h.declaration.argocd_app);
         let started = EventDraft::new(
-            "verification_started",
+            EventKind::VerificationStarted,
             format!(
                 "@{} started verification: {query} must stay below {} for {} samples within {}",
                 actor.handle,
@@ -111,7 +112,7 @@ impl Verifier {
             tokio::select! {
                 _ = ticker.tick() => {}
                 _ = self.jobs.shutdown.cancelled() => {
-                    self.note(inc, "verification_interrupted", "hotfixd shut down during verification; start it again".into()).await;
+                    self.note(inc, EventKind::VerificationInterrupted, "hotfixd shut down during verification; start it again".into()).await;
                     return;
                 }
             }
@@ -126,13 +127,13 @@ impl Verifier {
                 ),
                 Err(e) => format!("sample failed: {e}"),
             };
-            self.note(inc, "verification_sample", summary).await;
+            self.note(inc, EventKind::VerificationSample, summary).await;
             let recovered = samples.recovered(self.settings.consecutive);
             if recovered || tokio::time::Instant::now() >= deadline {
                 let Some(value) = samples.last else {
                     self.note(
                         inc,
-                        "verification_failed",
+                        EventKind::VerificationFailed,
                         "no sample could be read within the window; check the query, or record the \
                          observed value with `hotfixctl verify INC --recovered|--not-recovered --value V`"
                             .into(),
@@ -152,7 +153,7 @@ impl Verifier {
                 {
                     self.note(
                         inc,
-                        "verification_failed",
+                        EventKind::VerificationFailed,
                         format!("recording the outcome was refused: {e}"),
                     )
                     .await;
@@ -162,7 +163,7 @@ impl Verifier {
         }
     }
 
-    async fn note(&self, inc: &str, kind: &str, summary: String) {
+    async fn note(&self, inc: &str, kind: EventKind, summary: String) {
         self.jobs.note(inc, kind, summary).await;
     }
 }

@@ -6,6 +6,7 @@
 //! (PERMISSION_DENIED), state (FAILED_PRECONDITION naming the allowed steps),
 //! then the runbook's guards.
 
+use super::EventKind;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -28,26 +29,23 @@ pub struct Ctx<'a> {
 }
 
 /// A change to describe in the event log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDraft {
-    pub kind: String,
+    pub kind: EventKind,
     pub summary: String,
 }
 
 impl EventDraft {
-    pub fn new(kind: &str, summary: impl Into<String>) -> EventDraft {
+    pub fn new(kind: EventKind, summary: impl Into<String>) -> EventDraft {
         EventDraft {
-            kind: kind.to_string(),
+            kind,
             summary: summary.into(),
         }
     }
 }
 
-fn event(kind: &str, summary: impl Into<String>) -> EventDraft {
-    EventDraft {
-        kind: kind.to_string(),
-        summary: summary.into(),
-    }
+fn event(kind: EventKind, summary: impl Into<String>) -> EventDraft {
+    EventDraft::new(kind, summary)
 }
 
 /// An accepted change to a hotfix.
@@ -493,9 +491,9 @@ pub fn declare(
         d.cleanup_owner,
         d.merge_eta
     );
-    let mut events = vec![event("declared", summary)];
+    let mut events = vec![event(EventKind::Declared, summary)];
     for f in &flags {
-        events.push(event("flagged", f.clone()));
+        events.push(event(EventKind::Flagged, f.clone()));
     }
     let hotfix = Hotfix {
         declaration: d,
@@ -567,7 +565,7 @@ pub fn record_mitigation(
         seq: 0,
     };
     let e = event(
-        "mitigated",
+        EventKind::Mitigated,
         format!("{incident_id} mitigated by {} (no hotfix)", route.as_str()),
     );
     let x = Exercise {
@@ -591,7 +589,7 @@ pub fn team_review(ctx: &Ctx, notes: &str) -> Result<(TeamReview, EventDraft), R
     Ok((
         review,
         event(
-            "team_review",
+            EventKind::TeamReview,
             format!("team review recorded by @{}", ctx.actor.handle),
         ),
     ))
@@ -695,7 +693,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 if h.approval.is_some() {
                     n.approval = None;
                     events.push(event(
-                        "approval_voided",
+                        EventKind::ApprovalVoided,
                         format!(
                             "approval by @{} voided: the fix changed to {}",
                             h.declaration.approver,
@@ -713,7 +711,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             events.insert(
                 0,
                 event(
-                    "fix_submitted",
+                    EventKind::FixSubmitted,
                     format!(
                         "fix {} on {} ({} files, {changed} lines{})",
                         short(&p.sha),
@@ -738,7 +736,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "fix_override",
+                EventKind::FixOverride,
                 format!("@{who} accepts an over-limit fix {}: {reason}", short(sha)),
             ));
         }
@@ -756,7 +754,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "approved",
+                EventKind::Approved,
                 format!("@{who} approved fix {}", short(&current)),
             ));
         }
@@ -815,7 +813,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "pr_opened",
+                EventKind::PrOpened,
                 format!("PR #{number} \"{title}\" labelled '{HOTFIX_LABEL}' ({url})"),
             ));
         }
@@ -852,7 +850,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 },
             );
             events.push(event(
-                "check_recorded",
+                EventKind::CheckRecorded,
                 format!("check {name}: {:?} on {}", result, short(&current)).to_lowercase(),
             ));
             if name == SCAN_CHECK && *result == CheckResult::Failure {
@@ -863,7 +861,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                     reason: reason.to_string(),
                     at: now,
                 });
-                events.push(event("aborted", reason));
+                events.push(event(EventKind::Aborted, reason));
             }
         }
         Command::Merge => {
@@ -881,7 +879,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "merged",
+                EventKind::Merged,
                 format!(
                     "@{who} merged PR #{pr} ({}) via admin bypass; approver @{}",
                     short(&sha),
@@ -901,7 +899,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "synced",
+                EventKind::Synced,
                 format!(
                     "Argo CD app {} synced to {revision}{}",
                     h.declaration.argocd_app,
@@ -936,7 +934,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             });
             if *recovered {
                 events.push(event(
-                    "verified",
+                    EventKind::Verified,
                     format!("symptom recovered: {observed_value} < {threshold}"),
                 ));
                 exercise = Some(Exercise {
@@ -947,7 +945,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 });
             } else {
                 events.push(event(
-                    "revert_required",
+                    EventKind::RevertRequired,
                     format!(
                         "symptom did not recover ({observed_value}, threshold {threshold}): revert \
                          the hotfix; do not chain another hotfix"
@@ -968,7 +966,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "reverted",
+                EventKind::Reverted,
                 format!("@{who} reverted the hotfix with PR #{pr}; a new incident is needed"),
             ));
             exercise = Some(Exercise {
@@ -1001,7 +999,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "cleanup_recorded",
+                EventKind::CleanupRecorded,
                 format!("cleanup PR #{pr} recorded"),
             ));
         }
@@ -1054,7 +1052,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 at: now,
             });
             events.push(event(
-                "postmortem_recorded",
+                EventKind::PostmortemRecorded,
                 format!(
                     "postmortem recorded ({url}); bypass justified: {}",
                     bypass_justified.as_str()
@@ -1067,7 +1065,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 by: who.clone(),
                 at: now,
             });
-            events.push(event("audit_reviewed", format!("audit review by @{who}")));
+            events.push(event(
+                EventKind::AuditReviewed,
+                format!("audit review by @{who}"),
+            ));
         }
         Command::GrantBreakglass { role, ttl } => {
             if h.breakglass.is_some() {
@@ -1096,7 +1097,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
                 cleaned_at: None,
             });
             events.push(event(
-                "breakglass_granted",
+                EventKind::BreakglassGranted,
                 format!(
                     "breakglass role {role} recorded by @{who}, expires in {}",
                     humantime::format_duration(ttl)
@@ -1119,7 +1120,7 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
             let names: Vec<&str> = items.iter().map(|i| i.as_str()).collect();
             let left: Vec<&str> = bg.outstanding().iter().map(|i| i.as_str()).collect();
             events.push(event(
-                "breakglass_cleaned",
+                EventKind::BreakglassCleaned,
                 format!(
                     "breakglass cleanup: {} done{}",
                     names.join(", "),
@@ -1138,7 +1139,10 @@ pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> 
         && obligations(&n, ctx.policy, now).iter().all(|o| o.done)
     {
         n.closed_at = Some(now);
-        events.push(event("closed", "every obligation is done: hotfix closed"));
+        events.push(event(
+            EventKind::Closed,
+            "every obligation is done: hotfix closed",
+        ));
     }
     Ok(Decision {
         hotfix: n,
@@ -1318,7 +1322,7 @@ pub fn overdue_event(
         .into_iter()
         .find(|o| o.kind == kind && o.overdue)?;
     Some(event(
-        "obligation_overdue",
+        EventKind::ObligationOverdue,
         format!(
             "{} is overdue (due {}); owed by {}: {}",
             kind.as_str(),

@@ -4,7 +4,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Time;
+use super::{State, Time};
+
+/// The state an event records beside it: its hotfix's after the change, or
+/// an incident's mitigated without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventState {
+    Hotfix(State),
+    MitigatedWithoutHotfix,
+}
+
+impl EventState {
+    /// As `StoredEvent::state` and the proto's `State` names spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Hotfix(s) => s.as_str(),
+            EventState::MitigatedWithoutHotfix => "MITIGATED_WITHOUT_HOTFIX",
+        }
+    }
+}
 
 /// An event as stored and streamed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ pub(crate) mod model_tests_support {
 }
 
 pub use facts::{CheckFacts, CheckState, Review, Samples};
+pub use hotfix_api::kinds::EventKind;
 pub use lane::*;
 pub use model::*;
 pub use policy::*;

@@ -22,8 +22,13 @@ impl fmt::Display for ChatChannel {
     }
 }
 
+use super::EventKind;
+
 /// Event kinds the relay itself writes; never relayed again.
-pub const RELAY_KINDS: [&str; 2] = ["notification_failed", "notification_skipped"];
+pub const RELAY_KINDS: [EventKind; 2] = [
+    EventKind::NotificationFailed,
+    EventKind::NotificationSkipped,
+];
 
 /// The message for an event, if it is one the runbook wants posted.
 ///
@@ -32,17 +37,22 @@ pub const RELAY_KINDS: [&str; 2] = ["notification_failed", "notification_skipped
 /// message is escaped as Slack documents (`&amp;`, `&lt;`, `&gt;`), so
 /// `<!channel>` arrives as text, not as a page to everyone. An audit
 /// channel post is one record and one line.
-pub fn message_for(kind: &str, incident_id: &str, summary: &str) -> Option<(ChatChannel, String)> {
+pub fn message_for(
+    kind: EventKind,
+    incident_id: &str,
+    summary: &str,
+) -> Option<(ChatChannel, String)> {
+    use EventKind::*;
     let (channel, text) = match kind {
-        "declared" => (ChatChannel::Status, summary.to_string()),
-        "obligation_overdue" => (ChatChannel::Status, format!("{incident_id}: {summary}")),
-        "merged" | "breakglass_granted" | "breakglass_cleaned" => (
+        Declared => (ChatChannel::Status, summary.to_string()),
+        ObligationOverdue => (ChatChannel::Status, format!("{incident_id}: {summary}")),
+        Merged | BreakglassGranted | BreakglassCleaned => (
             ChatChannel::Audit,
             format!("{incident_id}: {}", one_line(summary)),
         ),
         // A signed note, whole (its lines are its format): an anchor of
         // the trail outside hotfixd.
-        "audit_checkpoint" => (ChatChannel::Audit, format!("audit checkpoint:\n{summary}")),
+        AuditCheckpoint => (ChatChannel::Audit, format!("audit checkpoint:\n{summary}")),
         _ => return None,
     };
     Some((channel, slack_escape(&text)))
@@ -74,29 +84,35 @@ fn one_line(text: &str) -> String {
 mod tests {
     use super::*;
 
+    fn kind(wire: &str) -> EventKind {
+        EventKind::parse(wire).expect("a known kind")
+    }
+
     #[test]
     fn routes_follow_the_runbook() {
         assert_eq!(
-            message_for("declared", "I", "DECLARING HOTFIX").unwrap().0,
+            message_for(kind("declared"), "I", "DECLARING HOTFIX")
+                .unwrap()
+                .0,
             ChatChannel::Status
         );
         assert_eq!(
-            message_for("merged", "I", "m").unwrap().0,
+            message_for(kind("merged"), "I", "m").unwrap().0,
             ChatChannel::Audit
         );
         assert_eq!(
-            message_for("breakglass_granted", "I", "b").unwrap().0,
+            message_for(kind("breakglass_granted"), "I", "b").unwrap().0,
             ChatChannel::Audit
         );
         assert_eq!(
-            message_for("obligation_overdue", "I", "o").unwrap().0,
+            message_for(kind("obligation_overdue"), "I", "o").unwrap().0,
             ChatChannel::Status
         );
-        assert!(message_for("approved", "I", "a").is_none());
+        assert!(message_for(kind("approved"), "I", "a").is_none());
         // A signed checkpoint goes out whole, lines and all: an anchor of
         // the trail outside hotfixd.
         let (channel, text) = message_for(
-            "audit_checkpoint",
+            kind("audit_checkpoint"),
             "",
             "origin\n7\nAAAA\n\n\u{2014} origin sig\n",
         )
@@ -114,7 +130,7 @@ mod tests {
     #[test]
     fn typed_text_cannot_mention_link_or_add_a_line() {
         let (_, text) = message_for(
-            "declared",
+            kind("declared"),
             "I",
             "Symptom: <!channel> <https://evil|the runbook> & more.",
         )
@@ -124,7 +140,7 @@ mod tests {
             "Symptom: &lt;!channel&gt; &lt;https://evil|the runbook&gt; &amp; more."
         );
         let (_, text) = message_for(
-            "breakglass_granted",
+            kind("breakglass_granted"),
             "I",
             "breakglass db\nINC-1: breakglass cleaned by @carol",
         )

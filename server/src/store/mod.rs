@@ -132,8 +132,9 @@ pub enum Mark {
 
 pub struct Commit {
     pub write: Write,
-    /// The state after the change, as events record it ("" for none).
-    pub state: String,
+    /// The state after the change, as its events record it (None: events
+    /// of no hotfix).
+    pub state: Option<crate::domain::log::EventState>,
     pub events: Vec<EventDraft>,
     pub exercise: Option<Exercise>,
     /// Set or cleared with the change.
@@ -807,7 +808,7 @@ impl Store {
         // Assign sequence numbers and build every record of the change.
         let first = counters.next_event;
         let last = first + commit.events.len() as u64 - 1;
-        let state = commit.state.clone();
+        let state = commit.state.map_or("", |s| s.as_str());
         let (incident, version, drill, mut outcome) = match &commit.write {
             Write::Hotfix { after, .. } => {
                 let mut h = after.clone();
@@ -850,9 +851,9 @@ impl Store {
                 incident_id: incident.clone(),
                 at: req.now,
                 actor: req.actor.to_string(),
-                kind: d.kind.clone(),
+                kind: d.kind.as_str().to_string(),
                 summary: redact(&d.summary).into_owned(),
-                state: state.clone(),
+                state: state.to_string(),
                 version,
                 drill,
             })
@@ -1479,6 +1480,7 @@ impl Engine for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::EventKind;
     use std::sync::atomic::Ordering;
 
     fn review(store: &Store, n: u32) -> Result<Outcome> {
@@ -1503,9 +1505,9 @@ mod tests {
                 };
                 Ok(Commit {
                     write: Write::TeamReview(r),
-                    state: String::new(),
+                    state: None,
                     events: vec![EventDraft {
-                        kind: "team_review".into(),
+                        kind: EventKind::TeamReview,
                         summary: format!("review {n}"),
                     }],
                     exercise: None,

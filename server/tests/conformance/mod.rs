@@ -7,9 +7,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use hotfixd::domain::State;
+use hotfixd::domain::log::EventState;
 use hotfixd::domain::{
-    self, Criterion, Ctx, Declaration, Directory, EventDraft, Existing, GateView, Hotfix, Policy,
-    Principal, Refusal, Role, Severity, TeamReview, Time,
+    self, Criterion, Ctx, Declaration, Directory, EventDraft, EventKind, Existing, GateView,
+    Hotfix, Policy, Principal, Refusal, Role, Severity, TeamReview, Time,
 };
 use hotfixd::error::Error;
 use hotfixd::store::{Commit, Engine, IntentKind, Mark, Outcome, Request, Write};
@@ -98,7 +100,7 @@ fn req<'a>(action: &'a str, incident_id: &'a str, now: Time, request_id: &'a str
     }
 }
 
-fn draft(kind: &str, summary: &str) -> EventDraft {
+fn draft(kind: EventKind, summary: &str) -> EventDraft {
     EventDraft::new(kind, summary)
 }
 
@@ -111,14 +113,17 @@ async fn declare(store: &dyn Engine, now: Time) -> Hotfix {
             Box::new(move |r| {
                 assert!(r.hotfix(INC)?.is_none(), "a fresh store holds no hotfix");
                 Ok(Commit {
-                    state: "DECLARED".into(),
+                    state: Some(EventState::Hotfix(State::Declared)),
                     write: Write::Hotfix {
                         before: None,
                         after: h,
                         open_before: Vec::new(),
                         open_after: Vec::new(),
                     },
-                    events: vec![draft("declared", "one"), draft("flagged", "two")],
+                    events: vec![
+                        draft(EventKind::Declared, "one"),
+                        draft(EventKind::Flagged, "two"),
+                    ],
                     exercise: None,
                     marks: vec![Mark::Intent {
                         kind: IntentKind::Sync,
@@ -152,7 +157,7 @@ async fn bump(
                 let mut after = before.clone();
                 after.version += 1;
                 Ok(Commit {
-                    state: "DECLARED".into(),
+                    state: Some(EventState::Hotfix(State::Declared)),
                     write: Write::Hotfix {
                         before: Some(before),
                         after,
@@ -160,7 +165,7 @@ async fn bump(
                         open_after: Vec::new(),
                     },
                     events: (0..events)
-                        .map(|i| draft("bumped", &format!("bump {i}")))
+                        .map(|i| draft(EventKind::CheckProgress, &format!("bump {i}")))
                         .collect(),
                     exercise: None,
                     marks: Vec::new(),
@@ -243,11 +248,11 @@ async fn a_change_is_whole_and_a_refusal_writes_only_its_audit_record<E: Engines
             req("sync", INC, at(2), ""),
             Box::new(|r| {
                 Ok(Commit {
-                    state: "DECLARED".into(),
+                    state: Some(EventState::Hotfix(State::Declared)),
                     write: Write::Note {
                         hotfix: r.hotfix(INC)?.unwrap(),
                     },
-                    events: vec![draft("sync_failed", "argo said no")],
+                    events: vec![draft(EventKind::SyncFailed, "argo said no")],
                     exercise: None,
                     marks: vec![Mark::IntentDone {
                         kind: IntentKind::Sync,
@@ -421,9 +426,9 @@ async fn the_durable_end_moves_only_after_durability<E: Engines>(engines: &E) {
             req("team-review", "", at(3), ""),
             Box::new(move |_| {
                 Ok(Commit {
-                    state: String::new(),
+                    state: None,
                     write: Write::TeamReview(reviews),
-                    events: vec![draft("team_review", "x")],
+                    events: vec![draft(EventKind::TeamReview, "x")],
                     exercise: None,
                     marks: Vec::new(),
                 })
