@@ -44,7 +44,7 @@ impl EventDraft {
     }
 }
 
-fn event(kind: EventKind, summary: impl Into<String>) -> EventDraft {
+pub(super) fn event(kind: EventKind, summary: impl Into<String>) -> EventDraft {
     EventDraft::new(kind, summary)
 }
 
@@ -278,7 +278,7 @@ pub fn pull_request_text(h: &Hotfix, policy: &Policy) -> (String, String) {
 /// The current fix's full SHA, if `sha` (a full SHA or a prefix of at
 /// least 7 hex digits) names it; refused when the fix has moved on from
 /// what the approver reviewed.
-fn reviewed(step: Step, h: &Hotfix, sha: &str) -> Result<String, Refusal> {
+pub(super) fn reviewed(step: Step, h: &Hotfix, sha: &str) -> Result<String, Refusal> {
     let current = h.current_sha().unwrap_or_default();
     if current.is_empty() || !current.starts_with(sha) {
         return Err(refused(
@@ -294,7 +294,7 @@ fn reviewed(step: Step, h: &Hotfix, sha: &str) -> Result<String, Refusal> {
     Ok(current.to_string())
 }
 
-fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
+pub(super) fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
     if n == 0 {
         Err(Refusal::Invalid {
             field: field.into(),
@@ -305,7 +305,7 @@ fn check_number(field: &str, n: u64) -> Result<(), Refusal> {
     }
 }
 
-fn check_optional_url(field: &str, url: &str) -> Result<(), Refusal> {
+pub(super) fn check_optional_url(field: &str, url: &str) -> Result<(), Refusal> {
     if url.is_empty() {
         Ok(())
     } else {
@@ -332,7 +332,7 @@ pub fn allowed_steps(state: State) -> &'static [Step] {
     }
 }
 
-fn refused(step: Step, reason: impl Into<String>) -> Refusal {
+pub(super) fn refused(step: Step, reason: impl Into<String>) -> Refusal {
     Refusal::Refused {
         step,
         reason: reason.into(),
@@ -622,536 +622,7 @@ pub fn precheck(ctx: &Ctx, h: &Hotfix, step: Step) -> Result<State, Refusal> {
 }
 
 /// Applies one lane step to a hotfix.
-pub fn apply(ctx: &Ctx, h: &Hotfix, cmd: &Command) -> Result<Decision, Refusal> {
-    cmd.validate()?;
-    let step = cmd.step();
-    let required = &ctx.policy.required_checks;
-    precheck(ctx, h, step)?;
-    let mut n = h.clone();
-    n.version += 1;
-    let now = ctx.now;
-    let who = ctx.actor.handle.clone();
-    let mut events = Vec::new();
-    let mut exercise = None;
-    let inc = h.incident_id().to_string();
-
-    match cmd {
-        Command::SubmitFix(p) => {
-            check_branch("branch", &p.branch, &inc)?;
-            let approver_tag = format!("approver: @{}", h.declaration.approver);
-            if !p.commit_message.contains(&inc) {
-                return Err(Refusal::Invalid {
-                    field: "commit_message".into(),
-                    reason: format!(
-                        "must name the incident id {inc} (the audit trail starts here)"
-                    ),
-                });
-            }
-            if !p.commit_message.contains(&approver_tag) {
-                return Err(Refusal::Invalid {
-                    field: "commit_message".into(),
-                    reason: format!("must contain '{approver_tag}'"),
-                });
-            }
-            let changed: u64 = p
-                .files
-                .iter()
-                .map(|f| u64::from(f.added) + u64::from(f.removed))
-                .sum();
-            let changed = u32::try_from(changed).unwrap_or(u32::MAX);
-            let mut over = Vec::new();
-            if changed > ctx.policy.max_fix_lines {
-                over.push(format!(
-                    "it changes {changed} lines (limit {})",
-                    ctx.policy.max_fix_lines
-                ));
-            }
-            let concerns = concerns(&p.files, ctx.policy.concern_depth);
-            if concerns.len() > 1 {
-                over.push(format!(
-                    "it touches more than one concern ({}); one concern per hotfix",
-                    concerns.into_iter().collect::<Vec<_>>().join(", ")
-                ));
-            }
-            let overridden = h.fix_override.as_ref().is_some_and(|o| o.sha == p.sha);
-            if !over.is_empty() && !overridden {
-                return Err(refused(
-                    step,
-                    format!(
-                        "fix {} is too large for the hotfix lane: {}. Shrink it, or the approver \
-                         @{} may accept it with `hotfixctl override {inc} --sha {} --reason ...`",
-                        short(&p.sha),
-                        over.join("; "),
-                        h.declaration.approver,
-                        p.sha
-                    ),
-                ));
-            }
-            let new_sha = h.current_sha() != Some(p.sha.as_str());
-            if new_sha {
-                n.checks.clear();
-                if h.approval.is_some() {
-                    n.approval = None;
-                    events.push(event(
-                        EventKind::ApprovalVoided,
-                        format!(
-                            "approval by @{} voided: the fix changed to {}",
-                            h.declaration.approver,
-                            short(&p.sha)
-                        ),
-                    ));
-                }
-            }
-            n.fix = Some(Fix {
-                proposal: p.clone(),
-                changed_lines: changed,
-                over_limit: !over.is_empty(),
-                at: now,
-            });
-            events.insert(
-                0,
-                event(
-                    EventKind::FixSubmitted,
-                    format!(
-                        "fix {} on {} ({} files, {changed} lines{})",
-                        short(&p.sha),
-                        p.branch,
-                        p.files.len(),
-                        if over.is_empty() {
-                            ""
-                        } else {
-                            ", over limit: approver override"
-                        }
-                    ),
-                ),
-            );
-        }
-        Command::OverrideFixLimits { sha, reason } => {
-            // Named in full, for a fix that was refused over the limits and
-            // is not recorded yet: it admits that SHA and no other.
-            n.fix_override = Some(FixOverride {
-                sha: sha.clone(),
-                reason: reason.clone(),
-                by: who.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::FixOverride,
-                format!("@{who} accepts an over-limit fix {}: {reason}", short(sha)),
-            ));
-        }
-        Command::Approve { sha } => {
-            let current = reviewed(step, h, sha.as_deref().unwrap_or_default())?;
-            if h.current_approval().is_some() {
-                return Err(refused(
-                    step,
-                    format!("fix {} is already approved", short(&current)),
-                ));
-            }
-            n.approval = Some(Approval {
-                by: who.clone(),
-                sha: current.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::Approved,
-                format!("@{who} approved fix {}", short(&current)),
-            ));
-        }
-        Command::OpenPullRequest {
-            number,
-            url,
-            title,
-            labels,
-        } => {
-            if *number == 0 && !h.is_drill() {
-                return Err(Refusal::Invalid {
-                    field: "number".into(),
-                    reason: "must be a positive PR number".into(),
-                });
-            }
-            let prefix = format!("HOTFIX: {inc}");
-            let title = match title {
-                Some(t) if !t.starts_with(&prefix) => {
-                    return Err(Refusal::Invalid {
-                        field: "title".into(),
-                        reason: format!("must start with '{prefix}'"),
-                    });
-                }
-                Some(t) => t.clone(),
-                None => pull_request_text(h, ctx.policy).0,
-            };
-            // The fast path runs only on PRs labelled `hotfix`: a PR
-            // without it would not get it, so recording it as if it did
-            // would be a lie in the timeline.
-            if !labels.iter().any(|l| l == HOTFIX_LABEL) {
-                return Err(Refusal::Invalid {
-                    field: "labels".into(),
-                    reason: format!(
-                        "the PR must carry the '{HOTFIX_LABEL}' label (the CI fast path runs \
-                         only on PRs labelled '{HOTFIX_LABEL}'); label it and record it again"
-                    ),
-                });
-            }
-            let mut labels = labels.clone();
-            labels.sort();
-            labels.dedup();
-            if let Some(pr) = &h.pull_request {
-                return Err(refused(
-                    step,
-                    format!(
-                        "PR #{} is already recorded for this hotfix; push new fixes to it",
-                        pr.number
-                    ),
-                ));
-            }
-            n.pull_request = Some(PullRequest {
-                number: *number,
-                url: url.clone(),
-                title: title.clone(),
-                labels,
-                at: now,
-            });
-            events.push(event(
-                EventKind::PrOpened,
-                format!("PR #{number} \"{title}\" labelled '{HOTFIX_LABEL}' ({url})"),
-            ));
-        }
-        Command::RecordCheck { name, result, sha } => {
-            let current = h.current_sha().unwrap_or_default().to_string();
-            if !required.iter().any(|r| r == name) {
-                return Err(Refusal::Invalid {
-                    field: "name".into(),
-                    reason: format!(
-                        "'{name}' is not a required fast-path check (required: {})",
-                        required.join(", ")
-                    ),
-                });
-            }
-            if let Some(s) = sha
-                && *s != current
-            {
-                return Err(refused(
-                    step,
-                    format!(
-                        "check ran on {} but the PR's current fix is {}: results for an old SHA do not count",
-                        short(s),
-                        short(&current)
-                    ),
-                ));
-            }
-            n.checks.insert(
-                name.clone(),
-                Check {
-                    result: *result,
-                    sha: current.clone(),
-                    by: who.clone(),
-                    at: now,
-                },
-            );
-            events.push(event(
-                EventKind::CheckRecorded,
-                format!("check {name}: {:?} on {}", result, short(&current)).to_lowercase(),
-            ));
-            if name == SCAN_CHECK && *result == CheckResult::Failure {
-                let reason = "scan failed: a hotfix that introduces a CVE is not a hotfix; \
-                              scan is never skipped or overridden. Mitigate with a flag flip or \
-                              a rollback instead";
-                n.abort = Some(Abort {
-                    reason: reason.to_string(),
-                    at: now,
-                });
-                events.push(event(EventKind::Aborted, reason));
-            }
-        }
-        Command::Merge => {
-            let pr = h
-                .pull_request
-                .as_ref()
-                .map(|p| p.number)
-                .unwrap_or_default();
-            let sha = h.current_sha().unwrap_or_default().to_string();
-            n.merge = Some(MergeRecord {
-                by: who.clone(),
-                pr,
-                approver: h.declaration.approver.clone(),
-                sha: sha.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::Merged,
-                format!(
-                    "@{who} merged PR #{pr} ({}) via admin bypass; approver @{}",
-                    short(&sha),
-                    h.declaration.approver
-                ),
-            ));
-        }
-        Command::Sync {
-            revision,
-            skip_canary,
-        } => {
-            n.sync = Some(SyncRecord {
-                by: who.clone(),
-                app: h.declaration.argocd_app.clone(),
-                revision: revision.clone(),
-                skipped_canary: *skip_canary,
-                at: now,
-            });
-            events.push(event(
-                EventKind::Synced,
-                format!(
-                    "Argo CD app {} synced to {revision}{}",
-                    h.declaration.argocd_app,
-                    if *skip_canary {
-                        " (canary skipped)"
-                    } else {
-                        ""
-                    }
-                ),
-            ));
-        }
-        Command::Verify {
-            recovered,
-            observed_value,
-        } => {
-            let threshold = ctx.policy.verify_threshold;
-            if *recovered && *observed_value >= threshold {
-                return Err(Refusal::Invalid {
-                    field: "recovered".into(),
-                    reason: format!(
-                        "the observed value {observed_value} is not below the threshold {threshold}: \
-                         the symptom has not recovered"
-                    ),
-                });
-            }
-            n.verification = Some(Verification {
-                by: who.clone(),
-                recovered: *recovered,
-                observed_value: *observed_value,
-                threshold,
-                at: now,
-            });
-            if *recovered {
-                events.push(event(
-                    EventKind::Verified,
-                    format!("symptom recovered: {observed_value} < {threshold}"),
-                ));
-                exercise = Some(Exercise {
-                    at: now,
-                    incident_id: inc.clone(),
-                    resolved_by: "hotfix".into(),
-                    drill: h.is_drill(),
-                });
-            } else {
-                events.push(event(
-                    EventKind::RevertRequired,
-                    format!(
-                        "symptom did not recover ({observed_value}, threshold {threshold}): revert \
-                         the hotfix; do not chain another hotfix"
-                    ),
-                ));
-            }
-        }
-        Command::Revert { pr } => {
-            if *pr == 0 && !h.is_drill() {
-                return Err(Refusal::Invalid {
-                    field: "revert_pr".into(),
-                    reason: "must be a positive PR number".into(),
-                });
-            }
-            n.revert = Some(RevertRecord {
-                by: who.clone(),
-                pr: *pr,
-                at: now,
-            });
-            events.push(event(
-                EventKind::Reverted,
-                format!("@{who} reverted the hotfix with PR #{pr}; a new incident is needed"),
-            ));
-            exercise = Some(Exercise {
-                at: now,
-                incident_id: inc.clone(),
-                resolved_by: "hotfix-reverted".into(),
-                drill: h.is_drill(),
-            });
-        }
-        Command::RecordCleanup { pr, url, labels } => {
-            if labels.iter().any(|l| l == HOTFIX_LABEL) {
-                return Err(refused(
-                    step,
-                    format!(
-                        "cleanup PR #{pr} carries the '{HOTFIX_LABEL}' label: it must run the full \
-                         pipeline with normal review; remove the label"
-                    ),
-                ));
-            }
-            if h.pull_request.as_ref().is_some_and(|p| p.number == *pr) {
-                return Err(Refusal::Invalid {
-                    field: "pr_number".into(),
-                    reason: format!("#{pr} is the hotfix PR itself, not a cleanup PR"),
-                });
-            }
-            n.cleanup = Some(CleanupRecord {
-                pr: *pr,
-                url: url.clone(),
-                by: who.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::CleanupRecorded,
-                format!("cleanup PR #{pr} recorded"),
-            ));
-        }
-        Command::RecordPostmortem {
-            url,
-            why_hotfix,
-            bypass_justified,
-            breakglass_used,
-            cleanup_pr_link,
-        } => {
-            let link = match (cleanup_pr_link, &h.cleanup) {
-                (Some(l), _) => l.clone(),
-                (None, Some(c)) if !c.url.is_empty() => c.url.clone(),
-                (None, Some(c)) => format!("#{}", c.pr),
-                (None, None) if h.revert.is_some() => String::new(),
-                (None, None) => {
-                    return Err(refused(
-                        step,
-                        format!(
-                            "the postmortem must link the cleanup PR: record it first with \
-                             `hotfixctl cleanup {inc} --pr N`, or pass --cleanup-pr-link"
-                        ),
-                    ));
-                }
-            };
-            if *breakglass_used && h.breakglass.is_none() {
-                return Err(refused(
-                    step,
-                    format!(
-                        "the postmortem says breakglass was used but no grant is recorded: record it \
-                         with `hotfixctl breakglass {inc} grant --role ROLE`"
-                    ),
-                ));
-            }
-            if !*breakglass_used && h.breakglass.is_some() {
-                return Err(Refusal::Invalid {
-                    field: "breakglass_used".into(),
-                    reason:
-                        "a breakglass grant is recorded for this hotfix; the postmortem must say so"
-                            .into(),
-                });
-            }
-            n.postmortem = Some(PostmortemRecord {
-                url: url.clone(),
-                why_hotfix: why_hotfix.clone(),
-                bypass_justified: *bypass_justified,
-                breakglass_used: *breakglass_used,
-                cleanup_pr_link: link,
-                by: who.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::PostmortemRecorded,
-                format!(
-                    "postmortem recorded ({url}); bypass justified: {}",
-                    bypass_justified.as_str()
-                ),
-            ));
-        }
-        Command::RecordAuditReview { findings } => {
-            n.audit_review = Some(AuditReviewRecord {
-                findings: findings.clone(),
-                by: who.clone(),
-                at: now,
-            });
-            events.push(event(
-                EventKind::AuditReviewed,
-                format!("audit review by @{who}"),
-            ));
-        }
-        Command::GrantBreakglass { role, ttl } => {
-            if h.breakglass.is_some() {
-                return Err(refused(
-                    step,
-                    "a breakglass grant is already recorded for this hotfix",
-                ));
-            }
-            let max = ctx.policy.breakglass_ttl;
-            let ttl = ttl.unwrap_or(max);
-            if ttl.is_zero() || ttl > max {
-                return Err(Refusal::Invalid {
-                    field: "ttl_seconds".into(),
-                    reason: format!(
-                        "must be between 1s and the breakglass TTL {}",
-                        humantime::format_duration(max)
-                    ),
-                });
-            }
-            n.breakglass = Some(BreakglassRecord {
-                role: role.clone(),
-                granted_by: who.clone(),
-                granted_at: now,
-                expires_at: after(now, ttl),
-                cleaned: BTreeSet::new(),
-                cleaned_at: None,
-            });
-            events.push(event(
-                EventKind::BreakglassGranted,
-                format!(
-                    "breakglass role {role} recorded by @{who}, expires in {}",
-                    humantime::format_duration(ttl)
-                ),
-            ));
-        }
-        Command::CleanupBreakglass { items } => {
-            let Some(bg) = n.breakglass.as_mut() else {
-                return Err(refused(
-                    step,
-                    format!(
-                        "no breakglass grant is recorded: record it first with `hotfixctl breakglass {inc} grant`"
-                    ),
-                ));
-            };
-            bg.cleaned.extend(items.iter().copied());
-            if bg.outstanding().is_empty() && bg.cleaned_at.is_none() {
-                bg.cleaned_at = Some(now);
-            }
-            let names: Vec<&str> = items.iter().map(|i| i.as_str()).collect();
-            let left: Vec<&str> = bg.outstanding().iter().map(|i| i.as_str()).collect();
-            events.push(event(
-                EventKind::BreakglassCleaned,
-                format!(
-                    "breakglass cleanup: {} done{}",
-                    names.join(", "),
-                    if left.is_empty() {
-                        String::from("; checklist complete")
-                    } else {
-                        format!("; outstanding: {}", left.join(", "))
-                    }
-                ),
-            ));
-        }
-    }
-
-    // A hotfix closes when it is mitigated and owes nothing more.
-    if n.state(required) == State::Mitigated
-        && obligations(&n, ctx.policy, now).iter().all(|o| o.done)
-    {
-        n.closed_at = Some(now);
-        events.push(event(
-            EventKind::Closed,
-            "every obligation is done: hotfix closed",
-        ));
-    }
-    Ok(Decision {
-        hotfix: n,
-        events,
-        exercise,
-    })
-}
-
-fn state_is_past_merge(state: State) -> bool {
+pub(super) fn state_is_past_merge(state: State) -> bool {
     matches!(
         state,
         State::Merged
@@ -1192,7 +663,7 @@ pub fn merge_blockers(h: &Hotfix, required: &[String]) -> Vec<String> {
 }
 
 /// The top-level "concerns" a fix touches.
-fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
+pub(super) fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
     files
         .iter()
         .map(|f| {
@@ -1207,7 +678,7 @@ fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
         .collect()
 }
 
-fn short(sha: &str) -> &str {
+pub(super) fn short(sha: &str) -> &str {
     &sha[..sha.len().min(12)]
 }
 

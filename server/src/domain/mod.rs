@@ -11,6 +11,7 @@ pub mod log;
 pub mod model;
 pub mod notify;
 pub mod policy;
+pub mod steps;
 pub mod validate;
 
 #[cfg(test)]
@@ -34,6 +35,7 @@ pub use hotfix_api::kinds::EventKind;
 pub use lane::*;
 pub use model::*;
 pub use policy::*;
+pub use steps::apply;
 
 /// Why the lane refused a request. Each variant maps to one gRPC code.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
