@@ -121,7 +121,7 @@ pub fn restore(dir: &Path, backup: &[u8]) -> Result<Header> {
         )));
     }
     super::private_dir(dir)?;
-    let db = sled::Config::new().path(dir).open()?;
+    let db = super::open_sled(sled::Config::new().path(dir))?;
     let mut n = 0u64;
     for l in lines {
         let e: Entry = serde_json::from_slice(l).map_err(|e| bad(format!("entry {n}: {e}")))?;

@@ -1,0 +1,385 @@
+//! The change protocol of the sled engine: under the writer lock, a
+//! request id seen before answers as the first time; otherwise the
+//! decision runs on a `Snapshot`, its records are built (events, the audit
+//! record sealed onto the chain, index entries, marks, the request record)
+//! and written as one change through the redo record.
+
+use super::*;
+
+impl Store {
+    /// Runs under the writer lock; returns the answer and the group-commit
+    /// ticket that covers whatever it wrote.
+    pub(super) fn execute_locked(
+        &self,
+        req: &Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> (Result<(Outcome, Option<u64>)>, u64) {
+        let mut counters = self.writer.lock().expect("writer lock");
+        let answer = self.write_locked(&mut counters, req, decide);
+        counters.tickets += 1;
+        self.set_mark(&counters);
+        (answer, counters.tickets)
+    }
+
+    pub(super) fn write_locked(
+        &self,
+        counters: &mut Counters,
+        req: &Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> Result<(Outcome, Option<u64>)> {
+        let req_key =
+            (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
+        if let Some(first) = self.first_answer(req, req_key.as_deref())? {
+            return Ok((first, None));
+        }
+
+        let snapshot = Snapshot {
+            store: self,
+            audit: (counters.next_audit - 1, counters.audit_head),
+        };
+        let commit = match decide(&snapshot) {
+            Ok(c) => c,
+            Err(Error::Refused(refusal)) => {
+                self.audit_refusal(counters, req, &refusal)?;
+                return Err(refusal.into());
+            }
+            Err(other) => return Err(other),
+        };
+
+        // Assign sequence numbers and build every record of the change.
+        let first = counters.next_event;
+        let last = first + commit.events.len() as u64 - 1;
+        let state = commit.state.map_or("", |s| s.as_str());
+        let (incident, version, drill, outcome) = answer_of(&commit.write, last);
+        let events: Vec<StoredEvent> = commit
+            .events
+            .iter()
+            .enumerate()
+            .map(|(i, d)| StoredEvent {
+                seq: first + i as u64,
+                incident_id: incident.clone(),
+                at: req.now,
+                actor: req.actor.to_string(),
+                kind: d.kind.as_str().to_string(),
+                summary: redact(&d.summary).into_owned(),
+                state: state.to_string(),
+                version,
+                drill,
+            })
+            .collect();
+        let mut audit = AuditRecord {
+            seq: counters.next_audit,
+            at: req.now,
+            actor: req.actor.to_string(),
+            incident_id: incident.clone(),
+            action: req.action.to_string(),
+            outcome: "ok".into(),
+            detail: events
+                .iter()
+                .map(|e| e.summary.as_str())
+                .collect::<Vec<_>>()
+                .join(" | "),
+            event_seq: Some(first),
+            hash: String::new(),
+            v: 0,
+        };
+
+        use redo::TreeId::{Audit, Events, Index, Requests};
+        let mut w = redo::Writes::default();
+        for e in &events {
+            w.put(Events, keys::seq(e.seq), encode(e));
+            if !e.incident_id.is_empty() {
+                w.put(Index, keys::by_incident(&e.incident_id, e.seq), Vec::new());
+            }
+        }
+        self.index(&mut w, &commit, &outcome, first)?;
+        if let Some(k) = req_key {
+            w.put(
+                Requests,
+                k,
+                encode(&RequestRecord {
+                    fingerprint: req.fingerprint.clone(),
+                    outcome: outcome.clone(),
+                }),
+            );
+        }
+        let audit_head = chain::seal(&mut audit, &counters.audit_head);
+        w.put(Audit, keys::seq(audit.seq), encode(&audit));
+        self.commit_writes(&w)?;
+        counters.next_event = last + 1;
+        counters.next_audit += 1;
+        counters.audit_head = audit_head;
+        // Under the writer lock: the cache stays in sequence order.
+        let mut recent = self.recent.write().expect("recent lock");
+        for e in events {
+            if recent.len() == RECENT_EVENTS {
+                recent.pop_front();
+            }
+            recent.push_back(e);
+        }
+        Ok((outcome, Some(last)))
+    }
+
+    /// The stored first answer to the request's id, if it has one and was
+    /// answered; the same id with another request is INVALID_ARGUMENT.
+    fn first_answer(&self, req: &Request<'_>, key: Option<&[u8]>) -> Result<Option<Outcome>> {
+        let Some(k) = key else { return Ok(None) };
+        let Some(bytes) = self.requests.get(k)? else {
+            return Ok(None);
+        };
+        let rec: RequestRecord = decode("request", &bytes)?;
+        if rec.fingerprint != req.fingerprint {
+            return Err(Refusal::Invalid {
+                field: "request_id".into(),
+                reason: format!(
+                    "'{}' was already used for a different request",
+                    req.request_id
+                ),
+            }
+            .into());
+        }
+        Ok(Some(rec.outcome))
+    }
+
+    /// A refusal's audit record, sealed onto the chain: all a refusal
+    /// writes.
+    fn audit_refusal(
+        &self,
+        counters: &mut Counters,
+        req: &Request<'_>,
+        refusal: &Refusal,
+    ) -> Result<()> {
+        let mut rec = AuditRecord {
+            seq: counters.next_audit,
+            at: req.now,
+            actor: req.actor.to_string(),
+            incident_id: req.incident_id.to_string(),
+            action: req.action.to_string(),
+            outcome: refusal_kind(refusal).to_string(),
+            detail: redact(&refusal.to_string()).into_owned(),
+            event_seq: None,
+            hash: String::new(),
+            v: 0,
+        };
+        let head = chain::seal(&mut rec, &counters.audit_head);
+        self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
+        counters.next_audit += 1;
+        counters.audit_head = head;
+        Ok(())
+    }
+
+    /// The indexer: the records and index entries a change writes beside
+    /// its events (the facts, the rolling-window and quarter entries of a
+    /// declaration, the obligations that changed, the postmortem counts,
+    /// the review, the checkpoint, the marks, the exercise).
+    fn index(
+        &self,
+        w: &mut redo::Writes,
+        commit: &Commit,
+        outcome: &Outcome,
+        first: u64,
+    ) -> Result<()> {
+        use redo::TreeId::{Index, Meta, Records};
+        match (&commit.write, outcome) {
+            (
+                Write::Hotfix {
+                    before,
+                    open_before,
+                    open_after,
+                    ..
+                },
+                Outcome::Hotfix(h),
+            ) => {
+                w.put(Records, keys::hotfix(h.incident_id()), encode(h));
+                if before.is_none() && !h.is_drill() {
+                    w.put(
+                        Index,
+                        keys::declared(h.declared_at, h.incident_id()),
+                        keys::seq(first),
+                    );
+                    w.put(
+                        Index,
+                        keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
+                        Vec::new(),
+                    );
+                }
+                // Only the obligations that changed.
+                for (due, kind) in open_before.iter().filter(|o| !open_after.contains(o)) {
+                    w.delete(Index, keys::due(*due, h.incident_id(), *kind));
+                }
+                for (due, kind) in open_after.iter().filter(|o| !open_before.contains(o)) {
+                    w.put(Index, keys::due(*due, h.incident_id(), *kind), Vec::new());
+                }
+                if let Some(yes_but_rollback) =
+                    crate::domain::facts::first_postmortem(before.as_ref(), h)
+                {
+                    // Absolute counts, not increments: applying the change
+                    // again after a crash must not count it twice.
+                    let (all, ybr) = self.postmortem_counts()?;
+                    w.put(Meta, keys::META_POSTMORTEMS, keys::seq(u64::from(all) + 1));
+                    if yes_but_rollback {
+                        w.put(
+                            Meta,
+                            keys::META_POSTMORTEMS_YBR,
+                            keys::seq(u64::from(ybr) + 1),
+                        );
+                    }
+                }
+            }
+            (Write::Mitigation(_), Outcome::Mitigation(m)) => {
+                w.put(Records, keys::mitigation(&m.incident_id), encode(m));
+            }
+            (Write::TeamReview(_), Outcome::TeamReview(r)) => {
+                w.put(Index, keys::review(r.at, first), encode(r));
+            }
+            (Write::Checkpoint { size, note }, Outcome::Checkpoint { .. }) => {
+                w.put(Index, keys::checkpoint(*size), note.as_bytes().to_vec());
+            }
+            (Write::Note { .. }, Outcome::Hotfix(_)) => {}
+            _ => unreachable!("outcome mirrors the write"),
+        }
+        for mark in &commit.marks {
+            match mark {
+                Mark::Intent {
+                    kind,
+                    incident_id,
+                    payload,
+                } => w.put(
+                    Index,
+                    keys::intent(kind.as_str(), incident_id),
+                    payload.clone(),
+                ),
+                Mark::IntentDone { kind, incident_id } => {
+                    w.delete(Index, keys::intent(kind.as_str(), incident_id))
+                }
+                Mark::OverdueReported {
+                    incident_id,
+                    obligation,
+                } => w.put(
+                    Index,
+                    keys::overdue_mark(incident_id, obligation),
+                    Vec::new(),
+                ),
+            }
+        }
+        if let Some(x) = &commit.exercise {
+            w.put(Index, keys::exercise(x.at, &x.incident_id), encode(x));
+        }
+        Ok(())
+    }
+
+    /// Makes `w` one change: the whole of it in `meta/redo` (one insert,
+    /// atomic on its own), then each write. See [`redo`].
+    pub(super) fn commit_writes(&self, w: &redo::Writes) -> Result<()> {
+        let written = self
+            .meta
+            .insert(keys::META_REDO, w.encode())
+            .map_err(Error::from)
+            .and_then(|_| {
+                #[cfg(test)]
+                if self
+                    .halt_after_redo
+                    .load(std::sync::atomic::Ordering::Acquire)
+                {
+                    return Ok(());
+                }
+                self.apply(w)
+            });
+        if let Err(e) = &written {
+            // Part of the change may be applied; the next start applies
+            // the redo record again. Until then, change nothing more.
+            self.flusher.poison(format!("writing a change: {e}"));
+            return Err(Error::NotDurable(format!("writing a change: {e}")));
+        }
+        written
+    }
+
+    pub(super) fn tree(&self, id: redo::TreeId) -> &sled::Tree {
+        match id {
+            redo::TreeId::Records => &self.records,
+            redo::TreeId::Events => &self.events,
+            redo::TreeId::Audit => &self.audit,
+            redo::TreeId::Index => &self.index,
+            redo::TreeId::Requests => &self.requests,
+            redo::TreeId::Meta => &self.meta,
+        }
+    }
+
+    /// Whether every write of `w` is on disk. A change's last write is its
+    /// audit record, under a sequence number no earlier change used; sled
+    /// recovers a prefix of its log, so if that record is there, so is the
+    /// rest. (Comparing values instead would undo anything written since,
+    /// e.g. a re-sealed audit chain that `audit verify --against` must see.)
+    pub(super) fn landed(&self, w: &redo::Writes) -> Result<bool> {
+        match w.ops.last() {
+            Some(op) if op.tree == redo::TreeId::Audit && op.value.is_some() => {
+                Ok(self.audit.contains_key(&op.key)?)
+            }
+            _ => Err(Error::Corrupt(
+                "meta/redo: a change must end with its audit record".into(),
+            )),
+        }
+    }
+
+    pub(super) fn apply(&self, w: &redo::Writes) -> Result<()> {
+        for op in &w.ops {
+            let tree = self.tree(op.tree);
+            match &op.value {
+                Some(v) => tree.insert(op.key.as_slice(), v.as_slice())?,
+                None => tree.remove(op.key.as_slice())?,
+            };
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn refusal_kind(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Invalid { .. } => "invalid",
+        Refusal::Denied { .. } => "denied",
+        Refusal::NotFound { .. } => "not-found",
+        Refusal::AlreadyExists { .. } => "already-exists",
+        Refusal::WrongState { .. } => "wrong-state",
+        Refusal::Refused { .. } => "refused",
+        Refusal::RateLimited { .. } => "rate-limited",
+        Refusal::Conflict { .. } => "conflict",
+    }
+}
+
+/// What a change answers (its last event's sequence in it), and the
+/// incident, version and drill flag its events carry.
+fn answer_of(write: &Write, last: u64) -> (String, u64, bool, Outcome) {
+    match write {
+        Write::Hotfix { after, .. } => {
+            let mut h = after.clone();
+            h.last_seq = last;
+            (
+                h.incident_id().to_string(),
+                h.version,
+                h.is_drill(),
+                Outcome::Hotfix(h),
+            )
+        }
+        Write::Mitigation(m) => {
+            let mut m = m.clone();
+            m.seq = last;
+            (m.incident_id.clone(), 1, false, Outcome::Mitigation(m))
+        }
+        Write::TeamReview(r) => (String::new(), 0, false, Outcome::TeamReview(r.clone())),
+        Write::Checkpoint { size, note } => (
+            String::new(),
+            0,
+            false,
+            Outcome::Checkpoint {
+                size: *size,
+                note: note.clone(),
+            },
+        ),
+        Write::Note { hotfix, .. } => (
+            hotfix.incident_id().to_string(),
+            hotfix.version,
+            hotfix.is_drill(),
+            Outcome::Hotfix(hotfix.clone()),
+        ),
+    }
+}
