@@ -784,22 +784,11 @@ impl Forge {
     async fn reconcile_prs(&self) -> Result<()> {
         let lane = self.lane().clone();
         let intents = self.intents(IntentKind::PullRequest);
-        for p in intents.pending::<NoDetail>()? {
+        let unsettled = intents
+            .unsettled::<NoDetail>(|h| h.pull_request.is_some(), EventKind::PrReconciled)
+            .await?;
+        for (p, h) in unsettled {
             let (inc, handle) = (&p.incident_id, &p.intent.actor);
-            let h = match lane.hotfix(inc) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(incident = %inc, error = %e, "a PR intent of no readable hotfix");
-                    continue;
-                }
-            };
-            if h.pull_request.is_some() {
-                let summary = "the PR is recorded; the intent is settled";
-                intents
-                    .abandon(inc, EventDraft::new(EventKind::PrReconciled, summary))
-                    .await?;
-                continue;
-            }
             let branch = h
                 .fix
                 .as_ref()
@@ -845,22 +834,11 @@ impl Forge {
     async fn reconcile_reverts(&self) -> Result<()> {
         let lane = self.lane().clone();
         let intents = self.intents(IntentKind::Revert);
-        for p in intents.pending::<RevertDetail>()? {
+        let unsettled = intents
+            .unsettled::<RevertDetail>(|h| h.revert.is_some(), EventKind::RevertReconciled)
+            .await?;
+        for (p, h) in unsettled {
             let (inc, intent) = (&p.incident_id, &p.intent);
-            let h = match lane.hotfix(inc) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(incident = %inc, error = %e, "a revert intent of no readable hotfix");
-                    continue;
-                }
-            };
-            if h.revert.is_some() {
-                let summary = "the revert is recorded; the intent is settled";
-                intents
-                    .abandon(inc, EventDraft::new(EventKind::RevertReconciled, summary))
-                    .await?;
-                continue;
-            }
             let pr = intent.detail.pr;
             if pr == 0 {
                 // The revert PR may or may not have been opened; a retried

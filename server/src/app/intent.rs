@@ -156,6 +156,40 @@ impl<'a> Intents<'a> {
             .collect())
     }
 
+    /// The pending intents reconciling must ask the outside service about,
+    /// with their hotfix. An intent whose outcome the hotfix already shows
+    /// (`recorded`; left by an older daemon that cleared intents apart from
+    /// the outcome) is settled here with a `settled` event; one of no
+    /// readable hotfix is logged and skipped.
+    pub async fn unsettled<T: DeserializeOwned + Default>(
+        &self,
+        recorded: impl Fn(&Hotfix) -> bool,
+        settled: EventKind,
+    ) -> Result<Vec<(Pending<T>, Hotfix)>> {
+        let mut out = Vec::new();
+        for p in self.pending::<T>()? {
+            let h = match self.lane.hotfix(&p.incident_id) {
+                Ok(h) => h,
+                Err(e) => {
+                    let (inc, kind) = (&p.incident_id, self.kind.as_str());
+                    tracing::error!(incident = %inc, error = %e, "a {kind} intent of no readable hotfix");
+                    continue;
+                }
+            };
+            if recorded(&h) {
+                let summary = format!(
+                    "the {} is recorded; the intent is settled",
+                    self.kind.as_str()
+                );
+                self.abandon(&p.incident_id, EventDraft::new(settled, summary))
+                    .await?;
+                continue;
+            }
+            out.push((p, h));
+        }
+        Ok(out)
+    }
+
     fn done(&self, incident_id: &str) -> Mark {
         Mark::IntentDone {
             kind: self.kind,

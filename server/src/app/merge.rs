@@ -148,22 +148,12 @@ impl Merger {
     }
 
     async fn reconcile_locked(&self) -> Result<()> {
-        for p in self.intents().pending::<NoDetail>()? {
+        let unsettled = self
+            .intents()
+            .unsettled::<NoDetail>(|h| h.merge.is_some(), EventKind::MergeReconciled)
+            .await?;
+        for (p, h) in unsettled {
             let (inc, handle) = (&p.incident_id, &p.intent.actor);
-            let h = match self.lane.hotfix(inc) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(incident = %inc, error = %e, "a merge intent of no readable hotfix");
-                    continue;
-                }
-            };
-            if h.merge.is_some() {
-                let summary = "the merge is recorded; the intent is settled";
-                self.intents()
-                    .abandon(inc, EventDraft::new(EventKind::MergeReconciled, summary))
-                    .await?;
-                continue;
-            }
             let pr = h.pull_request.as_ref().map_or(0, |p| p.number);
             match self.github.is_merged(&h.declaration.repository, pr).await {
                 Ok(true) => {

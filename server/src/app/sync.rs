@@ -318,22 +318,12 @@ impl Reconcile for Syncer {
     /// (sync again). An unreachable Argo CD leaves the intent for next time.
     async fn reconcile(&self) -> Result<()> {
         let lane = &self.jobs.lane;
-        for p in self.intents().pending::<SyncDetail>()? {
+        let unsettled = self
+            .intents()
+            .unsettled::<SyncDetail>(|h| h.sync.is_some(), EventKind::SyncReconciled)
+            .await?;
+        for (p, h) in unsettled {
             let (inc, intent) = (&p.incident_id, &p.intent);
-            let h = match lane.hotfix(inc) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::error!(incident = %inc, error = %e, "a sync intent of no readable hotfix");
-                    continue;
-                }
-            };
-            if h.sync.is_some() {
-                let summary = "the sync is recorded; the intent is settled";
-                self.intents()
-                    .abandon(inc, EventDraft::new(EventKind::SyncReconciled, summary))
-                    .await?;
-                continue;
-            }
             let app = &h.declaration.argocd_app;
             let status = match self.argo.status(app).await {
                 Ok(s) => s,
