@@ -1,6 +1,6 @@
 //! Steps 2–9 on one hotfix, one function per step: [`apply`] checks the
 //! input, who asks and the state (`precheck`), then runs the step's rules
-//! on a [`Change`] (the hotfix before, the next version, the events).
+//! on a `Change` (the hotfix before, the next version, the events).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

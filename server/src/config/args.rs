@@ -1,0 +1,253 @@
+//! The command line: flags with their `HOTFIXD_*` variables, and the
+//! subcommands (audit, restore, token). Doc comments are the `--help` text.
+
+use super::*;
+
+/// hotfixd: the hotfix lane daemon. It owns every P0 hotfix from declaration
+/// to close, enforces the emergency change runbook and serves gRPC.
+#[derive(Debug, Parser)]
+#[command(name = "hotfixd", version, about, long_about = None)]
+pub struct Args {
+    /// TOML configuration file (see deploy/hotfixd.example.toml).
+    #[arg(long, env = "HOTFIXD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address to serve gRPC on [default: 127.0.0.1:50051].
+    #[arg(long, env = "HOTFIXD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Data directory of the embedded store [default: ./hotfixd-dev-data with --dev].
+    #[arg(long, env = "HOTFIXD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Development mode: loopback only, a built-in demo roster
+    /// (tokens dev-HANDLE) and a local data directory.
+    #[arg(long, env = "HOTFIXD_DEV")]
+    pub dev: bool,
+
+    /// Server certificate chain (PEM) for TLS on the gRPC port [file: tls.cert].
+    #[arg(
+        long,
+        env = "HOTFIXD_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of the server certificate [file: tls.key].
+    #[arg(
+        long,
+        env = "HOTFIXD_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA (PEM) whose client certificates authenticate principals by SAN
+    /// (mutual TLS) [file: tls.client_ca]. Bearer tokens keep working.
+    #[arg(long, env = "HOTFIXD_TLS_CLIENT_CA", value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Serve plain text on a non-loopback address (tokens then cross the
+    /// network in the clear). Without it, such a daemon refuses to start.
+    #[arg(long, env = "HOTFIXD_INSECURE_PLAINTEXT")]
+    pub insecure_plaintext: bool,
+
+    /// Start on a store that holds less than its watermark records (an
+    /// older copy you restored on purpose). Without it such a store is
+    /// refused, naming both positions; with it, the choice is an audit
+    /// record. Not an environment variable: say it each time.
+    #[arg(long)]
+    pub accept_rollback: bool,
+
+    /// Slack incoming webhook of the status channel (declarations, overdue
+    /// obligations). A secret: prefer --slack-status-webhook-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_STATUS_WEBHOOK",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub slack_status_webhook: Option<String>,
+
+    /// File holding the status channel's webhook URL.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_STATUS_WEBHOOK_FILE",
+        value_name = "FILE",
+        conflicts_with = "slack_status_webhook"
+    )]
+    pub slack_status_webhook_file: Option<PathBuf>,
+
+    /// Slack incoming webhook of the audit channel (admin merges,
+    /// breakglass). A secret: prefer --slack-audit-webhook-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_AUDIT_WEBHOOK",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub slack_audit_webhook: Option<String>,
+
+    /// File holding the audit channel's webhook URL.
+    #[arg(
+        long,
+        env = "HOTFIXD_SLACK_AUDIT_WEBHOOK_FILE",
+        value_name = "FILE",
+        conflicts_with = "slack_audit_webhook"
+    )]
+    pub slack_audit_webhook_file: Option<PathBuf>,
+
+    /// Bearer token for Prometheus, if it needs one (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_PROMETHEUS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub prometheus_token: Option<String>,
+
+    /// File holding the Prometheus bearer token.
+    #[arg(
+        long,
+        env = "HOTFIXD_PROMETHEUS_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "prometheus_token"
+    )]
+    pub prometheus_token_file: Option<PathBuf>,
+
+    /// GitHub token of the bot that merges (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub github_token: Option<String>,
+
+    /// File holding the GitHub token.
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "github_token"
+    )]
+    pub github_token_file: Option<PathBuf>,
+
+    /// Argo CD API token (a secret).
+    #[arg(
+        long,
+        env = "HOTFIXD_ARGOCD_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub argocd_token: Option<String>,
+
+    /// File holding the Argo CD API token.
+    #[arg(
+        long,
+        env = "HOTFIXD_ARGOCD_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "argocd_token"
+    )]
+    pub argocd_token_file: Option<PathBuf>,
+
+    /// The audit trail's Ed25519 signing key (`hotfixd audit keygen`), for
+    /// signed checkpoints. A secret: prefer --audit-key-file.
+    #[arg(
+        long,
+        env = "HOTFIXD_AUDIT_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub audit_key: Option<String>,
+
+    /// File holding the audit signing key.
+    #[arg(
+        long,
+        env = "HOTFIXD_AUDIT_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "audit_key"
+    )]
+    pub audit_key_file: Option<PathBuf>,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long,
+        env = "HOTFIXD_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Token tools.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Audit trail tools (offline, on a data directory).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Restore a backup (`hotfixctl admin backup FILE`) into an empty or new
+    /// data directory: every entry written and synced, the audit chain
+    /// walked to the backup's position, the watermark written. Then start
+    /// hotfixd on that directory.
+    Restore {
+        /// The data directory to create (it must be empty or absent).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The backup file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the audit chain of a data directory and name the first record
+    /// that does not match. The directory must not be in use by a running
+    /// hotfixd: verify a copy. Exits 0 when intact, 1 when not.
+    Verify {
+        /// The data directory (or a copy of it).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The verifier key (`hotfixd audit keygen` printed it): every
+        /// stored checkpoint's signature is checked with it.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+    },
+    /// Make an Ed25519 key for signed audit checkpoints: the signing key
+    /// is written to --out (mode 0600; give it to hotfixd with
+    /// --audit-key-file), the verifier key is printed (publish it).
+    Keygen {
+        /// The log's name in its checkpoints, e.g. hotfixd.example.com/bookstore.
+        #[arg(long)]
+        name: String,
+        /// Where to write the signing key (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a fresh bearer token and the roster entry (with its SHA-256)
+    /// to paste into the config. The token itself is shown once only.
+    New {
+        /// Handle of the principal the token is for.
+        #[arg(long, default_value = "HANDLE")]
+        handle: String,
+        /// Role(s) of the principal: engineer, sre-lead, eng-manager,
+        /// platform-admin, platform-team, service.
+        #[arg(long = "role", default_value = "engineer")]
+        roles: Vec<String>,
+    },
+}

@@ -1,0 +1,344 @@
+//! The TOML file as written (`deny_unknown_fields`: a misspelt key is an
+//! error), and each section's own checks into its settings.
+
+use super::*;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub heartbeat_interval: Option<Duration>,
+    /// How often overdue obligations are looked for and reported.
+    #[serde(default, with = "humantime_serde")]
+    pub overdue_check_interval: Option<Duration>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    #[serde(default)]
+    pub slack: SlackConfig,
+    #[serde(default)]
+    pub prometheus: Option<PrometheusConfig>,
+    #[serde(default)]
+    pub argocd: Option<ArgoCdConfig>,
+    #[serde(default)]
+    pub github: Option<GitHubConfig>,
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+    #[serde(default)]
+    pub principals: Vec<PrincipalEntry>,
+}
+
+/// `[slack]`: delivery settings. The webhook URLs are secrets and come from
+/// flags, the environment or files, never from this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub attempts: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Option<Duration>,
+}
+
+/// `[policy]`: every key optional; the runbook's numbers are the defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub max_fix_lines: Option<u32>,
+    pub concern_depth: Option<usize>,
+    pub required_checks: Option<Vec<String>>,
+    pub verify_threshold: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub cleanup_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub postmortem_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub audit_review_within: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub breakglass_ttl: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub rate_window: Option<Duration>,
+    pub rate_window_max: Option<u32>,
+    pub quarter_process_bug_over: Option<u32>,
+    pub quarter_code_yellow_over: Option<u32>,
+    pub rollback_share_flag: Option<f64>,
+    #[serde(default, with = "humantime_serde")]
+    pub stale_after: Option<Duration>,
+    /// Extra roles per step, e.g. `merge = ["sre-lead"]`.
+    #[serde(default)]
+    pub extra_roles: BTreeMap<Step, BTreeSet<Role>>,
+}
+
+/// `[prometheus]`: where step 6 measures the symptom metric.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusConfig {
+    /// Base URL, e.g. "http://prometheus:9090".
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// PromQL template; `{app}` is the hotfix's Argo CD app.
+    pub query: Option<String>,
+    /// Per-app queries, overriding the template.
+    #[serde(default)]
+    pub queries: BTreeMap<String, String>,
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    pub consecutive: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    pub window: Option<Duration>,
+}
+
+/// `[audit]`: when signed checkpoints are written (the key comes from
+/// --audit-key-file or the environment, never from this file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    pub checkpoint_every: Option<u64>,
+    #[serde(default, with = "humantime_serde")]
+    pub checkpoint_interval: Option<Duration>,
+}
+
+/// The audit signing key: never printed.
+#[derive(Clone)]
+pub struct AuditKey(pub std::sync::Arc<hotfix_api::audit::SigningKey>);
+
+impl std::fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuditKey({} [redacted])", self.0.name())
+    }
+}
+
+/// `[limits]`: abuse limits (see `limits.rs`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub per_principal_rate: Option<f64>,
+    pub per_principal_burst: Option<u32>,
+    pub max_in_flight: Option<usize>,
+    pub per_principal_in_flight: Option<usize>,
+    pub per_principal_watches: Option<usize>,
+    pub failed_auth_rate: Option<f64>,
+    pub failed_auth_burst: Option<u32>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_peer: Option<usize>,
+    #[serde(default, with = "humantime_serde")]
+    pub handshake_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub request_read_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_interval: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub keepalive_timeout: Option<Duration>,
+}
+
+/// `[tls]`: TLS on the gRPC port, optionally mutual.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Server certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Its private key, PEM.
+    pub key: Option<PathBuf>,
+    /// CA of client certificates (mutual TLS), PEM.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// `[github]`: where step 5's merge is performed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitHubConfig {
+    /// API base URL (GitHub Enterprise: https://HOST/api/v3).
+    pub url: String,
+    /// GraphQL endpoint; default derived from `url`.
+    pub graphql_url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Branch hotfix branches are cut from and merged into.
+    pub base_branch: Option<String>,
+    /// Per-repository base branches ("org/repo" = "branch").
+    #[serde(default)]
+    pub base_branches: BTreeMap<String, String>,
+    /// Repositories whose steps stay manual (integration switched off).
+    #[serde(default)]
+    pub manual_repositories: Vec<String>,
+    /// How often the PR's checks are read while following them.
+    #[serde(default, with = "humantime_serde")]
+    pub checks_poll: Option<Duration>,
+    /// Stop following checks after this long (they can be followed again).
+    #[serde(default, with = "humantime_serde")]
+    pub checks_timeout: Option<Duration>,
+    /// Roles held by the active members of an org team ("org/team-slug")
+    /// instead of by the roster's claim.
+    #[serde(default)]
+    pub teams: BTreeMap<Role, String>,
+    /// How often team memberships are read again.
+    #[serde(default, with = "humantime_serde")]
+    pub teams_refresh: Option<Duration>,
+}
+
+/// `[argocd]`: where step 5's sync is performed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArgoCdConfig {
+    /// Base URL of the Argo CD API server.
+    pub url: String,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// How often the app's status is read while waiting.
+    #[serde(default, with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    /// Give up waiting for Synced + Healthy after this long.
+    #[serde(default, with = "humantime_serde")]
+    pub sync_timeout: Option<Duration>,
+}
+
+impl LimitsConfig {
+    pub(super) fn to_settings(&self) -> Result<LimitSettings, String> {
+        let d = LimitSettings::default();
+        let s = LimitSettings {
+            per_principal_rate: self.per_principal_rate.unwrap_or(d.per_principal_rate),
+            per_principal_burst: self.per_principal_burst.unwrap_or(d.per_principal_burst),
+            max_in_flight: self.max_in_flight.unwrap_or(d.max_in_flight),
+            per_principal_in_flight: self
+                .per_principal_in_flight
+                .unwrap_or(d.per_principal_in_flight),
+            per_principal_watches: self
+                .per_principal_watches
+                .unwrap_or(d.per_principal_watches),
+            failed_auth_rate: self.failed_auth_rate.unwrap_or(d.failed_auth_rate),
+            failed_auth_burst: self.failed_auth_burst.unwrap_or(d.failed_auth_burst),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_peer: self
+                .max_connections_per_peer
+                .unwrap_or(d.max_connections_per_peer),
+            handshake_timeout: self.handshake_timeout.unwrap_or(d.handshake_timeout),
+            request_read_timeout: self.request_read_timeout.unwrap_or(d.request_read_timeout),
+            keepalive_interval: self.keepalive_interval.unwrap_or(d.keepalive_interval),
+            keepalive_timeout: self.keepalive_timeout.unwrap_or(d.keepalive_timeout),
+        };
+        for (field, rate) in [
+            ("per_principal_rate", s.per_principal_rate),
+            ("failed_auth_rate", s.failed_auth_rate),
+        ] {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!("limits.{field}: must be a positive number"));
+            }
+        }
+        for (field, n) in [
+            ("per_principal_burst", s.per_principal_burst as usize),
+            ("failed_auth_burst", s.failed_auth_burst as usize),
+            ("max_in_flight", s.max_in_flight),
+            ("per_principal_in_flight", s.per_principal_in_flight),
+            ("per_principal_watches", s.per_principal_watches),
+            ("max_connections", s.max_connections),
+            ("max_connections_per_peer", s.max_connections_per_peer),
+        ] {
+            if n == 0 {
+                return Err(format!("limits.{field}: must be at least 1"));
+            }
+        }
+        for (field, t) in [
+            ("handshake_timeout", s.handshake_timeout),
+            ("request_read_timeout", s.request_read_timeout),
+            ("keepalive_interval", s.keepalive_interval),
+            ("keepalive_timeout", s.keepalive_timeout),
+        ] {
+            positive(&format!("limits.{field}"), t)?;
+        }
+        Ok(s)
+    }
+}
+
+impl PolicyConfig {
+    pub fn to_policy(&self) -> Result<Policy, String> {
+        let mut p = Policy::default();
+        macro_rules! take {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { p.$f = v; } )* };
+        }
+        take!(
+            max_fix_lines,
+            concern_depth,
+            required_checks,
+            verify_threshold,
+            cleanup_within,
+            postmortem_within,
+            audit_review_within,
+            breakglass_ttl,
+            rate_window,
+            rate_window_max,
+            quarter_process_bug_over,
+            quarter_code_yellow_over,
+            rollback_share_flag,
+            stale_after
+        );
+        if p.concern_depth == 0 {
+            return Err("policy.concern_depth: must be at least 1".into());
+        }
+        if !p
+            .required_checks
+            .iter()
+            .any(|c| c == crate::domain::SCAN_CHECK)
+        {
+            return Err(
+                "policy.required_checks: must include \"scan\" (the runbook never skips it)".into(),
+            );
+        }
+        if !(p.verify_threshold.is_finite() && p.verify_threshold > 0.0) {
+            return Err("policy.verify_threshold: must be a positive number".into());
+        }
+        if !(0.0..=1.0).contains(&p.rollback_share_flag) {
+            return Err("policy.rollback_share_flag: must be between 0 and 1".into());
+        }
+        for step in self.extra_roles.keys() {
+            if matches!(step, Step::Approve | Step::Override) {
+                return Err(format!(
+                    "policy.extra_roles.{step}: only the named approver may {step}; it cannot be granted to a role"
+                ));
+            }
+        }
+        p.extra_roles = self.extra_roles.clone();
+        Ok(p)
+    }
+}
+
+/// The file holds the roster (who may merge past review): a file others
+/// may write lets them make themselves platform-admin.
+pub(super) fn refuse_writable_by_others(path: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 {
+            return Err(format!(
+                "{}: writable by group or others (mode {:04o}); it holds the roster, so \
+                 anyone who can write it can grant themselves any role: chmod go-w {}",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An interval a background task ticks at: zero would spin or panic it.
+pub(super) fn positive(field: &str, d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        return Err(format!("{field}: must be longer than 0s (e.g. \"5s\")"));
+    }
+    Ok(d)
+}
+
+pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {
+    refuse_writable_by_others(path)?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
