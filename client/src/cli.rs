@@ -998,34 +998,7 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     match cli.command {
         Cmd::Declare(d) => {
             let r = lane
-                .declare(pb::DeclareRequest {
-                    mutation: m,
-                    incident_id: d.incident,
-                    severity: match d.severity {
-                        Severity::P0 => pb::Severity::P0,
-                        Severity::P1 => pb::Severity::P1,
-                        Severity::P2 => pb::Severity::P2,
-                    } as i32,
-                    criteria: d
-                        .criteria
-                        .iter()
-                        .map(|c| match c {
-                            Criterion::CustomersDown => pb::Criterion::CustomersDown,
-                            Criterion::DataLoss => pb::Criterion::DataLoss,
-                            Criterion::SafetyRegulatory => pb::Criterion::SafetyRegulatory,
-                        } as i32)
-                        .collect(),
-                    symptom: d.symptom,
-                    approver: d.approver,
-                    cleanup_owner: d.cleanup_owner,
-                    merge_eta: d.eta,
-                    repository: d.repo,
-                    argocd_app: d.app,
-                    flag_can_mitigate: d.flag_can_mitigate,
-                    rollback_can_mitigate: d.rollback_can_mitigate,
-                    fix_unknown: d.fix_unknown,
-                    drill: d.drill,
-                })
+                .declare(crate::requests::declare(d, m))
                 .await?
                 .into_inner();
             render::hotfix(out, o, &hotfix(r.hotfix), &r.warnings)?;
@@ -1039,10 +1012,7 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .record_mitigation(pb::RecordMitigationRequest {
                     mutation: m,
                     incident_id: incident,
-                    route: match by {
-                        Route::Flag => pb::MitigationRoute::Flag,
-                        Route::Rollback => pb::MitigationRoute::Rollback,
-                    } as i32,
+                    route: pb::MitigationRoute::from(by) as i32,
                     notes,
                 })
                 .await?
@@ -1212,11 +1182,7 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     mutation: m,
                     incident_id: incident,
                     name,
-                    result: match result {
-                        CheckResult::Success => pb::CheckResult::Success,
-                        CheckResult::Failure => pb::CheckResult::Failure,
-                        CheckResult::Pending => pb::CheckResult::Pending,
-                    } as i32,
+                    result: pb::CheckResult::from(result) as i32,
                     sha: sha.unwrap_or_default(),
                 })
                 .await?
@@ -1384,11 +1350,7 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     incident_id: incident,
                     url,
                     why_hotfix: why,
-                    bypass_justified: match bypass_justified {
-                        Bypass::Yes => pb::BypassJustified::Yes,
-                        Bypass::YesButRollback => pb::BypassJustified::YesButRollback,
-                        Bypass::No => pb::BypassJustified::No,
-                    } as i32,
+                    bypass_justified: pb::BypassJustified::from(bypass_justified) as i32,
                     breakglass_used,
                     cleanup_pr_link: cleanup_pr_link.unwrap_or_default(),
                 })

@@ -5,6 +5,7 @@
 
 pub mod cli;
 mod render;
+mod requests;
 
 use hotfix_api::pb::admin_service_client::AdminServiceClient;
 use hotfix_api::pb::audit_service_client::AuditServiceClient;
