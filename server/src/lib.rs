@@ -7,7 +7,7 @@
 //!   performs itself), the intent protocol, the performers, background jobs.
 //! - [`store`]: the `Engine` interface and the sled engine, the only module
 //!   that names sled.
-//! - [`grpc`]: thin handlers, conversions to `hotfix.v1`, the status
+//! - `grpc`: thin handlers, conversions to `hotfix.v1`, the status
 //!   mapping, the guard.
 //! - [`integrations`]: GitHub, Argo CD, Prometheus, Slack behind traits.
 //! - [`auth`], [`roles`], [`limits`], [`redact`], [`clock`]: identity,
@@ -23,7 +23,7 @@ pub mod domain;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod grpc;
+pub(crate) mod grpc;
 pub mod integrations;
 pub mod limits;
 pub mod redact;
