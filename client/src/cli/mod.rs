@@ -1,0 +1,629 @@
+//! The `hotfixctl` command line: one subcommand per runbook step.
+//!
+//! Exit codes: 0 success; 2 usage error; 3 cannot connect; 10 + N when the
+//! daemon refused with gRPC status code N (e.g. 13 INVALID_ARGUMENT = 10+3,
+//! 15 NOT_FOUND, 16 ALREADY_EXISTS, 17 PERMISSION_DENIED, 18
+//! RESOURCE_EXHAUSTED, 19 FAILED_PRECONDITION, 20 ABORTED, 24 UNAVAILABLE,
+//! 26 UNAUTHENTICATED). `verify --measure --wait` adds 4 (not recovered)
+//! and 1 (no verdict).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use hotfix_api::kinds::EventKind;
+use hotfix_api::pb;
+use tokio_stream::StreamExt;
+
+use crate::render::{self, Output};
+use crate::{Client, ConnectError};
+
+mod args;
+mod audit;
+mod errors;
+mod wait;
+
+pub use args::*;
+use audit::*;
+pub use errors::CliError;
+use errors::usage;
+use wait::*;
+
+/// Shows the current fix of `h` on `prompt` and asks whether to approve
+/// it; the SHA to approve if the answer is yes. The SHA sent is the one
+/// shown, so a fix pushed meanwhile is refused by hotfixd, not approved.
+pub fn confirm_fix(
+    h: &pb::Hotfix,
+    input: &mut dyn std::io::BufRead,
+    prompt: &mut dyn Write,
+) -> Result<Option<String>, CliError> {
+    let Some(f) = &h.fix else {
+        return Err(usage(format!(
+            "approve: {} has no fix to approve yet",
+            render::printable(&h.incident_id)
+        )));
+    };
+    writeln!(prompt, "fix {} on {}", f.sha, render::printable(&f.branch))?;
+    for l in f.commit_message.lines() {
+        writeln!(prompt, "    {}", render::printable(l))?;
+    }
+    for file in &f.files {
+        writeln!(
+            prompt,
+            "  {} +{} -{}",
+            render::printable(&file.path),
+            file.added,
+            file.removed
+        )?;
+    }
+    write!(prompt, "approve {} as shown? [y/N] ", f.sha)?;
+    prompt.flush()?;
+    let mut answer = String::new();
+    input.read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes").then(|| f.sha.clone()))
+}
+
+fn hotfixctl_tls(cli: &Cli) -> crate::TlsFiles {
+    crate::TlsFiles {
+        ca: cli.ca_file.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    }
+}
+
+/// Runs one command, writing its output to `out`: human output with every
+/// unprintable character escaped (`render::Printable`), JSON as it is
+/// (serde escapes control characters in strings).
+pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    if cli.output == Output::Json {
+        return execute(cli, out).await;
+    }
+    let mut shown = crate::render::Printable::new(out);
+    let result = execute(cli, &mut shown).await;
+    shown.flush().map_err(CliError::from)?;
+    result
+}
+
+async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    let tls = hotfixctl_tls(&cli);
+    if let Some(w) = crate::plaintext_token_warning(&cli.endpoint, cli.token.as_deref()) {
+        eprintln!("hotfixctl: {w}");
+    }
+    let client = Client::connect_with(&cli.endpoint, cli.token.as_deref(), &tls).await?;
+    let m = Some(pb::Mutation {
+        request_id: cli.request_id.clone().unwrap_or_default(),
+        expected_version: cli.expected_version,
+    });
+    let o = cli.output;
+    let mut lane = client.lane.clone();
+    let mut policy = client.policy.clone();
+    let hotfix = |h: Option<pb::Hotfix>| h.unwrap_or_default();
+    match cli.command {
+        Cmd::Declare(d) => {
+            let r = lane
+                .declare(crate::requests::declare(d, m))
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &r.warnings)?;
+        }
+        Cmd::Mitigated {
+            incident,
+            by,
+            notes,
+        } => {
+            let r = lane
+                .record_mitigation(pb::RecordMitigationRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    route: pb::MitigationRoute::from(by) as i32,
+                    notes,
+                })
+                .await?
+                .into_inner();
+            render::mitigation(out, o, &r.mitigation.unwrap_or_default())?;
+        }
+        Cmd::Fix(f) => {
+            let message = match (&f.message, &f.message_file) {
+                (Some(msg), _) => msg.clone(),
+                (None, Some(p)) if p.as_os_str() == "-" => {
+                    std::io::read_to_string(std::io::stdin())?
+                }
+                (None, Some(p)) => std::fs::read_to_string(p)
+                    .map_err(|e| usage(format!("--message-file {}: {e}", p.display())))?,
+                // GitHub on: hotfixd reads the message (the daemon says if
+                // it is off and the message is missing).
+                (None, None) => String::new(),
+            };
+            let r = lane
+                .submit_fix(pb::SubmitFixRequest {
+                    mutation: m,
+                    incident_id: f.incident,
+                    branch: f.branch,
+                    sha: f.sha.unwrap_or_default(),
+                    commit_message: message,
+                    files: f.files,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Override {
+            incident,
+            sha,
+            reason,
+        } => {
+            let r = lane
+                .override_fix_limits(pb::OverrideFixLimitsRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    sha,
+                    reason,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Approve { incident, sha } => {
+            let sha = match sha {
+                Some(s) => s,
+                None => {
+                    use std::io::IsTerminal;
+                    if !std::io::stdin().is_terminal() {
+                        return Err(usage(
+                            "approve: --sha is required (the SHA of the fix you reviewed; \
+                             `hotfixctl show` prints it)",
+                        ));
+                    }
+                    let h = lane
+                        .get_hotfix(pb::GetHotfixRequest {
+                            incident_id: incident.clone(),
+                        })
+                        .await?
+                        .into_inner()
+                        .hotfix
+                        .unwrap_or_default();
+                    let mut stdin = std::io::stdin().lock();
+                    match confirm_fix(&h, &mut stdin, &mut std::io::stderr())? {
+                        Some(sha) => sha,
+                        None => return Err(usage("approve: not approved")),
+                    }
+                }
+            };
+            let r = lane
+                .approve(pb::ApproveRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    sha,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Pr {
+            incident,
+            number,
+            url,
+            title,
+            labels,
+        } => {
+            let r = lane
+                .open_pull_request(pb::OpenPullRequestRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    number: number.unwrap_or_default(),
+                    url: url.unwrap_or_default(),
+                    title: title.unwrap_or_default(),
+                    labels,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Check {
+            incident,
+            wait: true,
+            ..
+        } => {
+            let r = lane
+                .follow_checks(pb::FollowChecksRequest {
+                    incident_id: incident.clone(),
+                })
+                .await?
+                .into_inner();
+            let h = hotfix(r.hotfix);
+            let failed = |h: &pb::Hotfix| {
+                h.checks
+                    .iter()
+                    .any(|c| c.result == pb::CheckResult::Failure as i32)
+            };
+            let mut verdict = if h.state == pb::State::ReadyToMerge as i32 {
+                Some(EventKind::ChecksPassed)
+            } else if h.state == pb::State::Aborted as i32 || failed(&h) {
+                Some(EventKind::CheckFailed)
+            } else {
+                None
+            };
+            if verdict.is_none() {
+                let end = [
+                    EventKind::ChecksPassed,
+                    EventKind::CheckFailed,
+                    EventKind::Aborted,
+                    EventKind::ChecksTimeout,
+                    EventKind::ChecksFailed,
+                ];
+                verdict = follow(
+                    &client,
+                    out,
+                    o,
+                    &incident,
+                    r.from_seq,
+                    EventKind::CheckProgress.as_str(),
+                    &end,
+                )
+                .await?;
+            }
+            show_final(&client, out, o, &incident).await?;
+            if verdict != Some(EventKind::ChecksPassed) {
+                return Err(CliError {
+                    code: 1,
+                    message: "the checks did not all pass; see `hotfixctl show`".into(),
+                });
+            }
+        }
+        Cmd::Check {
+            incident,
+            name,
+            result,
+            sha,
+            ..
+        } => {
+            let (Some(name), Some(result)) = (name, result) else {
+                return Err(usage("--name and --result are required without --wait"));
+            };
+            let r = lane
+                .record_check(pb::RecordCheckRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    name,
+                    result: pb::CheckResult::from(result) as i32,
+                    sha: sha.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Merge { incident } => {
+            let r = lane
+                .merge(pb::MergeRequest {
+                    mutation: m,
+                    incident_id: incident,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Sync {
+            incident,
+            revision,
+            skip_canary,
+            wait,
+        } => {
+            let r = lane
+                .sync(pb::SyncRequest {
+                    mutation: m,
+                    incident_id: incident.clone(),
+                    revision,
+                    skip_canary,
+                })
+                .await?
+                .into_inner();
+            let h = hotfix(r.hotfix);
+            if !wait || h.state != pb::State::Merged as i32 {
+                render::hotfix(out, o, &h, &[])?;
+                return Ok(());
+            }
+            let end = [
+                EventKind::Synced,
+                EventKind::SyncFailed,
+                EventKind::SyncInterrupted,
+            ];
+            let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end).await?;
+            show_final(&client, out, o, &incident).await?;
+            if verdict != Some(EventKind::Synced) {
+                return Err(CliError {
+                    code: 1,
+                    message: "the sync did not complete; see `hotfixctl show`".into(),
+                });
+            }
+        }
+        Cmd::Verify {
+            incident,
+            measure: true,
+            wait,
+            ..
+        } => {
+            let r = lane
+                .start_verification(pb::StartVerificationRequest {
+                    mutation: m,
+                    incident_id: incident.clone(),
+                })
+                .await?
+                .into_inner();
+            let h = hotfix(r.hotfix);
+            if o == Output::Table {
+                writeln!(out, "measuring {incident}: {}", r.query)?;
+            }
+            if !wait {
+                render::hotfix(out, o, &h, &[])?;
+                return Ok(());
+            }
+            let end = [
+                EventKind::Verified,
+                EventKind::RevertRequired,
+                EventKind::VerificationFailed,
+                EventKind::VerificationInterrupted,
+            ];
+            let verdict = follow(
+                &client,
+                out,
+                o,
+                &incident,
+                h.last_seq,
+                "verification_",
+                &end,
+            )
+            .await?;
+            show_final(&client, out, o, &incident).await?;
+            match verdict {
+                Some(EventKind::Verified) => {}
+                Some(EventKind::RevertRequired) => {
+                    return Err(CliError {
+                        code: 4,
+                        message:
+                            "the symptom did not recover: revert the hotfix (hotfixctl revert)"
+                                .into(),
+                    });
+                }
+                _ => {
+                    return Err(CliError {
+                        code: 1,
+                        message: "verification ended without a verdict; see `hotfixctl show`"
+                            .into(),
+                    });
+                }
+            }
+        }
+        Cmd::Verify {
+            incident,
+            recovered,
+            value,
+            ..
+        } => {
+            let r = lane
+                .verify(pb::VerifyRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    recovered,
+                    observed_value: value.ok_or_else(|| usage("--value is required"))?,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Revert { incident, pr } => {
+            let r = lane
+                .revert(pb::RevertRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    revert_pr: pr.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Cleanup {
+            incident,
+            pr,
+            url,
+            labels,
+        } => {
+            let r = lane
+                .record_cleanup(pb::RecordCleanupRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    pr_number: pr,
+                    url,
+                    labels,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Postmortem {
+            incident,
+            url,
+            why,
+            bypass_justified,
+            breakglass_used,
+            cleanup_pr_link,
+        } => {
+            let r = lane
+                .record_postmortem(pb::RecordPostmortemRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    url,
+                    why_hotfix: why,
+                    bypass_justified: pb::BypassJustified::from(bypass_justified) as i32,
+                    breakglass_used,
+                    cleanup_pr_link: cleanup_pr_link.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::AuditReview { incident, findings } => {
+            let r = lane
+                .record_audit_review(pb::RecordAuditReviewRequest {
+                    mutation: m,
+                    incident_id: incident,
+                    findings,
+                })
+                .await?
+                .into_inner();
+            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+        }
+        Cmd::Breakglass { incident, action } => {
+            let h = match action {
+                Breakglass::Grant { role, ttl } => {
+                    lane.grant_breakglass(pb::GrantBreakglassRequest {
+                        mutation: m,
+                        incident_id: incident,
+                        role,
+                        ttl_seconds: ttl.unwrap_or(0),
+                    })
+                    .await?
+                    .into_inner()
+                    .hotfix
+                }
+                Breakglass::Cleanup { items } => {
+                    lane.cleanup_breakglass(pb::CleanupBreakglassRequest {
+                        mutation: m,
+                        incident_id: incident,
+                        items,
+                    })
+                    .await?
+                    .into_inner()
+                    .hotfix
+                }
+            };
+            render::hotfix(out, o, &hotfix(h), &[])?;
+        }
+        Cmd::TeamReview { notes } => {
+            let r = policy
+                .record_team_review(pb::RecordTeamReviewRequest { mutation: m, notes })
+                .await?
+                .into_inner();
+            render::team_review(out, o, &r)?;
+        }
+        Cmd::Show { incident } => {
+            let r = lane
+                .get_hotfix(pb::GetHotfixRequest {
+                    incident_id: incident,
+                })
+                .await?
+                .into_inner();
+            render::show(out, o, &r)?;
+        }
+        Cmd::List {
+            state,
+            overdue,
+            limit,
+        } => {
+            let state = match state {
+                None => pb::State::Unspecified,
+                Some(s) => hotfix_api::parse_state(&s)
+                    .ok_or_else(|| usage(format!("--state '{s}' is not a hotfix state")))?,
+            };
+            let r = lane
+                .list_hotfixes(pb::ListHotfixesRequest {
+                    state: state as i32,
+                    overdue,
+                    limit,
+                })
+                .await?
+                .into_inner();
+            render::list(out, o, &r.hotfixes)?;
+        }
+        Cmd::Audit(a) => audit(&client, out, o, a).await?,
+        Cmd::Admin(Admin::Backup { file }) => backup(&client, out, o, &file).await?,
+        Cmd::Watch {
+            from_seq,
+            incident,
+            once,
+        } => {
+            let mut stream = client
+                .events
+                .clone()
+                .watch(pb::WatchRequest {
+                    from_seq,
+                    incident_id: incident.unwrap_or_default(),
+                })
+                .await?
+                .into_inner();
+            while let Some(msg) = stream.next().await {
+                match msg?.kind {
+                    Some(pb::watch_response::Kind::Event(e)) => render::event(out, o, &e)?,
+                    Some(pb::watch_response::Kind::Heartbeat(hb)) => {
+                        render::heartbeat(out, o, &hb)?;
+                        if once || hb.closing {
+                            break;
+                        }
+                    }
+                    None => {}
+                }
+                out.flush()?;
+            }
+        }
+        Cmd::Report => {
+            let r = policy
+                .get_report(pb::GetReportRequest {})
+                .await?
+                .into_inner();
+            render::report(out, o, &r)?;
+        }
+        Cmd::Whoami => {
+            let r = policy.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
+            render::whoami(out, o, &r)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hotfix() -> pb::Hotfix {
+        pb::Hotfix {
+            incident_id: "INC-2026-05-20-001".into(),
+            fix: Some(pb::Fix {
+                branch: "hotfix/INC-2026-05-20-001-x".into(),
+                sha: "1".repeat(40),
+                commit_message: "hotfix(catalog): nil-deref\n\napprover: @alice".into(),
+                files: vec![pb::ChangedFile {
+                    path: "catalog/handler.go".into(),
+                    added: 3,
+                    removed: 1,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_interactive_approval_shows_the_fix_and_sends_the_sha_shown() {
+        let mut shown = Vec::new();
+        let sha = confirm_fix(&hotfix(), &mut "y\n".as_bytes(), &mut shown).unwrap();
+        assert_eq!(sha, Some("1".repeat(40)));
+        let shown = String::from_utf8(shown).unwrap();
+        for want in [
+            "1111111111111111111111111111111111111111",
+            "hotfix(catalog): nil-deref",
+            "catalog/handler.go +3 -1",
+            "[y/N]",
+        ] {
+            assert!(shown.contains(want), "{want} in {shown}");
+        }
+        for no in ["\n", "n\n", "", "yes please\n"] {
+            let got = confirm_fix(&hotfix(), &mut no.as_bytes(), &mut Vec::new()).unwrap();
+            assert_eq!(got, None, "{no:?}");
+        }
+        let none = pb::Hotfix {
+            fix: None,
+            ..hotfix()
+        };
+        assert!(confirm_fix(&none, &mut "y\n".as_bytes(), &mut Vec::new()).is_err());
+    }
+}

@@ -1,0 +1,60 @@
+//! `--wait`: following an incident's events until the step ends, then the
+//! hotfix as it ended.
+
+use super::*;
+
+/// Follows one incident's events after `from_seq`, printing those whose
+/// kind starts with `progress` (table output), until one of `end` arrives;
+/// returns it (None if the stream ended first).
+pub(super) async fn follow(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    incident: &str,
+    from_seq: u64,
+    progress: &str,
+    end: &[EventKind],
+) -> Result<Option<EventKind>, CliError> {
+    let mut stream = client
+        .events
+        .clone()
+        .watch(pb::WatchRequest {
+            from_seq,
+            incident_id: incident.to_string(),
+        })
+        .await?
+        .into_inner();
+    while let Some(msg) = stream.next().await {
+        if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
+            if o == Output::Table && e.kind.starts_with(progress) {
+                writeln!(out, "  {}", e.summary)?;
+                out.flush()?;
+            }
+            if let Some(kind) = EventKind::parse(&e.kind)
+                && end.contains(&kind)
+            {
+                return Ok(Some(kind));
+            }
+        }
+    }
+    Ok(None)
+}
+
+pub(super) async fn show_final(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    incident: &str,
+) -> Result<(), CliError> {
+    let r = client
+        .lane
+        .clone()
+        .get_hotfix(pb::GetHotfixRequest {
+            incident_id: incident.to_string(),
+        })
+        .await?
+        .into_inner();
+    render::hotfix(out, o, &r.hotfix.unwrap_or_default(), &[])?;
+    out.flush()?;
+    Ok(())
+}
