@@ -342,3 +342,132 @@ pub(super) fn read_file(path: &Path) -> Result<FileConfig, String> {
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// `field` must be an http(s) URL.
+fn http_url(field: &str, url: &str) -> Result<(), String> {
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(());
+    }
+    Err(format!("{field}: must be an http(s) URL"))
+}
+
+impl SlackConfig {
+    /// Slack's settings, if either webhook is set.
+    pub(super) fn to_settings(
+        &self,
+        status_webhook: Option<String>,
+        audit_webhook: Option<String>,
+    ) -> Result<Option<SlackSettings>, String> {
+        for (name, url) in [("status", &status_webhook), ("audit", &audit_webhook)] {
+            if let Some(u) = url
+                && http_url(name, u).is_err()
+            {
+                return Err(format!("the Slack {name} webhook must be an http(s) URL"));
+            }
+        }
+        Ok(
+            (status_webhook.is_some() || audit_webhook.is_some()).then(|| SlackSettings {
+                status_webhook,
+                audit_webhook,
+                timeout: self.timeout.unwrap_or(Duration::from_secs(5)),
+                attempts: self.attempts.unwrap_or(4).max(1),
+                backoff: self.backoff.unwrap_or(Duration::from_millis(500)),
+            }),
+        )
+    }
+}
+
+impl PrometheusConfig {
+    /// Where to measure step 6, and how.
+    pub(super) fn to_settings(
+        &self,
+        bearer_token: Option<String>,
+    ) -> Result<(PrometheusSettings, VerifySettings), String> {
+        http_url("prometheus.url", &self.url)?;
+        let mut verify = VerifySettings::default();
+        if let Some(q) = &self.query {
+            if !q.contains("{app}") {
+                return Err("prometheus.query: the template must contain {app}".into());
+            }
+            verify.query = q.clone();
+        }
+        verify.queries = self.queries.clone();
+        verify.interval = self.interval.unwrap_or(verify.interval);
+        verify.consecutive = self.consecutive.unwrap_or(verify.consecutive).max(1);
+        verify.window = self.window.unwrap_or(verify.window);
+        let prometheus = PrometheusSettings {
+            url: self.url.clone(),
+            bearer_token,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(5)),
+        };
+        Ok((prometheus, verify))
+    }
+}
+
+impl ArgoCdConfig {
+    /// Where step 5's sync is performed, and how it is waited for.
+    pub(super) fn to_settings(
+        &self,
+        token: Option<String>,
+    ) -> Result<(ArgoCdSettings, SyncSettings), String> {
+        http_url("argocd.url", &self.url)?;
+        let mut sync = SyncSettings::default();
+        sync.poll = self.poll.unwrap_or(sync.poll);
+        sync.timeout = self.sync_timeout.unwrap_or(sync.timeout);
+        let argocd = ArgoCdSettings {
+            url: self.url.clone(),
+            token,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
+        };
+        Ok((argocd, sync))
+    }
+}
+
+impl GitHubConfig {
+    /// Where steps 2-7 are taken on GitHub, and the team roles.
+    pub(super) fn to_settings(&self, token: Option<String>) -> Result<GitHubSettings, String> {
+        http_url("github.url", &self.url)?;
+        if let Some(u) = &self.graphql_url
+            && (http_url("github.graphql_url", u).is_err() || !u.ends_with("/graphql"))
+        {
+            return Err("github.graphql_url: must be an http(s) URL ending in /graphql".into());
+        }
+        for r in self
+            .manual_repositories
+            .iter()
+            .chain(self.base_branches.keys())
+        {
+            if crate::domain::validate::check_repository("github", r).is_err() {
+                return Err(format!("github: '{r}' is not an owner/name repository"));
+            }
+        }
+        let mut teams = BTreeMap::new();
+        for (role, team) in &self.teams {
+            let Some((org, slug)) = team
+                .split_once('/')
+                .filter(|(o, s)| !o.is_empty() && !s.is_empty() && !s.contains('/'))
+            else {
+                return Err(format!(
+                    "github.teams.{role}: '{team}' is not an org/team-slug"
+                ));
+            };
+            teams.insert(*role, (org.to_string(), slug.to_string()));
+        }
+        let defaults = ForgeSettings::default();
+        Ok(GitHubSettings {
+            url: self.url.clone(),
+            graphql_url: self.graphql_url.clone(),
+            token,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
+            lane: ForgeSettings {
+                base_branch: self.base_branch.clone().unwrap_or(defaults.base_branch),
+                base_branches: self.base_branches.clone(),
+                manual_repositories: self.manual_repositories.iter().cloned().collect(),
+                checks_poll: self.checks_poll.unwrap_or(defaults.checks_poll),
+                checks_timeout: self.checks_timeout.unwrap_or(defaults.checks_timeout),
+            },
+            teams,
+            teams_refresh: self.teams_refresh.unwrap_or(Duration::from_secs(60)),
+        })
+    }
+}

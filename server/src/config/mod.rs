@@ -33,6 +33,22 @@ mod file;
 pub use args::*;
 pub use file::*;
 
+/// A secret from its flag or variable, else from its `*_FILE` (trimmed);
+/// `name` is how an error names it.
+fn secret(
+    flag: &Option<String>,
+    file: &Option<PathBuf>,
+    name: &str,
+) -> Result<Option<String>, String> {
+    match (flag, file) {
+        (Some(v), _) => Ok(Some(v.trim().to_string())),
+        (None, Some(p)) => std::fs::read_to_string(p)
+            .map(|v| Some(v.trim().to_string()))
+            .map_err(|e| format!("{name}: reading {}: {e}", p.display())),
+        (None, None) => Ok(None),
+    }
+}
+
 /// TLS as the daemon runs it: the PEM files' contents.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -204,18 +220,6 @@ impl Args {
                     .into(),
             );
         }
-        let secret = |flag: &Option<String>,
-                      file: &Option<PathBuf>,
-                      name: &str|
-         -> Result<Option<String>, String> {
-            match (flag, file) {
-                (Some(v), _) => Ok(Some(v.trim().to_string())),
-                (None, Some(p)) => std::fs::read_to_string(p)
-                    .map(|v| Some(v.trim().to_string()))
-                    .map_err(|e| format!("{name}: reading {}: {e}", p.display())),
-                (None, None) => Ok(None),
-            }
-        };
         let status_webhook = secret(
             &self.slack_status_webhook,
             &self.slack_status_webhook_file,
@@ -226,116 +230,33 @@ impl Args {
             &self.slack_audit_webhook_file,
             "slack audit webhook",
         )?;
-        for (name, url) in [("status", &status_webhook), ("audit", &audit_webhook)] {
-            if let Some(u) = url
-                && !(u.starts_with("https://") || u.starts_with("http://"))
-            {
-                return Err(format!("the Slack {name} webhook must be an http(s) URL"));
-            }
-        }
-        let slack = (status_webhook.is_some() || audit_webhook.is_some()).then(|| SlackSettings {
-            status_webhook,
-            audit_webhook,
-            timeout: file.slack.timeout.unwrap_or(Duration::from_secs(5)),
-            attempts: file.slack.attempts.unwrap_or(4).max(1),
-            backoff: file.slack.backoff.unwrap_or(Duration::from_millis(500)),
-        });
+        let slack = file.slack.to_settings(status_webhook, audit_webhook)?;
         let prometheus_token = secret(
             &self.prometheus_token,
             &self.prometheus_token_file,
             "prometheus token",
         )?;
-        let mut verify = VerifySettings::default();
-        let prometheus = match &file.prometheus {
-            None => None,
+        let (prometheus, verify) = match &file.prometheus {
+            None => (None, VerifySettings::default()),
             Some(p) => {
-                if !(p.url.starts_with("http://") || p.url.starts_with("https://")) {
-                    return Err("prometheus.url: must be an http(s) URL".into());
-                }
-                if let Some(q) = &p.query {
-                    if !q.contains("{app}") {
-                        return Err("prometheus.query: the template must contain {app}".into());
-                    }
-                    verify.query = q.clone();
-                }
-                verify.queries = p.queries.clone();
-                verify.interval = p.interval.unwrap_or(verify.interval);
-                verify.consecutive = p.consecutive.unwrap_or(verify.consecutive).max(1);
-                verify.window = p.window.unwrap_or(verify.window);
-                Some(PrometheusSettings {
-                    url: p.url.clone(),
-                    bearer_token: prometheus_token,
-                    timeout: p.timeout.unwrap_or(Duration::from_secs(5)),
-                })
+                let (prometheus, verify) = p.to_settings(prometheus_token)?;
+                (Some(prometheus), verify)
             }
         };
         let argocd_token = secret(&self.argocd_token, &self.argocd_token_file, "argocd token")?;
-        let mut sync = SyncSettings::default();
-        let argocd = match &file.argocd {
-            None => None,
+        let (argocd, sync) = match &file.argocd {
+            None => (None, SyncSettings::default()),
             Some(a) => {
-                if !(a.url.starts_with("http://") || a.url.starts_with("https://")) {
-                    return Err("argocd.url: must be an http(s) URL".into());
-                }
-                sync.poll = a.poll.unwrap_or(sync.poll);
-                sync.timeout = a.sync_timeout.unwrap_or(sync.timeout);
-                Some(ArgoCdSettings {
-                    url: a.url.clone(),
-                    token: argocd_token,
-                    timeout: a.timeout.unwrap_or(Duration::from_secs(10)),
-                })
+                let (argocd, sync) = a.to_settings(argocd_token)?;
+                (Some(argocd), sync)
             }
         };
         let github_token = secret(&self.github_token, &self.github_token_file, "github token")?;
-        let github = match &file.github {
-            None => None,
-            Some(g) => {
-                if !(g.url.starts_with("http://") || g.url.starts_with("https://")) {
-                    return Err("github.url: must be an http(s) URL".into());
-                }
-                if let Some(u) = &g.graphql_url
-                    && !((u.starts_with("http://") || u.starts_with("https://"))
-                        && u.ends_with("/graphql"))
-                {
-                    return Err(
-                        "github.graphql_url: must be an http(s) URL ending in /graphql".into(),
-                    );
-                }
-                for r in g.manual_repositories.iter().chain(g.base_branches.keys()) {
-                    if crate::domain::validate::check_repository("github", r).is_err() {
-                        return Err(format!("github: '{r}' is not an owner/name repository"));
-                    }
-                }
-                let mut teams = BTreeMap::new();
-                for (role, team) in &g.teams {
-                    let Some((org, slug)) = team
-                        .split_once('/')
-                        .filter(|(o, s)| !o.is_empty() && !s.is_empty() && !s.contains('/'))
-                    else {
-                        return Err(format!(
-                            "github.teams.{role}: '{team}' is not an org/team-slug"
-                        ));
-                    };
-                    teams.insert(*role, (org.to_string(), slug.to_string()));
-                }
-                let defaults = ForgeSettings::default();
-                Some(GitHubSettings {
-                    url: g.url.clone(),
-                    graphql_url: g.graphql_url.clone(),
-                    token: github_token,
-                    timeout: g.timeout.unwrap_or(Duration::from_secs(10)),
-                    lane: ForgeSettings {
-                        base_branch: g.base_branch.clone().unwrap_or(defaults.base_branch),
-                        base_branches: g.base_branches.clone(),
-                        manual_repositories: g.manual_repositories.iter().cloned().collect(),
-                        checks_poll: g.checks_poll.unwrap_or(defaults.checks_poll),
-                        checks_timeout: g.checks_timeout.unwrap_or(defaults.checks_timeout),
-                    },
-                    teams,
-                    teams_refresh: g.teams_refresh.unwrap_or(Duration::from_secs(60)),
-                })
-            }
-        };
+        let github = file
+            .github
+            .as_ref()
+            .map(|g| g.to_settings(github_token))
+            .transpose()?;
         let audit_key = secret(&self.audit_key, &self.audit_key_file, "audit signing key")?
             .map(|k| {
                 hotfix_api::audit::SigningKey::parse(&k)
