@@ -1,12 +1,190 @@
 //! From what was typed to what is sent: the CLI's value enums as the wire's
-//! enums, and the requests that are a pure function of the command line.
+//! enums, and the requests that are a pure function of the command line
+//! ([`declare`], [`step`]).
 //! No I/O and no daemon: unit-tested here. The spellings people type are
 //! the wire names (`hotfix_api::names`), checked below, so each enum value
 //! is named once, in the proto.
 
 use hotfix_api::pb;
 
-use crate::cli::{Bypass, CheckResult, Criterion, Declare, Route, Severity};
+use crate::Authed;
+use crate::cli::{
+    Breakglass, Bypass, CheckResult, CliError, Cmd, Criterion, Declare, Route, Severity,
+};
+
+/// A step that is one lane RPC answering with the hotfix, its request
+/// built from the command line alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepCall {
+    Override(pb::OverrideFixLimitsRequest),
+    Pr(pb::OpenPullRequestRequest),
+    Check(pb::RecordCheckRequest),
+    Merge(pb::MergeRequest),
+    Verify(pb::VerifyRequest),
+    Revert(pb::RevertRequest),
+    Cleanup(pb::RecordCleanupRequest),
+    Postmortem(pb::RecordPostmortemRequest),
+    AuditReview(pb::RecordAuditReviewRequest),
+    GrantBreakglass(pb::GrantBreakglassRequest),
+    CleanupBreakglass(pb::CleanupBreakglassRequest),
+}
+
+fn required(flag: &str) -> CliError {
+    CliError {
+        code: 2,
+        message: format!("{flag} is required"),
+    }
+}
+
+/// The step `cmd` takes, if it is one lane RPC built from the command line
+/// alone; otherwise `cmd` back (it reads a file or the terminal, waits, or
+/// is no step).
+pub fn step(cmd: Cmd, mutation: Option<pb::Mutation>) -> Result<Result<StepCall, Cmd>, CliError> {
+    let m = mutation;
+    Ok(Ok(match cmd {
+        Cmd::Override {
+            incident,
+            sha,
+            reason,
+        } => StepCall::Override(pb::OverrideFixLimitsRequest {
+            mutation: m,
+            incident_id: incident,
+            sha,
+            reason,
+        }),
+        Cmd::Pr {
+            incident,
+            number,
+            url,
+            title,
+            labels,
+        } => StepCall::Pr(pb::OpenPullRequestRequest {
+            mutation: m,
+            incident_id: incident,
+            number: number.unwrap_or_default(),
+            url: url.unwrap_or_default(),
+            title: title.unwrap_or_default(),
+            labels,
+        }),
+        Cmd::Check {
+            incident,
+            name,
+            result,
+            sha,
+            wait: false,
+        } => {
+            let (Some(name), Some(result)) = (name, result) else {
+                return Err(CliError {
+                    code: 2,
+                    message: "--name and --result are required without --wait".into(),
+                });
+            };
+            StepCall::Check(pb::RecordCheckRequest {
+                mutation: m,
+                incident_id: incident,
+                name,
+                result: pb::CheckResult::from(result) as i32,
+                sha: sha.unwrap_or_default(),
+            })
+        }
+        Cmd::Merge { incident } => StepCall::Merge(pb::MergeRequest {
+            mutation: m,
+            incident_id: incident,
+        }),
+        Cmd::Verify {
+            incident,
+            recovered,
+            value,
+            measure: false,
+            ..
+        } => StepCall::Verify(pb::VerifyRequest {
+            mutation: m,
+            incident_id: incident,
+            recovered,
+            observed_value: value.ok_or_else(|| required("--value"))?,
+        }),
+        Cmd::Revert { incident, pr } => StepCall::Revert(pb::RevertRequest {
+            mutation: m,
+            incident_id: incident,
+            revert_pr: pr.unwrap_or_default(),
+        }),
+        Cmd::Cleanup {
+            incident,
+            pr,
+            url,
+            labels,
+        } => StepCall::Cleanup(pb::RecordCleanupRequest {
+            mutation: m,
+            incident_id: incident,
+            pr_number: pr,
+            url,
+            labels,
+        }),
+        Cmd::Postmortem {
+            incident,
+            url,
+            why,
+            bypass_justified,
+            breakglass_used,
+            cleanup_pr_link,
+        } => StepCall::Postmortem(pb::RecordPostmortemRequest {
+            mutation: m,
+            incident_id: incident,
+            url,
+            why_hotfix: why,
+            bypass_justified: pb::BypassJustified::from(bypass_justified) as i32,
+            breakglass_used,
+            cleanup_pr_link: cleanup_pr_link.unwrap_or_default(),
+        }),
+        Cmd::AuditReview { incident, findings } => {
+            StepCall::AuditReview(pb::RecordAuditReviewRequest {
+                mutation: m,
+                incident_id: incident,
+                findings,
+            })
+        }
+        Cmd::Breakglass {
+            incident,
+            action: Breakglass::Grant { role, ttl },
+        } => StepCall::GrantBreakglass(pb::GrantBreakglassRequest {
+            mutation: m,
+            incident_id: incident,
+            role,
+            ttl_seconds: ttl.unwrap_or(0),
+        }),
+        Cmd::Breakglass {
+            incident,
+            action: Breakglass::Cleanup { items },
+        } => StepCall::CleanupBreakglass(pb::CleanupBreakglassRequest {
+            mutation: m,
+            incident_id: incident,
+            items,
+        }),
+        other => return Ok(Err(other)),
+    }))
+}
+
+type Lane = pb::lane_service_client::LaneServiceClient<Authed>;
+
+impl StepCall {
+    /// Sends the step; the hotfix after it.
+    pub async fn send(self, lane: &mut Lane) -> Result<pb::Hotfix, tonic::Status> {
+        let h = match self {
+            StepCall::Override(r) => lane.override_fix_limits(r).await?.into_inner().hotfix,
+            StepCall::Pr(r) => lane.open_pull_request(r).await?.into_inner().hotfix,
+            StepCall::Check(r) => lane.record_check(r).await?.into_inner().hotfix,
+            StepCall::Merge(r) => lane.merge(r).await?.into_inner().hotfix,
+            StepCall::Verify(r) => lane.verify(r).await?.into_inner().hotfix,
+            StepCall::Revert(r) => lane.revert(r).await?.into_inner().hotfix,
+            StepCall::Cleanup(r) => lane.record_cleanup(r).await?.into_inner().hotfix,
+            StepCall::Postmortem(r) => lane.record_postmortem(r).await?.into_inner().hotfix,
+            StepCall::AuditReview(r) => lane.record_audit_review(r).await?.into_inner().hotfix,
+            StepCall::GrantBreakglass(r) => lane.grant_breakglass(r).await?.into_inner().hotfix,
+            StepCall::CleanupBreakglass(r) => lane.cleanup_breakglass(r).await?.into_inner().hotfix,
+        };
+        Ok(h.unwrap_or_default())
+    }
+}
 
 impl From<Severity> for pb::Severity {
     fn from(s: Severity) -> Self {
@@ -116,6 +294,99 @@ mod tests {
                 .as_str_name()
                 .trim_start_matches("SEVERITY_");
             assert_eq!(typed(s), wire.to_ascii_lowercase());
+        }
+    }
+
+    fn parse(args: &[&str]) -> Cmd {
+        let argv = std::iter::once("hotfixctl").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap().command
+    }
+
+    fn m() -> Option<pb::Mutation> {
+        Some(pb::Mutation {
+            request_id: "r7".into(),
+            expected_version: Some(3),
+        })
+    }
+
+    #[test]
+    fn each_step_command_line_is_its_request() {
+        const INC: &str = "INC-2026-05-20-001";
+        let call = |args: &[&str]| step(parse(args), m()).unwrap().unwrap();
+        assert_eq!(
+            call(&["check", INC, "--name", "scan", "--result", "failure"]),
+            StepCall::Check(pb::RecordCheckRequest {
+                mutation: m(),
+                incident_id: INC.into(),
+                name: "scan".into(),
+                result: pb::CheckResult::Failure as i32,
+                sha: String::new(),
+            })
+        );
+        assert_eq!(
+            call(&["verify", INC, "--not-recovered", "--value", "0.25"]),
+            StepCall::Verify(pb::VerifyRequest {
+                mutation: m(),
+                incident_id: INC.into(),
+                recovered: false,
+                observed_value: 0.25,
+            })
+        );
+        assert_eq!(
+            call(&["revert", INC]),
+            StepCall::Revert(pb::RevertRequest {
+                mutation: m(),
+                incident_id: INC.into(),
+                revert_pr: 0,
+            })
+        );
+        assert_eq!(
+            call(&[
+                "breakglass",
+                INC,
+                "grant",
+                "--role",
+                "db-admin",
+                "--ttl",
+                "30m"
+            ]),
+            StepCall::GrantBreakglass(pb::GrantBreakglassRequest {
+                mutation: m(),
+                incident_id: INC.into(),
+                role: "db-admin".into(),
+                ttl_seconds: 1800,
+            })
+        );
+        let StepCall::Postmortem(p) = call(&[
+            "postmortem",
+            INC,
+            "--url",
+            "https://wiki/pm",
+            "--why",
+            "no flag",
+            "--bypass-justified",
+            "yes-but-rollback",
+        ]) else {
+            panic!("a postmortem");
+        };
+        assert_eq!(
+            p.bypass_justified,
+            pb::BypassJustified::YesButRollback as i32
+        );
+        assert_eq!(p.cleanup_pr_link, "", "empty: the recorded cleanup PR");
+    }
+
+    #[test]
+    fn commands_that_wait_read_or_ask_are_not_plain_steps() {
+        const INC: &str = "INC-2026-05-20-001";
+        for args in [
+            &["check", INC, "--wait"][..],
+            &["verify", INC, "--measure"],
+            &["sync", INC, "--revision", "abc"],
+            &["approve", INC],
+            &["show", INC],
+        ] {
+            assert!(step(parse(args), m()).unwrap().is_err(), "{args:?}");
         }
     }
 

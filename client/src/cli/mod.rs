@@ -98,7 +98,16 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     let mut lane = client.lane.clone();
     let mut policy = client.policy.clone();
     let hotfix = |h: Option<pb::Hotfix>| h.unwrap_or_default();
-    match cli.command {
+    let cmd = match crate::requests::step(cli.command, m.clone())? {
+        Ok(call) => {
+            let h = call.send(&mut lane).await?;
+            render::hotfix(out, o, &h, &[])?;
+            out.flush()?;
+            return Ok(());
+        }
+        Err(cmd) => cmd,
+    };
+    match cmd {
         Cmd::Declare(d) => {
             let r = lane
                 .declare(crate::requests::declare(d, m))
@@ -147,22 +156,6 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .into_inner();
             render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
         }
-        Cmd::Override {
-            incident,
-            sha,
-            reason,
-        } => {
-            let r = lane
-                .override_fix_limits(pb::OverrideFixLimitsRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    sha,
-                    reason,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
         Cmd::Approve { incident, sha } => {
             let sha = match sha {
                 Some(s) => s,
@@ -194,26 +187,6 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     mutation: m,
                     incident_id: incident,
                     sha,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Pr {
-            incident,
-            number,
-            url,
-            title,
-            labels,
-        } => {
-            let r = lane
-                .open_pull_request(pb::OpenPullRequestRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    number: number.unwrap_or_default(),
-                    url: url.unwrap_or_default(),
-                    title: title.unwrap_or_default(),
-                    labels,
                 })
                 .await?
                 .into_inner();
@@ -269,38 +242,6 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                     message: "the checks did not all pass; see `hotfixctl show`".into(),
                 });
             }
-        }
-        Cmd::Check {
-            incident,
-            name,
-            result,
-            sha,
-            ..
-        } => {
-            let (Some(name), Some(result)) = (name, result) else {
-                return Err(usage("--name and --result are required without --wait"));
-            };
-            let r = lane
-                .record_check(pb::RecordCheckRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    name,
-                    result: pb::CheckResult::from(result) as i32,
-                    sha: sha.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Merge { incident } => {
-            let r = lane
-                .merge(pb::MergeRequest {
-                    mutation: m,
-                    incident_id: incident,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
         }
         Cmd::Sync {
             incident,
@@ -393,111 +334,6 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 }
             }
         }
-        Cmd::Verify {
-            incident,
-            recovered,
-            value,
-            ..
-        } => {
-            let r = lane
-                .verify(pb::VerifyRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    recovered,
-                    observed_value: value.ok_or_else(|| usage("--value is required"))?,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Revert { incident, pr } => {
-            let r = lane
-                .revert(pb::RevertRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    revert_pr: pr.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Cleanup {
-            incident,
-            pr,
-            url,
-            labels,
-        } => {
-            let r = lane
-                .record_cleanup(pb::RecordCleanupRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    pr_number: pr,
-                    url,
-                    labels,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Postmortem {
-            incident,
-            url,
-            why,
-            bypass_justified,
-            breakglass_used,
-            cleanup_pr_link,
-        } => {
-            let r = lane
-                .record_postmortem(pb::RecordPostmortemRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    url,
-                    why_hotfix: why,
-                    bypass_justified: pb::BypassJustified::from(bypass_justified) as i32,
-                    breakglass_used,
-                    cleanup_pr_link: cleanup_pr_link.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::AuditReview { incident, findings } => {
-            let r = lane
-                .record_audit_review(pb::RecordAuditReviewRequest {
-                    mutation: m,
-                    incident_id: incident,
-                    findings,
-                })
-                .await?
-                .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
-        }
-        Cmd::Breakglass { incident, action } => {
-            let h = match action {
-                Breakglass::Grant { role, ttl } => {
-                    lane.grant_breakglass(pb::GrantBreakglassRequest {
-                        mutation: m,
-                        incident_id: incident,
-                        role,
-                        ttl_seconds: ttl.unwrap_or(0),
-                    })
-                    .await?
-                    .into_inner()
-                    .hotfix
-                }
-                Breakglass::Cleanup { items } => {
-                    lane.cleanup_breakglass(pb::CleanupBreakglassRequest {
-                        mutation: m,
-                        incident_id: incident,
-                        items,
-                    })
-                    .await?
-                    .into_inner()
-                    .hotfix
-                }
-            };
-            render::hotfix(out, o, &hotfix(h), &[])?;
-        }
         Cmd::TeamReview { notes } => {
             let r = policy
                 .record_team_review(pb::RecordTeamReviewRequest { mutation: m, notes })
@@ -575,6 +411,8 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let r = policy.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
             render::whoami(out, o, &r)?;
         }
+        // Every other command is one lane RPC, sent above.
+        step => unreachable!("taken by requests::step: {step:?}"),
     }
     out.flush()?;
     Ok(())
