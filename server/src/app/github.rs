@@ -856,12 +856,11 @@ impl Forge {
                     };
                     let summary =
                         format!("GitHub shows revert PR #{pr} merged; recording the revert");
-                    lane.note(inc, EventDraft::new(EventKind::RevertReconciled, summary))
-                        .await?;
-                    let asked = Command::Revert { pr: 0 };
-                    let m = Mutation::default();
-                    if let Err(e) = intents
-                        .complete_or_report(
+                    let found = EventDraft::new(EventKind::RevertReconciled, summary);
+                    let (asked, m) = (Command::Revert { pr: 0 }, Mutation::default());
+                    intents
+                        .complete_found(
+                            found,
                             &actor,
                             &m,
                             inc,
@@ -869,10 +868,7 @@ impl Forge {
                             Command::Revert { pr },
                             EventKind::RevertFailed,
                         )
-                        .await
-                    {
-                        tracing::warn!(incident = %inc, error = %e, "recording a reconciled revert failed");
-                    }
+                        .await?;
                 }
                 // Opened, not merged: the intent keeps the PR; a retried
                 // `revert` merges it instead of opening another.

@@ -122,6 +122,32 @@ impl<'a> Intents<'a> {
         }
     }
 
+    /// Reconciling found the action done: records what was `found`, then
+    /// completes the intent as `cmd` ([`Intents::complete_or_report`]). A
+    /// failure to record is logged; the intent then stays for the next
+    /// reconcile.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_found(
+        &self,
+        found: EventDraft,
+        actor: &Principal,
+        m: &Mutation,
+        incident_id: &str,
+        asked: &Command,
+        cmd: Command,
+        failed: EventKind,
+    ) -> Result<()> {
+        self.lane.note(incident_id, found).await?;
+        if let Err(e) = self
+            .complete_or_report(actor, m, incident_id, asked, cmd, failed)
+            .await
+        {
+            let kind = self.kind.as_str();
+            tracing::warn!(incident = %incident_id, error = %e, "recording a reconciled {kind} failed");
+        }
+        Ok(())
+    }
+
     /// Whether an intent of this kind is pending for the incident.
     pub fn is_pending(&self, incident_id: &str) -> Result<bool> {
         Ok(self

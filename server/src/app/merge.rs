@@ -164,25 +164,19 @@ impl Merger {
                     let summary = format!(
                         "GitHub shows PR #{pr} merged; recording the merge @{handle} requested before the restart"
                     );
-                    self.lane
-                        .note(inc, EventDraft::new(EventKind::MergeReconciled, summary))
-                        .await?;
-                    let asked = Command::Merge;
+                    let found = EventDraft::new(EventKind::MergeReconciled, summary);
                     let m = Mutation::default();
-                    if let Err(e) = self
-                        .intents()
-                        .complete_or_report(
+                    self.intents()
+                        .complete_found(
+                            found,
                             &actor,
                             &m,
                             inc,
-                            &asked,
+                            &Command::Merge,
                             Command::Merge,
                             EventKind::MergeFailed,
                         )
-                        .await
-                    {
-                        tracing::warn!(incident = %inc, error = %e, "recording a reconciled merge failed");
-                    }
+                        .await?;
                 }
                 Ok(false) => {
                     let summary =

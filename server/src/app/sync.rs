@@ -342,9 +342,7 @@ impl Reconcile for Syncer {
                         "Argo CD shows {app} Synced and Healthy at {revision}; recording the sync @{} requested before the restart",
                         intent.actor
                     );
-                    self.jobs
-                        .note(inc, EventKind::SyncReconciled, summary)
-                        .await;
+                    let found = EventDraft::new(EventKind::SyncReconciled, summary);
                     let m = Mutation {
                         request_id: intent.detail.request_id.clone(),
                         expected_version: None,
@@ -353,9 +351,9 @@ impl Reconcile for Syncer {
                         revision: revision.clone(),
                         skip_canary: intent.detail.skip_canary,
                     };
-                    if let Err(e) = self
-                        .intents()
-                        .complete_or_report(
+                    self.intents()
+                        .complete_found(
+                            found,
                             &actor,
                             &m,
                             inc,
@@ -363,10 +361,7 @@ impl Reconcile for Syncer {
                             cmd.clone(),
                             EventKind::SyncFailed,
                         )
-                        .await
-                    {
-                        tracing::warn!(incident = %inc, error = %e, "recording a reconciled sync failed");
-                    }
+                        .await?;
                 }
                 _ => {
                     let summary = format!(
