@@ -109,14 +109,6 @@ impl Store {
         counters.next_event = last + 1;
         counters.next_audit += 1;
         counters.audit_head = audit_head;
-        // Under the writer lock: the cache stays in sequence order.
-        let mut recent = self.recent.write().expect("recent lock");
-        for e in events {
-            if recent.len() == RECENT_EVENTS {
-                recent.pop_front();
-            }
-            recent.push_back(e);
-        }
         Ok((outcome, Some(last)))
     }
 

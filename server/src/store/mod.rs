@@ -173,9 +173,6 @@ struct Counters {
     tickets: u64,
 }
 
-/// How many of the latest events are kept in memory for watchers.
-const RECENT_EVENTS: usize = 8192;
-
 pub struct Store {
     db: sled::Db,
     records: sled::Tree,
@@ -188,8 +185,6 @@ pub struct Store {
     /// Tests: stop each change after its redo record, as a crash would.
     #[cfg(test)]
     halt_after_redo: std::sync::atomic::AtomicBool,
-    /// The latest committed events, in order, for watchers that keep up.
-    recent: std::sync::RwLock<std::collections::VecDeque<StoredEvent>>,
     durable: watch::Sender<u64>,
     /// How far the committed writes reach, for the watermark (see
     /// [`watermark`]); set under the writer lock.
@@ -354,7 +349,6 @@ impl Store {
             }),
             #[cfg(test)]
             halt_after_redo: Default::default(),
-            recent: Default::default(),
             durable: watch::Sender::new(0),
             mark: mark.clone(),
             flusher: match flush {

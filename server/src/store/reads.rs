@@ -1,5 +1,5 @@
 //! The read model of the sled engine: facts by key, events forward from a
-//! sequence (recent ones from memory), and the indexes (declarations in
+//! sequence, and the indexes (declarations in
 //! the rolling window, quarters, obligations, exercises, intents, cursors).
 
 use super::*;
@@ -28,29 +28,14 @@ impl Store {
         })
     }
 
-    /// Durable events with `seq > from`, at most `limit`. Recent events
-    /// come from memory (every live watcher asks for the same few), older
-    /// ones from disk.
+    /// Durable events with `seq > from`, at most `limit`, read from sled
+    /// (whose page cache holds the log's tail). The live tail watchers are
+    /// sent is cached once, encoded, by the Watch engine (`grpc/watch.rs`).
     pub fn events_after(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         let upto = self.durable_seq();
         let mut out = Vec::new();
         if from >= upto {
             return Ok(out);
-        }
-        {
-            let recent = self.recent.read().expect("recent lock");
-            if recent.front().is_some_and(|e| e.seq <= from + 1) {
-                let skip = (from + 1 - recent[0].seq) as usize;
-                out.extend(
-                    recent
-                        .iter()
-                        .skip(skip)
-                        .take_while(|e| e.seq <= upto)
-                        .take(limit)
-                        .cloned(),
-                );
-                return Ok(out);
-            }
         }
         for r in self.events.range(keys::seq(from + 1)..=keys::seq(upto)) {
             let (_, v) = r?;
