@@ -496,3 +496,37 @@ pub fn to_pb_report(r: &Report) -> pb::GetReportResponse {
         generated_at: Some(to_ts(r.generated_at)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The proto names each enum value once; the domain's spellings (stored
+    //! in events, shown in refusals) must be those names.
+
+    use super::*;
+
+    #[test]
+    fn the_domain_spells_every_state_and_value_as_the_proto_names_it() {
+        for s in domain::State::ALL {
+            let wire = to_state(s).as_str_name();
+            assert_eq!(wire.strip_prefix("STATE_"), Some(s.as_str()), "{s:?}");
+            assert_eq!(from_state("state", to_state(s) as i32), Ok(Some(s)));
+        }
+        for r in [
+            domain::MitigationRoute::Flag,
+            domain::MitigationRoute::Rollback,
+        ] {
+            let wire = hotfix_api::route_name(to_pb_route(r) as i32);
+            assert_eq!(wire, r.as_str());
+            assert_eq!(to_route(to_pb_route(r) as i32), Ok(r));
+        }
+        for b in [
+            domain::BypassJustified::Yes,
+            domain::BypassJustified::YesButRollback,
+            domain::BypassJustified::No,
+        ] {
+            let wire = hotfix_api::bypass_name(to_pb_bypass(b) as i32);
+            assert_eq!(wire, b.as_str());
+            assert_eq!(bypass(to_pb_bypass(b) as i32), Ok(b));
+        }
+    }
+}
