@@ -57,10 +57,15 @@ pub enum Begun {
 /// Fields every mutating request carries.
 #[derive(Debug, Clone, Default)]
 pub struct Mutation {
+    /// The caller's idempotency key: a retry with the same id gets the
+    /// first answer ("" for none).
     pub request_id: String,
+    /// Refuse (ABORTED) unless the hotfix is at this version.
     pub expected_version: Option<u64>,
 }
 
+/// The application service: each change is one domain decision inside one
+/// store change, with the clock read here.
 pub struct Lane {
     store: Arc<dyn Engine>,
     policy: Policy,
@@ -70,24 +75,36 @@ pub struct Lane {
 
 /// Everything `show` prints about one hotfix.
 pub struct HotfixView {
+    /// The hotfix as stored.
     pub hotfix: Hotfix,
+    /// Its events, in order.
     pub timeline: Vec<StoredEvent>,
+    /// What may be done now, by whom, and what is due.
     pub next_steps: Vec<domain::NextStep>,
 }
 
 /// The platform team's review report.
 pub struct Report {
+    /// The rolling-window gate now.
     pub window: WindowView,
+    /// Hotfixes per author this quarter.
     pub authors: Vec<AuthorQuarter>,
+    /// Obligations past their deadline.
     pub overdue: Vec<OverdueItem>,
+    /// Postmortems recorded, and of those "yes, but a rollback would have
+    /// worked" (the rollback-training signal).
     pub postmortems: u32,
     pub postmortems_yes_but_rollback: u32,
     pub rollback_training_flag: bool,
+    /// "When this runbook last worked", newest first.
     pub last_worked: Vec<Exercise>,
+    /// The lane was not exercised within the policy's staleness period.
     pub stale: bool,
     pub generated_at: Time,
 }
 
+/// The rolling-window rate gate: declarations in the window and whether a
+/// team review has reopened it.
 pub struct WindowView {
     pub count: u32,
     pub max: u32,
@@ -96,6 +113,7 @@ pub struct WindowView {
     pub last_review: Option<TeamReview>,
 }
 
+/// One author's hotfixes in a quarter, and the flag the count raises.
 pub struct AuthorQuarter {
     pub author: String,
     pub quarter: String,
@@ -103,8 +121,10 @@ pub struct AuthorQuarter {
     pub flag: Option<&'static str>,
 }
 
+/// An obligation past its deadline, and who owes it.
 pub struct OverdueItem {
     pub incident_id: String,
+    /// `ObligationKind::as_str`.
     pub obligation: String,
     pub owner: String,
     pub due: Time,
@@ -139,6 +159,8 @@ fn existing<'a>(h: &'a Option<Hotfix>, m: &'a Option<domain::Mitigation>) -> Exi
 }
 
 impl Lane {
+    /// The lane over `store`, deciding by `policy` with `roles`, reading
+    /// time from `clock`.
     pub fn new(
         store: Arc<dyn Engine>,
         policy: Policy,
@@ -211,10 +233,12 @@ impl Lane {
         Ok(self.store.latest_checkpoint()?.unwrap_or_default())
     }
 
+    /// The runbook's policy it decides by.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// The lane's clock.
     pub fn now(&self) -> Time {
         self.clock.now()
     }
@@ -484,6 +508,7 @@ impl Lane {
         self.store.intents(kind)
     }
 
+    /// Records the platform team's review (reopens the rate gate).
     pub async fn team_review(
         &self,
         actor: &Principal,
@@ -662,6 +687,7 @@ impl Lane {
         Ok(out)
     }
 
+    /// The rolling-window gate at `now`.
     pub fn window(&self, now: Time) -> Result<WindowView> {
         let view = self.store.gate_view(before(now, self.policy.rate_window))?;
         Ok(WindowView {
@@ -673,6 +699,7 @@ impl Lane {
         })
     }
 
+    /// `author`'s hotfixes in the quarter of `now`.
     pub fn author_quarter(&self, author: &str, now: Time) -> Result<AuthorQuarter> {
         let quarter = quarter_of(now);
         let count = self.store.author_quarter_count(&quarter, author)?;
@@ -684,6 +711,7 @@ impl Lane {
         })
     }
 
+    /// The platform team's review report, now.
     pub fn report(&self) -> Result<Report> {
         let now = self.now();
         let quarter = quarter_of(now);

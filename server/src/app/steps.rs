@@ -33,6 +33,7 @@ pub struct Performers {
     pub verify: Option<Arc<Verifier>>,
 }
 
+/// The dispatcher (see the module comment).
 pub struct Steps {
     lane: Arc<Lane>,
     performers: Performers,
@@ -52,10 +53,12 @@ fn from_github(field: &str, empty: bool) -> Result<()> {
 }
 
 impl Steps {
+    /// Steps over `lane`, with the performers configured.
     pub fn new(lane: Arc<Lane>, performers: Performers) -> Steps {
         Steps { lane, performers }
     }
 
+    /// The lane, for what is no step (reads, declarations, reviews).
     pub fn lane(&self) -> &Arc<Lane> {
         &self.lane
     }

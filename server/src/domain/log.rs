@@ -10,7 +10,9 @@ use super::{State, Time};
 /// an incident's mitigated without one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventState {
+    /// The hotfix's state after the change.
     Hotfix(State),
+    /// An incident resolved by a flag flip or a rollback.
     MitigatedWithoutHotfix,
 }
 
@@ -27,28 +29,42 @@ impl EventState {
 /// An event as stored and streamed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
+    /// Its place in the log: gap-free, from 1, in commit order.
     pub seq: u64,
+    /// The hotfix it belongs to ("" for none, e.g. a team review).
     pub incident_id: String,
+    /// When it was committed, by the lane's clock.
     pub at: Time,
+    /// Who took the step (`hotfixd` for the daemon's own events).
     pub actor: String,
+    /// `EventKind::as_str`; a kind a newer daemon wrote is kept as it is.
     pub kind: String,
+    /// One line for people, secrets redacted.
     pub summary: String,
     /// The hotfix state after the event ("" for events of no hotfix).
     pub state: String,
+    /// The hotfix's version after the change.
     pub version: u64,
+    /// A game-day drill's event (not relayed to chat).
     pub drill: bool,
 }
 
 /// One line of the audit trail: every change and every refusal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditRecord {
+    /// Its place in the trail: gap-free, from 1.
     pub seq: u64,
+    /// When, by the lane's clock.
     pub at: Time,
+    /// The authenticated principal's handle.
     pub actor: String,
+    /// The hotfix concerned ("" for none).
     pub incident_id: String,
+    /// What was asked (a step, "declare", "backup", "audit-export", …).
     pub action: String,
     /// "ok", or the refusal's kind ("denied", "refused", ...).
     pub outcome: String,
+    /// The change's event summaries, or the refusal's message (redacted).
     pub detail: String,
     /// The first event this change produced, if it changed anything.
     pub event_seq: Option<u64>,

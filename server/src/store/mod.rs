@@ -53,39 +53,39 @@ pub use engine::{Decide, Engine, Reads};
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// The hotfix after the change, `last_seq` its change's last event.
     Hotfix(Hotfix),
+    /// The mitigation recorded, `seq` its event.
     Mitigation(Mitigation),
+    /// The team review recorded.
     TeamReview(TeamReview),
     /// A signed audit checkpoint: the trail's size it covers, and the note.
-    Checkpoint {
-        size: u64,
-        note: String,
-    },
+    Checkpoint { size: u64, note: String },
 }
 
 /// What a decided change writes.
 #[allow(clippy::large_enum_variant)]
 pub enum Write {
+    /// A hotfix declared (`before` None) or moved on by a step.
     Hotfix {
+        /// The hotfix as the decision read it.
         before: Option<Hotfix>,
+        /// The hotfix after the step.
         after: Hotfix,
         /// Outstanding obligations (due, kind) before and after, for the
         /// overdue index.
         open_before: Vec<(Time, ObligationKind)>,
         open_after: Vec<(Time, ObligationKind)>,
     },
+    /// An incident resolved by a flag flip or a rollback.
     Mitigation(Mitigation),
+    /// The platform team's review (reopens the rate gate).
     TeamReview(TeamReview),
     /// A signed checkpoint of the trail's first `size` records.
-    Checkpoint {
-        size: u64,
-        note: String,
-    },
+    Checkpoint { size: u64, note: String },
     /// Events only (the daemon's own observations) on a hotfix that does
     /// not change.
-    Note {
-        hotfix: Hotfix,
-    },
+    Note { hotfix: Hotfix },
 }
 
 /// The external actions whose intent the store keeps until their outcome
@@ -103,6 +103,7 @@ pub enum IntentKind {
 }
 
 impl IntentKind {
+    /// The kind as the store's keys spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             IntentKind::Merge => "merge",
@@ -119,28 +120,40 @@ pub enum Mark {
     /// An external action is sent (or about to be); `payload` is what
     /// reconciling it needs.
     Intent {
+        /// Which action.
         kind: IntentKind,
+        /// The hotfix it is taken on.
         incident_id: String,
+        /// JSON: the acting principal and the step's own fields.
         payload: Vec<u8>,
     },
     /// The action's outcome is recorded: the intent is gone.
     IntentDone {
+        /// Which action.
         kind: IntentKind,
+        /// The hotfix it was taken on.
         incident_id: String,
     },
     /// An overdue obligation was reported, so it is reported once.
     OverdueReported {
+        /// The hotfix that owes it.
         incident_id: String,
+        /// The obligation's kind (`ObligationKind::as_str`).
         obligation: String,
     },
 }
 
+/// A decided change: what [`Engine::execute`]'s decision returns, and the
+/// engine commits whole or not at all.
 pub struct Commit {
+    /// The facts it writes.
     pub write: Write,
     /// The state after the change, as its events record it (None: events
     /// of no hotfix).
     pub state: Option<crate::domain::log::EventState>,
+    /// Its events, numbered by the engine in this order.
     pub events: Vec<EventDraft>,
+    /// A row of "When this runbook last worked", if it resolved an incident.
     pub exercise: Option<Exercise>,
     /// Set or cleared with the change.
     pub marks: Vec<Mark>,
@@ -148,9 +161,13 @@ pub struct Commit {
 
 /// Who is asking, for the audit record and the idempotency key.
 pub struct Request<'a> {
+    /// The authenticated principal's handle (`hotfixd` for its own).
     pub actor: &'a str,
+    /// What is asked, as the audit record names it (a step, "declare", …).
     pub action: &'a str,
+    /// The hotfix it concerns ("" for none).
     pub incident_id: &'a str,
+    /// When, by the lane's clock: the events' and audit record's time.
     pub now: Time,
     /// Empty: not idempotent.
     pub request_id: &'a str,
