@@ -24,6 +24,7 @@ pub mod backup;
 pub mod chain;
 mod change;
 pub mod engine;
+pub mod etcd;
 pub mod flusher;
 mod keys;
 mod reads;
