@@ -142,7 +142,7 @@ impl<'a> Intents<'a> {
             .complete_or_report(actor, m, incident_id, asked, cmd, failed)
             .await
         {
-            let kind = self.kind.as_str();
+            let kind = self.kind.action();
             tracing::warn!(incident = %incident_id, error = %e, "recording a reconciled {kind} failed");
         }
         Ok(())
@@ -197,7 +197,7 @@ impl<'a> Intents<'a> {
             let h = match self.lane.hotfix(&p.incident_id) {
                 Ok(h) => h,
                 Err(e) => {
-                    let (inc, kind) = (&p.incident_id, self.kind.as_str());
+                    let (inc, kind) = (&p.incident_id, self.kind.action());
                     tracing::error!(incident = %inc, error = %e, "a {kind} intent of no readable hotfix");
                     continue;
                 }
@@ -205,7 +205,7 @@ impl<'a> Intents<'a> {
             if recorded(&h) {
                 let summary = format!(
                     "the {} is recorded; the intent is settled",
-                    self.kind.as_str()
+                    self.kind.action()
                 );
                 self.abandon(&p.incident_id, EventDraft::new(settled, summary))
                     .await?;

@@ -113,6 +113,16 @@ impl IntentKind {
             IntentKind::Sync => "sync",
         }
     }
+
+    /// The action as people read it in events and logs.
+    pub fn action(self) -> &'static str {
+        match self {
+            IntentKind::Merge => "merge",
+            IntentKind::PullRequest => "PR",
+            IntentKind::Revert => "revert",
+            IntentKind::Sync => "sync",
+        }
+    }
 }
 
 /// A fact a change sets or clears beside its records, in the same change.

@@ -8,19 +8,14 @@ use std::time::{Duration, Instant};
 
 use hotfixd::store::etcd::api::etcdserverpb::{RangeRequest, kv_client::KvClient};
 
+use super::harness::free_port;
+
 /// One etcd member, a cluster of its own.
 pub struct Etcd {
     child: Child,
     /// `http://127.0.0.1:PORT`, for clients.
     pub endpoint: String,
     _data: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Etcd {
