@@ -31,6 +31,22 @@ pub enum Error {
     /// reached or is failing; nothing was recorded; retrying may work.
     #[error("{0}")]
     Upstream(String),
+    /// The store (etcd) did not answer, or not in time: the change may or
+    /// may not be committed; a retry with the same request id is safe.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A change larger than the store can commit at once; nothing was
+    /// written.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A change lost the race to other replicas' changes too often in a
+    /// row; nothing was written (ABORTED: retry).
+    #[error("{0}")]
+    Contended(String),
+    /// This replica is no longer the one that acts (it lost its etcd
+    /// lease): its change was refused by the fencing compare.
+    #[error("{0}")]
+    Fenced(String),
     #[error("shutting down")]
     ShuttingDown,
 }

@@ -11,6 +11,7 @@ struct Sled;
 
 impl conformance::Engines for Sled {
     type Place = tempfile::TempDir;
+    const RECOVERS: bool = false;
 
     fn fresh(&self) -> tempfile::TempDir {
         tempfile::tempdir().unwrap()
@@ -18,6 +19,10 @@ impl conformance::Engines for Sled {
 
     fn open(&self, place: &tempfile::TempDir) -> Arc<dyn Engine> {
         Arc::new(Store::open(place.path()).unwrap())
+    }
+
+    fn replica(&self, _: &tempfile::TempDir) -> Option<Arc<dyn Engine>> {
+        None
     }
 
     fn open_failing(&self, place: &tempfile::TempDir) -> (Arc<dyn Engine>, Arc<AtomicBool>) {

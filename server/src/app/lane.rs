@@ -182,11 +182,12 @@ impl Lane {
     }
 
     /// One change through the store: `decide` reads and decides under the
-    /// store's consistency, the outcome is durable when this answers.
+    /// store's consistency (again, if a replicated engine lost a race to
+    /// another replica), the outcome is durable when this answers.
     async fn change(
         &self,
         req: Request<'_>,
-        decide: impl FnOnce(&dyn Reads) -> Result<Commit> + Send,
+        decide: impl FnMut(&dyn Reads) -> Result<Commit> + Send,
     ) -> Result<Outcome> {
         self.store.execute(req, Box::new(decide)).await
     }
@@ -305,7 +306,8 @@ impl Lane {
             fingerprint: String::new(),
         };
         let denied = refusal.clone();
-        self.change(req, move |_| Err(denied.into())).await?;
+        self.change(req, move |_| Err(denied.clone().into()))
+            .await?;
         Err(refusal.into())
     }
 
@@ -332,7 +334,7 @@ impl Lane {
                     existing(&h, &mi),
                     &gate,
                     count,
-                    d,
+                    d.clone(),
                 )?;
                 Ok(Commit {
                     state: Some(EventState::Hotfix(
@@ -477,7 +479,7 @@ impl Lane {
                     },
                     events: dec.events,
                     exercise: dec.exercise,
-                    marks,
+                    marks: marks.clone(),
                 })
             })
             .await?;
@@ -578,7 +580,7 @@ impl Lane {
                 write: Write::Note { hotfix: h },
                 events: vec![draft.clone()],
                 exercise: None,
-                marks,
+                marks: marks.clone(),
             })
         })
         .await?;

@@ -57,6 +57,16 @@ fn status_of(e: Error) -> Status {
                 Status::internal("a stored record could not be read (see daemon logs)")
             }
             Error::Upstream(m) => Status::unavailable(format!("{m}; retry when it answers again")),
+            Error::Unavailable(m) => {
+                tracing::warn!(error = %m, "store unavailable");
+                Status::unavailable(m)
+            }
+            Error::Contended(m) => Status::aborted(m),
+            Error::TooLarge(m) => Status::failed_precondition(m),
+            Error::Fenced(m) => {
+                tracing::warn!(error = %m, "fenced");
+                Status::unavailable(m)
+            }
             Error::ShuttingDown => Status::unavailable("hotfixd is shutting down; retry shortly"),
         }
     }

@@ -1,8 +1,9 @@
-//! The change protocol of the sled engine: under the writer lock, a
-//! request id seen before answers as the first time; otherwise the
-//! decision runs on a `Snapshot`, its records are built (events, the audit
-//! record sealed onto the chain, index entries, marks, the request record)
-//! and written as one change through the redo record.
+//! The change protocol: under the writer lock, a request id seen before
+//! answers as the first time; otherwise the decision runs on a `Snapshot`
+//! and its records are built (events, the audit record sealed onto the
+//! chain, index entries, marks, the request record) by [`Store::plan`].
+//! The sled engine writes them as one change through the redo record; the
+//! etcd engine plans on its mirror and commits them as one transaction.
 
 use super::*;
 
@@ -27,10 +28,37 @@ impl Store {
         req: &Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<(Outcome, Option<u64>)> {
+        let planned = self.plan(counters, req, decide)?;
+        if !planned.writes.ops.is_empty() {
+            self.commit_writes(&planned.writes)?;
+        }
+        counters.next_event = planned.next_event;
+        counters.next_audit = planned.next_audit;
+        counters.audit_head = planned.audit_head;
+        planned.answer
+    }
+
+    /// Decides the change against the store as it is and `counters`, and
+    /// builds every record it writes, writing nothing: the engine commits
+    /// [`Planned::writes`] (here through the redo record; on etcd as one
+    /// transaction) and only then moves its counters on.
+    pub(super) fn plan(
+        &self,
+        counters: &Counters,
+        req: &Request<'_>,
+        decide: impl FnOnce(&Snapshot) -> Result<Commit>,
+    ) -> Result<Planned> {
+        let unchanged = |answer| Planned {
+            writes: redo::Writes::default(),
+            answer,
+            next_event: counters.next_event,
+            next_audit: counters.next_audit,
+            audit_head: counters.audit_head,
+        };
         let req_key =
             (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
         if let Some(first) = self.first_answer(req, req_key.as_deref())? {
-            return Ok((first, None));
+            return Ok(unchanged(Ok((first, None))));
         }
 
         let snapshot = Snapshot {
@@ -40,8 +68,13 @@ impl Store {
         let commit = match decide(&snapshot) {
             Ok(c) => c,
             Err(Error::Refused(refusal)) => {
-                self.audit_refusal(counters, req, &refusal)?;
-                return Err(refusal.into());
+                let mut p = unchanged(Err(refusal.clone().into()));
+                let (record, head) = refusal_record(counters, req, &refusal);
+                p.writes
+                    .put(redo::TreeId::Audit, keys::seq(record.seq), encode(&record));
+                p.next_audit += 1;
+                p.audit_head = head;
+                return Ok(p);
             }
             Err(other) => return Err(other),
         };
@@ -105,11 +138,13 @@ impl Store {
         }
         let audit_head = chain::seal(&mut audit, &counters.audit_head);
         w.put(Audit, keys::seq(audit.seq), encode(&audit));
-        self.commit_writes(&w)?;
-        counters.next_event = last + 1;
-        counters.next_audit += 1;
-        counters.audit_head = audit_head;
-        Ok((outcome, Some(last)))
+        Ok(Planned {
+            writes: w,
+            answer: Ok((outcome, Some(last))),
+            next_event: last + 1,
+            next_audit: counters.next_audit + 1,
+            audit_head,
+        })
     }
 
     /// The stored first answer to the request's id, if it has one and was
@@ -131,33 +166,6 @@ impl Store {
             .into());
         }
         Ok(Some(rec.outcome))
-    }
-
-    /// A refusal's audit record, sealed onto the chain: all a refusal
-    /// writes.
-    fn audit_refusal(
-        &self,
-        counters: &mut Counters,
-        req: &Request<'_>,
-        refusal: &Refusal,
-    ) -> Result<()> {
-        let mut rec = AuditRecord {
-            seq: counters.next_audit,
-            at: req.now,
-            actor: req.actor.to_string(),
-            incident_id: req.incident_id.to_string(),
-            action: req.action.to_string(),
-            outcome: refusal_kind(refusal).to_string(),
-            detail: redact(&refusal.to_string()).into_owned(),
-            event_seq: None,
-            hash: String::new(),
-            v: 0,
-        };
-        let head = chain::seal(&mut rec, &counters.audit_head);
-        self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
-        counters.next_audit += 1;
-        counters.audit_head = head;
-        Ok(())
     }
 
     /// The indexer: the records and index entries a change writes beside
@@ -323,6 +331,42 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A refusal's audit record, sealed onto the chain after `counters`' head
+/// (all a refusal writes), and the new head.
+fn refusal_record(
+    counters: &Counters,
+    req: &Request<'_>,
+    refusal: &Refusal,
+) -> (AuditRecord, chain::Hash) {
+    let mut rec = AuditRecord {
+        seq: counters.next_audit,
+        at: req.now,
+        actor: req.actor.to_string(),
+        incident_id: req.incident_id.to_string(),
+        action: req.action.to_string(),
+        outcome: refusal_kind(refusal).to_string(),
+        detail: redact(&refusal.to_string()).into_owned(),
+        event_seq: None,
+        hash: String::new(),
+        v: 0,
+    };
+    let head = chain::seal(&mut rec, &counters.audit_head);
+    (rec, head)
+}
+
+/// A change built by [`Store::plan`], not yet written.
+pub(super) struct Planned {
+    /// Everything the change writes, its audit record last.
+    pub writes: redo::Writes,
+    /// The answer once `writes` are committed: the outcome and its last
+    /// event (None: a replayed answer), or the refusal.
+    pub answer: Result<(Outcome, Option<u64>)>,
+    /// The counters after it.
+    pub next_event: u64,
+    pub next_audit: u64,
+    pub audit_head: chain::Hash,
 }
 
 pub(super) fn refusal_kind(r: &Refusal) -> &'static str {

@@ -46,8 +46,11 @@ pub trait Reads {
     fn audit_position(&self) -> (u64, chain::Hash);
 }
 
-/// Decides one change from what it reads (see [`Engine::execute`]).
-pub type Decide<'a> = Box<dyn FnOnce(&dyn Reads) -> Result<Commit> + Send + 'a>;
+/// Decides one change from what it reads (see [`Engine::execute`]). It may
+/// run more than once: a replicated engine whose change lost a race with
+/// another replica's decides again on the newer view, and commits only the
+/// last decision.
+pub type Decide<'a> = Box<dyn FnMut(&dyn Reads) -> Result<Commit> + Send + 'a>;
 
 /// Resolves, with why, once the engine can no longer make changes durable.
 pub type Failure = Pin<Box<dyn Future<Output = String> + Send + 'static>>;
@@ -57,13 +60,20 @@ pub type Failure = Pin<Box<dyn Future<Output = String> + Send + 'static>>;
 pub trait Engine: Send + Sync + 'static {
     // The change.
 
-    /// Decides and commits one change, durably. `decide` runs once, with a
-    /// consistent view; its refusal is audited and returned, and nothing
+    /// Decides and commits one change, durably. `decide` runs with a
+    /// consistent view (once on sled; again after a lost race on etcd);
+    /// its refusal is audited and returned, and nothing
     /// else is written. A request id seen before returns the first answer.
     async fn execute(&self, req: Request<'_>, decide: Decide<'_>) -> Result<Outcome>;
     /// The stored first answer to `request_id` from `actor`, if any; the
     /// same id with another request (`fingerprint`) is INVALID_ARGUMENT.
     fn replay(&self, actor: &str, request_id: &str, fingerprint: &str) -> Result<Option<Outcome>>;
+    /// Waits until this engine's reads hold every change answered before
+    /// the call, by any replica (sled: at once; etcd: a quorum read of the
+    /// head, and the mirror reaching it).
+    async fn catch_up(&self) -> Result<()> {
+        Ok(())
+    }
     /// Makes everything written so far durable (at shutdown).
     async fn flush(&self) -> Result<()>;
     /// See [`Failure`].

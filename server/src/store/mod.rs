@@ -27,6 +27,7 @@ pub mod engine;
 pub mod etcd;
 pub mod flusher;
 mod keys;
+mod mirror;
 mod reads;
 mod redo;
 mod sled_engine;
@@ -199,6 +200,9 @@ struct Counters {
     audit_head: chain::Hash,
     /// Group-commit tickets: one per write, taken under the writer lock.
     tickets: u64,
+    /// On the etcd engine's mirror, the etcd revision at which the head
+    /// these counters came from was written (0: none; always 0 on sled).
+    head_rev: i64,
 }
 
 pub struct Store {
@@ -360,32 +364,12 @@ impl Store {
                 .path(dir)
                 .mode(sled::Mode::HighThroughput),
         )?;
-        let open = |name: &str| db.open_tree(name);
-        let store = Store {
-            db: db.clone(),
-            records: open("records")?,
-            events: open("events")?,
-            audit: open("audit")?,
-            index: open("index")?,
-            requests: open("requests")?,
-            meta: open("meta")?,
-            writer: Mutex::new(Counters {
-                next_event: 0,
-                next_audit: 0,
-                audit_head: chain::GENESIS,
-                tickets: 0,
-            }),
-            #[cfg(test)]
-            halt_after_redo: Default::default(),
-            durable: watch::Sender::new(0),
-            mark: mark.clone(),
-            flusher: match flush {
-                Some(f) => flusher::Flusher::start_with(db, f),
-                None => flusher::Flusher::start(db, dir, mark).map_err(|e| {
-                    Error::Storage(format!("making {} durable: {e}", dir.display()))
-                })?,
-            },
+        let flusher = match flush {
+            Some(f) => flusher::Flusher::start_with(db.clone(), f),
+            None => flusher::Flusher::start(db.clone(), dir, mark.clone())
+                .map_err(|e| Error::Storage(format!("making {} durable: {e}", dir.display())))?,
         };
+        let store = Store::over(db, flusher, mark)?;
         // A change interrupted by a crash is finished before anything is
         // counted.
         if let Some(bytes) = store.meta.get(keys::META_REDO)? {
@@ -428,6 +412,36 @@ impl Store {
             )?;
         }
         Ok(store)
+    }
+
+    /// The store over `db`'s trees, its counters not yet read.
+    fn over(
+        db: sled::Db,
+        flusher: flusher::Flusher,
+        mark: std::sync::Arc<Mutex<Option<watermark::Mark>>>,
+    ) -> Result<Store> {
+        let open = |name: &str| db.open_tree(name);
+        Ok(Store {
+            records: open("records")?,
+            events: open("events")?,
+            audit: open("audit")?,
+            index: open("index")?,
+            requests: open("requests")?,
+            meta: open("meta")?,
+            db,
+            writer: Mutex::new(Counters {
+                next_event: 1,
+                next_audit: 1,
+                audit_head: chain::GENESIS,
+                tickets: 0,
+                head_rev: 0,
+            }),
+            #[cfg(test)]
+            halt_after_redo: Default::default(),
+            durable: watch::Sender::new(0),
+            mark,
+            flusher,
+        })
     }
 
     /// Records in [`Self::mark`] how far the committed writes reach.

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 const MAGIC: &[u8; 4] = b"HFR1";
 
 /// The trees a change writes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TreeId {
     Records = 0,
     Events = 1,

@@ -5,7 +5,7 @@ use super::*;
 /// The sled engine: every method is the inherent one of the same name.
 #[async_trait::async_trait]
 impl Engine for Store {
-    async fn execute(&self, req: Request<'_>, decide: Decide<'_>) -> Result<Outcome> {
+    async fn execute(&self, req: Request<'_>, mut decide: Decide<'_>) -> Result<Outcome> {
         Store::execute(self, req, |snap| decide(snap)).await
     }
     fn replay(&self, actor: &str, request_id: &str, fp: &str) -> Result<Option<Outcome>> {

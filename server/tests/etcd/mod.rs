@@ -3,6 +3,9 @@
 //! free loopback ports with its data in a temporary directory, killed when
 //! dropped.
 
+// Each test binary uses some of these.
+#![allow(dead_code)]
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -71,5 +74,78 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy in front of etcd that cuts every connection, and refuses
+/// new ones, while its switch is on: a lost quorum, as a client sees it.
+pub struct Cut {
+    /// `http://127.0.0.1:PORT`, the proxy's.
+    pub endpoint: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Cut {
+    pub async fn new(upstream: &str, switch: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Cut {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = listener.accept().await else {
+                    return;
+                };
+                if switch.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let (upstream, switch) = (upstream.clone(), switch.clone());
+                tokio::spawn(async move {
+                    let Ok(up) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (down_r, down_w) = down.into_split();
+                    let (up_r, up_w) = up.into_split();
+                    let cut = async {
+                        while !switch.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = pipe(down_r, up_w, switch.clone()) => {}
+                        _ = pipe(up_r, down_w, switch.clone()) => {}
+                        _ = cut => {}
+                    }
+                });
+            }
+        });
+        Cut { endpoint, task }
+    }
+}
+
+impl Drop for Cut {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Forwards chunks only while the switch is off: once it is on, no byte
+/// more reaches etcd, nor comes back.
+async fn pipe(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    switch: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if switch.load(std::sync::atomic::Ordering::SeqCst) || w.write_all(&buf[..n]).await.is_err()
+        {
+            return;
+        }
     }
 }

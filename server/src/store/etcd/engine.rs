@@ -1,0 +1,686 @@
+//! The etcd engine: [`Engine`] over an etcd cluster, so that several
+//! hotfixd replicas share one store.
+//!
+//! - **Reads** come from a local mirror of the keyspace (see
+//!   `store::mirror`), loaded by one range read at a single revision and
+//!   kept current by one etcd watch from the revision after it. A watch
+//!   etcd cancels (its history compacted) falls back to a range read of the
+//!   whole keyspace, never to silence. [`Engine::catch_up`] waits until the
+//!   mirror holds every change etcd committed before it was called (a
+//!   quorum read of the head): reads after it see every answered change,
+//!   whichever replica answered it.
+//! - **A change** is planned on the mirror (the sled engine's own code)
+//!   and committed as **one etcd transaction**: every put and delete, and
+//!   the head's new counters, if the head is still at the revision the plan
+//!   read, and the request id is still unanswered. A lost compare (another
+//!   replica committed first) waits for the mirror to hold the winner and
+//!   decides again; the answer waits until the mirror holds the change, so
+//!   that this replica's next read sees it.
+//! - **Sequences** are hotfixd's own counters in the head, gap-free (etcd's
+//!   revisions also move for leases and the election).
+//! - **Answered means committed by a quorum**: etcd answers a transaction
+//!   only then. A transaction etcd did not answer may or may not have
+//!   committed: UNAVAILABLE, and a retry with the same request id replays
+//!   the first answer or commits once.
+//! - **Fencing**: changes made while acting as the leader carry a compare
+//!   on the election key's creation revision ([`EtcdStore::set_fence`]); a
+//!   replica that lost its lease finds them refused.
+
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
+use tonic::transport::Channel;
+
+use super::api::etcdserverpb::{
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    WatchCreateRequest, WatchRequest, compare, kv_client::KvClient, request_op, response_op,
+    watch_client::WatchClient, watch_request,
+};
+use super::api::mvccpb::{self, KeyValue};
+use super::keyspace::{self, Key, Keyspace};
+use crate::domain::{Exercise, GateView, Hotfix, Mitigation, Time};
+use crate::error::{Error, Result};
+use crate::store::mirror::MirrorHead;
+use crate::store::redo::{self, Op};
+use crate::store::{
+    AuditRecord, Decide, Engine, IntentKind, Outcome, Request, Store, StoredEvent, chain, engine,
+};
+
+/// etcd refuses a transaction of more than 128 operations (its
+/// `--max-txn-ops` default); a change stays well below.
+pub const MAX_OPS: usize = 64;
+/// etcd refuses a request of more than 1.5 MiB (`--max-request-bytes`); a
+/// change stays well below.
+pub const MAX_BYTES: usize = 1024 * 1024;
+/// How often a change that lost its compare decides again before it is
+/// answered ABORTED.
+const ATTEMPTS: usize = 32;
+/// Keys per range read page.
+const PAGE: i64 = 512;
+
+/// The fencing token: the election key this replica holds as leader, and
+/// the revision etcd created it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: Vec<u8>,
+    pub create_rev: i64,
+}
+
+/// How to reach etcd.
+#[derive(Clone)]
+pub struct Connection {
+    pub channel: Channel,
+    /// The deadline of one request (a range, a transaction).
+    pub timeout: Duration,
+}
+
+pub struct EtcdStore {
+    mirror: Arc<Store>,
+    kv: KvClient<Channel>,
+    keys: Keyspace,
+    timeout: Duration,
+    /// The revision of the head the mirror holds, as it moves.
+    heads: watch::Receiver<i64>,
+    /// One change at a time from this replica (others race through etcd).
+    one_change: tokio::sync::Mutex<()>,
+    fence: StdMutex<Option<Fence>>,
+    cursors: mpsc::UnboundedSender<(Vec<u8>, u64)>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for EtcdStore {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Unavailable(format!(
+        "etcd did not answer {what} ({e}); the store is unavailable: nothing is acknowledged \
+         until a quorum of etcd answers, and a retry with the same request id is safe"
+    ))
+}
+
+async fn timed<T, F>(timeout: Duration, what: &str, f: F) -> Result<T>
+where
+    F: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+{
+    match tokio::time::timeout(timeout, f).await {
+        Ok(Ok(r)) => Ok(r.into_inner()),
+        Ok(Err(status)) => Err(unavailable(what, status.message())),
+        Err(_) => Err(unavailable(what, format!("no answer in {timeout:?}"))),
+    }
+}
+
+/// One mirrored revision's worth of writes: tree writes and the head.
+#[derive(Default)]
+struct Batch {
+    ops: Vec<Op>,
+    head: Option<MirrorHead>,
+}
+
+impl Batch {
+    fn put(&mut self, keys: &Keyspace, kv: &KeyValue) -> Result<()> {
+        match keys.parse(&kv.key) {
+            Key::Tree(tree, k) => self.ops.push(Op {
+                tree,
+                key: k.to_vec(),
+                value: Some(kv.value.clone()),
+            }),
+            Key::Head => self.head = Some(keyspace::decode_head(&kv.value, kv.mod_revision)?),
+            Key::Other => {}
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, keys: &Keyspace, key: &[u8]) {
+        if let Key::Tree(tree, k) = keys.parse(key) {
+            self.ops.push(Op {
+                tree,
+                key: k.to_vec(),
+                value: None,
+            });
+        }
+    }
+}
+
+impl EtcdStore {
+    /// Opens the store under `prefix` on the etcd that `conn` reaches:
+    /// loads the mirror, checks it (the audit chain, the checkpoints, the
+    /// head against what it counts) and starts following etcd.
+    pub async fn open(conn: Connection, prefix: &str) -> Result<EtcdStore> {
+        let keys = Keyspace::new(prefix)?;
+        let mirror = Arc::new(Store::mirror()?);
+        let mut kv = KvClient::new(conn.channel.clone());
+        let rev = load(&mut kv, &keys, &mirror, conn.timeout, false).await?;
+        check(&mirror, prefix)?;
+        let (heads_tx, heads) = watch::channel(mirror.mirrored_head_rev());
+        let follow = tokio::spawn(follow(
+            conn.clone(),
+            keys.clone(),
+            mirror.clone(),
+            heads_tx,
+            rev,
+        ));
+        let (cursors, rx) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_cursors(kv.clone(), keys.clone(), conn.timeout, rx));
+        Ok(EtcdStore {
+            mirror,
+            kv,
+            keys,
+            timeout: conn.timeout,
+            heads,
+            one_change: tokio::sync::Mutex::new(()),
+            fence: StdMutex::new(None),
+            cursors,
+            tasks: vec![follow, writer],
+        })
+    }
+
+    /// From now on (Some) every change this replica makes is committed only
+    /// while it holds the election key `fence` names; None: no fence.
+    pub fn set_fence(&self, fence: Option<Fence>) {
+        *self.fence.lock().expect("fence lock") = fence;
+    }
+
+    /// The keyspace (for the election).
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keys
+    }
+
+    /// Waits until the mirror holds the head written at `rev` or later.
+    async fn mirrored(&self, rev: i64) -> Result<()> {
+        let mut heads = self.heads.clone();
+        let reached = tokio::time::timeout(self.timeout, heads.wait_for(|h| *h >= rev)).await;
+        match reached {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(Error::Unavailable("the etcd watch stopped".into())),
+            Err(_) => Err(Error::Unavailable(format!(
+                "etcd committed revision {rev} but this replica's watch did not deliver it in \
+                 {:?}; a retry with the same request id answers it",
+                self.timeout
+            ))),
+        }
+    }
+
+    /// The head's revision now, by a quorum read.
+    async fn head_rev(&self) -> Result<i64> {
+        let req = RangeRequest {
+            key: self.keys.head(),
+            ..Default::default()
+        };
+        let r = timed(
+            self.timeout,
+            "a read of the head",
+            self.kv.clone().range(req),
+        )
+        .await?;
+        Ok(r.kvs.first().map_or(0, |kv| kv.mod_revision))
+    }
+
+    /// Commits `writes` and the head `next` (planned on the head at
+    /// `next.rev`) as one transaction. Ok(None): committed (the mirror holds
+    /// it when this returns); Ok(Some(rev)): another change came first,
+    /// the head is now at `rev`.
+    async fn commit(
+        &self,
+        writes: &redo::Writes,
+        next: MirrorHead,
+        request_key: Option<Vec<u8>>,
+    ) -> Result<Option<i64>> {
+        let mut success: Vec<RequestOp> = writes
+            .ops
+            .iter()
+            .map(|op| {
+                let key = self.keys.key(op.tree, &op.key);
+                RequestOp {
+                    request: Some(match &op.value {
+                        Some(v) => request_op::Request::RequestPut(PutRequest {
+                            key,
+                            value: v.clone(),
+                            ..Default::default()
+                        }),
+                        None => request_op::Request::RequestDeleteRange(DeleteRangeRequest {
+                            key,
+                            ..Default::default()
+                        }),
+                    }),
+                }
+            })
+            .collect();
+        success.push(RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: self.keys.head(),
+                value: keyspace::encode_head(&next),
+                ..Default::default()
+            })),
+        });
+        let bytes: usize = writes
+            .ops
+            .iter()
+            .map(|o| o.key.len() + o.value.as_ref().map_or(0, Vec::len) + 16)
+            .sum();
+        if success.len() > MAX_OPS || bytes > MAX_BYTES {
+            return Err(Error::TooLarge(format!(
+                "this change needs {} writes and {bytes} bytes; one etcd transaction carries at \
+                 most {MAX_OPS} writes and {MAX_BYTES} bytes here, so nothing was written",
+                success.len()
+            )));
+        }
+        let mut compares = vec![Compare {
+            result: compare::CompareResult::Equal as i32,
+            target: compare::CompareTarget::Mod as i32,
+            key: self.keys.head(),
+            target_union: Some(compare::TargetUnion::ModRevision(next.rev)),
+            ..Default::default()
+        }];
+        if let Some(k) = request_key {
+            compares.push(Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Create as i32,
+                key: self.keys.key(redo::TreeId::Requests, &k),
+                target_union: Some(compare::TargetUnion::CreateRevision(0)),
+                ..Default::default()
+            });
+        }
+        let fence = self.fence.lock().expect("fence lock").clone();
+        if let Some(f) = &fence {
+            compares.push(Compare {
+                result: compare::CompareResult::Equal as i32,
+                target: compare::CompareTarget::Create as i32,
+                key: f.key.clone(),
+                target_union: Some(compare::TargetUnion::CreateRevision(f.create_rev)),
+                ..Default::default()
+            });
+        }
+        let range = |key: Vec<u8>| RequestOp {
+            request: Some(request_op::Request::RequestRange(RangeRequest {
+                key,
+                ..Default::default()
+            })),
+        };
+        let mut failure = vec![range(self.keys.head())];
+        if let Some(f) = &fence {
+            failure.push(range(f.key.clone()));
+        }
+        let txn = TxnRequest {
+            compare: compares,
+            success,
+            failure,
+        };
+        let r = timed(self.timeout, "the change", self.kv.clone().txn(txn)).await?;
+        if r.succeeded {
+            let rev = r.header.map_or(0, |h| h.revision);
+            self.mirrored(rev).await?;
+            return Ok(None);
+        }
+        let ranged = |i: usize| -> Option<KeyValue> {
+            match r.responses.get(i)?.response.as_ref()? {
+                response_op::Response::ResponseRange(rr) => rr.kvs.first().cloned(),
+                _ => None,
+            }
+        };
+        if let Some(f) = &fence
+            && ranged(1).is_none_or(|kv| kv.create_revision != f.create_rev)
+        {
+            return Err(Error::Fenced(
+                "this replica is no longer the leader (its etcd lease ended), so it may not \
+                 act; the change was not written. The new leader acts instead"
+                    .into(),
+            ));
+        }
+        Ok(Some(ranged(0).map_or(0, |kv| kv.mod_revision)))
+    }
+}
+
+/// Loads every key under the prefix at one revision into `mirror` (with
+/// `prune`, also removing what the mirror holds that etcd no longer does).
+/// Returns the revision read.
+async fn load(
+    kv: &mut KvClient<Channel>,
+    keys: &Keyspace,
+    mirror: &Store,
+    timeout: Duration,
+    prune: bool,
+) -> Result<i64> {
+    let end = keys.end();
+    let mut from = keys.prefix().to_vec();
+    let mut rev = 0;
+    let mut batch = Batch::default();
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let req = RangeRequest {
+            key: from.clone(),
+            range_end: end.clone(),
+            limit: PAGE,
+            revision: rev,
+            ..Default::default()
+        };
+        let r = timed(timeout, "a read of the store", kv.range(req)).await?;
+        if rev == 0 {
+            rev = r.header.map_or(0, |h| h.revision);
+        }
+        for kv in &r.kvs {
+            batch.put(keys, kv)?;
+            if prune && let Key::Tree(t, k) = keys.parse(&kv.key) {
+                seen.insert((t, k.to_vec()));
+            }
+        }
+        match r.kvs.last() {
+            Some(last) if r.more => from = [last.key.as_slice(), &[0]].concat(),
+            _ => break,
+        }
+    }
+    if prune {
+        for (tree, key) in mirror.mirrored_keys()? {
+            if !seen.contains(&(tree, key.clone())) {
+                batch.ops.push(Op {
+                    tree,
+                    key,
+                    value: None,
+                });
+            }
+        }
+    }
+    mirror.apply_mirrored(&batch.ops, batch.head)?;
+    Ok(rev)
+}
+
+/// The checks the sled engine makes at start-up, on what etcd holds.
+fn check(mirror: &Store, prefix: &str) -> Result<()> {
+    let report = mirror.verify_audit();
+    if let Some((seq, why)) = report.first_bad {
+        return Err(Error::Damaged(format!(
+            "the audit trail in etcd under {prefix} is broken at record {seq} ({why}); nothing \
+             was started. Restore it from a backup"
+        )));
+    }
+    if let Some((_, why)) = mirror.verify_checkpoints(None)? {
+        return Err(Error::Damaged(format!(
+            "etcd under {prefix}: {why}; nothing was started. Restore it from a backup"
+        )));
+    }
+    let events = mirror
+        .events_after(0, usize::MAX)?
+        .last()
+        .map_or(0, |e| e.seq);
+    let (durable, audit) = (mirror.durable_seq(), mirror.audit_size());
+    let (head_seq, head) = mirror.audit_position();
+    if events != durable || report.verified != audit || report.head != hex::encode(head) {
+        return Err(Error::Damaged(format!(
+            "etcd under {prefix} holds events to {events} and {} audit records (chain head {}), \
+             but its head key counts {durable} events and {head_seq} records (chain head {}); \
+             nothing was started. Restore it from a backup",
+            report.verified,
+            report.head,
+            hex::encode(head)
+        )));
+    }
+    Ok(())
+}
+
+/// Keeps the mirror current: etcd's watch from `rev + 1`; a cancelled
+/// (compacted) watch reloads the whole keyspace; a broken one resumes
+/// after the last revision it delivered.
+async fn follow(
+    conn: Connection,
+    keys: Keyspace,
+    mirror: Arc<Store>,
+    heads: watch::Sender<i64>,
+    mut rev: i64,
+) {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match watch_from(&conn, &keys, &mirror, &heads, &mut rev).await {
+            Ok(()) => {
+                tracing::warn!(
+                    revision = rev,
+                    "etcd compacted the history the watch needed; reloading the store"
+                );
+                let mut kv = KvClient::new(conn.channel.clone());
+                match load(&mut kv, &keys, &mirror, conn.timeout, true).await {
+                    Ok(r) => {
+                        rev = r;
+                        heads.send_replace(mirror.mirrored_head_rev());
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reloading the store from etcd"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, revision = rev, "the etcd watch broke; resuming");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        }
+        pause = Duration::from_millis(50);
+    }
+}
+
+/// One watch. Ok: etcd cancelled it (compaction); Err: it broke.
+async fn watch_from(
+    conn: &Connection,
+    keys: &Keyspace,
+    mirror: &Store,
+    heads: &watch::Sender<i64>,
+    rev: &mut i64,
+) -> Result<()> {
+    let (tx, rx) = mpsc::channel(1);
+    let create = WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(
+            WatchCreateRequest {
+                key: keys.prefix().to_vec(),
+                range_end: keys.end(),
+                start_revision: *rev + 1,
+                progress_notify: true,
+                ..Default::default()
+            },
+        )),
+    };
+    tx.send(create).await.expect("the request stream is open");
+    let mut stream = WatchClient::new(conn.channel.clone())
+        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .map_err(|s| unavailable("the watch", s.message()))?
+        .into_inner();
+    while let Some(r) = stream.next().await {
+        let r = r.map_err(|s| unavailable("the watch", s.message()))?;
+        if r.canceled {
+            if r.compact_revision > 0 {
+                return Ok(());
+            }
+            return Err(unavailable("the watch", r.cancel_reason));
+        }
+        let mut batch = Batch::default();
+        let mut last = *rev;
+        for ev in &r.events {
+            let Some(kv) = &ev.kv else { continue };
+            if ev.r#type == mvccpb::event::EventType::Delete as i32 {
+                batch.delete(keys, &kv.key);
+            } else {
+                batch.put(keys, kv)?;
+            }
+            last = last.max(kv.mod_revision);
+        }
+        if !r.events.is_empty() {
+            mirror.apply_mirrored(&batch.ops, batch.head)?;
+            *rev = last;
+            heads.send_replace(mirror.mirrored_head_rev());
+        }
+    }
+    Err(unavailable("the watch", "the stream ended"))
+}
+
+/// Writes cursor moves to etcd, the latest of each, in the background
+/// (at-least-once: a cursor lost with a replica replays a few events).
+async fn write_cursors(
+    mut kv: KvClient<Channel>,
+    keys: Keyspace,
+    timeout: Duration,
+    mut rx: mpsc::UnboundedReceiver<(Vec<u8>, u64)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut latest = std::collections::BTreeMap::from([first]);
+        while let Ok((k, v)) = rx.try_recv() {
+            latest.insert(k, v);
+        }
+        for (key, seq) in latest {
+            let put = PutRequest {
+                key: keys.key(redo::TreeId::Meta, &key),
+                value: seq.to_be_bytes().to_vec(),
+                ..Default::default()
+            };
+            if let Err(e) = timed(timeout, "a cursor", kv.put(put)).await {
+                tracing::warn!(error = %e, "moving a cursor in etcd");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for EtcdStore {
+    async fn execute(&self, req: Request<'_>, mut decide: Decide<'_>) -> Result<Outcome> {
+        let _one = self.one_change.lock().await;
+        let request_key = (!req.request_id.is_empty())
+            .then(|| crate::store::keys::request(req.actor, req.request_id));
+        for _ in 0..ATTEMPTS {
+            let (planned, guard) = self.mirror.plan_mirrored(&req, |snap| decide(snap))?;
+            if planned.writes.ops.is_empty() {
+                // The first answer to this request id, replayed.
+                return planned.answer.map(|(o, _)| o);
+            }
+            let next = MirrorHead {
+                next_event: planned.next_event,
+                next_audit: planned.next_audit,
+                audit_head: planned.audit_head,
+                rev: guard,
+            };
+            match self
+                .commit(&planned.writes, next, request_key.clone())
+                .await?
+            {
+                None => return planned.answer.map(|(o, _)| o),
+                Some(now) => self.mirrored(now).await?,
+            }
+        }
+        Err(Error::Contended(format!(
+            "other replicas committed first {ATTEMPTS} times in a row; nothing was written, \
+             retry"
+        )))
+    }
+    fn replay(&self, actor: &str, request_id: &str, fp: &str) -> Result<Option<Outcome>> {
+        self.mirror.replay(actor, request_id, fp)
+    }
+    async fn catch_up(&self) -> Result<()> {
+        let rev = self.head_rev().await?;
+        self.mirrored(rev).await
+    }
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+    fn failure(&self) -> engine::Failure {
+        Box::pin(std::future::pending())
+    }
+    async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
+        let _one = self.one_change.lock().await;
+        for _ in 0..ATTEMPTS {
+            let (writes, next) = self.mirror.plan_audit_mirrored(
+                now,
+                actor,
+                "backup",
+                "a backup of the whole store",
+            );
+            match self.commit(&writes, next, None).await? {
+                None => return self.mirror.backup_mirrored(actor, now),
+                Some(rev) => self.mirrored(rev).await?,
+            }
+        }
+        Err(Error::Unavailable(
+            "other replicas kept changing the store; retry the backup".into(),
+        ))
+    }
+    fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
+        self.mirror.hotfix(incident_id)
+    }
+    fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>> {
+        self.mirror.mitigation(incident_id)
+    }
+    fn hotfixes(&self) -> Result<Vec<Hotfix>> {
+        self.mirror.hotfixes().collect()
+    }
+    fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>> {
+        self.mirror.timeline(incident_id)
+    }
+    fn gate_view(&self, since: Time) -> Result<GateView> {
+        self.mirror.gate_view(since)
+    }
+    fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
+        self.mirror.author_quarter_count(quarter, author)
+    }
+    fn quarter_counts(&self, quarter: &str) -> Result<Vec<(String, u32)>> {
+        self.mirror.quarter_counts(quarter)
+    }
+    fn overdue(&self, now: Time) -> Result<Vec<(String, String, Time)>> {
+        self.mirror.overdue(now)
+    }
+    fn overdue_unreported(&self, now: Time) -> Result<Vec<(String, String)>> {
+        self.mirror.overdue_unreported(now)
+    }
+    fn exercises(&self, n: usize) -> Result<Vec<Exercise>> {
+        self.mirror.exercises(n)
+    }
+    fn lane_exercised_since(&self, since: Time) -> Result<bool> {
+        self.mirror.lane_exercised_since(since)
+    }
+    fn postmortem_counts(&self) -> Result<(u32, u32)> {
+        self.mirror.postmortem_counts()
+    }
+    fn durable_seq(&self) -> u64 {
+        self.mirror.durable_seq()
+    }
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.mirror.subscribe()
+    }
+    fn events_after(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.mirror.events_after(from, limit)
+    }
+    fn cursor(&self, name: &str) -> Result<u64> {
+        self.mirror.cursor(name)
+    }
+    fn set_cursor(&self, name: &str, seq: u64) -> Result<()> {
+        self.mirror.set_cursor_mirrored(name, seq)?;
+        let _ = self.cursors.send((Store::cursor_key(name), seq));
+        Ok(())
+    }
+    fn intents(&self, kind: IntentKind) -> Result<Vec<(String, Vec<u8>)>> {
+        self.mirror.intents(kind)
+    }
+    fn audit_after(&self, from: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.mirror.audit_after(from, limit)
+    }
+    fn audit_of(&self, incident_id: &str, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.mirror.audit_of(incident_id, limit)
+    }
+    fn audit_size(&self) -> u64 {
+        self.mirror.audit_size()
+    }
+    fn audit_hash(&self, seq: u64) -> Result<Option<String>> {
+        self.mirror.audit_hash(seq)
+    }
+    fn verify_audit(&self) -> chain::Report {
+        self.mirror.verify_audit()
+    }
+    fn verify_checkpoints(
+        &self,
+        key: Option<&hotfix_api::audit::VerifierKey>,
+    ) -> Result<Option<(u64, String)>> {
+        self.mirror.verify_checkpoints(key)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>> {
+        self.mirror.latest_checkpoint()
+    }
+}
