@@ -339,7 +339,7 @@ async fn denials_are_audited_with_the_authenticated_actor() {
     d.ctl_err("dave", &["approve", INC, "--sha", SHA1], DENIED)
         .await;
     d.stop().await;
-    let store = hotfixd::store::Store::open(&d.data_dir).unwrap();
+    let store = d.open_store().await;
     let audit = store.audit_after(0, 100).unwrap();
     let rows: Vec<(String, String, String)> = audit
         .iter()

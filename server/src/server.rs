@@ -21,10 +21,11 @@ use crate::app::Lane;
 use crate::auth::Roster;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::config::StoreEngine;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
-use crate::store::Store;
+use crate::store::{Engine, Store};
 
 /// Largest request the daemon decodes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -56,34 +57,57 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    let options = crate::store::OpenOptions {
-        accept_rollback: settings.accept_rollback,
-        ..Default::default()
-    };
-    let store = Store::open_with_options(&settings.data_dir, options).map_err(|source| {
-        ServeError::Store {
-            path: settings.data_dir.display().to_string(),
-            source,
-        }
-    })?;
-    let store = Arc::new(store);
+    let store = open_store(&settings).await?;
     let served = serve_store(listener, settings, store.clone(), clock, shutdown).await;
     release(store).await;
     served
+}
+
+/// Opens the engine the settings name: sled in the data directory, or the
+/// store under the prefix on etcd.
+pub async fn open_store(settings: &Settings) -> Result<Arc<dyn Engine>, ServeError> {
+    match (&settings.store, &settings.etcd) {
+        (StoreEngine::Etcd, Some(etcd)) => {
+            let opened = async {
+                let conn = crate::store::etcd::connect(&etcd.options).await?;
+                crate::store::etcd::EtcdStore::open(conn, &etcd.prefix).await
+            };
+            let store = opened.await.map_err(|source| ServeError::Store {
+                path: format!(
+                    "{} on etcd {}",
+                    etcd.prefix,
+                    etcd.options.endpoints.join(",")
+                ),
+                source,
+            })?;
+            Ok(Arc::new(store))
+        }
+        _ => {
+            let options = crate::store::OpenOptions {
+                accept_rollback: settings.accept_rollback,
+                ..Default::default()
+            };
+            let store =
+                Store::open_with_options(&settings.data_dir, options).map_err(|source| {
+                    ServeError::Store {
+                        path: settings.data_dir.display().to_string(),
+                        source,
+                    }
+                })?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// Waits (a few seconds at most) until the last handle on the store is
 /// gone, so that the data directory is unlocked when `serve` returns: a
 /// task that read the store for a request (an audit export, a watcher)
 /// may still be dropping its handle on another thread.
-async fn release(mut store: Arc<Store>) {
+async fn release(store: Arc<dyn Engine>) {
     for _ in 0..500 {
-        match Arc::try_unwrap(store) {
-            Ok(s) => {
-                drop(s);
-                return;
-            }
-            Err(still) => store = still,
+        if Arc::strong_count(&store) == 1 {
+            drop(store);
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -94,7 +118,7 @@ async fn release(mut store: Arc<Store>) {
 pub async fn serve_store(
     listener: TcpListener,
     settings: Settings,
-    store: Arc<Store>,
+    store: Arc<dyn Engine>,
     clock: Arc<dyn Clock>,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {

@@ -4,7 +4,6 @@
 //! commits nothing.
 
 mod etcd;
-mod harness;
 
 use hotfixd::store::etcd::api::etcdserverpb::{
     Compare, PutRequest, RangeRequest, RequestOp, TxnRequest, compare, kv_client::KvClient,

@@ -3,14 +3,13 @@
 
 mod conformance;
 mod etcd;
-mod harness;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hotfixd::store::Engine;
-use hotfixd::store::etcd::{EtcdStore, connect};
+use hotfixd::store::etcd::{EtcdOptions, EtcdStore, connect};
 
 struct Etcd {
     etcd: etcd::Etcd,
@@ -18,9 +17,14 @@ struct Etcd {
 }
 
 fn open_at(endpoint: &str, prefix: &str) -> Arc<dyn Engine> {
-    let conn = connect(&[endpoint.to_string()], None, Duration::from_secs(2)).unwrap();
+    let options = EtcdOptions {
+        endpoints: vec![endpoint.to_string()],
+        timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
     let store = tokio::task::block_in_place(|| {
-        tokio::runtime::Handle::current().block_on(EtcdStore::open(conn, prefix))
+        tokio::runtime::Handle::current()
+            .block_on(async { EtcdStore::open(connect(&options).await?, prefix).await })
     });
     Arc::new(store.unwrap())
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod argocd;
+#[path = "../../server/tests/etcd/mod.rs"]
+pub mod etcd;
 pub mod github;
 pub mod prometheus;
 pub mod slack;
@@ -16,7 +18,7 @@ use clap::Parser;
 use hotfixctl::Client;
 use hotfixctl::cli::{Cli, CliError};
 use hotfixd::clock::ManualClock;
-use hotfixd::config::Settings;
+use hotfixd::config::{Settings, StoreEngine};
 use hotfixd::domain::Policy;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -31,6 +33,8 @@ pub struct Daemon {
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
     tmp: Arc<tempfile::TempDir>,
+    /// The etcd the daemon's store is on (`HOTFIXD_TEST_STORE=etcd`).
+    pub etcd: Option<Arc<etcd::Etcd>>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), hotfixd::server::ServeError>>>,
     template: Settings,
@@ -58,12 +62,29 @@ impl Daemon {
             overdue_check_interval: Duration::from_millis(100),
             ..Settings::dev("127.0.0.1:0".parse().unwrap(), tmp.path().join("data"))
         };
+        // The same tests on the etcd engine: each daemon on an etcd of its
+        // own (scripts/test runs the lane's tests both ways).
+        let etcd = match std::env::var("HOTFIXD_TEST_STORE").as_deref() {
+            Ok("etcd") => {
+                let etcd = Arc::new(etcd::Etcd::start().await);
+                template.store = StoreEngine::Etcd;
+                template.etcd = Some(etcd.settings("/hotfixd/"));
+                Some(etcd)
+            }
+            _ => None,
+        };
         configure(&mut template);
-        Self::boot(tmp, clock, template).await
+        Self::boot(tmp, etcd, clock, template).await
+    }
+
+    /// Whether this run's daemons are on etcd (`HOTFIXD_TEST_STORE=etcd`).
+    pub fn on_etcd() -> bool {
+        std::env::var("HOTFIXD_TEST_STORE").as_deref() == Ok("etcd")
     }
 
     async fn boot(
         tmp: Arc<tempfile::TempDir>,
+        etcd: Option<Arc<etcd::Etcd>>,
         clock: Arc<ManualClock>,
         template: Settings,
     ) -> Daemon {
@@ -88,6 +109,7 @@ impl Daemon {
             clock,
             data_dir,
             tmp,
+            etcd,
             shutdown,
             task: Some(task),
             template,
@@ -104,14 +126,23 @@ impl Daemon {
         }
     }
 
+    /// The daemon's store, opened as the daemon opens it (sled in its data
+    /// directory, or etcd): stop the daemon first on sled.
+    pub async fn open_store(&self) -> Arc<dyn hotfixd::store::Engine> {
+        hotfixd::server::open_store(&self.template)
+            .await
+            .expect("opening the daemon's store")
+    }
+
     /// Stops and starts again on the same data directory (a new port).
     pub async fn restart(mut self) -> Daemon {
         self.stop().await;
         let (tmp, clock, template) = (self.tmp.clone(), self.clock.clone(), self.template.clone());
+        let etcd = self.etcd.clone();
         drop(self);
         // sled releases its directory lock when the last handle drops.
         for _ in 0..50 {
-            let d = Self::boot(tmp.clone(), clock.clone(), template.clone()).await;
+            let d = Self::boot(tmp.clone(), etcd.clone(), clock.clone(), template.clone()).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             if d.task.as_ref().is_some_and(|t| !t.is_finished()) {
                 return d;

@@ -20,6 +20,73 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// The store engine: sled (embedded, one replica, in --data-dir) or
+    /// etcd (replicas share the etcd cluster at --etcd-endpoints)
+    /// [default: sled; file: store.engine].
+    #[arg(long, env = "HOTFIXD_STORE", value_name = "ENGINE")]
+    pub store: Option<StoreEngine>,
+
+    /// etcd client URLs, comma-separated (http:// or https://)
+    /// [file: store.endpoints].
+    #[arg(
+        long,
+        env = "HOTFIXD_ETCD_ENDPOINTS",
+        value_name = "URLS",
+        value_delimiter = ','
+    )]
+    pub etcd_endpoints: Vec<String>,
+
+    /// Key prefix of this hotfixd's store in etcd [default: /hotfixd/;
+    /// file: store.prefix].
+    #[arg(long, env = "HOTFIXD_ETCD_PREFIX", value_name = "PREFIX")]
+    pub etcd_prefix: Option<String>,
+
+    /// CA (PEM) that signs etcd's server certificates [file: store.ca_file].
+    #[arg(long, env = "HOTFIXD_ETCD_CA_FILE", value_name = "FILE")]
+    pub etcd_ca_file: Option<PathBuf>,
+
+    /// Client certificate (PEM) for etcd's mutual TLS [file:
+    /// store.cert_file].
+    #[arg(
+        long,
+        env = "HOTFIXD_ETCD_CERT_FILE",
+        value_name = "FILE",
+        requires = "etcd_key_file"
+    )]
+    pub etcd_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of the etcd client certificate [file:
+    /// store.key_file].
+    #[arg(
+        long,
+        env = "HOTFIXD_ETCD_KEY_FILE",
+        value_name = "FILE",
+        requires = "etcd_cert_file"
+    )]
+    pub etcd_key_file: Option<PathBuf>,
+
+    /// etcd user, when etcd's authentication is on [file: store.user].
+    #[arg(long, env = "HOTFIXD_ETCD_USER", value_name = "USER")]
+    pub etcd_user: Option<String>,
+
+    /// Password of the etcd user (a secret: prefer --etcd-password-file).
+    #[arg(
+        long,
+        env = "HOTFIXD_ETCD_PASSWORD",
+        hide_env_values = true,
+        value_name = "PASSWORD"
+    )]
+    pub etcd_password: Option<String>,
+
+    /// File holding the etcd user's password.
+    #[arg(
+        long,
+        env = "HOTFIXD_ETCD_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "etcd_password"
+    )]
+    pub etcd_password_file: Option<PathBuf>,
+
     /// Development mode: loopback only, a built-in demo roster
     /// (tokens dev-HANDLE) and a local data directory.
     #[arg(long, env = "HOTFIXD_DEV")]

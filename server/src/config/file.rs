@@ -29,6 +29,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub audit: AuditConfig,
     #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
     pub principals: Vec<PrincipalEntry>,
 }
 
@@ -101,6 +103,27 @@ pub struct AuditConfig {
     pub checkpoint_every: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     pub checkpoint_interval: Option<Duration>,
+}
+
+/// `[store]`: which engine, and etcd's settings (its password comes from
+/// --etcd-password-file or the environment, never from this file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub engine: Option<StoreEngine>,
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    pub prefix: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub user: Option<String>,
+    /// The deadline of one etcd request.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// The leader's lease.
+    #[serde(default, with = "humantime_serde")]
+    pub lease_ttl: Option<Duration>,
 }
 
 /// The audit signing key: never printed.

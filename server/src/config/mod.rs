@@ -49,6 +49,33 @@ fn secret(
     }
 }
 
+/// The store engine (`--store`, `[store] engine`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    /// Embedded, in the data directory: one replica.
+    #[default]
+    Sled,
+    /// An etcd cluster that several replicas share.
+    Etcd,
+}
+
+/// The etcd engine's settings.
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    /// Where and how to connect (endpoints, TLS, user, request deadline).
+    pub options: crate::store::etcd::EtcdOptions,
+    /// Key prefix of this store (`/hotfixd/`).
+    pub prefix: String,
+    /// The leader's lease: how long a replica that stopped answering
+    /// stays leader.
+    pub lease_ttl: Duration,
+}
+
+pub const DEFAULT_ETCD_PREFIX: &str = "/hotfixd/";
+pub const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+
 /// TLS as the daemon runs it: the PEM files' contents.
 #[derive(Debug, Clone)]
 pub struct TlsSettings {
@@ -86,6 +113,9 @@ pub struct Settings {
     /// None: plain text (loopback, --dev, or --insecure-plaintext).
     pub tls: Option<TlsSettings>,
     pub limits: LimitSettings,
+    /// The store engine; with etcd, its settings.
+    pub store: StoreEngine,
+    pub etcd: Option<EtcdSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -110,6 +140,9 @@ impl Settings {
         }
         if let Some(g) = &self.github {
             out.extend(g.token.as_deref());
+        }
+        if let Some(e) = &self.etcd {
+            out.extend(e.options.user.as_ref().map(|(_, p)| p.as_str()));
         }
         out
     }
@@ -141,6 +174,8 @@ impl Settings {
             github: None,
             tls: None,
             limits: LimitSettings::default(),
+            store: StoreEngine::Sled,
+            etcd: None,
         }
     }
 }
@@ -198,9 +233,16 @@ impl Args {
                  --insecure-plaintext"
             ));
         }
+        let store = self.store.or(file.store.engine).unwrap_or_default();
+        let etcd = match store {
+            StoreEngine::Sled => None,
+            StoreEngine::Etcd => Some(self.etcd(&file.store)?),
+        };
         let data_dir = match (&self.data_dir, &file.data_dir) {
             (Some(d), _) | (None, Some(d)) => d.clone(),
             (None, None) if self.dev => PathBuf::from(DEV_DATA_DIR),
+            // The etcd engine keeps nothing on local disk.
+            (None, None) if store == StoreEngine::Etcd => PathBuf::new(),
             (None, None) => {
                 return Err(
                     "data_dir: required (flag --data-dir, HOTFIXD_DATA_DIR or the file)".into(),
@@ -302,6 +344,116 @@ impl Args {
             slack,
             tls,
             limits: file.limits.to_settings()?,
+            store,
+            etcd,
+        })
+    }
+
+    /// The etcd engine's settings: flags override `[store]`; the PEM files
+    /// and the password file are read now, so a bad path stops start-up
+    /// with its name.
+    fn etcd(&self, file: &StoreConfig) -> Result<EtcdSettings, String> {
+        let endpoints = if self.etcd_endpoints.is_empty() {
+            file.endpoints.clone()
+        } else {
+            self.etcd_endpoints.clone()
+        };
+        let endpoints: Vec<String> = endpoints
+            .iter()
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(
+                "store.endpoints: --store etcd needs etcd's client URLs (flag \
+                 --etcd-endpoints, HOTFIXD_ETCD_ENDPOINTS or [store] endpoints), e.g. \
+                 http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379"
+                    .into(),
+            );
+        }
+        let read = |flag: &Option<PathBuf>, file: &Option<PathBuf>, name: &str| {
+            flag.as_ref()
+                .or(file.as_ref())
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| format!("{name}: reading {}: {e}", p.display()))
+                })
+                .transpose()
+        };
+        let ca_pem = read(
+            &self.etcd_ca_file,
+            &file.ca_file,
+            "store.ca_file (--etcd-ca-file)",
+        )?;
+        let cert = read(
+            &self.etcd_cert_file,
+            &file.cert_file,
+            "store.cert_file (--etcd-cert-file)",
+        )?;
+        let key = read(
+            &self.etcd_key_file,
+            &file.key_file,
+            "store.key_file (--etcd-key-file)",
+        )?;
+        let identity = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "store.cert_file and store.key_file: give both or neither (--etcd-cert-file, \
+                     --etcd-key-file)"
+                        .into(),
+                );
+            }
+        };
+        let password = secret(
+            &self.etcd_password,
+            &self.etcd_password_file,
+            "etcd password",
+        )?;
+        let user = match (self.etcd_user.clone().or(file.user.clone()), password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err("etcd password: --etcd-user needs --etcd-password-file (or \
+                     HOTFIXD_ETCD_PASSWORD[_FILE])"
+                    .into());
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "etcd user: an etcd password is given but no --etcd-user (or [store] user)"
+                        .into(),
+                );
+            }
+        };
+        let prefix = self
+            .etcd_prefix
+            .clone()
+            .or(file.prefix.clone())
+            .unwrap_or_else(|| DEFAULT_ETCD_PREFIX.into());
+        crate::store::etcd::keyspace::Keyspace::new(&prefix).map_err(|e| e.to_string())?;
+        Ok(EtcdSettings {
+            options: crate::store::etcd::EtcdOptions {
+                endpoints,
+                ca_pem,
+                identity,
+                user,
+                timeout: positive(
+                    "store.timeout",
+                    file.timeout.unwrap_or(DEFAULT_ETCD_TIMEOUT),
+                )?,
+            },
+            prefix,
+            lease_ttl: {
+                let ttl = file.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
+                if ttl < Duration::from_secs(2) {
+                    return Err(format!(
+                        "store.lease_ttl: {} is too short; etcd leases are whole seconds, at \
+                         least 2s",
+                        humantime::format_duration(ttl)
+                    ));
+                }
+                ttl
+            },
         })
     }
 

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use hotfixd::store::etcd::api::etcdserverpb::{RangeRequest, kv_client::KvClient};
 
-use super::harness::free_port;
+#[path = "../ports/mod.rs"]
+mod ports;
+use ports::free_port;
 
 /// One etcd member, a cluster of its own.
 pub struct Etcd {
@@ -50,6 +52,19 @@ impl Etcd {
         };
         etcd.ready().await;
         etcd
+    }
+
+    /// Settings for a hotfixd store under `prefix` on this etcd.
+    pub fn settings(&self, prefix: &str) -> hotfixd::config::EtcdSettings {
+        hotfixd::config::EtcdSettings {
+            options: hotfixd::store::etcd::EtcdOptions {
+                endpoints: vec![self.endpoint.clone()],
+                timeout: Duration::from_secs(5),
+                ..Default::default()
+            },
+            prefix: prefix.into(),
+            lease_ttl: Duration::from_secs(2),
+        }
     }
 
     async fn ready(&self) {

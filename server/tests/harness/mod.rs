@@ -26,13 +26,9 @@ impl Drop for Binary {
     }
 }
 
-/// A port free on 127.0.0.1 right now (the OS's pick).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_port;
 
 impl Binary {
     /// Starts `bin --dev --config CONFIG --data-dir DATA` on 127.0.0.1:`port`

@@ -31,10 +31,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
+use super::Connection;
 use super::api::etcdserverpb::{
-    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
     WatchCreateRequest, WatchRequest, compare, kv_client::KvClient, request_op, response_op,
     watch_client::WatchClient, watch_request,
 };
@@ -68,19 +68,10 @@ pub struct Fence {
     pub create_rev: i64,
 }
 
-/// How to reach etcd.
-#[derive(Clone)]
-pub struct Connection {
-    pub channel: Channel,
-    /// The deadline of one request (a range, a transaction).
-    pub timeout: Duration,
-}
-
 pub struct EtcdStore {
     mirror: Arc<Store>,
-    kv: KvClient<Channel>,
+    conn: Connection,
     keys: Keyspace,
-    timeout: Duration,
     /// The revision of the head the mirror holds, as it moves.
     heads: watch::Receiver<i64>,
     /// One change at a time from this replica (others race through etcd).
@@ -98,22 +89,19 @@ impl Drop for EtcdStore {
     }
 }
 
-fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
+pub(super) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!(
         "etcd did not answer {what} ({e}); the store is unavailable: nothing is acknowledged \
          until a quorum of etcd answers, and a retry with the same request id is safe"
     ))
 }
 
-async fn timed<T, F>(timeout: Duration, what: &str, f: F) -> Result<T>
-where
-    F: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
-{
-    match tokio::time::timeout(timeout, f).await {
-        Ok(Ok(r)) => Ok(r.into_inner()),
-        Ok(Err(status)) => Err(unavailable(what, status.message())),
-        Err(_) => Err(unavailable(what, format!("no answer in {timeout:?}"))),
-    }
+async fn range(conn: &Connection, what: &str, req: RangeRequest) -> Result<RangeResponse> {
+    conn.call(what, req, |r| {
+        let mut kv = KvClient::new(conn.channel.clone());
+        async move { kv.range(r).await }
+    })
+    .await
 }
 
 /// One mirrored revision's worth of writes: tree writes and the head.
@@ -155,8 +143,7 @@ impl EtcdStore {
     pub async fn open(conn: Connection, prefix: &str) -> Result<EtcdStore> {
         let keys = Keyspace::new(prefix)?;
         let mirror = Arc::new(Store::mirror()?);
-        let mut kv = KvClient::new(conn.channel.clone());
-        let rev = load(&mut kv, &keys, &mirror, conn.timeout, false).await?;
+        let rev = load(&conn, &keys, &mirror, false).await?;
         check(&mirror, prefix)?;
         let (heads_tx, heads) = watch::channel(mirror.mirrored_head_rev());
         let follow = tokio::spawn(follow(
@@ -167,12 +154,11 @@ impl EtcdStore {
             rev,
         ));
         let (cursors, rx) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_cursors(kv.clone(), keys.clone(), conn.timeout, rx));
+        let writer = tokio::spawn(write_cursors(conn.clone(), keys.clone(), rx));
         Ok(EtcdStore {
             mirror,
-            kv,
+            conn,
             keys,
-            timeout: conn.timeout,
             heads,
             one_change: tokio::sync::Mutex::new(()),
             fence: StdMutex::new(None),
@@ -195,14 +181,14 @@ impl EtcdStore {
     /// Waits until the mirror holds the head written at `rev` or later.
     async fn mirrored(&self, rev: i64) -> Result<()> {
         let mut heads = self.heads.clone();
-        let reached = tokio::time::timeout(self.timeout, heads.wait_for(|h| *h >= rev)).await;
+        let timeout = self.conn.timeout;
+        let reached = tokio::time::timeout(timeout, heads.wait_for(|h| *h >= rev)).await;
         match reached {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err(Error::Unavailable("the etcd watch stopped".into())),
             Err(_) => Err(Error::Unavailable(format!(
                 "etcd committed revision {rev} but this replica's watch did not deliver it in \
-                 {:?}; a retry with the same request id answers it",
-                self.timeout
+                 {timeout:?}; a retry with the same request id answers it"
             ))),
         }
     }
@@ -213,12 +199,7 @@ impl EtcdStore {
             key: self.keys.head(),
             ..Default::default()
         };
-        let r = timed(
-            self.timeout,
-            "a read of the head",
-            self.kv.clone().range(req),
-        )
-        .await?;
+        let r = range(&self.conn, "a read of the head", req).await?;
         Ok(r.kvs.first().map_or(0, |kv| kv.mod_revision))
     }
 
@@ -312,7 +293,13 @@ impl EtcdStore {
             success,
             failure,
         };
-        let r = timed(self.timeout, "the change", self.kv.clone().txn(txn)).await?;
+        let r = self
+            .conn
+            .call("the change", txn, |t| {
+                let mut kv = KvClient::new(self.conn.channel.clone());
+                async move { kv.txn(t).await }
+            })
+            .await?;
         if r.succeeded {
             let rev = r.header.map_or(0, |h| h.revision);
             self.mirrored(rev).await?;
@@ -340,13 +327,7 @@ impl EtcdStore {
 /// Loads every key under the prefix at one revision into `mirror` (with
 /// `prune`, also removing what the mirror holds that etcd no longer does).
 /// Returns the revision read.
-async fn load(
-    kv: &mut KvClient<Channel>,
-    keys: &Keyspace,
-    mirror: &Store,
-    timeout: Duration,
-    prune: bool,
-) -> Result<i64> {
+async fn load(conn: &Connection, keys: &Keyspace, mirror: &Store, prune: bool) -> Result<i64> {
     let end = keys.end();
     let mut from = keys.prefix().to_vec();
     let mut rev = 0;
@@ -360,7 +341,7 @@ async fn load(
             revision: rev,
             ..Default::default()
         };
-        let r = timed(timeout, "a read of the store", kv.range(req)).await?;
+        let r = range(conn, "a read of the store", req).await?;
         if rev == 0 {
             rev = r.header.map_or(0, |h| h.revision);
         }
@@ -441,8 +422,7 @@ async fn follow(
                     revision = rev,
                     "etcd compacted the history the watch needed; reloading the store"
                 );
-                let mut kv = KvClient::new(conn.channel.clone());
-                match load(&mut kv, &keys, &mirror, conn.timeout, true).await {
+                match load(&conn, &keys, &mirror, true).await {
                     Ok(r) => {
                         rev = r;
                         heads.send_replace(mirror.mirrored_head_rev());
@@ -482,11 +462,16 @@ async fn watch_from(
         )),
     };
     tx.send(create).await.expect("the request stream is open");
-    let mut stream = WatchClient::new(conn.channel.clone())
-        .watch(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .map_err(|s| unavailable("the watch", s.message()))?
-        .into_inner();
+    let requests = conn.request(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let mut stream = match WatchClient::new(conn.channel.clone()).watch(requests).await {
+        Ok(s) => s.into_inner(),
+        Err(s) => {
+            if super::token_expired(&s) {
+                conn.authenticate().await?;
+            }
+            return Err(unavailable("the watch", s.message()));
+        }
+    };
     while let Some(r) = stream.next().await {
         let r = r.map_err(|s| unavailable("the watch", s.message()))?;
         if r.canceled {
@@ -518,9 +503,8 @@ async fn watch_from(
 /// Writes cursor moves to etcd, the latest of each, in the background
 /// (at-least-once: a cursor lost with a replica replays a few events).
 async fn write_cursors(
-    mut kv: KvClient<Channel>,
+    conn: Connection,
     keys: Keyspace,
-    timeout: Duration,
     mut rx: mpsc::UnboundedReceiver<(Vec<u8>, u64)>,
 ) {
     while let Some(first) = rx.recv().await {
@@ -534,7 +518,13 @@ async fn write_cursors(
                 value: seq.to_be_bytes().to_vec(),
                 ..Default::default()
             };
-            if let Err(e) = timed(timeout, "a cursor", kv.put(put)).await {
+            let written = conn
+                .call("a cursor", put, |p| {
+                    let mut kv = KvClient::new(conn.channel.clone());
+                    async move { kv.put(p).await }
+                })
+                .await;
+            if let Err(e) = written {
                 tracing::warn!(error = %e, "moving a cursor in etcd");
             }
         }
