@@ -5,6 +5,7 @@
 //! from, in-flight requests finish, and the store is flushed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hotfix_api::events_server::event_service_server::EventServiceServer;
 use hotfix_api::pb::admin_service_server::AdminServiceServer;
@@ -25,6 +26,7 @@ use crate::config::StoreEngine;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
+use crate::store::fence::{Role, Term};
 use crate::store::{Engine, Store};
 
 /// Largest request the daemon decodes.
@@ -147,38 +149,44 @@ pub async fn serve_store(
         roster.directory().clone(),
         team_roles,
     ));
-    let lane = Arc::new(Lane::new(
-        store.clone(),
-        settings.policy.clone(),
-        roles.clone(),
-        clock,
-    ));
+    // An outside call starts only while the leader's lease outlasts it.
+    let act_within = [
+        settings.github.as_ref().map(|g| g.timeout),
+        settings.argocd.as_ref().map(|a| a.timeout),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(crate::app::lane::DEFAULT_ACT_WITHIN);
+    if let (StoreEngine::Etcd, Some(etcd)) = (&settings.store, &settings.etcd) {
+        // Renewed every quarter of its TTL, a lease has at least 3/4 of it
+        // left: that must outlast the longest outside call.
+        let has = settings.github.is_some() || settings.argocd.is_some();
+        if has && etcd.lease_ttl * 3 / 4 <= act_within {
+            return Err(ServeError::Config(format!(
+                "store.lease_ttl: {} is too short for outside calls that may take {} \
+                 ([github]/[argocd] timeout): the leader acts only while its lease outlasts \
+                 the call, so make lease_ttl at least {}",
+                humantime::format_duration(etcd.lease_ttl),
+                humantime::format_duration(act_within),
+                humantime::format_duration(Duration::from_secs((act_within * 4 / 3).as_secs() + 1)),
+            )));
+        }
+    }
+    let lane = Arc::new(
+        Lane::new(store.clone(), settings.policy.clone(), roles.clone(), clock)
+            .acting_within(act_within),
+    );
 
     // Background readers of the event log; they stop before the store closes.
     let background = CancellationToken::new();
     let tasks = TaskTracker::new();
-    tasks.spawn(crate::app::relay::run_overdue_sweeper(
-        lane.clone(),
-        settings.overdue_check_interval,
-        background.clone(),
-    ));
-    if let Some(slack) = settings.slack.clone() {
-        let chat =
-            crate::integrations::slack::SlackWebhooks::new(slack).map_err(ServeError::Config)?;
-        tasks.spawn(crate::app::relay::run_relay(
-            lane.clone(),
-            Arc::new(chat),
-            background.clone(),
-        ));
-    }
-    if let Some(key) = &settings.audit_key {
-        tasks.spawn(crate::app::checkpoints::run(
-            lane.clone(),
-            key.0.clone(),
-            settings.checkpoints,
-            background.clone(),
-        ));
-    }
+    let chat: Option<Arc<dyn crate::integrations::Chat>> = match settings.slack.clone() {
+        Some(slack) => Some(Arc::new(
+            crate::integrations::slack::SlackWebhooks::new(slack).map_err(ServeError::Config)?,
+        )),
+        None => None,
+    };
     let jobs = Arc::new(crate::app::jobs::Jobs::new(
         lane.clone(),
         tasks.clone(),
@@ -229,9 +237,68 @@ pub async fn serve_store(
         }
     }
     let steps = Arc::new(crate::app::Steps::new(lane.clone(), performers));
-    // Settle merges, PRs, reverts and syncs sent before a restart, and
-    // follow pending checks again, before serving anything.
-    steps.reconcile().await;
+    let leading = Leading {
+        lane: lane.clone(),
+        steps: steps.clone(),
+        chat,
+        settings: settings.clone(),
+        tasks: tasks.clone(),
+    };
+    let resigning = CancellationToken::new();
+    let mut resign = None;
+    let replica = match (&settings.store, &settings.etcd) {
+        (StoreEngine::Etcd, Some(etcd)) => {
+            let url = advertised(&settings, etcd, &listener)?;
+            let conn = crate::store::etcd::connect(&etcd.options)
+                .await
+                .map_err(|e| ServeError::Config(format!("etcd: {e}")))?;
+            let keys = crate::store::etcd::keyspace::Keyspace::new(&etcd.prefix)
+                .map_err(|e| ServeError::Config(e.to_string()))?;
+            let (tx, rx) = tokio::sync::watch::channel(Role::Candidate);
+            let elector =
+                crate::store::etcd::election::Elector::new(conn, &keys, etcd.lease_ttl, url);
+            // The term outlives the background work: what a job records
+            // as it stops is still fenced by a live lease; only then is
+            // the lease given up.
+            resign = Some((
+                resigning.clone(),
+                tokio::spawn(elector.run(tx, resigning.clone())),
+            ));
+            let (led, mut settled) = tokio::sync::watch::channel(false);
+            tasks.spawn(leading.clone().run(rx.clone(), led, background.clone()));
+            // Serve once this replica knows where changes go: another
+            // replica leads, or this one does and has settled what earlier
+            // terms left (as a sled replica does before serving). A lease
+            // TTL at most: a fresh cluster elects in milliseconds, a leader
+            // that died lets go within its TTL.
+            let mut known = rx.clone();
+            let ready = async {
+                tokio::select! {
+                    _ = known.wait_for(|r| matches!(r, Role::Follower(_))) => {}
+                    _ = settled.wait_for(|s| *s) => {}
+                }
+            };
+            if tokio::time::timeout(etcd.lease_ttl + Duration::from_secs(1), ready)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "no leader elected within the lease TTL; serving reads, changes answer \
+                     UNAVAILABLE until one is"
+                );
+            }
+            rx
+        }
+        _ => {
+            // One replica, always the leader: merges, PRs, reverts and
+            // syncs sent before a restart are settled, and pending checks
+            // followed again, before anything is served.
+            let term = Term::sole();
+            leading.start(&term, background.child_token()).await;
+            tokio::sync::watch::channel(Role::Leader(term)).1
+        }
+    };
+    let forward = crate::grpc::forward::Forward::new(replica, store.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
@@ -325,6 +392,7 @@ pub async fn serve_store(
             crate::grpc::client_errors::correct_response,
         ))
         .layer(crate::grpc::guard::GuardLayer(guard))
+        .layer(crate::grpc::forward::ForwardLayer(forward))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             limits.max_in_flight,
         ))
@@ -353,10 +421,115 @@ pub async fn serve_store(
     background.cancel();
     tasks.close();
     tasks.wait().await;
+    if let Some((token, elector)) = resign {
+        token.cancel();
+        let _ = elector.await;
+    }
     served?;
     store.flush().await.map_err(ServeError::Flush)?;
     tracing::info!("store flushed; bye");
     Ok(())
+}
+
+/// What the leader runs, each term: it settles intents first, then runs
+/// the overdue sweeper, the chat relay and the audit checkpoints until the
+/// term ends.
+#[derive(Clone)]
+struct Leading {
+    lane: Arc<Lane>,
+    steps: Arc<crate::app::Steps>,
+    chat: Option<Arc<dyn crate::integrations::Chat>>,
+    settings: Settings,
+    tasks: TaskTracker,
+}
+
+impl Leading {
+    /// Starts `term`'s work, stopping with `stop`.
+    async fn start(&self, term: &Arc<Term>, stop: CancellationToken) {
+        use crate::store::fence::scope;
+        // Settle merges, PRs, reverts and syncs an earlier term sent, and
+        // follow pending checks again.
+        scope(term.clone(), self.steps.reconcile()).await;
+        self.tasks.spawn(scope(
+            term.clone(),
+            crate::app::relay::run_overdue_sweeper(
+                self.lane.clone(),
+                self.settings.overdue_check_interval,
+                stop.clone(),
+            ),
+        ));
+        if let Some(chat) = &self.chat {
+            self.tasks.spawn(scope(
+                term.clone(),
+                crate::app::relay::run_relay(self.lane.clone(), chat.clone(), stop.clone()),
+            ));
+        }
+        if let Some(key) = &self.settings.audit_key {
+            self.tasks.spawn(scope(
+                term.clone(),
+                crate::app::checkpoints::run(
+                    self.lane.clone(),
+                    key.0.clone(),
+                    self.settings.checkpoints,
+                    stop.clone(),
+                ),
+            ));
+        }
+    }
+
+    /// Each term this replica is elected to, until `shutdown`; `led` turns
+    /// true once a term's intents are settled.
+    async fn run(
+        self,
+        mut roles: tokio::sync::watch::Receiver<Role>,
+        led: tokio::sync::watch::Sender<bool>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let term = tokio::select! {
+                r = roles.wait_for(|r| matches!(r, Role::Leader(_))) => match r.map(|r| r.clone()) {
+                    Ok(Role::Leader(t)) => t,
+                    _ => return,
+                },
+                _ = shutdown.cancelled() => return,
+            };
+            let stop = shutdown.child_token();
+            self.start(&term, stop.clone()).await;
+            led.send_replace(true);
+            tokio::select! {
+                _ = term.ended.cancelled() => {}
+                _ = shutdown.cancelled() => {}
+            }
+            stop.cancel();
+        }
+    }
+}
+
+/// The URL other replicas send this one changes at.
+fn advertised(
+    settings: &Settings,
+    etcd: &crate::config::EtcdSettings,
+    listener: &TcpListener,
+) -> Result<String, ServeError> {
+    if let Some(u) = &etcd.advertise_url {
+        return Ok(u.clone());
+    }
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Config(format!("the listen address: {e}")))?;
+    if addr.ip().is_unspecified() {
+        return Err(ServeError::Config(format!(
+            "store.advertise_url: listening on {addr} (every address), so the URL other \
+             replicas reach this one at must be given: --advertise-url https://NAME:{}",
+            addr.port()
+        )));
+    }
+    let scheme = if settings.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!("{scheme}://{addr}"))
 }
 
 /// An error and its sources, "a: b: c" (tonic's transport error alone says

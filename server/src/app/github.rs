@@ -265,6 +265,7 @@ impl Forge {
                     base,
                     body,
                 };
+                self.jobs.lane.may_act()?;
                 let created = match self.github.create_pull(&repo, &new).await {
                     Ok(pr) => Ok(pr),
                     // Did it get created after all (a lost answer)?
@@ -702,6 +703,7 @@ impl Forge {
         }
         let RevertDetail { pr, head_sha } = &intent.detail;
         let title = format!("Revert HOTFIX: {incident_id} (#{})", hotfix_pr.number);
+        self.jobs.lane.may_act()?;
         let merged = match self.github.merge(&repo, *pr, head_sha, &title).await {
             Ok(sha) => sha,
             Err(e) => {

@@ -51,8 +51,13 @@ impl Jobs {
             return Err(e);
         }
         let running = self.running.clone();
+        // The job acts in the term that started it (see `store::fence`).
+        let term = crate::store::fence::current();
         self.tasks.spawn(async move {
-            job.await;
+            match term {
+                Some(t) => crate::store::fence::scope(t, job).await,
+                None => job.await,
+            }
             running.lock().expect("jobs lock").remove(&key);
         });
         Ok(())

@@ -71,7 +71,12 @@ pub struct Lane {
     policy: Policy,
     roles: Arc<Roles>,
     clock: Arc<dyn Clock>,
+    /// The longest an outside call (GitHub, Argo CD) may take.
+    act_within: std::time::Duration,
 }
+
+/// The longest an outside call may take unless the integrations say.
+pub const DEFAULT_ACT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Everything `show` prints about one hotfix.
 pub struct HotfixView {
@@ -172,7 +177,23 @@ impl Lane {
             policy,
             roles,
             clock,
+            act_within: DEFAULT_ACT_WITHIN,
         }
+    }
+
+    /// The lane whose outside calls take at most `d` (the integrations'
+    /// timeouts).
+    pub fn acting_within(mut self, d: std::time::Duration) -> Lane {
+        self.act_within = d;
+        self
+    }
+
+    /// Whether an outside call may start now: outside a leader's term
+    /// always; within one, only while its lease outlasts the call (see
+    /// `store::fence`). Checked right before every call that changes
+    /// something outside.
+    pub fn may_act(&self) -> Result<()> {
+        crate::store::fence::may_act(self.act_within)
     }
 
     /// The store, for the application layer's own readers (relay,

@@ -102,6 +102,7 @@ impl Merger {
             .as_ref()
             .map(|p| p.title.clone())
             .unwrap_or_default();
+        self.lane.may_act()?;
         let why = match self.github.merge(&repo, pr, &sha, &title).await {
             Ok(_) => {
                 return self

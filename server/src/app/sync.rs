@@ -197,6 +197,11 @@ impl Syncer {
         let deadline = tokio::time::Instant::now() + self.settings.timeout;
         // Start the sync, waiting out another operation in progress.
         loop {
+            if let Err(e) = self.jobs.lane.may_act() {
+                // The intent stays for the leader that acts next.
+                tracing::warn!(incident = inc, error = %e, "not syncing");
+                return Waited::Interrupted;
+            }
             match self.argo.sync(app, revision, drill).await {
                 Ok(()) => break,
                 Err(SyncError::InProgress) => {

@@ -41,6 +41,12 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_ETCD_PREFIX", value_name = "PREFIX")]
     pub etcd_prefix: Option<String>,
 
+    /// The URL other replicas reach this one's gRPC at, to send it changes
+    /// while it leads [default: http(s)://LISTEN when LISTEN is a specific
+    /// address; file: store.advertise_url].
+    #[arg(long, env = "HOTFIXD_ADVERTISE_URL", value_name = "URL")]
+    pub advertise_url: Option<String>,
+
     /// CA (PEM) that signs etcd's server certificates [file: store.ca_file].
     #[arg(long, env = "HOTFIXD_ETCD_CA_FILE", value_name = "FILE")]
     pub etcd_ca_file: Option<PathBuf>,

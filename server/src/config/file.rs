@@ -118,6 +118,7 @@ pub struct StoreConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub user: Option<String>,
+    pub advertise_url: Option<String>,
     /// The deadline of one etcd request.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,

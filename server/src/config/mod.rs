@@ -70,11 +70,16 @@ pub struct EtcdSettings {
     /// The leader's lease: how long a replica that stopped answering
     /// stays leader.
     pub lease_ttl: Duration,
+    /// Where other replicas reach this one (None: from the listen address
+    /// once bound).
+    pub advertise_url: Option<String>,
 }
 
 pub const DEFAULT_ETCD_PREFIX: &str = "/hotfixd/";
 pub const DEFAULT_ETCD_TIMEOUT: Duration = Duration::from_secs(5);
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
+/// Long enough that a lease renewed every quarter of it outlasts a 10 s
+/// GitHub or Argo CD call (see `server`); a failover takes at most this.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 /// TLS as the daemon runs it: the PEM files' contents.
 #[derive(Debug, Clone)]
@@ -443,6 +448,15 @@ impl Args {
                 )?,
             },
             prefix,
+            advertise_url: match self.advertise_url.clone().or(file.advertise_url.clone()) {
+                Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                    return Err(format!(
+                        "store.advertise_url: '{u}' must start with http:// or https:// \
+                         (--advertise-url)"
+                    ));
+                }
+                other => other,
+            },
             lease_ttl: {
                 let ttl = file.lease_ttl.unwrap_or(DEFAULT_LEASE_TTL);
                 if ttl < Duration::from_secs(2) {

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod audit;
 pub mod client_errors;
 pub mod convert;
+pub mod forward;
 pub mod guard;
 pub mod incoming;
 mod status;

@@ -25,6 +25,7 @@ pub mod chain;
 mod change;
 pub mod engine;
 pub mod etcd;
+pub mod fence;
 pub mod flusher;
 mod keys;
 mod mirror;

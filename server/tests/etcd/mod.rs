@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use hotfixd::store::etcd::api::etcdserverpb::{RangeRequest, kv_client::KvClient};
 
+// A test binary may include `harness` too, which loads the same file.
+#[allow(clippy::duplicate_mod)]
 #[path = "../ports/mod.rs"]
 mod ports;
 use ports::free_port;
@@ -64,6 +66,7 @@ impl Etcd {
             },
             prefix: prefix.into(),
             lease_ttl: Duration::from_secs(2),
+            advertise_url: None,
         }
     }
 

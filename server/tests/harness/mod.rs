@@ -28,6 +28,7 @@ impl Drop for Binary {
 
 #[path = "../ports/mod.rs"]
 mod ports;
+#[allow(unused_imports)]
 pub use ports::free_port;
 
 impl Binary {

@@ -22,11 +22,11 @@
 //!   only then. A transaction etcd did not answer may or may not have
 //!   committed: UNAVAILABLE, and a retry with the same request id replays
 //!   the first answer or commits once.
-//! - **Fencing**: changes made while acting as the leader carry a compare
-//!   on the election key's creation revision ([`EtcdStore::set_fence`]); a
-//!   replica that lost its lease finds them refused.
+//! - **Fencing**: changes made while acting as the leader (inside
+//!   `store::fence::scope`) carry a compare on the election key's creation
+//!   revision; a replica that lost its lease finds them refused.
 
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -60,14 +60,6 @@ const ATTEMPTS: usize = 32;
 /// Keys per range read page.
 const PAGE: i64 = 512;
 
-/// The fencing token: the election key this replica holds as leader, and
-/// the revision etcd created it at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub key: Vec<u8>,
-    pub create_rev: i64,
-}
-
 pub struct EtcdStore {
     mirror: Arc<Store>,
     conn: Connection,
@@ -76,7 +68,6 @@ pub struct EtcdStore {
     heads: watch::Receiver<i64>,
     /// One change at a time from this replica (others race through etcd).
     one_change: tokio::sync::Mutex<()>,
-    fence: StdMutex<Option<Fence>>,
     cursors: mpsc::UnboundedSender<(Vec<u8>, u64)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -161,16 +152,9 @@ impl EtcdStore {
             keys,
             heads,
             one_change: tokio::sync::Mutex::new(()),
-            fence: StdMutex::new(None),
             cursors,
             tasks: vec![follow, writer],
         })
-    }
-
-    /// From now on (Some) every change this replica makes is committed only
-    /// while it holds the election key `fence` names; None: no fence.
-    pub fn set_fence(&self, fence: Option<Fence>) {
-        *self.fence.lock().expect("fence lock") = fence;
     }
 
     /// The keyspace (for the election).
@@ -268,7 +252,7 @@ impl EtcdStore {
                 ..Default::default()
             });
         }
-        let fence = self.fence.lock().expect("fence lock").clone();
+        let fence = crate::store::fence::fence();
         if let Some(f) = &fence {
             compares.push(Compare {
                 result: compare::CompareResult::Equal as i32,

@@ -76,10 +76,10 @@ impl Keyspace {
         [self.prefix.as_slice(), b"head"].concat()
     }
 
-    /// The election's name (etcd's election API puts the candidates' keys
-    /// under it).
+    /// The election's name (etcd's election API puts each candidate's key
+    /// at the name, `/`, its lease).
     pub fn election(&self) -> Vec<u8> {
-        [self.prefix.as_slice(), b"leader/"].concat()
+        [self.prefix.as_slice(), b"leader"].concat()
     }
 
     pub fn parse<'a>(&self, key: &'a [u8]) -> Key<'a> {

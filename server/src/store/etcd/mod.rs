@@ -2,10 +2,11 @@
 //! generated from etcd's own protos (`server/proto/etcd/`, compiled by
 //! `server/build.rs` with protox), and the engine built on them.
 
+pub mod election;
 pub mod engine;
 pub mod keyspace;
 
-pub use engine::{EtcdStore, Fence};
+pub use engine::EtcdStore;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
