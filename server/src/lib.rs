@@ -30,5 +30,6 @@ pub mod redact;
 pub mod roles;
 pub mod server;
 pub mod store;
+pub mod term;
 
 pub use server::{serve, serve_store};

@@ -26,8 +26,8 @@ use crate::config::StoreEngine;
 use crate::grpc::admin::AdminApi;
 use crate::grpc::audit::AuditApi;
 use crate::grpc::{EventsApi, LaneApi, PolicyApi};
-use crate::store::fence::{Role, Term};
 use crate::store::{Engine, Store};
+use crate::term::{Role, Term};
 
 /// Largest request the daemon decodes.
 pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
@@ -298,7 +298,7 @@ pub async fn serve_store(
             tokio::sync::watch::channel(Role::Leader(term)).1
         }
     };
-    let forward = crate::grpc::forward::Forward::new(replica, store.clone());
+    let forward = crate::grpc::forward::Forward::new(replica, lane.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
     health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
@@ -446,7 +446,7 @@ struct Leading {
 impl Leading {
     /// Starts `term`'s work, stopping with `stop`.
     async fn start(&self, term: &Arc<Term>, stop: CancellationToken) {
-        use crate::store::fence::scope;
+        use crate::term::scope;
         // Settle merges, PRs, reverts and syncs an earlier term sent, and
         // follow pending checks again.
         scope(term.clone(), self.steps.reconcile()).await;

@@ -51,11 +51,11 @@ impl Jobs {
             return Err(e);
         }
         let running = self.running.clone();
-        // The job acts in the term that started it (see `store::fence`).
-        let term = crate::store::fence::current();
+        // The job acts in the term that started it (see `term`).
+        let term = crate::term::current();
         self.tasks.spawn(async move {
             match term {
-                Some(t) => crate::store::fence::scope(t, job).await,
+                Some(t) => crate::term::scope(t, job).await,
                 None => job.await,
             }
             running.lock().expect("jobs lock").remove(&key);

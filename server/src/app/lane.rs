@@ -188,12 +188,18 @@ impl Lane {
         self
     }
 
+    /// Waits until reads here see every change answered before, by any
+    /// replica (see `Engine::catch_up`).
+    pub async fn catch_up(&self) -> Result<()> {
+        self.store.catch_up().await
+    }
+
     /// Whether an outside call may start now: outside a leader's term
     /// always; within one, only while its lease outlasts the call (see
-    /// `store::fence`). Checked right before every call that changes
+    /// `term`). Checked right before every call that changes
     /// something outside.
     pub fn may_act(&self) -> Result<()> {
-        crate::store::fence::may_act(self.act_within)
+        crate::term::may_act(self.act_within)
     }
 
     /// The store, for the application layer's own readers (relay,

@@ -505,6 +505,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_three_replica_example_parses_and_its_lease_outlasts_its_calls() {
+        let text = include_str!("../../../deploy/etcd-replicas/hotfixd.toml");
+        let file: FileConfig = toml::from_str(text).expect("the example parses");
+        assert_eq!(file.store.engine, Some(StoreEngine::Etcd));
+        assert_eq!(file.store.endpoints.len(), 3);
+        let longest = [
+            file.github.as_ref().and_then(|g| g.timeout),
+            file.argocd.as_ref().and_then(|a| a.timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap();
+        assert!(file.store.lease_ttl.unwrap() * 3 / 4 > longest);
+    }
+
+    #[test]
     fn example_config_parses() {
         let text = include_str!("../../../deploy/hotfixd.example.toml");
         let file: FileConfig = toml::from_str(text).expect("example parses");
@@ -513,6 +530,14 @@ mod tests {
             file.limits.to_settings().unwrap(),
             LimitSettings::default(),
             "the example lists every limit at its default"
+        );
+        assert_eq!(file.store.engine, Some(StoreEngine::Sled));
+        assert_eq!(file.store.prefix.as_deref(), Some(DEFAULT_ETCD_PREFIX));
+        assert_eq!(file.store.timeout, Some(DEFAULT_ETCD_TIMEOUT));
+        assert_eq!(
+            file.store.lease_ttl,
+            Some(DEFAULT_LEASE_TTL),
+            "the example's [store] is at its defaults"
         );
         assert_eq!(policy.max_fix_lines, 50);
         assert_eq!(policy.cleanup_within, Duration::from_secs(24 * 3600));

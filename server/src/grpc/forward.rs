@@ -2,11 +2,11 @@
 //! the guard (so the caller is authenticated and counted here first).
 //!
 //! - On the leader, every request runs inside the leader's term
-//!   (`store::fence::scope`): its changes carry the fence, its outside
+//!   (`term::scope`): its changes carry the fence, its outside
 //!   calls check the lease.
 //! - On a follower, reads (show, list, report, audit, Watch) are served
 //!   from this replica's mirror of the store once it has caught up with
-//!   etcd (`Engine::catch_up`: a read sees every change answered before,
+//!   etcd (`Lane::catch_up`: a read sees every change answered before,
 //!   by any replica); every other request (a
 //!   change) is sent on whole, headers and credentials included, to the
 //!   leader, which authenticates it again and answers it. So the leader
@@ -27,8 +27,8 @@ use tonic::body::Body;
 use tonic::transport::{Channel, Endpoint};
 use tower::Service;
 
-use crate::store::Engine;
-use crate::store::fence::{self, Role};
+use crate::app::Lane;
+use crate::term::{self, Role};
 
 /// Methods that only read: served by any replica.
 const READS: &[&str] = &[
@@ -55,15 +55,15 @@ fn is_read(path: &str) -> bool {
 /// leaders seen.
 pub struct Forward {
     roles: tokio::sync::watch::Receiver<Role>,
-    store: Arc<dyn Engine>,
+    lane: Arc<Lane>,
     peers: Mutex<HashMap<String, Channel>>,
 }
 
 impl Forward {
-    pub fn new(roles: tokio::sync::watch::Receiver<Role>, store: Arc<dyn Engine>) -> Arc<Forward> {
+    pub fn new(roles: tokio::sync::watch::Receiver<Role>, lane: Arc<Lane>) -> Arc<Forward> {
         Arc::new(Forward {
             roles,
-            store,
+            lane,
             peers: Mutex::default(),
         })
     }
@@ -128,15 +128,15 @@ where
         let role = self.forward.roles.borrow().clone();
         let path = req.uri().path().to_string();
         match role {
-            Role::Leader(term) => Box::pin(fence::scope(term, inner.call(req))),
+            Role::Leader(term) => Box::pin(term::scope(term, inner.call(req))),
             _ if is_read(&path) => {
                 // The leader made every change: this replica's mirror
                 // first catches up with it, so that a read here sees every
                 // change answered before, wherever it was asked.
-                let store = self.forward.store.clone();
+                let lane = self.forward.lane.clone();
                 Box::pin(async move {
                     if !LOCAL.iter().any(|p| path.starts_with(p))
-                        && let Err(e) = store.catch_up().await
+                        && let Err(e) = lane.catch_up().await
                     {
                         return Ok(Status::from(e).into_http());
                     }

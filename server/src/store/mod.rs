@@ -25,7 +25,6 @@ pub mod chain;
 mod change;
 pub mod engine;
 pub mod etcd;
-pub mod fence;
 pub mod flusher;
 mod keys;
 mod mirror;

@@ -1,6 +1,6 @@
 //! Leader election through etcd's election API, on a lease: the one
 //! replica that does the background work and every change (followers
-//! forward changes to it), each term fenced (see `store::fence`).
+//! forward changes to it), each term fenced (see `term`).
 //!
 //! A replica grants itself a lease of `ttl`, keeps it alive (every quarter
 //! of the TTL), and campaigns with its advertised URL as the value. Elected, it
@@ -26,7 +26,7 @@ use super::api::v3electionpb::{CampaignRequest, LeaderRequest, election_client::
 use super::engine::unavailable;
 use super::keyspace::{Keyspace, range_end};
 use crate::error::Result;
-use crate::store::fence::{Fence, Role, Term};
+use crate::term::{Fence, Role, Term};
 
 /// One replica in the election as `hotfixctl cluster` shows it.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@
 //!   committed: UNAVAILABLE, and a retry with the same request id replays
 //!   the first answer or commits once.
 //! - **Fencing**: changes made while acting as the leader (inside
-//!   `store::fence::scope`) carry a compare on the election key's creation
+//!   `term::scope`) carry a compare on the election key's creation
 //!   revision; a replica that lost its lease finds them refused.
 
 use std::sync::Arc;
@@ -252,7 +252,7 @@ impl EtcdStore {
                 ..Default::default()
             });
         }
-        let fence = crate::store::fence::fence();
+        let fence = crate::term::fence();
         if let Some(f) = &fence {
             compares.push(Compare {
                 result: compare::CompareResult::Equal as i32,
