@@ -150,19 +150,12 @@ pub async fn serve_store(
         team_roles,
     ));
     // An outside call starts only while the leader's lease outlasts it.
-    let act_within = [
-        settings.github.as_ref().map(|g| g.timeout),
-        settings.argocd.as_ref().map(|a| a.timeout),
-    ]
-    .into_iter()
-    .flatten()
-    .max()
-    .unwrap_or(crate::app::lane::DEFAULT_ACT_WITHIN);
+    let outside = settings.longest_outside_call();
+    let act_within = outside.unwrap_or(crate::app::lane::DEFAULT_ACT_WITHIN);
     if let (StoreEngine::Etcd, Some(etcd)) = (&settings.store, &settings.etcd) {
         // Renewed every quarter of its TTL, a lease has at least 3/4 of it
         // left: that must outlast the longest outside call.
-        let has = settings.github.is_some() || settings.argocd.is_some();
-        if has && etcd.lease_ttl * 3 / 4 <= act_within {
+        if outside.is_some() && etcd.lease_ttl * 3 / 4 <= act_within {
             return Err(ServeError::Config(format!(
                 "store.lease_ttl: {} is too short for outside calls that may take {} \
                  ([github]/[argocd] timeout): the leader acts only while its lease outlasts \

@@ -74,17 +74,10 @@ impl Daemon {
             _ => None,
         };
         configure(&mut template);
+        let longest = template.longest_outside_call().unwrap_or_default();
         if let Some(e) = template.etcd.as_mut() {
             // The leader acts only while its lease outlasts the longest
             // outside call.
-            let longest = [
-                template.github.as_ref().map(|g| g.timeout),
-                template.argocd.as_ref().map(|a| a.timeout),
-            ]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or_default();
             e.lease_ttl = e
                 .lease_ttl
                 .max(Duration::from_secs(longest.as_secs() * 2 + 1));

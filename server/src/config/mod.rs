@@ -152,6 +152,18 @@ impl Settings {
         out
     }
 
+    /// The longest an outside call may take (the GitHub and Argo CD
+    /// timeouts), if either is on.
+    pub fn longest_outside_call(&self) -> Option<Duration> {
+        [
+            self.github.as_ref().map(|g| g.timeout),
+            self.argocd.as_ref().map(|a| a.timeout),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+
     /// The audit signing key's text (a secret too), for [`crate::redact`].
     pub fn audit_key_text(&self) -> Option<String> {
         self.audit_key.as_ref().map(|k| k.0.encode())

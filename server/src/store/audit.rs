@@ -156,19 +156,7 @@ impl Store {
         action: &str,
         detail: &str,
     ) -> Result<()> {
-        let mut rec = AuditRecord {
-            seq: c.next_audit,
-            at,
-            actor: actor.to_string(),
-            incident_id: String::new(),
-            action: action.to_string(),
-            outcome: "ok".into(),
-            detail: detail.to_string(),
-            event_seq: None,
-            hash: String::new(),
-            v: 0,
-        };
-        let head = chain::seal(&mut rec, &c.audit_head);
+        let (rec, head) = own_record(c, at, actor, action, detail);
         self.audit.insert(keys::seq(rec.seq), encode(&rec))?;
         c.next_audit += 1;
         c.audit_head = head;
@@ -245,4 +233,29 @@ impl Store {
             .map(|v| decode::<AuditRecord>("audit", &v).map(|r| r.hash))
             .transpose()
     }
+}
+
+/// An audit record of the store's own (an accepted rollback, a backup)
+/// after `c`'s head, sealed onto the chain, and the new head.
+pub(super) fn own_record(
+    c: &Counters,
+    at: Time,
+    actor: &str,
+    action: &str,
+    detail: &str,
+) -> (AuditRecord, chain::Hash) {
+    let mut rec = AuditRecord {
+        seq: c.next_audit,
+        at,
+        actor: actor.to_string(),
+        incident_id: String::new(),
+        action: action.to_string(),
+        outcome: "ok".into(),
+        detail: detail.to_string(),
+        event_seq: None,
+        hash: String::new(),
+        v: 0,
+    };
+    let head = chain::seal(&mut rec, &c.audit_head);
+    (rec, head)
 }

@@ -52,19 +52,7 @@ impl Store {
         detail: &str,
     ) -> (redo::Writes, MirrorHead) {
         let c = self.writer.lock().expect("writer lock");
-        let mut rec = AuditRecord {
-            seq: c.next_audit,
-            at: now,
-            actor: actor.to_string(),
-            incident_id: String::new(),
-            action: action.to_string(),
-            outcome: "ok".into(),
-            detail: detail.to_string(),
-            event_seq: None,
-            hash: String::new(),
-            v: 0,
-        };
-        let audit_head = chain::seal(&mut rec, &c.audit_head);
+        let (rec, audit_head) = super::audit::own_record(&c, now, actor, action, detail);
         let mut writes = redo::Writes::default();
         writes.put(redo::TreeId::Audit, keys::seq(rec.seq), encode(&rec));
         let next = MirrorHead {
