@@ -49,6 +49,7 @@ const TABLE: &[(&str, &[&str])] = &[
     ("ListAudit", &["carol", "dave"]),
     ("Watch", &WHO),
     ("Backup", &["carol"]),
+    ("GetCluster", &WHO),
     ("GetCheckpoint", &WHO),
 ];
 
@@ -281,6 +282,7 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
                 .await,
         ),
         "Backup" => code(c.admin.backup(pb::BackupRequest {}).await),
+        "GetCluster" => code(c.admin.get_cluster(pb::GetClusterRequest {}).await),
         "GetCheckpoint" => code(c.audit.get_checkpoint(pb::GetCheckpointRequest {}).await),
         "ListAudit" => code(
             c.audit

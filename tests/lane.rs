@@ -948,3 +948,20 @@ async fn an_approval_names_the_fix_the_approver_saw() {
     assert_eq!(h["state"], "APPROVED");
     assert_eq!(h["approval"]["sha"], SHA2, "the full SHA is recorded");
 }
+
+#[tokio::test]
+async fn cluster_names_the_store_engine_and_its_replicas() {
+    let d = Daemon::start().await;
+    let c = d.ctl_json("bob", &["cluster"]).await;
+    if Daemon::on_etcd() {
+        // One replica, the leader.
+        assert_eq!(c["engine"], "etcd");
+        assert_eq!(c["replicas"][0]["leader"], true, "{c}");
+        assert_eq!(c["replicas"].as_array().unwrap().len(), 1);
+    } else {
+        assert_eq!(c["engine"], "sled");
+        assert!(c["replicas"].as_array().unwrap().is_empty(), "{c}");
+        let table = d.ctl("bob", &["cluster"]).await.unwrap();
+        assert_eq!(table.trim(), "store: sled (one replica)");
+    }
+}

@@ -632,6 +632,47 @@ pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -
     }
 }
 
+pub fn cluster(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    r: &pb::GetClusterResponse,
+) -> io::Result<()> {
+    let left = |r: &pb::ClusterReplica| r.lease_left_ms;
+    match o {
+        Output::Json => line(
+            out,
+            &json!({
+                "engine": r.engine,
+                "answered_by": r.answered_by,
+                "replicas": r.replicas.iter().map(|x| json!({
+                    "url": x.url,
+                    "leader": x.leader,
+                    "lease_left_ms": left(x),
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Output::Table => {
+            if r.replicas.is_empty() {
+                return writeln!(out, "store: {} (one replica)", r.engine);
+            }
+            writeln!(out, "store: {} ({} replicas)", r.engine, r.replicas.len())?;
+            writeln!(out, "ROLE      LEASE LEFT  REPLICA")?;
+            for x in &r.replicas {
+                let role = if x.leader { "leader" } else { "follower" };
+                let lease =
+                    left(x).map_or("?".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+                let this = if x.url == r.answered_by {
+                    "  (answered)"
+                } else {
+                    ""
+                };
+                writeln!(out, "{role:<8}  {lease:<10}  {}{this}", x.url)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod printable_tests {
     use super::*;

@@ -239,6 +239,7 @@ pub async fn serve_store(
     };
     let resigning = CancellationToken::new();
     let mut resign = None;
+    let mut cluster: Arc<dyn crate::term::Cluster> = Arc::new(crate::term::Sole);
     let replica = match (&settings.store, &settings.etcd) {
         (StoreEngine::Etcd, Some(etcd)) => {
             let url = advertised(&settings, etcd, &listener)?;
@@ -248,6 +249,7 @@ pub async fn serve_store(
             let keys = crate::store::etcd::keyspace::Keyspace::new(&etcd.prefix)
                 .map_err(|e| ServeError::Config(e.to_string()))?;
             let (tx, rx) = tokio::sync::watch::channel(Role::Candidate);
+            let (conn_view, url_view) = (conn.clone(), url.clone());
             let elector =
                 crate::store::etcd::election::Elector::new(conn, &keys, etcd.lease_ttl, url);
             // The term outlives the background work: what a job records
@@ -257,6 +259,11 @@ pub async fn serve_store(
                 resigning.clone(),
                 tokio::spawn(elector.run(tx, resigning.clone())),
             ));
+            cluster = Arc::new(crate::store::etcd::election::EtcdCluster {
+                conn: conn_view,
+                keys,
+                url: url_view,
+            });
             let (led, mut settled) = tokio::sync::watch::channel(false);
             tasks.spawn(leading.clone().run(rx.clone(), led, background.clone()));
             // Serve once this replica knows where changes go: another
@@ -334,7 +341,7 @@ pub async fn serve_store(
     let verifier = settings.audit_key.as_ref().map(|k| k.0.verifier());
     let audit_svc = AuditServiceServer::new(AuditApi::new(lane.clone(), verifier))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
-    let admin_svc = AdminServiceServer::new(AdminApi::new(lane.clone()))
+    let admin_svc = AdminServiceServer::new(AdminApi::new(lane.clone(), cluster))
         .max_decoding_message_size(MAX_MESSAGE_BYTES);
     let events_svc = EventServiceServer::new(EventsApi::new(
         lane.clone(),

@@ -105,6 +105,46 @@ impl Term {
     }
 }
 
+/// One replica in the election, as `hotfixctl cluster` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    pub url: String,
+    pub leader: bool,
+    /// The time its lease has left (as etcd counts it), if etcd said.
+    pub lease_left: Option<Duration>,
+}
+
+/// The store engine and the replicas sharing it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterView {
+    /// "sled" or "etcd".
+    pub engine: &'static str,
+    /// The replica that answers ("" on sled).
+    pub answered_by: String,
+    /// The leader first (none on sled).
+    pub replicas: Vec<Replica>,
+}
+
+/// Where the cluster's view comes from.
+#[async_trait::async_trait]
+pub trait Cluster: Send + Sync {
+    async fn view(&self) -> Result<ClusterView>;
+}
+
+/// The one replica of a sled store.
+pub struct Sole;
+
+#[async_trait::async_trait]
+impl Cluster for Sole {
+    async fn view(&self) -> Result<ClusterView> {
+        Ok(ClusterView {
+            engine: "sled",
+            answered_by: String::new(),
+            replicas: Vec::new(),
+        })
+    }
+}
+
 tokio::task_local! {
     static TERM: Arc<Term>;
 }

@@ -65,6 +65,31 @@ fn kinds(h: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `hotfixctl --output json cluster` as asked of `d`.
+async fn cluster(d: &Binary) -> Value {
+    serde_json::from_str(
+        &d.ctl("bob", &["--output", "json", "cluster"])
+            .await
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// The replicas' URLs, the leader first, as `cluster` lists them.
+fn urls(c: &Value) -> Vec<(String, bool)> {
+    c["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["url"].as_str().unwrap().to_string(),
+                r["leader"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
 fn count(kinds: &[String], kind: &str) -> usize {
     kinds.iter().filter(|k| *k == kind).count()
 }
@@ -159,6 +184,24 @@ async fn two_replicas_serve_one_lane_and_one_history() {
     assert_eq!(gh.world().merge_calls, 1);
     let audit = a.ctl("dave", &["audit", "verify"]).await.unwrap();
     assert!(audit.contains("intact"), "{audit}");
+    // The first replica has led all along (its lease kept alive for many
+    // TTLs), the other follows; each one's lease has time left.
+    let c = cluster(&b).await;
+    assert_eq!(c["engine"], "etcd");
+    assert_eq!(c["answered_by"], b.endpoint.as_str());
+    assert_eq!(
+        urls(&c),
+        [(a.endpoint.clone(), true), (b.endpoint.clone(), false)]
+    );
+    for r in c["replicas"].as_array().unwrap() {
+        let left = r["lease_left_ms"].as_u64().unwrap();
+        assert!(left > 0 && left <= TTL.as_millis() as u64, "{c}");
+    }
+    let table = a.ctl("bob", &["cluster"]).await.unwrap();
+    assert!(
+        table.contains("leader") && table.contains("(answered)"),
+        "{table}"
+    );
     gh.assert_contract_kept();
 }
 
@@ -194,6 +237,11 @@ async fn a_leader_killed_mid_merge_is_replaced_within_its_lease_and_the_merge_re
         assert_eq!(count(&k, kind), 1, "{kind} once in {k:?}");
     }
     assert_eq!(gh.world().merge_calls, 1, "one merge reached GitHub");
+    assert_eq!(
+        urls(&cluster(&b).await),
+        [(b.endpoint.clone(), true)],
+        "the dead one is gone"
+    );
     gh.assert_contract_kept();
 }
 

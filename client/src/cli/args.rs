@@ -295,6 +295,9 @@ pub enum Cmd {
     Report,
     /// Show who the token authenticates as.
     Whoami,
+    /// Show the store engine and, on etcd, the replicas: which one leads,
+    /// and the time each one's lease has left.
+    Cluster,
 }
 
 #[derive(Debug, Subcommand)]

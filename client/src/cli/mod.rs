@@ -411,6 +411,15 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             let r = policy.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
             render::whoami(out, o, &r)?;
         }
+        Cmd::Cluster => {
+            let r = client
+                .admin
+                .clone()
+                .get_cluster(pb::GetClusterRequest {})
+                .await?
+                .into_inner();
+            render::cluster(out, o, &r)?;
+        }
         // Every other command is one lane RPC, sent above.
         step => unreachable!("taken by requests::step: {step:?}"),
     }

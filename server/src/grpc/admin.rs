@@ -1,4 +1,4 @@
-//! AdminService: operating the daemon itself (backups).
+//! AdminService: operating the daemon itself (backups, the cluster).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use crate::app::Lane;
 use crate::auth::principal;
+use crate::term::Cluster;
 
 /// Bytes per message of a backup stream.
 const CHUNK: usize = 256 * 1024;
@@ -17,11 +18,12 @@ const CHUNK: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AdminApi {
     lane: Arc<Lane>,
+    cluster: Arc<dyn Cluster>,
 }
 
 impl AdminApi {
-    pub fn new(lane: Arc<Lane>) -> Self {
-        AdminApi { lane }
+    pub fn new(lane: Arc<Lane>, cluster: Arc<dyn Cluster>) -> Self {
+        AdminApi { lane, cluster }
     }
 }
 
@@ -46,5 +48,26 @@ impl AdminService for AdminApi {
             })
             .collect();
         Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
+    async fn get_cluster(
+        &self,
+        request: Request<pb::GetClusterRequest>,
+    ) -> Result<Response<pb::GetClusterResponse>, Status> {
+        principal(&request)?;
+        let v = self.cluster.view().await?;
+        Ok(Response::new(pb::GetClusterResponse {
+            engine: v.engine.into(),
+            answered_by: v.answered_by,
+            replicas: v
+                .replicas
+                .into_iter()
+                .map(|r| pb::ClusterReplica {
+                    url: r.url,
+                    leader: r.leader,
+                    lease_left_ms: r.lease_left.map(|d| d.as_millis() as u64),
+                })
+                .collect(),
+        }))
     }
 }

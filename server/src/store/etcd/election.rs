@@ -26,16 +26,7 @@ use super::api::v3electionpb::{CampaignRequest, LeaderRequest, election_client::
 use super::engine::unavailable;
 use super::keyspace::{Keyspace, range_end};
 use crate::error::Result;
-use crate::term::{Fence, Role, Term};
-
-/// One replica in the election as `hotfixctl cluster` shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Replica {
-    pub url: String,
-    pub leader: bool,
-    /// The time its lease has left (as etcd counts it).
-    pub lease_left: Option<Duration>,
-}
+use crate::term::{Cluster, ClusterView, Fence, Replica, Role, Term};
 
 pub struct Elector {
     conn: Connection,
@@ -331,4 +322,23 @@ pub async fn replicas(conn: &Connection, keys: &Keyspace) -> Result<Vec<Replica>
         });
     }
     Ok(out)
+}
+
+/// The cluster as etcd's election shows it, answered by the replica at
+/// `url`.
+pub struct EtcdCluster {
+    pub conn: Connection,
+    pub keys: Keyspace,
+    pub url: String,
+}
+
+#[async_trait::async_trait]
+impl Cluster for EtcdCluster {
+    async fn view(&self) -> Result<ClusterView> {
+        Ok(ClusterView {
+            engine: "etcd",
+            answered_by: self.url.clone(),
+            replicas: replicas(&self.conn, &self.keys).await?,
+        })
+    }
 }
