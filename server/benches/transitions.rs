@@ -6,7 +6,9 @@
 //! "1,16,64", each run closed loop; HOTFIXD_BENCH_RATES, default
 //! "2500,5000" transitions/s offered open loop by the largest client count,
 //! for at least two seconds each; HOTFIXD_BENCH_DIR, default the target
-//! directory's tmp).
+//! directory's tmp; HOTFIXD_BENCH_ETCD, an etcd client URL: the daemon
+//! runs on the etcd engine there instead of sled, and the baseline is that
+//! etcd's own guarded `txn`, one key per client, at each client count).
 //!
 //! Each transition is a real RPC through the real client: authenticated,
 //! decided by the domain, committed with its event and audit record as one
@@ -247,6 +249,58 @@ async fn open_loop(conns: Vec<(Client, String)>, rate: f64, ops: usize) -> Stats
     stats(lat, start.elapsed(), cpu_time("self") - cpu)
 }
 
+/// etcd's own rate at `clients` concurrent writers: each a loop of one
+/// transaction guarded by its key's revision (as a change is guarded by the
+/// head's) putting a value of a change's size, the next sent when the last
+/// is answered.
+async fn raw_etcd(endpoint: &str, clients: usize, ops: usize) -> Stats {
+    use hotfixd::store::etcd::api::etcdserverpb::{
+        Compare, PutRequest, RequestOp, TxnRequest, compare, kv_client::KvClient, request_op,
+    };
+    let per_client = ops.div_ceil(clients);
+    let start = Instant::now();
+    let cpu = cpu_time("self");
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let endpoint = endpoint.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut kv = KvClient::connect(endpoint).await.unwrap();
+            let key = format!("/bench-raw/{}/{clients}/{c}", std::process::id()).into_bytes();
+            let (mut rev, mut lat) = (0, Vec::with_capacity(per_client));
+            for _ in 0..per_client {
+                let t = Instant::now();
+                let txn = TxnRequest {
+                    compare: vec![Compare {
+                        result: compare::CompareResult::Equal as i32,
+                        target: compare::CompareTarget::Mod as i32,
+                        key: key.clone(),
+                        target_union: Some(compare::TargetUnion::ModRevision(rev)),
+                        ..Default::default()
+                    }],
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestPut(PutRequest {
+                            key: key.clone(),
+                            value: vec![b'x'; 1024],
+                            ..Default::default()
+                        })),
+                    }],
+                    failure: vec![],
+                };
+                let r = kv.txn(txn).await.unwrap().into_inner();
+                assert!(r.succeeded);
+                rev = r.header.unwrap().revision;
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    stats(lat, start.elapsed(), cpu_time("self") - cpu)
+}
+
 /// One table row; the ratio is to `base`'s rate.
 fn row(what: &str, s: &Stats, base: Option<&Stats>) {
     let ratio = base.map_or("-".to_string(), |b| format!("{:.2}", s.per_sec / b.per_sec));
@@ -282,6 +336,7 @@ fn main() {
     let raw = raw_sled(dir.path(), ops, false);
     let raw_synced = raw_sled(dir.path(), ops, true);
 
+    let etcd = std::env::var("HOTFIXD_BENCH_ETCD").ok();
     let shutdown = CancellationToken::new();
     let endpoint = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -299,6 +354,24 @@ fn main() {
             },
             ..Settings::dev(addr, dir.path().join("hotfixd"))
         };
+        let settings = match &etcd {
+            None => settings,
+            Some(url) => Settings {
+                store: hotfixd::config::StoreEngine::Etcd,
+                etcd: Some(hotfixd::config::EtcdSettings {
+                    options: hotfixd::store::etcd::EtcdOptions {
+                        endpoints: vec![url.clone()],
+                        timeout: Duration::from_secs(5),
+                        ..Default::default()
+                    },
+                    // A store of its own each run.
+                    prefix: format!("/bench-{}/", std::process::id()),
+                    lease_ttl: Duration::from_secs(10),
+                    advertise_url: None,
+                }),
+                ..settings
+            },
+        };
         tokio::spawn(hotfixd::serve(
             listener,
             settings,
@@ -308,10 +381,15 @@ fn main() {
         format!("http://{addr}")
     });
 
-    println!(
-        "hotfixd transitions bench: {ops} durable transitions per level, data in {}",
-        dir.path().display()
-    );
+    match &etcd {
+        None => println!(
+            "hotfixd transitions bench: {ops} durable transitions per level, data in {}",
+            dir.path().display()
+        ),
+        Some(url) => println!(
+            "hotfixd transitions bench on the etcd engine at {url}: {ops} transitions per level"
+        ),
+    }
     println!();
     println!(
         "| what | transitions/s | p50 | p99 | CPU per transition | ratio to the disk's 4 KiB write+fdatasync |"
@@ -329,6 +407,14 @@ fn main() {
         Some(&disk),
     );
     for (i, clients) in levels.iter().enumerate() {
+        if let Some(url) = &etcd {
+            let s = rt.block_on(raw_etcd(url, *clients, ops));
+            row(
+                &format!("etcd: raw guarded txn, {clients} client(s)"),
+                &s,
+                Some(&disk),
+            );
+        }
         let conns = rt.block_on(prepare(&endpoint, *clients, &format!("{:02}", i + 1)));
         let s = rt.block_on(closed_loop(conns.clone(), Op::WhoAmI, ops));
         row(
