@@ -42,6 +42,7 @@ pub async fn run<E: Engines>(engines: &E) {
     a_change_is_whole_and_a_refusal_writes_only_its_audit_record(engines).await;
     sequences_are_gap_free_and_no_update_is_lost_under_concurrent_callers(engines).await;
     a_request_id_answers_once(engines).await;
+    the_rate_gate_admits_one_of_concurrent_declarations(engines).await;
     the_durable_end_moves_only_after_durability(engines).await;
     everything_answered_is_read_back_after_a_restart(engines).await;
 }
@@ -354,6 +355,66 @@ async fn sequences_are_gap_free_and_no_update_is_lost_under_concurrent_callers<E
     }
     assert_eq!(paged, events);
     assert!(store.verify_audit().first_bad.is_none());
+}
+
+/// The gate's read is serializable with the declaration it admits: with
+/// room for one more declaration in the window, callers racing (through
+/// two replicas where the engine has them) admit exactly one.
+async fn the_rate_gate_admits_one_of_concurrent_declarations<E: Engines>(engines: &E) {
+    let place = engines.fresh();
+    let store = engines.open(&place);
+    let handles: Vec<Arc<dyn Engine>> = std::iter::once(store.clone())
+        .chain(engines.replica(&place))
+        .collect();
+    let mut tasks = Vec::new();
+    for c in 0..8usize {
+        let store = handles[c % handles.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let inc = format!("INC-2024-10-01-{:03}", 100 + c);
+            let mut h = declared(at(0));
+            h.declaration.incident_id = inc.clone();
+            store
+                .execute(
+                    req("declare", &inc, at(0), ""),
+                    Box::new(move |r| {
+                        // One declaration allowed in the window.
+                        if r.gate_view(at(-60))?.count_in_window >= 1 {
+                            return Err(Refusal::RateLimited {
+                                reason: "the window's one declaration is taken".into(),
+                            }
+                            .into());
+                        }
+                        Ok(Commit {
+                            state: Some(EventState::Hotfix(State::Declared)),
+                            write: Write::Hotfix {
+                                before: None,
+                                after: h.clone(),
+                                open_before: Vec::new(),
+                                open_after: Vec::new(),
+                            },
+                            events: vec![draft(EventKind::Declared, "declared")],
+                            exercise: None,
+                            marks: Vec::new(),
+                        })
+                    }),
+                )
+                .await
+        }));
+    }
+    let mut admitted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => admitted += 1,
+            Err(Error::Refused(Refusal::RateLimited { .. })) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(admitted, 1, "exactly one declaration admitted");
+    for h in &handles {
+        h.catch_up().await.unwrap();
+        assert_eq!(h.gate_view(at(-60)).unwrap().count_in_window, 1);
+        assert_eq!(h.hotfixes().unwrap().len(), 1);
+    }
 }
 
 async fn a_request_id_answers_once<E: Engines>(engines: &E) {
