@@ -128,14 +128,4 @@ impl Store {
         };
         backup::write(&self.db, &header)
     }
-
-    /// Sets a cursor in the mirror only (the engine writes it to etcd).
-    pub(super) fn set_cursor_mirrored(&self, name: &str, seq: u64) -> Result<()> {
-        Store::set_cursor(self, name, seq)
-    }
-
-    /// The key a cursor is stored under, in the meta tree.
-    pub(super) fn cursor_key(name: &str) -> Vec<u8> {
-        keys::cursor(name)
-    }
 }

@@ -157,11 +157,6 @@ impl EtcdStore {
         })
     }
 
-    /// The keyspace (for the election).
-    pub fn keyspace(&self) -> &Keyspace {
-        &self.keys
-    }
-
     /// Waits until the mirror holds the head written at `rev` or later.
     async fn mirrored(&self, rev: i64) -> Result<()> {
         let mut heads = self.heads.clone();
@@ -626,8 +621,9 @@ impl Engine for EtcdStore {
         self.mirror.cursor(name)
     }
     fn set_cursor(&self, name: &str, seq: u64) -> Result<()> {
-        self.mirror.set_cursor_mirrored(name, seq)?;
-        let _ = self.cursors.send((Store::cursor_key(name), seq));
+        // In the mirror now; in etcd by the cursor writer.
+        self.mirror.set_cursor(name, seq)?;
+        let _ = self.cursors.send((crate::store::keys::cursor(name), seq));
         Ok(())
     }
     fn intents(&self, kind: IntentKind) -> Result<Vec<(String, Vec<u8>)>> {
