@@ -26,6 +26,7 @@ pub mod fuzzing;
 pub(crate) mod grpc;
 pub mod integrations;
 pub mod limits;
+pub mod migrate;
 pub mod redact;
 pub mod roles;
 pub mod server;

@@ -108,6 +108,47 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
+    if let Some(Command::Migrate {
+        from_data_dir,
+        from_etcd,
+        to_data_dir,
+        ..
+    }) = &args.command
+    {
+        hotfixd::server::private_files();
+        let etcd = args.etcd_settings().map_err(anyhow::Error::msg)?;
+        let now = hotfixd::clock::Clock::now(&SystemClock);
+        let (moved, from, to, retire) = match (from_data_dir, to_data_dir) {
+            (Some(dir), _) => (
+                hotfixd::migrate::to_etcd(dir, &etcd, now).await,
+                format!("--from-data-dir {}", dir.display()),
+                format!("etcd under {}", etcd.prefix),
+                format!(
+                    "start the replicas with --store etcd; move {} away so that nothing starts on it",
+                    dir.display()
+                ),
+            ),
+            (None, Some(dir)) if *from_etcd => (
+                hotfixd::migrate::from_etcd(&etcd, dir, now).await,
+                format!("etcd under {}", etcd.prefix),
+                dir.display().to_string(),
+                format!(
+                    "start hotfixd with --data-dir {}; once it serves, delete the etcd copy \
+                     (etcdctl del --prefix {})",
+                    dir.display(),
+                    etcd.prefix
+                ),
+            ),
+            _ => unreachable!("clap requires one source and one destination"),
+        };
+        let moved = moved.with_context(|| format!("migrating {from} to {to}"))?;
+        println!(
+            "migrated {from} to {to}: {}, verified\nnext: {retire}",
+            moved.header.mark
+        );
+        return Ok(());
+    }
+
     if let Some(Command::Restore { data_dir, file }) = &args.command {
         hotfixd::server::private_files();
         let backup = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;

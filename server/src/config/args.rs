@@ -9,7 +9,7 @@ use super::*;
 #[command(name = "hotfixd", version, about, long_about = None)]
 pub struct Args {
     /// TOML configuration file (see deploy/hotfixd.example.toml).
-    #[arg(long, env = "HOTFIXD_CONFIG", value_name = "FILE")]
+    #[arg(long, global = true, env = "HOTFIXD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Address to serve gRPC on [default: 127.0.0.1:50051].
@@ -30,6 +30,7 @@ pub struct Args {
     /// [file: store.endpoints].
     #[arg(
         long,
+        global = true,
         env = "HOTFIXD_ETCD_ENDPOINTS",
         value_name = "URLS",
         value_delimiter = ','
@@ -38,7 +39,12 @@ pub struct Args {
 
     /// Key prefix of this hotfixd's store in etcd [default: /hotfixd/;
     /// file: store.prefix].
-    #[arg(long, env = "HOTFIXD_ETCD_PREFIX", value_name = "PREFIX")]
+    #[arg(
+        long,
+        global = true,
+        env = "HOTFIXD_ETCD_PREFIX",
+        value_name = "PREFIX"
+    )]
     pub etcd_prefix: Option<String>,
 
     /// The URL other replicas reach this one's gRPC at, to send it changes
@@ -48,13 +54,14 @@ pub struct Args {
     pub advertise_url: Option<String>,
 
     /// CA (PEM) that signs etcd's server certificates [file: store.ca_file].
-    #[arg(long, env = "HOTFIXD_ETCD_CA_FILE", value_name = "FILE")]
+    #[arg(long, global = true, env = "HOTFIXD_ETCD_CA_FILE", value_name = "FILE")]
     pub etcd_ca_file: Option<PathBuf>,
 
     /// Client certificate (PEM) for etcd's mutual TLS [file:
     /// store.cert_file].
     #[arg(
         long,
+        global = true,
         env = "HOTFIXD_ETCD_CERT_FILE",
         value_name = "FILE",
         requires = "etcd_key_file"
@@ -65,6 +72,7 @@ pub struct Args {
     /// store.key_file].
     #[arg(
         long,
+        global = true,
         env = "HOTFIXD_ETCD_KEY_FILE",
         value_name = "FILE",
         requires = "etcd_cert_file"
@@ -72,12 +80,13 @@ pub struct Args {
     pub etcd_key_file: Option<PathBuf>,
 
     /// etcd user, when etcd's authentication is on [file: store.user].
-    #[arg(long, env = "HOTFIXD_ETCD_USER", value_name = "USER")]
+    #[arg(long, global = true, env = "HOTFIXD_ETCD_USER", value_name = "USER")]
     pub etcd_user: Option<String>,
 
     /// Password of the etcd user (a secret: prefer --etcd-password-file).
     #[arg(
         long,
+        global = true,
         env = "HOTFIXD_ETCD_PASSWORD",
         hide_env_values = true,
         value_name = "PASSWORD"
@@ -87,6 +96,7 @@ pub struct Args {
     /// File holding the etcd user's password.
     #[arg(
         long,
+        global = true,
         env = "HOTFIXD_ETCD_PASSWORD_FILE",
         value_name = "FILE",
         conflicts_with = "etcd_password"
@@ -268,6 +278,29 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Move a store between engines, keeping every sequence number, record
+    /// and the audit chain: from a sled data directory into an empty etcd
+    /// prefix (--from-data-dir DIR --to-etcd), or back (--from-etcd
+    /// --to-data-dir DIR). etcd is the one at --etcd-endpoints, under
+    /// --etcd-prefix (or [store] in --config). Stop every hotfixd on the
+    /// source first: changes made after the copy would not be in it. The
+    /// copy is verified (chain, head, counts) before this answers.
+    #[command(group(clap::ArgGroup::new("from").required(true).args(["from_data_dir", "from_etcd"])))]
+    #[command(group(clap::ArgGroup::new("to").required(true).args(["to_data_dir", "to_etcd"])))]
+    Migrate {
+        /// The sled data directory to copy (no hotfixd may be running on it).
+        #[arg(long, value_name = "DIR", requires = "to_etcd")]
+        from_data_dir: Option<PathBuf>,
+        /// Copy into etcd: the prefix must hold no key.
+        #[arg(long)]
+        to_etcd: bool,
+        /// Copy the store in etcd (no replica may be running on it).
+        #[arg(long, requires = "to_data_dir")]
+        from_etcd: bool,
+        /// The data directory to create (it must be empty or absent).
+        #[arg(long, value_name = "DIR")]
+        to_data_dir: Option<PathBuf>,
     },
     /// Restore a backup (`hotfixctl admin backup FILE`) into an empty or new
     /// data directory: every entry written and synced, the audit chain

@@ -369,6 +369,16 @@ impl Args {
     /// The etcd engine's settings: flags override `[store]`; the PEM files
     /// and the password file are read now, so a bad path stops start-up
     /// with its name.
+    /// The etcd flags (and `[store]` of --config, if given) alone, for
+    /// `hotfixd migrate`.
+    pub fn etcd_settings(&self) -> Result<EtcdSettings, String> {
+        let file = match &self.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        self.etcd(&file.store)
+    }
+
     fn etcd(&self, file: &StoreConfig) -> Result<EtcdSettings, String> {
         let endpoints = if self.etcd_endpoints.is_empty() {
             file.endpoints.clone()

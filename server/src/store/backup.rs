@@ -85,20 +85,12 @@ fn bad(why: impl std::fmt::Display) -> Error {
     Error::Damaged(format!("not a usable hotfixd backup: {why}"))
 }
 
-/// Restores `backup` into `dir`, which must be empty or absent. Returns the
-/// header of what was restored.
-pub fn restore(dir: &Path, backup: &[u8]) -> Result<Header> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?
-            .next()
-            .is_some()
-    {
-        return Err(Error::Damaged(format!(
-            "{} is not empty: restore into an empty (or new) data directory",
-            dir.display()
-        )));
-    }
+/// One stored entry of a backup: (tree, key, value).
+pub type Item = (String, Vec<u8>, Vec<u8>);
+
+/// Reads a backup whole: its trailer's checksum and count, its header's
+/// format, every entry's tree. Nothing is written anywhere.
+pub fn read(backup: &[u8]) -> Result<(Header, Vec<Item>)> {
     let body_end = backup[..backup.len().saturating_sub(1)]
         .iter()
         .rposition(|b| *b == b'\n')
@@ -120,24 +112,45 @@ pub fn restore(dir: &Path, backup: &[u8]) -> Result<Header> {
             header.format, header.version
         )));
     }
-    super::private_dir(dir)?;
-    let db = super::open_sled(sled::Config::new().path(dir))?;
-    let mut n = 0u64;
-    for l in lines {
+    let mut items = Vec::new();
+    for (n, l) in lines.enumerate() {
         let e: Entry = serde_json::from_slice(l).map_err(|e| bad(format!("entry {n}: {e}")))?;
         if !TREES.contains(&e.tree.as_str()) {
             return Err(bad(format!("entry {n}: unknown tree {}", e.tree)));
         }
         let key = hex::decode(&e.key).map_err(|e| bad(format!("entry {n}: {e}")))?;
         let value = hex::decode(&e.value).map_err(|e| bad(format!("entry {n}: {e}")))?;
-        db.open_tree(&e.tree)?.insert(key, value)?;
-        n += 1;
+        items.push((e.tree, key, value));
     }
-    if n != trailer.entries {
+    if items.len() as u64 != trailer.entries {
         return Err(bad(format!(
-            "{n} entries, the trailer says {}",
+            "{} entries, the trailer says {}",
+            items.len(),
             trailer.entries
         )));
+    }
+    Ok((header, items))
+}
+
+/// Restores `backup` into `dir`, which must be empty or absent. Returns the
+/// header of what was restored.
+pub fn restore(dir: &Path, backup: &[u8]) -> Result<Header> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map_err(|e| Error::Storage(format!("{}: {e}", dir.display())))?
+            .next()
+            .is_some()
+    {
+        return Err(Error::Damaged(format!(
+            "{} is not empty: restore into an empty (or new) data directory",
+            dir.display()
+        )));
+    }
+    let (header, items) = read(backup)?;
+    super::private_dir(dir)?;
+    let db = super::open_sled(sled::Config::new().path(dir))?;
+    for (tree, key, value) in items {
+        db.open_tree(&tree)?.insert(key, value)?;
     }
     let audit = db.open_tree("audit")?;
     let report = super::chain::verify(audit.iter().map(|r| {

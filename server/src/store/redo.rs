@@ -36,6 +36,19 @@ pub enum TreeId {
 }
 
 impl TreeId {
+    /// The tree a backup names (see `backup::TREES`).
+    pub fn named(name: &str) -> Option<TreeId> {
+        Some(match name {
+            "records" => TreeId::Records,
+            "events" => TreeId::Events,
+            "audit" => TreeId::Audit,
+            "index" => TreeId::Index,
+            "requests" => TreeId::Requests,
+            "meta" => TreeId::Meta,
+            _ => return None,
+        })
+    }
+
     fn from_u8(b: u8) -> Option<TreeId> {
         Some(match b {
             0 => TreeId::Records,

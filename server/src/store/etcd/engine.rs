@@ -157,6 +157,11 @@ impl EtcdStore {
         })
     }
 
+    /// The audit trail's size and chain head, as the head counts them.
+    pub(super) fn mirror_position(&self) -> (u64, chain::Hash) {
+        self.mirror.audit_position()
+    }
+
     /// Waits until the mirror holds the head written at `rev` or later.
     async fn mirrored(&self, rev: i64) -> Result<()> {
         let mut heads = self.heads.clone();
@@ -352,6 +357,18 @@ async fn load(conn: &Connection, keys: &Keyspace, mirror: &Store, prune: bool) -
 
 /// The checks the sled engine makes at start-up, on what etcd holds.
 fn check(mirror: &Store, prefix: &str) -> Result<()> {
+    if mirror.mirrored_head_rev() == 0
+        && mirror
+            .mirrored_keys()?
+            .iter()
+            .any(|(tree, _)| *tree != redo::TreeId::Meta)
+    {
+        return Err(Error::Damaged(format!(
+            "etcd under {prefix} holds a store's keys but no head key (an unfinished `hotfixd \
+             migrate` or restore?); nothing was started. Delete the prefix (etcdctl del \
+             --prefix {prefix}) and migrate again"
+        )));
+    }
     let report = mirror.verify_audit();
     if let Some((seq, why)) = report.first_bad {
         return Err(Error::Damaged(format!(

@@ -5,6 +5,7 @@
 pub mod election;
 pub mod engine;
 pub mod keyspace;
+pub mod restore;
 
 pub use engine::EtcdStore;
 
