@@ -17,50 +17,102 @@ use hotfixd::store::etcd::api::etcdserverpb::{RangeRequest, kv_client::KvClient}
 mod ports;
 use ports::free_port;
 
-/// One etcd member, a cluster of its own.
+/// An etcd cluster of one member (the suites) or more (the failover
+/// tests), each member killable and restartable on its data.
 pub struct Etcd {
-    child: Child,
-    /// `http://127.0.0.1:PORT`, for clients.
+    members: Vec<Member>,
+    /// The first member's `http://127.0.0.1:PORT`, for clients.
     pub endpoint: String,
+    /// Every member's client URL.
+    pub endpoints: Vec<String>,
     _data: tempfile::TempDir,
+}
+
+struct Member {
+    name: String,
+    client: String,
+    peer: String,
+    child: Option<Child>,
 }
 
 impl Etcd {
     /// Starts a one-member cluster and waits until it answers a range read.
     pub async fn start() -> Etcd {
-        let bin = std::env::var("HOTFIXD_TEST_ETCD").unwrap_or_else(|_| "etcd".into());
+        Self::cluster(1).await
+    }
+
+    /// Starts an `n`-member cluster on loopback and waits until each member
+    /// answers a (linearizable: quorum) range read.
+    pub async fn cluster(n: usize) -> Etcd {
         let data = tempfile::tempdir().unwrap();
-        let (client, peer) = (free_port(), free_port());
-        let endpoint = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let members: Vec<Member> = (0..n)
+            .map(|i| Member {
+                name: format!("m{i}"),
+                client: format!("http://127.0.0.1:{}", free_port()),
+                peer: format!("http://127.0.0.1:{}", free_port()),
+                child: None,
+            })
+            .collect();
+        let mut etcd = Etcd {
+            endpoint: members[0].client.clone(),
+            endpoints: members.iter().map(|m| m.client.clone()).collect(),
+            members,
+            _data: data,
+        };
+        for i in 0..n {
+            etcd.spawn(i);
+        }
+        for e in etcd.endpoints.clone() {
+            ready(&e).await;
+        }
+        etcd
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let bin = std::env::var("HOTFIXD_TEST_ETCD").unwrap_or_else(|_| "etcd".into());
+        let initial: Vec<String> = self
+            .members
+            .iter()
+            .map(|m| format!("{}={}", m.name, m.peer))
+            .collect();
+        let m = &self.members[i];
         let child = Command::new(&bin)
-            .args(["--name", "t", "--data-dir"])
-            .arg(data.path())
-            .args(["--listen-client-urls", &endpoint])
-            .args(["--advertise-client-urls", &endpoint])
-            .args(["--listen-peer-urls", &peer_url])
-            .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &format!("t={peer_url}")])
+            .args(["--name", &m.name, "--data-dir"])
+            .arg(self._data.path().join(&m.name))
+            .args(["--listen-client-urls", &m.client])
+            .args(["--advertise-client-urls", &m.client])
+            .args(["--listen-peer-urls", &m.peer])
+            .args(["--initial-advertise-peer-urls", &m.peer])
+            .args(["--initial-cluster", &initial.join(",")])
+            .args(["--initial-cluster-token", "hotfixd-tests"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("starting {bin} (Debian's etcd-server; scripts/test installs it): {e}")
             });
-        let etcd = Etcd {
-            child,
-            endpoint,
-            _data: data,
-        };
-        etcd.ready().await;
-        etcd
+        self.members[i].child = Some(child);
+    }
+
+    /// SIGKILLs member `i` (its data stays).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.members[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts member `i` again on its data (it rejoins the cluster).
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.members[i].child.is_none(), "member {i} is running");
+        self.spawn(i);
     }
 
     /// Settings for a hotfixd store under `prefix` on this etcd.
     pub fn settings(&self, prefix: &str) -> hotfixd::config::EtcdSettings {
         hotfixd::config::EtcdSettings {
             options: hotfixd::store::etcd::EtcdOptions {
-                endpoints: vec![self.endpoint.clone()],
+                endpoints: self.endpoints.clone(),
                 timeout: Duration::from_secs(5),
                 ..Default::default()
             },
@@ -69,29 +121,34 @@ impl Etcd {
             advertise_url: None,
         }
     }
+}
 
-    async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(mut kv) = KvClient::connect(self.endpoint.clone()).await {
-                let probe = RangeRequest {
-                    key: b"probe".to_vec(),
-                    ..Default::default()
-                };
-                if kv.range(probe).await.is_ok() {
-                    return;
-                }
+/// Waits (up to 30 s) until `endpoint` answers a linearizable range read.
+pub async fn ready(endpoint: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut kv) = KvClient::connect(endpoint.to_string()).await {
+            let probe = RangeRequest {
+                key: b"probe".to_vec(),
+                ..Default::default()
+            };
+            if kv.range(probe).await.is_ok() {
+                return;
             }
-            assert!(Instant::now() < deadline, "etcd did not answer in 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        assert!(
+            Instant::now() < deadline,
+            "etcd at {endpoint} did not answer in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 impl Drop for Etcd {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
     }
 }
 

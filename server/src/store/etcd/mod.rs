@@ -98,19 +98,29 @@ impl Connection {
         Ok(())
     }
 
-    /// One unary call with the deadline; an expired auth token is renewed
-    /// and the call made once more.
+    /// One unary call within the deadline. An expired auth token is renewed
+    /// and the call made once more; a call that never left (the endpoint
+    /// it was sent to refused the connection: a member down) is made again
+    /// on another, as etcd's own client does, until the deadline. Nothing
+    /// else is retried here: a transaction that may have reached etcd is
+    /// answered UNAVAILABLE, and its retry is the caller's, by request id.
     pub async fn call<M, T, F, Fut>(&self, what: &str, msg: M, mut f: F) -> Result<T>
     where
         M: Clone,
         F: FnMut(tonic::Request<M>) -> Fut,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        for attempt in 0..2 {
-            match tokio::time::timeout(self.timeout, f(self.request(msg.clone()))).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut renewed = false;
+        loop {
+            match tokio::time::timeout_at(deadline, f(self.request(msg.clone()))).await {
                 Ok(Ok(r)) => return Ok(r.into_inner()),
-                Ok(Err(s)) if attempt == 0 && self.user.is_some() && token_expired(&s) => {
+                Ok(Err(s)) if !renewed && self.user.is_some() && token_expired(&s) => {
+                    renewed = true;
                     self.authenticate().await?;
+                }
+                Ok(Err(s)) if not_sent(&s) && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 Ok(Err(s)) => return Err(engine::unavailable(what, s.message())),
                 Err(_) => {
@@ -121,11 +131,22 @@ impl Connection {
                 }
             }
         }
-        Err(engine::unavailable(
-            what,
-            "the auth token was refused twice",
-        ))
     }
+}
+
+/// Whether a call failed before it was sent: the connection to the
+/// endpoint it went to was refused.
+pub fn not_sent(s: &tonic::Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether etcd refused the request for its auth token (expired, or from
