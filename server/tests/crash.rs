@@ -5,9 +5,12 @@
 //! exactly once, nothing else is, the event sequence has no gap, and the
 //! audit chain verifies (through the API and offline).
 //!
-//! Bounded for `cargo test` (4 kills); `HOTFIXD_CRASH_ROUNDS=200` runs a
+//! The same on the etcd engine, with two replicas on a three-member etcd.
+//!
+//! Bounded for `cargo test` (4 kills each); `HOTFIXD_CRASH_ROUNDS=200` runs a
 //! longer one.
 
+mod etcd;
 mod harness;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,17 +53,20 @@ fn declaration(inc: &str) -> hotfixctl::pb::DeclareRequest {
 /// request id, fresh connection) until answered, however often hotfixd dies.
 async fn client(
     n: u32,
-    endpoint: String,
+    endpoints: Vec<String>,
     stop: Arc<AtomicBool>,
     answered: Arc<Mutex<Vec<String>>>,
     attempted: Arc<Mutex<BTreeSet<String>>>,
 ) {
     let mut i = 1;
+    // A client whose replica gives no answer tries the next one.
+    let mut at = n as usize;
     while !stop.load(Ordering::SeqCst) {
         let inc = format!("INC-2026-05-{:02}-{i:03}", n + 1);
         attempted.lock().unwrap().insert(inc.clone());
         loop {
-            let r = match hotfixctl::Client::connect(&endpoint, Some("dev-bob")).await {
+            let endpoint = &endpoints[at % endpoints.len()];
+            let r = match hotfixctl::Client::connect(endpoint, Some("dev-bob")).await {
                 Ok(mut c) => c.lane.declare(declaration(&inc)).await.map(|_| ()),
                 Err(e) => Err(tonic::Status::unavailable(e.to_string())),
             };
@@ -72,6 +78,7 @@ async fn client(
                         || s.code() == tonic::Code::Cancelled
                         || s.code() == tonic::Code::Internal =>
                 {
+                    at += 1;
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
                 Err(s) => panic!("{inc}: unexpected answer {s:?}"),
@@ -105,34 +112,87 @@ async fn events(endpoint: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
-    let rounds: u32 = std::env::var("HOTFIXD_CRASH_ROUNDS")
+/// Limits out of the way: the test is about the store.
+const UNLIMITED: &str = "[policy]\nrate_window_max = 1000000\nquarter_process_bug_over = 1000000\nquarter_code_yellow_over = 1000000\n\
+     [limits]\nper_principal_rate = 1000000.0\nper_principal_burst = 1000000\n";
+
+fn rounds() -> u32 {
+    std::env::var("HOTFIXD_CRASH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+        .unwrap_or(4)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    std::fs::write(&config, UNLIMITED).unwrap();
+    let data = dir.path().join("data");
+    crash(&[(config, data.clone())], rounds()).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The same on the etcd engine: two replicas on a three-member etcd, a
+/// random one killed each round (the leader too: the other takes over
+/// within the lease), clients moving to the other replica when theirs
+/// gives no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_etcd_replicas_loses_nothing_and_applies_nothing_twice() {
+    let etcd = etcd::Etcd::cluster(3).await;
+    let endpoints: Vec<String> = etcd.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hotfixd.toml");
     std::fs::write(
         &config,
-        "[policy]\nrate_window_max = 1000000\nquarter_process_bug_over = 1000000\nquarter_code_yellow_over = 1000000\n\
-         [limits]\nper_principal_rate = 1000000.0\nper_principal_burst = 1000000\n",
+        format!(
+            "{UNLIMITED}[store]\nengine = \"etcd\"\nendpoints = [{}]\nlease_ttl = \"2s\"\n",
+            endpoints.join(", ")
+        ),
     )
     .unwrap();
-    let data = dir.path().join("data");
-    let port = free_port();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    let replicas = [
+        (config.clone(), dir.path().join("a")),
+        (config, dir.path().join("b")),
+    ];
+    crash(&replicas, rounds()).await;
+}
+
+/// Runs the clients against `replicas` (config, data) while one, at
+/// random, is SIGKILLed and restarted each round; then checks the log as
+/// every replica serves it.
+async fn crash(replicas: &[(std::path::PathBuf, std::path::PathBuf)], rounds: u32) {
+    let ports: Vec<u16> = replicas.iter().map(|_| free_port()).collect();
+    let endpoints: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(Mutex::new(Vec::new()));
     let attempted = Arc::new(Mutex::new(BTreeSet::new()));
-    let mut d = spawn(&config, &data, port);
-    ready(&endpoint).await;
+    let mut running: Vec<Option<Binary>> = replicas
+        .iter()
+        .zip(&ports)
+        .map(|((config, data), port)| Some(spawn(config, data, *port)))
+        .collect();
+    for e in &endpoints {
+        ready(e).await;
+    }
     let clients: Vec<_> = (0..CLIENTS)
         .map(|n| {
             tokio::spawn(client(
                 n,
-                endpoint.clone(),
+                endpoints.clone(),
                 stop.clone(),
                 answered.clone(),
                 attempted.clone(),
@@ -142,9 +202,12 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     for _ in 0..rounds {
         let wait = rand::rng().random_range(100..500);
         tokio::time::sleep(Duration::from_millis(wait)).await;
-        drop(d); // SIGKILL mid-traffic
-        d = spawn(&config, &data, port);
-        ready(&endpoint).await;
+        let i = rand::rng().random_range(0..replicas.len());
+        let (config, data) = &replicas[i];
+        // SIGKILL mid-traffic, then the same replica again.
+        running[i] = None;
+        running[i] = Some(spawn(config, data, ports[i]));
+        ready(&endpoints[i]).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
@@ -161,7 +224,10 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
         answered.len() as u32 > CLIENTS,
         "too little traffic to mean anything"
     );
-    let log = events(&endpoint).await;
+    let log = events(&endpoints[0]).await;
+    for e in &endpoints[1..] {
+        assert_eq!(events(e).await, log, "one history, whichever replica");
+    }
     let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>(), "gap-free");
     let mut declared: BTreeMap<String, u32> = BTreeMap::new();
@@ -186,30 +252,22 @@ async fn sigkill_at_random_moments_loses_nothing_and_applies_nothing_twice() {
     // Every attempt was retried until answered: all of them are in.
     assert_eq!(declared.len(), answered.len());
 
-    let cli = hotfixctl::cli::Cli::try_parse_from([
-        "hotfixctl",
-        "--endpoint",
-        &endpoint,
-        "--token",
-        "dev-bob",
-        "audit",
-        "verify",
-    ])
-    .unwrap();
-    hotfixctl::cli::run(cli, &mut Vec::new())
-        .await
-        .expect("the audit chain verifies");
-    drop(d);
-    let out = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(&data)
-        .output()
+    for endpoint in &endpoints {
+        let cli = hotfixctl::cli::Cli::try_parse_from([
+            "hotfixctl",
+            "--endpoint",
+            endpoint,
+            "--token",
+            "dev-bob",
+            "audit",
+            "verify",
+        ])
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+        hotfixctl::cli::run(cli, &mut Vec::new())
+            .await
+            .expect("the audit chain verifies");
+    }
+    drop(running);
 }
 
 /// SIGTERM: a watcher's last message is a closing heartbeat with the

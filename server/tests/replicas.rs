@@ -1,4 +1,4 @@
-//! Several `hotfixd` replicas (the real binary) on one real etcd, with
+//! Several `hotfixd` replicas (the real binary) on a real three-member etcd, with
 //! GitHub faked to its published contract: one history whichever replica
 //! is asked, a leader killed mid-merge replaced within its lease, and a
 //! paused leader fenced off when it wakes.
@@ -25,9 +25,10 @@ const TTL: Duration = Duration::from_secs(2);
 /// that a lease of 2 s outlasts them). `wait`: until it answers.
 async fn replica(dir: &std::path::Path, name: &str, gh: &FakeGitHub, etcd: &etcd::Etcd) -> Binary {
     let config = dir.join(format!("{name}.toml"));
+    let endpoints: Vec<String> = etcd.endpoints.iter().map(|e| format!("\"{e}\"")).collect();
     let store = format!(
-        "[store]\nengine = \"etcd\"\nendpoints = [\"{}\"]\nlease_ttl = \"{}s\"\n",
-        etcd.endpoint,
+        "[store]\nengine = \"etcd\"\nendpoints = [{}]\nlease_ttl = \"{}s\"\n",
+        endpoints.join(", "),
         TTL.as_secs()
     );
     std::fs::write(&config, gh.config("timeout = \"1s\"") + &store).unwrap();
@@ -158,7 +159,7 @@ fn signal(d: &Binary, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_serve_one_lane_and_one_history() {
     let dir = tempfile::tempdir().unwrap();
-    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::start().await);
+    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::cluster(3).await);
     let a = replica(dir.path(), "a", &gh, &etcd).await;
     let b = replica(dir.path(), "b", &gh, &etcd).await;
     // Every step alternately through each: the follower forwards its
@@ -208,7 +209,7 @@ async fn two_replicas_serve_one_lane_and_one_history() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_mid_merge_is_replaced_within_its_lease_and_the_merge_recorded_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::start().await);
+    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::cluster(3).await);
     let a = replica(dir.path(), "a", &gh, &etcd).await; // first: the leader
     let b = replica(dir.path(), "b", &gh, &etcd).await;
     ready_to_merge(&[&a, &b], &gh).await;
@@ -248,7 +249,7 @@ async fn a_leader_killed_mid_merge_is_replaced_within_its_lease_and_the_merge_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_fenced_off_when_it_wakes() {
     let dir = tempfile::tempdir().unwrap();
-    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::start().await);
+    let (gh, etcd) = (FakeGitHub::start().await, etcd::Etcd::cluster(3).await);
     let a = replica(dir.path(), "a", &gh, &etcd).await; // the leader
     let b = replica(dir.path(), "b", &gh, &etcd).await;
     ready_to_merge(&[&a, &b], &gh).await;
