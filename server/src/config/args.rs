@@ -283,7 +283,7 @@ pub enum Command {
     /// and the audit chain: from a sled data directory into an empty etcd
     /// prefix (--from-data-dir DIR --to-etcd), or back (--from-etcd
     /// --to-data-dir DIR). etcd is the one at --etcd-endpoints, under
-    /// --etcd-prefix (or [store] in --config). Stop every hotfixd on the
+    /// --etcd-prefix (or the store table of --config). Stop every hotfixd on the
     /// source first: changes made after the copy would not be in it. The
     /// copy is verified (chain, head, counts) before this answers.
     #[command(group(clap::ArgGroup::new("from").required(true).args(["from_data_dir", "from_etcd"])))]
