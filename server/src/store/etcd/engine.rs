@@ -87,7 +87,12 @@ pub(super) fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     ))
 }
 
-async fn range(conn: &Connection, what: &str, req: RangeRequest) -> Result<RangeResponse> {
+/// One range read within the connection's deadline.
+pub(super) async fn range(
+    conn: &Connection,
+    what: &str,
+    req: RangeRequest,
+) -> Result<RangeResponse> {
     conn.call(what, req, |r| {
         let mut kv = KvClient::new(conn.channel.clone());
         async move { kv.range(r).await }

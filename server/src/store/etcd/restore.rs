@@ -91,13 +91,9 @@ async fn keys_under(conn: &Connection, keys: &Keyspace) -> Result<i64> {
         count_only: true,
         ..Default::default()
     };
-    let r = conn
-        .call("a count of the prefix", req, |r| {
-            let mut kv = KvClient::new(conn.channel.clone());
-            async move { kv.range(r).await }
-        })
-        .await?;
-    Ok(r.count)
+    Ok(super::engine::range(conn, "a count of the prefix", req)
+        .await?
+        .count)
 }
 
 /// Puts `kvs` in one transaction if the prefix has no head yet.
