@@ -398,7 +398,15 @@ fn gate_opens_only_after_a_review_that_follows_the_latest_declaration() {
         !p.gate(&view(3, Some(3), None)).closed,
         "3 is not more than 3"
     );
-    assert!(p.gate(&view(4, Some(4), None)).closed);
+    let closed = p.gate(&view(4, Some(4), None));
+    assert!(closed.closed);
+    assert!(
+        closed
+            .unblock
+            .contains("4 hotfixes were declared in the last 7 days (limit 3)"),
+        "{}",
+        closed.unblock
+    );
     assert!(
         p.gate(&view(4, Some(4), Some(2))).closed,
         "a review before the 4th does not count"

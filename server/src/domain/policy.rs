@@ -310,7 +310,7 @@ impl Policy {
                  before the next one; an eng-manager or sre-lead records it with \
                  `hotfixctl team-review --notes ...`",
                 view.count_in_window,
-                humantime::format_duration(self.rate_window),
+                window_words(self.rate_window),
                 self.rate_window_max
             )
         } else {
@@ -345,6 +345,19 @@ pub struct Gate {
 /// Calendar quarter of an instant, e.g. "2026-Q4".
 pub fn quarter_of(t: Time) -> String {
     format!("{}-Q{}", t.year(), (t.month0() / 3) + 1)
+}
+
+/// A window as people say it: "7 days" (humantime writes "7days"), or
+/// humantime's form when it is not whole days.
+fn window_words(d: Duration) -> String {
+    const DAY: u64 = 24 * 3600;
+    match d.as_secs() {
+        s if s > 0 && s % DAY == 0 && d.subsec_nanos() == 0 => {
+            let n = s / DAY;
+            format!("{n} day{}", if n == 1 { "" } else { "s" })
+        }
+        _ => humantime::format_duration(d).to_string(),
+    }
 }
 
 #[cfg(test)]
