@@ -28,7 +28,7 @@ impl Store {
         req: &Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<(Outcome, Option<u64>)> {
-        let planned = self.plan(counters, req, decide)?;
+        let planned = self.plan(counters, None, req, decide)?;
         if !planned.writes.ops.is_empty() {
             self.commit_writes(&planned.writes)?;
         }
@@ -38,13 +38,15 @@ impl Store {
         planned.answer
     }
 
-    /// Decides the change against the store as it is and `counters`, and
+    /// Decides the change against the store as it is (under `over`, the
+    /// writes of changes planned before it, if any) and `counters`, and
     /// builds every record it writes, writing nothing: the engine commits
     /// [`Planned::writes`] (here through the redo record; on etcd as one
     /// transaction) and only then moves its counters on.
     pub(super) fn plan(
         &self,
         counters: &Counters,
+        over: Option<&view::Overlay>,
         req: &Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<Planned> {
@@ -57,12 +59,13 @@ impl Store {
         };
         let req_key =
             (!req.request_id.is_empty()).then(|| keys::request(req.actor, req.request_id));
-        if let Some(first) = self.first_answer(req, req_key.as_deref())? {
+        let view = view::View { store: self, over };
+        if let Some(first) = first_answer(&view, req, req_key.as_deref())? {
             return Ok(unchanged(Ok((first, None))));
         }
 
         let snapshot = Snapshot {
-            store: self,
+            view: view::View { store: self, over },
             audit: (counters.next_audit - 1, counters.audit_head),
         };
         let commit = match decide(&snapshot) {
@@ -125,7 +128,7 @@ impl Store {
                 w.put(Index, keys::by_incident(&e.incident_id, e.seq), Vec::new());
             }
         }
-        self.index(&mut w, &commit, &outcome, first)?;
+        index(&view, &mut w, &commit, &outcome, first)?;
         if let Some(k) = req_key {
             w.put(
                 Requests,
@@ -145,127 +148,6 @@ impl Store {
             next_audit: counters.next_audit + 1,
             audit_head,
         })
-    }
-
-    /// The stored first answer to the request's id, if it has one and was
-    /// answered; the same id with another request is INVALID_ARGUMENT.
-    fn first_answer(&self, req: &Request<'_>, key: Option<&[u8]>) -> Result<Option<Outcome>> {
-        let Some(k) = key else { return Ok(None) };
-        let Some(bytes) = self.requests.get(k)? else {
-            return Ok(None);
-        };
-        let rec: RequestRecord = decode("request", &bytes)?;
-        if rec.fingerprint != req.fingerprint {
-            return Err(Refusal::Invalid {
-                field: "request_id".into(),
-                reason: format!(
-                    "'{}' was already used for a different request",
-                    req.request_id
-                ),
-            }
-            .into());
-        }
-        Ok(Some(rec.outcome))
-    }
-
-    /// The indexer: the records and index entries a change writes beside
-    /// its events (the facts, the rolling-window and quarter entries of a
-    /// declaration, the obligations that changed, the postmortem counts,
-    /// the review, the checkpoint, the marks, the exercise).
-    fn index(
-        &self,
-        w: &mut redo::Writes,
-        commit: &Commit,
-        outcome: &Outcome,
-        first: u64,
-    ) -> Result<()> {
-        use redo::TreeId::{Index, Meta, Records};
-        match (&commit.write, outcome) {
-            (
-                Write::Hotfix {
-                    before,
-                    open_before,
-                    open_after,
-                    ..
-                },
-                Outcome::Hotfix(h),
-            ) => {
-                w.put(Records, keys::hotfix(h.incident_id()), encode(h));
-                if before.is_none() && !h.is_drill() {
-                    w.put(
-                        Index,
-                        keys::declared(h.declared_at, h.incident_id()),
-                        keys::seq(first),
-                    );
-                    w.put(
-                        Index,
-                        keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
-                        Vec::new(),
-                    );
-                }
-                // Only the obligations that changed.
-                for (due, kind) in open_before.iter().filter(|o| !open_after.contains(o)) {
-                    w.delete(Index, keys::due(*due, h.incident_id(), *kind));
-                }
-                for (due, kind) in open_after.iter().filter(|o| !open_before.contains(o)) {
-                    w.put(Index, keys::due(*due, h.incident_id(), *kind), Vec::new());
-                }
-                if let Some(yes_but_rollback) =
-                    crate::domain::facts::first_postmortem(before.as_ref(), h)
-                {
-                    // Absolute counts, not increments: applying the change
-                    // again after a crash must not count it twice.
-                    let (all, ybr) = self.postmortem_counts()?;
-                    w.put(Meta, keys::META_POSTMORTEMS, keys::seq(u64::from(all) + 1));
-                    if yes_but_rollback {
-                        w.put(
-                            Meta,
-                            keys::META_POSTMORTEMS_YBR,
-                            keys::seq(u64::from(ybr) + 1),
-                        );
-                    }
-                }
-            }
-            (Write::Mitigation(_), Outcome::Mitigation(m)) => {
-                w.put(Records, keys::mitigation(&m.incident_id), encode(m));
-            }
-            (Write::TeamReview(_), Outcome::TeamReview(r)) => {
-                w.put(Index, keys::review(r.at, first), encode(r));
-            }
-            (Write::Checkpoint { size, note }, Outcome::Checkpoint { .. }) => {
-                w.put(Index, keys::checkpoint(*size), note.as_bytes().to_vec());
-            }
-            (Write::Note { .. }, Outcome::Hotfix(_)) => {}
-            _ => unreachable!("outcome mirrors the write"),
-        }
-        for mark in &commit.marks {
-            match mark {
-                Mark::Intent {
-                    kind,
-                    incident_id,
-                    payload,
-                } => w.put(
-                    Index,
-                    keys::intent(kind.as_str(), incident_id),
-                    payload.clone(),
-                ),
-                Mark::IntentDone { kind, incident_id } => {
-                    w.delete(Index, keys::intent(kind.as_str(), incident_id))
-                }
-                Mark::OverdueReported {
-                    incident_id,
-                    obligation,
-                } => w.put(
-                    Index,
-                    keys::overdue_mark(incident_id, obligation),
-                    Vec::new(),
-                ),
-            }
-        }
-        if let Some(x) = &commit.exercise {
-            w.put(Index, keys::exercise(x.at, &x.incident_id), encode(x));
-        }
-        Ok(())
     }
 
     /// Makes `w` one change: the whole of it in `meta/redo` (one insert,
@@ -331,6 +213,131 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The stored first answer to the request's id, if it has one and was
+/// answered; the same id with another request is INVALID_ARGUMENT.
+fn first_answer(
+    view: &view::View<'_>,
+    req: &Request<'_>,
+    key: Option<&[u8]>,
+) -> Result<Option<Outcome>> {
+    let Some(k) = key else { return Ok(None) };
+    let Some(bytes) = view.request(k)? else {
+        return Ok(None);
+    };
+    let rec: RequestRecord = decode("request", &bytes)?;
+    if rec.fingerprint != req.fingerprint {
+        return Err(Refusal::Invalid {
+            field: "request_id".into(),
+            reason: format!(
+                "'{}' was already used for a different request",
+                req.request_id
+            ),
+        }
+        .into());
+    }
+    Ok(Some(rec.outcome))
+}
+
+/// The indexer: the records and index entries a change writes beside
+/// its events (the facts, the rolling-window and quarter entries of a
+/// declaration, the obligations that changed, the postmortem counts,
+/// the review, the checkpoint, the marks, the exercise).
+fn index(
+    view: &view::View<'_>,
+    w: &mut redo::Writes,
+    commit: &Commit,
+    outcome: &Outcome,
+    first: u64,
+) -> Result<()> {
+    use redo::TreeId::{Index, Meta, Records};
+    match (&commit.write, outcome) {
+        (
+            Write::Hotfix {
+                before,
+                open_before,
+                open_after,
+                ..
+            },
+            Outcome::Hotfix(h),
+        ) => {
+            w.put(Records, keys::hotfix(h.incident_id()), encode(h));
+            if before.is_none() && !h.is_drill() {
+                w.put(
+                    Index,
+                    keys::declared(h.declared_at, h.incident_id()),
+                    keys::seq(first),
+                );
+                w.put(
+                    Index,
+                    keys::quarter(&quarter_of(h.declared_at), &h.author, h.incident_id()),
+                    Vec::new(),
+                );
+            }
+            // Only the obligations that changed.
+            for (due, kind) in open_before.iter().filter(|o| !open_after.contains(o)) {
+                w.delete(Index, keys::due(*due, h.incident_id(), *kind));
+            }
+            for (due, kind) in open_after.iter().filter(|o| !open_before.contains(o)) {
+                w.put(Index, keys::due(*due, h.incident_id(), *kind), Vec::new());
+            }
+            if let Some(yes_but_rollback) =
+                crate::domain::facts::first_postmortem(before.as_ref(), h)
+            {
+                // Absolute counts, not increments: applying the change
+                // again after a crash must not count it twice.
+                let (all, ybr) = view.postmortem_counts()?;
+                w.put(Meta, keys::META_POSTMORTEMS, keys::seq(u64::from(all) + 1));
+                if yes_but_rollback {
+                    w.put(
+                        Meta,
+                        keys::META_POSTMORTEMS_YBR,
+                        keys::seq(u64::from(ybr) + 1),
+                    );
+                }
+            }
+        }
+        (Write::Mitigation(_), Outcome::Mitigation(m)) => {
+            w.put(Records, keys::mitigation(&m.incident_id), encode(m));
+        }
+        (Write::TeamReview(_), Outcome::TeamReview(r)) => {
+            w.put(Index, keys::review(r.at, first), encode(r));
+        }
+        (Write::Checkpoint { size, note }, Outcome::Checkpoint { .. }) => {
+            w.put(Index, keys::checkpoint(*size), note.as_bytes().to_vec());
+        }
+        (Write::Note { .. }, Outcome::Hotfix(_)) => {}
+        _ => unreachable!("outcome mirrors the write"),
+    }
+    for mark in &commit.marks {
+        match mark {
+            Mark::Intent {
+                kind,
+                incident_id,
+                payload,
+            } => w.put(
+                Index,
+                keys::intent(kind.as_str(), incident_id),
+                payload.clone(),
+            ),
+            Mark::IntentDone { kind, incident_id } => {
+                w.delete(Index, keys::intent(kind.as_str(), incident_id))
+            }
+            Mark::OverdueReported {
+                incident_id,
+                obligation,
+            } => w.put(
+                Index,
+                keys::overdue_mark(incident_id, obligation),
+                Vec::new(),
+            ),
+        }
+    }
+    if let Some(x) = &commit.exercise {
+        w.put(Index, keys::exercise(x.at, &x.incident_id), encode(x));
+    }
+    Ok(())
 }
 
 /// A refusal's audit record, sealed onto the chain after `counters`' head

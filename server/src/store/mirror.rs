@@ -4,8 +4,9 @@
 //! every read and every decision is the sled engine's own code.
 //!
 //! The mirror is never written by a decision: [`Store::plan_mirrored`]
-//! builds a change against it and the etcd engine commits that change as
-//! one transaction; the change reaches the mirror when etcd's watch
+//! builds a change against it (under the writes of the changes planned
+//! before it, in the etcd engine's group commit) and the etcd engine
+//! commits the group as one transaction; the change reaches the mirror when etcd's watch
 //! delivers it ([`Store::apply_mirrored`]). Nothing here is durable, and
 //! nothing needs to be: etcd is the store, the mirror is rebuilt from it at
 //! every start.
@@ -31,37 +32,66 @@ impl Store {
         Store::over(db, flusher, Default::default())
     }
 
-    /// Plans a change against the mirror as it is now: the change, and the
-    /// revision of the head it was planned on (the transaction's guard).
+    /// The counters a plan starts from: `after` (those after the changes
+    /// planned before it and not yet in the mirror), or the mirror's own.
+    fn counters_from(c: &Counters, after: Option<&MirrorHead>) -> Counters {
+        match after {
+            Some(h) => Counters {
+                next_event: h.next_event,
+                next_audit: h.next_audit,
+                audit_head: h.audit_head,
+                tickets: 0,
+                head_rev: c.head_rev,
+            },
+            None => Counters {
+                next_event: c.next_event,
+                next_audit: c.next_audit,
+                audit_head: c.audit_head,
+                tickets: 0,
+                head_rev: c.head_rev,
+            },
+        }
+    }
+
+    /// Plans a change against the mirror as it is now, under `over` (the
+    /// etcd engine's group commit: the writes of the changes planned before
+    /// it and not yet in the mirror, and the counters after them): the
+    /// change, and the revision of the head the mirror holds.
     pub(super) fn plan_mirrored(
         &self,
+        over: Option<(&view::Overlay, &MirrorHead)>,
         req: &Request<'_>,
         decide: impl FnOnce(&Snapshot) -> Result<Commit>,
     ) -> Result<(Planned, i64)> {
         let c = self.writer.lock().expect("writer lock");
-        Ok((self.plan(&c, req, decide)?, c.head_rev))
+        let counters = Self::counters_from(&c, over.map(|(_, h)| h));
+        let planned = self.plan(&counters, over.map(|(o, _)| o), req, decide)?;
+        Ok((planned, c.head_rev))
     }
 
-    /// Plans an audit record of its own (a backup): its writes, and the
-    /// head after it with the revision of the head it was planned on.
+    /// Plans an audit record of its own (a backup) after the counters
+    /// `after` (see [`Store::plan_mirrored`]): its writes, the counters
+    /// after it, and the revision of the head the mirror holds.
     pub(super) fn plan_audit_mirrored(
         &self,
+        after: Option<&MirrorHead>,
         now: Time,
         actor: &str,
         action: &str,
         detail: &str,
-    ) -> (redo::Writes, MirrorHead) {
+    ) -> (redo::Writes, MirrorHead, i64) {
         let c = self.writer.lock().expect("writer lock");
-        let (rec, audit_head) = super::audit::own_record(&c, now, actor, action, detail);
+        let counters = Self::counters_from(&c, after);
+        let (rec, audit_head) = super::audit::own_record(&counters, now, actor, action, detail);
         let mut writes = redo::Writes::default();
         writes.put(redo::TreeId::Audit, keys::seq(rec.seq), encode(&rec));
         let next = MirrorHead {
-            next_event: c.next_event,
-            next_audit: c.next_audit + 1,
+            next_event: counters.next_event,
+            next_audit: counters.next_audit + 1,
             audit_head,
             rev: c.head_rev,
         };
-        (writes, next)
+        (writes, next, c.head_rev)
     }
 
     /// Applies writes etcd committed (one watch response, or a range read),

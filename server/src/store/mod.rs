@@ -31,6 +31,7 @@ mod mirror;
 mod reads;
 mod redo;
 mod sled_engine;
+mod view;
 pub mod watermark;
 
 use std::path::Path;
@@ -237,7 +238,7 @@ pub struct OpenOptions {
 
 /// Read access for deciding a change, under the writer lock.
 pub struct Snapshot<'a> {
-    store: &'a Store,
+    view: view::View<'a>,
     /// The audit trail's size and chain head before this change.
     audit: (u64, chain::Hash),
 }

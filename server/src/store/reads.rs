@@ -7,17 +7,11 @@ use super::*;
 impl Store {
     /// Reads one hotfix.
     pub fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
-        self.records
-            .get(keys::hotfix(incident_id))?
-            .map(|b| decode("hotfix", &b))
-            .transpose()
+        self.view().hotfix(incident_id)
     }
 
     pub fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>> {
-        self.records
-            .get(keys::mitigation(incident_id))?
-            .map(|b| decode("mitigation", &b))
-            .transpose()
+        self.view().mitigation(incident_id)
     }
 
     /// Every hotfix, in incident-id order.
@@ -65,31 +59,12 @@ impl Store {
 
     /// Non-drill declarations in `[since, now]` and the latest team review.
     pub fn gate_view(&self, since: Time) -> Result<GateView> {
-        let mut view = GateView::default();
-        for r in self
-            .index
-            .range(keys::declared_from(since)..keys::declared_end())
-        {
-            let (_, v) = r?;
-            view.count_in_window += 1;
-            let seq = keys::u64_of(&v);
-            view.latest_in_window_seq = Some(view.latest_in_window_seq.map_or(seq, |s| s.max(seq)));
-        }
-        if let Some(r) = self.index.scan_prefix(keys::REVIEW).next_back() {
-            let (k, v) = r?;
-            view.last_review = Some(decode("team review", &v)?);
-            view.last_review_seq = Some(keys::u64_of(&k[k.len() - 8..]));
-        }
-        Ok(view)
+        self.view().gate_view(since)
     }
 
     /// Hotfixes `author` declared in `quarter` (drills excluded).
     pub fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
-        let n = self
-            .index
-            .scan_prefix(keys::quarter_author_prefix(quarter, author))
-            .count();
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+        self.view().author_quarter_count(quarter, author)
     }
 
     /// Per-author counts for one quarter.
@@ -186,13 +161,15 @@ impl Store {
 
     /// (postmortems, of which "yes, but a rollback would have worked").
     pub fn postmortem_counts(&self) -> Result<(u32, u32)> {
-        let get = |k: &[u8]| -> Result<u32> {
-            Ok(self.meta.get(k)?.map_or(0, |v| keys::u64_of(&v) as u32))
-        };
-        Ok((
-            get(keys::META_POSTMORTEMS)?,
-            get(keys::META_POSTMORTEMS_YBR)?,
-        ))
+        self.view().postmortem_counts()
+    }
+
+    /// The trees as they are, for reads.
+    pub(super) fn view(&self) -> view::View<'_> {
+        view::View {
+            store: self,
+            over: None,
+        }
     }
 }
 
@@ -202,18 +179,18 @@ impl Reads for Snapshot<'_> {
     }
 
     fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
-        self.store.hotfix(incident_id)
+        self.view.hotfix(incident_id)
     }
 
     fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>> {
-        self.store.mitigation(incident_id)
+        self.view.mitigation(incident_id)
     }
 
     fn gate_view(&self, since: Time) -> Result<GateView> {
-        self.store.gate_view(since)
+        self.view.gate_view(since)
     }
 
     fn author_quarter_count(&self, quarter: &str, author: &str) -> Result<u32> {
-        self.store.author_quarter_count(quarter, author)
+        self.view.author_quarter_count(quarter, author)
     }
 }

@@ -42,18 +42,19 @@ pub async fn run<E: Engines>(engines: &E) {
     a_change_is_whole_and_a_refusal_writes_only_its_audit_record(engines).await;
     sequences_are_gap_free_and_no_update_is_lost_under_concurrent_callers(engines).await;
     a_request_id_answers_once(engines).await;
+    a_request_id_sent_by_concurrent_retries_answers_once(engines).await;
     the_rate_gate_admits_one_of_concurrent_declarations(engines).await;
     the_durable_end_moves_only_after_durability(engines).await;
     everything_answered_is_read_back_after_a_restart(engines).await;
 }
 
-fn at(minute: i64) -> Time {
+pub fn at(minute: i64) -> Time {
     chrono::DateTime::UNIX_EPOCH
         + chrono::Duration::days(20_000)
         + chrono::Duration::minutes(minute)
 }
 
-const INC: &str = "INC-2024-10-01-007";
+pub const INC: &str = "INC-2024-10-01-007";
 
 fn bob() -> Principal {
     Principal {
@@ -115,7 +116,7 @@ fn draft(kind: EventKind, summary: &str) -> EventDraft {
 }
 
 /// Declares the hotfix: two events, an intent and an exercise-free change.
-async fn declare(store: &dyn Engine, now: Time) -> Hotfix {
+pub async fn declare(store: &dyn Engine, now: Time) -> Hotfix {
     let h = declared(now);
     let out = store
         .execute(
@@ -153,7 +154,7 @@ async fn declare(store: &dyn Engine, now: Time) -> Hotfix {
 
 /// A change that reads the hotfix and writes it back one version on, with
 /// `events` events.
-async fn bump(
+pub async fn bump(
     store: &dyn Engine,
     now: Time,
     events: usize,
@@ -473,6 +474,48 @@ async fn a_request_id_answers_once<E: Engines>(engines: &E) {
             .unwrap()
             .is_none()
     );
+}
+
+/// A client that retries before its first try is answered: every try
+/// gets the one answer, and the change is written once.
+async fn a_request_id_sent_by_concurrent_retries_answers_once<E: Engines>(engines: &E) {
+    let place = engines.fresh();
+    let store = engines.open(&place);
+    let h = declare(store.as_ref(), at(0)).await;
+    let mut tasks = Vec::new();
+    for c in 0..12usize {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Other changes beside the retries, so that they share commits.
+            let id = if c % 3 == 0 {
+                String::new()
+            } else {
+                "retried".into()
+            };
+            (
+                c % 3 == 0,
+                bump(store.as_ref(), at(1), 1, &id).await.unwrap(),
+            )
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        let (other, answer) = t.await.unwrap();
+        if !other {
+            answers.push(answer);
+        }
+    }
+    assert!(
+        answers.windows(2).all(|w| w[0] == w[1]),
+        "every try has the first answer: {answers:?}"
+    );
+    assert_eq!(
+        store.hotfix(INC).unwrap().unwrap().version,
+        h.version + 5,
+        "the retried change once, the 4 others once each"
+    );
+    assert_eq!(store.events_after(0, 100).unwrap().len(), 2 + 5);
+    assert!(store.verify_audit().first_bad.is_none());
 }
 
 async fn the_durable_end_moves_only_after_durability<E: Engines>(engines: &E) {

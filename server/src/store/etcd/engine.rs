@@ -10,12 +10,13 @@
 //!   quorum read of the head): reads after it see every answered change,
 //!   whichever replica answered it.
 //! - **A change** is planned on the mirror (the sled engine's own code)
-//!   and committed as **one etcd transaction**: every put and delete, and
+//!   and committed in **one etcd transaction** with the changes planned
+//!   beside it (the group commit, see `group`): every put and delete, and
 //!   the head's new counters, if the head is still at the revision the plan
-//!   read, and the request id is still unanswered. A lost compare (another
-//!   replica committed first) waits for the mirror to hold the winner and
-//!   decides again; the answer waits until the mirror holds the change, so
-//!   that this replica's next read sees it.
+//!   read, and every request id is still unanswered. A lost compare
+//!   (another replica committed first) waits for the mirror to hold the
+//!   winner and decides again; the answer waits until the mirror holds the
+//!   change, so that this replica's next read sees it.
 //! - **Sequences** are hotfixd's own counters in the head, gap-free (etcd's
 //!   revisions also move for leases and the election).
 //! - **Answered means committed by a quorum**: etcd answers a transaction
@@ -26,7 +27,7 @@
 //!   `term::scope`) carry a compare on the election key's creation
 //!   revision; a replica that lost its lease finds them refused.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -39,6 +40,7 @@ use super::api::etcdserverpb::{
     watch_client::WatchClient, watch_request,
 };
 use super::api::mvccpb::{self, KeyValue};
+use super::group::{Queue, Sending, Sent, Settled};
 use super::keyspace::{self, Key, Keyspace};
 use crate::domain::{Exercise, GateView, Hotfix, Mitigation, Time};
 use crate::error::{Error, Result};
@@ -62,12 +64,7 @@ const PAGE: i64 = 512;
 
 pub struct EtcdStore {
     mirror: Arc<Store>,
-    conn: Connection,
-    keys: Keyspace,
-    /// The revision of the head the mirror holds, as it moves.
-    heads: watch::Receiver<i64>,
-    /// One change at a time from this replica (others race through etcd).
-    one_change: tokio::sync::Mutex<()>,
+    committer: Arc<Committer>,
     cursors: mpsc::UnboundedSender<(Vec<u8>, u64)>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -151,12 +148,16 @@ impl EtcdStore {
         ));
         let (cursors, rx) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_cursors(conn.clone(), keys.clone(), rx));
-        Ok(EtcdStore {
-            mirror,
+        let committer = Arc::new(Committer {
             conn,
             keys,
             heads,
-            one_change: tokio::sync::Mutex::new(()),
+            queue: Mutex::new(Queue::default()),
+            flight: Arc::new(tokio::sync::Mutex::new(())),
+        });
+        Ok(EtcdStore {
+            mirror,
+            committer,
             cursors,
             tasks: vec![follow, writer],
         })
@@ -165,6 +166,39 @@ impl EtcdStore {
     /// The audit trail's size and chain head, as the head counts them.
     pub(super) fn mirror_position(&self) -> (u64, chain::Hash) {
         self.mirror.audit_position()
+    }
+
+    /// A change whose group did not commit: Ok (decide again, once the
+    /// mirror holds what came first), or why it is not retried here.
+    async fn not_committed(&self, settled: Settled, fenced: bool) -> Result<()> {
+        match settled {
+            Settled::Committed => Ok(()),
+            Settled::Lost(rev) => self.committer.mirrored(rev).await,
+            Settled::Fenced(_) if fenced => Err(Error::Fenced(
+                "this replica is no longer the leader (its etcd lease ended), so it may not \
+                 act; the change was not written. The new leader acts instead"
+                    .into(),
+            )),
+            Settled::Fenced(rev) => self.committer.mirrored(rev).await,
+            Settled::Failed(why) => Err(Error::Unavailable(why)),
+        }
+    }
+}
+
+/// Sends the queued groups (see `group`), one at a time.
+struct Committer {
+    conn: Connection,
+    keys: Keyspace,
+    /// The revision of the head the mirror holds, as it moves.
+    heads: watch::Receiver<i64>,
+    queue: Mutex<Queue>,
+    /// Held while a group is in flight (one at a time).
+    flight: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Committer {
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().expect("group queue lock")
     }
 
     /// Waits until the mirror holds the head written at `rev` or later.
@@ -192,17 +226,54 @@ impl EtcdStore {
         Ok(r.kvs.first().map_or(0, |kv| kv.mod_revision))
     }
 
-    /// Commits `writes` and the head `next` (planned on the head at
-    /// `next.rev`) as one transaction. Ok(None): committed (the mirror holds
-    /// it when this returns); Ok(Some(rev)): another change came first,
-    /// the head is now at `rev`.
-    async fn commit(
-        &self,
-        writes: &redo::Writes,
-        next: MirrorHead,
-        request_key: Option<Vec<u8>>,
-    ) -> Result<Option<i64>> {
-        let mut success: Vec<RequestOp> = writes
+    /// Waits until the group behind `done` is settled, sending the oldest
+    /// waiting group whenever none is in flight. The send runs in a task
+    /// of its own, so a caller that goes away (its RPC cancelled) never
+    /// leaves a group half sent.
+    async fn settle(
+        self: &Arc<Self>,
+        mut done: watch::Receiver<Option<Settled>>,
+    ) -> Result<Settled> {
+        loop {
+            if let Some(s) = done.borrow_and_update().clone() {
+                return Ok(s);
+            }
+            let flight = self.flight.clone().lock_owned().await;
+            if let Some(s) = done.borrow_and_update().clone() {
+                return Ok(s);
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.send_front().await;
+                drop(flight);
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("sending a change to etcd: {e}")))?;
+        }
+    }
+
+    /// Sends the oldest waiting group as one transaction and settles it.
+    async fn send_front(&self) {
+        let Some(sending) = self.queue().seal_front() else {
+            return;
+        };
+        let sent = match self.commit(&sending).await {
+            Ok(Sent::Committed(rev)) => match self.mirrored(rev).await {
+                Ok(()) => Sent::Committed(rev),
+                Err(e) => Sent::Unmirrored(rev, e.to_string()),
+            },
+            Ok(other) => other,
+            Err(e) => Sent::Failed(e.to_string()),
+        };
+        self.queue().settle_front(sent);
+    }
+
+    /// Commits a group's writes and the head after it, if the head is
+    /// still at the revision it was planned on, every request it answers
+    /// is still unanswered and (inside a term) the election key is still
+    /// the one the term holds.
+    async fn commit(&self, g: &Sending) -> Result<Sent> {
+        let mut success: Vec<RequestOp> = g
             .ops
             .iter()
             .map(|op| {
@@ -225,40 +296,27 @@ impl EtcdStore {
         success.push(RequestOp {
             request: Some(request_op::Request::RequestPut(PutRequest {
                 key: self.keys.head(),
-                value: keyspace::encode_head(&next),
+                value: keyspace::encode_head(&g.head),
                 ..Default::default()
             })),
         });
-        let bytes: usize = writes
-            .ops
-            .iter()
-            .map(|o| o.key.len() + o.value.as_ref().map_or(0, Vec::len) + 16)
-            .sum();
-        if success.len() > MAX_OPS || bytes > MAX_BYTES {
-            return Err(Error::TooLarge(format!(
-                "this change needs {} writes and {bytes} bytes; one etcd transaction carries at \
-                 most {MAX_OPS} writes and {MAX_BYTES} bytes here, so nothing was written",
-                success.len()
-            )));
-        }
         let mut compares = vec![Compare {
             result: compare::CompareResult::Equal as i32,
             target: compare::CompareTarget::Mod as i32,
             key: self.keys.head(),
-            target_union: Some(compare::TargetUnion::ModRevision(next.rev)),
+            target_union: Some(compare::TargetUnion::ModRevision(g.guard)),
             ..Default::default()
         }];
-        if let Some(k) = request_key {
+        for k in &g.request_keys {
             compares.push(Compare {
                 result: compare::CompareResult::Equal as i32,
                 target: compare::CompareTarget::Create as i32,
-                key: self.keys.key(redo::TreeId::Requests, &k),
+                key: self.keys.key(redo::TreeId::Requests, k),
                 target_union: Some(compare::TargetUnion::CreateRevision(0)),
                 ..Default::default()
             });
         }
-        let fence = crate::term::fence();
-        if let Some(f) = &fence {
+        if let Some(f) = &g.fence {
             compares.push(Compare {
                 result: compare::CompareResult::Equal as i32,
                 target: compare::CompareTarget::Create as i32,
@@ -274,7 +332,7 @@ impl EtcdStore {
             })),
         };
         let mut failure = vec![range(self.keys.head())];
-        if let Some(f) = &fence {
+        if let Some(f) = &g.fence {
             failure.push(range(f.key.clone()));
         }
         let txn = TxnRequest {
@@ -290,9 +348,7 @@ impl EtcdStore {
             })
             .await?;
         if r.succeeded {
-            let rev = r.header.map_or(0, |h| h.revision);
-            self.mirrored(rev).await?;
-            return Ok(None);
+            return Ok(Sent::Committed(r.header.map_or(0, |h| h.revision)));
         }
         let ranged = |i: usize| -> Option<KeyValue> {
             match r.responses.get(i)?.response.as_ref()? {
@@ -300,16 +356,13 @@ impl EtcdStore {
                 _ => None,
             }
         };
-        if let Some(f) = &fence
+        let now = ranged(0).map_or(0, |kv| kv.mod_revision);
+        if let Some(f) = &g.fence
             && ranged(1).is_none_or(|kv| kv.create_revision != f.create_rev)
         {
-            return Err(Error::Fenced(
-                "this replica is no longer the leader (its etcd lease ended), so it may not \
-                 act; the change was not written. The new leader acts instead"
-                    .into(),
-            ));
+            return Ok(Sent::Fenced(now));
         }
-        Ok(Some(ranged(0).map_or(0, |kv| kv.mod_revision)))
+        Ok(Sent::Lost(now))
     }
 }
 
@@ -535,27 +588,40 @@ async fn write_cursors(
 #[async_trait::async_trait]
 impl Engine for EtcdStore {
     async fn execute(&self, req: Request<'_>, mut decide: Decide<'_>) -> Result<Outcome> {
-        let _one = self.one_change.lock().await;
         let request_key = (!req.request_id.is_empty())
             .then(|| crate::store::keys::request(req.actor, req.request_id));
+        let fence = crate::term::fence();
         for _ in 0..ATTEMPTS {
-            let (planned, guard) = self.mirror.plan_mirrored(&req, |snap| decide(snap))?;
-            if planned.writes.ops.is_empty() {
-                // The first answer to this request id, replayed.
-                return planned.answer.map(|(o, _)| o);
-            }
-            let next = MirrorHead {
-                next_event: planned.next_event,
-                next_audit: planned.next_audit,
-                audit_head: planned.audit_head,
-                rev: guard,
+            let (answer, done) = {
+                let mut queue = self.committer.queue();
+                let (planned, rev) = self
+                    .mirror
+                    .plan_mirrored(queue.planned(), &req, |snap| decide(snap))?;
+                if queue.stale(rev) {
+                    continue;
+                }
+                let done = if planned.writes.ops.is_empty() {
+                    // The first answer to this request id, replayed: once
+                    // whatever it may have been read from is committed.
+                    queue.newest()
+                } else {
+                    let next = MirrorHead {
+                        next_event: planned.next_event,
+                        next_audit: planned.next_audit,
+                        audit_head: planned.audit_head,
+                        rev,
+                    };
+                    let ops = &planned.writes.ops;
+                    Some(queue.join(ops, next, request_key.clone(), fence.clone(), rev)?)
+                };
+                (planned.answer, done)
             };
-            match self
-                .commit(&planned.writes, next, request_key.clone())
-                .await?
-            {
-                None => return planned.answer.map(|(o, _)| o),
-                Some(now) => self.mirrored(now).await?,
+            let Some(done) = done else {
+                return answer.map(|(o, _)| o);
+            };
+            match self.committer.settle(done).await? {
+                Settled::Committed => return answer.map(|(o, _)| o),
+                settled => self.not_committed(settled, fence.is_some()).await?,
             }
         }
         Err(Error::Contended(format!(
@@ -567,8 +633,8 @@ impl Engine for EtcdStore {
         self.mirror.replay(actor, request_id, fp)
     }
     async fn catch_up(&self) -> Result<()> {
-        let rev = self.head_rev().await?;
-        self.mirrored(rev).await
+        let rev = self.committer.head_rev().await?;
+        self.committer.mirrored(rev).await
     }
     async fn flush(&self) -> Result<()> {
         Ok(())
@@ -577,17 +643,26 @@ impl Engine for EtcdStore {
         Box::pin(std::future::pending())
     }
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
-        let _one = self.one_change.lock().await;
+        let fence = crate::term::fence();
         for _ in 0..ATTEMPTS {
-            let (writes, next) = self.mirror.plan_audit_mirrored(
-                now,
-                actor,
-                "backup",
-                "a backup of the whole store",
-            );
-            match self.commit(&writes, next, None).await? {
-                None => return self.mirror.backup_mirrored(actor, now),
-                Some(rev) => self.mirrored(rev).await?,
+            let done = {
+                let mut queue = self.committer.queue();
+                let after = queue.planned().map(|(_, h)| *h);
+                let (writes, next, rev) = self.mirror.plan_audit_mirrored(
+                    after.as_ref(),
+                    now,
+                    actor,
+                    "backup",
+                    "a backup of the whole store",
+                );
+                if queue.stale(rev) {
+                    continue;
+                }
+                queue.join(&writes.ops, next, None, fence.clone(), rev)?
+            };
+            match self.committer.settle(done).await? {
+                Settled::Committed => return self.mirror.backup_mirrored(actor, now),
+                settled => self.not_committed(settled, fence.is_some()).await?,
             }
         }
         Err(Error::Unavailable(

@@ -4,6 +4,7 @@
 
 pub mod election;
 pub mod engine;
+mod group;
 pub mod keyspace;
 pub mod restore;
 
