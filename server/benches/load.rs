@@ -13,6 +13,9 @@
 //!   `Watch(from_seq)` resume (1000000 takes a few minutes to write);
 //! - HOTFIXD_BENCH_HOTFIXES (default 100000): stored hotfixes at start-up;
 //! - HOTFIXD_BENCH_DIR (default the target directory's tmp);
+//! - HOTFIXD_BENCH_ETCD (etcd client URLs, comma-separated): the fan-out
+//!   runs on two replicas on that etcd, the watchers on the follower, the
+//!   events written through the leader;
 //! - HOTFIXD_BENCH_BIN (default this build's `hotfixd`): the daemon to
 //!   measure, e.g. an older build for a same-time comparison;
 //! - HOTFIXD_BENCH_FLOOR (default 1; 0 skips it): after each fan-out run,
@@ -55,14 +58,44 @@ max_connections_per_peer = 1000000\n";
 /// Starts the daemon (HOTFIXD_BENCH_BIN, or this build's) on `data`;
 /// returns it once it answers, and how long that took.
 async fn start(base: &std::path::Path, data: &std::path::Path) -> (Binary, Duration) {
+    start_with(base, data, &[]).await
+}
+
+/// Like [`start`], with more environment (`HOTFIXD_STORE=etcd`, …).
+async fn start_with(
+    base: &std::path::Path,
+    data: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Binary, Duration) {
     let config = base.join("bench.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let bin = std::env::var("HOTFIXD_BENCH_BIN").unwrap_or_else(|_| HOTFIXD.to_string());
     let t = Instant::now();
-    let d = Binary::spawn(bin, &config, data, free_port(), &[])
+    let d = Binary::spawn(bin, &config, data, free_port(), env)
         .ready()
         .await;
     (d, t.elapsed())
+}
+
+/// The daemons a fan-out run uses: one on sled; or, with
+/// HOTFIXD_BENCH_ETCD, two replicas on that etcd (the first started leads),
+/// the watchers on the follower. Returns (the writer's, the watchers').
+async fn replicas(base: &std::path::Path, name: &str) -> (Binary, Option<Binary>) {
+    let data = base.join(name);
+    let Ok(endpoints) = std::env::var("HOTFIXD_BENCH_ETCD") else {
+        return (start(base, &data).await.0, None);
+    };
+    let prefix = format!("/bench-load-{}-{name}/", std::process::id());
+    let env = [
+        ("HOTFIXD_STORE", "etcd"),
+        ("HOTFIXD_ETCD_ENDPOINTS", endpoints.as_str()),
+        ("HOTFIXD_ETCD_PREFIX", prefix.as_str()),
+    ];
+    let (leader, _) = start_with(base, &data, &env).await;
+    // Led: the leader holds its lease before the follower starts.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (follower, _) = start_with(base, &base.join(format!("{name}-follower")), &env).await;
+    (leader, Some(follower))
 }
 
 fn peak_rss_mib(pid: u32) -> f64 {
@@ -166,8 +199,13 @@ async fn fill(data: &std::path::Path, n: usize, hotfixes: bool) -> Duration {
 }
 
 async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
-    let data = base.join(format!("watch-{watchers}-{gap_ms}"));
-    let (d, _) = start(base, &data).await;
+    let (writes, follower) = replicas(base, &format!("watch-{watchers}-{gap_ms}")).await;
+    let on = if follower.is_some() {
+        ", on an etcd follower replica"
+    } else {
+        ""
+    };
+    let d = follower.as_ref().unwrap_or(&writes);
     let events = 100;
     // HOTFIXD_BENCH_PER_CONNECTION streams per connection (default 100),
     // as many connections as that takes.
@@ -210,7 +248,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     }
     // Let every watcher subscribe before the first event.
     tokio::time::sleep(Duration::from_millis(500 + watchers as u64 / 10)).await;
-    let mut writer = Client::connect(&d.endpoint, Some("dev-erin"))
+    let mut writer = Client::connect(&writes.endpoint, Some("dev-erin"))
         .await
         .unwrap();
     let pid = d.child.id().to_string();
@@ -237,7 +275,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     let (daemon_cpu, client_cpu) = (cpu_time(&pid) - cpu.0, cpu_time("self") - cpu.1);
     all.sort();
     println!(
-        "| {watchers} watchers ({per_conn} per connection), {events} events {gap_ms} ms apart | {} delivered ({:.0}/s offered) | p50 {} | p99 {} | CPU per delivery: daemon {}, watchers {} | peak RSS {:.0} MiB |",
+        "| {watchers} watchers ({per_conn} per connection){on}, {events} events {gap_ms} ms apart | {} delivered ({:.0}/s offered) | p50 {} | p99 {} | CPU per delivery: daemon {}, watchers {} | peak RSS {:.0} MiB |",
         all.len(),
         watchers as f64 * 1000.0 / gap_ms as f64,
         ms(pick(&all, 0.5)),
@@ -249,7 +287,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
     if env_list("HOTFIXD_BENCH_FLOOR", "1")[0] == 0 {
         return;
     }
-    drop((d, conns));
+    drop((writes, follower, conns));
     // What one delivery puts on the wire: the message, gRPC's 5-byte
     // prefix and HTTP/2's 9-byte DATA frame header.
     let frame = (largest.load(Ordering::Relaxed) + 5 + 9).max(8);

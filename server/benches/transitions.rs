@@ -6,7 +6,7 @@
 //! "1,16,64", each run closed loop; HOTFIXD_BENCH_RATES, default
 //! "2500,5000" transitions/s offered open loop by the largest client count,
 //! for at least two seconds each; HOTFIXD_BENCH_DIR, default the target
-//! directory's tmp; HOTFIXD_BENCH_ETCD, an etcd client URL: the daemon
+//! directory's tmp; HOTFIXD_BENCH_ETCD, etcd client URLs, comma-separated: the daemon
 //! runs on the etcd engine there instead of sled, and the baseline is that
 //! etcd's own guarded `txn`, one key per client, at each client count).
 //!
@@ -262,7 +262,9 @@ async fn raw_etcd(endpoint: &str, clients: usize, ops: usize) -> Stats {
     let cpu = cpu_time("self");
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let endpoint = endpoint.to_string();
+        // Clients spread over the cluster's members, as hotfixd's are.
+        let endpoints: Vec<&str> = endpoint.split(',').collect();
+        let endpoint = endpoints[c % endpoints.len()].to_string();
         tasks.push(tokio::spawn(async move {
             let mut kv = KvClient::connect(endpoint).await.unwrap();
             let key = format!("/bench-raw/{}/{clients}/{c}", std::process::id()).into_bytes();
@@ -360,7 +362,7 @@ fn main() {
                 store: hotfixd::config::StoreEngine::Etcd,
                 etcd: Some(hotfixd::config::EtcdSettings {
                     options: hotfixd::store::etcd::EtcdOptions {
-                        endpoints: vec![url.clone()],
+                        endpoints: url.split(',').map(str::to_string).collect(),
                         timeout: Duration::from_secs(5),
                         ..Default::default()
                     },
