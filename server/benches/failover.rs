@@ -43,15 +43,9 @@ async fn start(dir: &std::path::Path, name: &str, etcd: &etcd::Etcd, ttl: u64) -
         ),
     )
     .unwrap();
-    let daemon = Binary::spawn(
-        HOTFIXD,
-        &config,
-        &dir.join(name),
-        free_port(),
-        &[],
-    )
-    .ready()
-    .await;
+    let daemon = Binary::spawn(HOTFIXD, &config, &dir.join(name), free_port(), &[])
+        .ready()
+        .await;
     Replica {
         name: name.into(),
         daemon,
