@@ -42,9 +42,24 @@ impl Etcd {
     }
 
     /// Starts an `n`-member cluster on loopback and waits until each member
-    /// answers a (linearizable: quorum) range read.
+    /// answers a (linearizable: quorum) range read. A member that exits
+    /// while starting (a port picked free was taken meanwhile by another
+    /// test's listener) gets the whole cluster started again on fresh
+    /// ports, three times at most.
     pub async fn cluster(n: usize) -> Etcd {
-        let data = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            let mut etcd = Self::on_fresh_ports(n);
+            for i in 0..n {
+                etcd.spawn(i);
+            }
+            if etcd.started().await {
+                return etcd;
+            }
+        }
+        panic!("etcd did not start on fresh ports three times in a row");
+    }
+
+    fn on_fresh_ports(n: usize) -> Etcd {
         let members: Vec<Member> = (0..n)
             .map(|i| Member {
                 name: format!("m{i}"),
@@ -53,19 +68,39 @@ impl Etcd {
                 child: None,
             })
             .collect();
-        let mut etcd = Etcd {
+        Etcd {
             endpoint: members[0].client.clone(),
             endpoints: members.iter().map(|m| m.client.clone()).collect(),
             members,
-            _data: data,
-        };
-        for i in 0..n {
-            etcd.spawn(i);
+            _data: tempfile::tempdir().unwrap(),
         }
-        for e in etcd.endpoints.clone() {
-            ready(&e).await;
+    }
+
+    /// Whether every member answers (30 s at most); false as soon as one
+    /// has exited.
+    async fn started(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for e in self.endpoints.clone() {
+            loop {
+                if answers(&e).await {
+                    break;
+                }
+                let exited = self.members.iter_mut().any(|m| {
+                    m.child
+                        .as_mut()
+                        .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+                });
+                if exited {
+                    return false;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd at {e} did not answer in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
-        etcd
+        true
     }
 
     fn spawn(&mut self, i: usize) {
@@ -123,19 +158,22 @@ impl Etcd {
     }
 }
 
+/// Whether `endpoint` answers a linearizable range read now.
+async fn answers(endpoint: &str) -> bool {
+    let Ok(mut kv) = KvClient::connect(endpoint.to_string()).await else {
+        return false;
+    };
+    let probe = RangeRequest {
+        key: b"probe".to_vec(),
+        ..Default::default()
+    };
+    kv.range(probe).await.is_ok()
+}
+
 /// Waits (up to 30 s) until `endpoint` answers a linearizable range read.
 pub async fn ready(endpoint: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut kv) = KvClient::connect(endpoint.to_string()).await {
-            let probe = RangeRequest {
-                key: b"probe".to_vec(),
-                ..Default::default()
-            };
-            if kv.range(probe).await.is_ok() {
-                return;
-            }
-        }
+    while !answers(endpoint).await {
         assert!(
             Instant::now() < deadline,
             "etcd at {endpoint} did not answer in 30 s"
