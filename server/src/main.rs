@@ -165,10 +165,19 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
-        .with_writer(hotfixd::redact::Writer)
-        .init();
+    {
+        use std::io::IsTerminal;
+        let logs = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("--log")?)
+            .with_writer(hotfixd::redact::Writer)
+            // Colour codes only for a person at a terminal, never into a
+            // file or a pipe.
+            .with_ansi(std::io::stderr().is_terminal());
+        match args.log_format {
+            hotfixd::config::LogFormat::Text => logs.init(),
+            hotfixd::config::LogFormat::Json => logs.json().init(),
+        }
+    }
     hotfixd::server::no_huge_pages();
     hotfixd::server::private_files();
 
@@ -182,6 +191,9 @@ async fn main() -> anyhow::Result<()> {
             "hotfixd --dev: listening on {addr}, data in {}",
             settings.data_dir.display()
         );
+        if let Some(http) = settings.http_listen {
+            eprintln!("metrics: http://{http}/metrics (probes: /healthz, /readyz)");
+        }
         eprintln!("demo roster (token = dev-<handle>):");
         for (handle, role) in DEV_ROSTER {
             eprintln!("  {handle:<7} {role:<15} HOTFIXCTL_TOKEN=dev-{handle}");

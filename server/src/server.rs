@@ -298,6 +298,7 @@ pub async fn serve_store(
             tokio::sync::watch::channel(Role::Leader(term)).1
         }
     };
+    let role = replica.clone();
     let forward = crate::grpc::forward::Forward::new(replica, lane.clone());
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LaneServiceServer<LaneApi>>().await;
@@ -306,20 +307,47 @@ pub async fn serve_store(
     health.set_serving::<AuditServiceServer<AuditApi>>().await;
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
     health.set_service_status("", ServingStatus::Serving).await;
+    let readiness = crate::ops::Readiness::default();
     // A store that can no longer make changes durable refuses every change
     // until restarted: a supervisor watching health restarts it.
     tasks.spawn({
         let (health, failure, background) = (health.clone(), store.failure(), background.clone());
+        let readiness = readiness.clone();
         async move {
             tokio::select! {
                 why = failure => {
                     tracing::error!(error = %why, "the store refuses changes until hotfixd is restarted; health NOT_SERVING");
+                    // Readiness first: whoever sees health NOT_SERVING
+                    // finds /readyz saying so too.
+                    readiness.not_ready(format!("the store refuses changes until hotfixd is restarted ({why})"));
                     set_not_serving(&health).await;
                 }
                 _ = background.cancelled() => {}
             }
         }
     });
+    if let Some(addr) = settings.http_listen {
+        let http = TcpListener::bind(addr).await.map_err(|e| {
+            ServeError::Config(format!("--http-listen {addr}: cannot listen there: {e}"))
+        })?;
+        let bound = http
+            .local_addr()
+            .map_err(|e| ServeError::Config(format!("--http-listen {addr}: {e}")))?;
+        let engine = match settings.store {
+            StoreEngine::Sled => "sled",
+            StoreEngine::Etcd => "etcd",
+        };
+        let ops = Arc::new(crate::ops::Ops {
+            metrics: crate::ops::metrics::Exposition::new(lane.clone(), role, engine),
+            readiness: readiness.clone(),
+        });
+        tracing::info!(addr = %bound, "operator HTTP (/metrics, /healthz, /readyz) serving");
+        tasks.spawn(crate::ops::serve(
+            http,
+            crate::ops::router(ops),
+            background.clone(),
+        ));
+    }
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hotfix_api::FILE_DESCRIPTOR_SET)
@@ -352,9 +380,11 @@ pub async fn serve_store(
 
     let drained = {
         let health = health.clone();
+        let readiness = readiness.clone();
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
+            readiness.not_ready("shutting down");
             set_not_serving(&health).await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");

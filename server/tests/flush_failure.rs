@@ -99,7 +99,13 @@ async fn health_says_not_serving_once_a_flush_failed() {
     let store = Arc::new(Store::open_with(&dir.path().join("data"), Some(flush)).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let settings = hotfixd::config::Settings::dev(addr, dir.path().join("data"));
+    let mut settings = hotfixd::config::Settings::dev(addr, dir.path().join("data"));
+    let http = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    settings.http_listen = Some(http);
+    let readyz = format!("http://{http}/readyz");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let served = tokio::spawn(hotfixd::serve_store(
         listener,
@@ -134,6 +140,12 @@ async fn health_says_not_serving_once_a_flush_failed() {
         }
     };
     assert_eq!(status(&mut health).await, ServingStatus::Serving);
+    hotfixd::integrations::install_crypto_provider();
+    let ready = || async {
+        let r = reqwest::get(&readyz).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    assert_eq!(ready().await, (200, "ready\n".to_string()));
 
     let review = |notes: &str| hotfixctl::pb::RecordTeamReviewRequest {
         notes: notes.into(),
@@ -159,6 +171,14 @@ async fn health_says_not_serving_once_a_flush_failed() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    // /readyz tells the same, and why.
+    let (code, why) = ready().await;
+    assert_eq!(code, 503, "{why}");
+    assert!(
+        why.contains("the store refuses changes until hotfixd is restarted"),
+        "{why}"
+    );
+    assert!(why.contains("Input/output error"), "{why}");
     shutdown.cancel();
     let _ = served.await;
 }

@@ -215,7 +215,7 @@ async fn a_half_done_migration_is_no_store() {
     let mut child = Command::new(HOTFIXD)
         .args(["--dev", "--config"])
         .arg(&config)
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

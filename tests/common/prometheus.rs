@@ -55,7 +55,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Prometheus scraping the test exporter at `target`, once it has.
 pub async fn prometheus(target: &str) -> Prometheus {
+    prometheus_scraping(target, "hotfix_error_ratio").await
+}
+
+/// Prometheus scraping `target` every second, once `ready_query` (PromQL)
+/// returns a series: the target was scraped at least once.
+pub async fn prometheus_scraping(target: &str, ready_query: &str) -> Prometheus {
     let bin = std::env::var("HOTFIXD_TEST_PROMETHEUS").unwrap_or_else(|_| "prometheus".into());
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("prometheus.yml");
@@ -86,8 +93,8 @@ pub async fn prometheus(target: &str) -> Prometheus {
     hotfixd::integrations::install_crypto_provider();
     let http = reqwest::Client::new();
     for _ in 0..300 {
-        let q = format!("{}/api/v1/query?query=hotfix_error_ratio", p.url);
-        if let Ok(r) = http.get(&q).send().await
+        let q = format!("{}/api/v1/query", p.url);
+        if let Ok(r) = http.get(&q).query(&[("query", ready_query)]).send().await
             && let Ok(v) = r.json::<serde_json::Value>().await
             && v["data"]["result"]
                 .as_array()
@@ -97,5 +104,28 @@ pub async fn prometheus(target: &str) -> Prometheus {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("Prometheus did not come up and scrape the exporter");
+    panic!("Prometheus did not come up and scrape {target} ({ready_query} stayed empty)");
+}
+
+/// The value of a PromQL query that returns one series (None: no series).
+pub async fn query_one(p: &Prometheus, promql: &str) -> Option<f64> {
+    let v: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/query", p.url))
+        .query(&[("query", promql)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "success", "{promql}: {v}");
+    let result = v["data"]["result"].as_array().unwrap();
+    assert!(
+        result.len() <= 1,
+        "{promql} returned {} series: {v}",
+        result.len()
+    );
+    result
+        .first()
+        .map(|r| r["value"][1].as_str().unwrap().parse().unwrap())
 }

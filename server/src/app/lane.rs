@@ -73,6 +73,8 @@ pub struct Lane {
     clock: Arc<dyn Clock>,
     /// The longest an outside call (GitHub, Argo CD) may take.
     act_within: std::time::Duration,
+    /// Changes counted by step and outcome.
+    metrics: crate::metrics::Metrics,
 }
 
 /// The longest an outside call may take unless the integrations say.
@@ -106,6 +108,16 @@ pub struct Report {
     /// The lane was not exercised within the policy's staleness period.
     pub stale: bool,
     pub generated_at: Time,
+}
+
+/// Every hotfix counted, for the metrics: by state (drills apart), and
+/// the obligations still open, by kind.
+#[derive(Debug, Default)]
+pub struct Census {
+    /// (state, drill) → hotfixes.
+    pub by_state: std::collections::BTreeMap<(&'static str, bool), u64>,
+    /// Obligation kind → open (not done) obligations.
+    pub open_obligations: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The rolling-window rate gate: declarations in the window and whether a
@@ -178,6 +190,7 @@ impl Lane {
             roles,
             clock,
             act_within: DEFAULT_ACT_WITHIN,
+            metrics: Default::default(),
         }
     }
 
@@ -202,6 +215,11 @@ impl Lane {
         crate::term::may_act(self.act_within)
     }
 
+    /// The lane's counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
     /// The store, for the application layer's own readers (relay,
     /// checkpoints); nothing above this layer names it.
     pub(crate) fn store(&self) -> &Arc<dyn Engine> {
@@ -216,7 +234,11 @@ impl Lane {
         req: Request<'_>,
         decide: impl FnMut(&dyn Reads) -> Result<Commit> + Send,
     ) -> Result<Outcome> {
-        self.store.execute(req, Box::new(decide)).await
+        let step = req.action;
+        let started = std::time::Instant::now();
+        let result = self.store.execute(req, Box::new(decide)).await;
+        self.metrics.changed(step, &result, started.elapsed());
+        result
     }
 
     /// The event log, for its readers (watchers).
@@ -738,6 +760,32 @@ impl Lane {
             quarter,
             count,
         })
+    }
+
+    /// Every hotfix counted by state, and the obligations still open (a
+    /// full read of the hotfixes: for scrapes, not for requests).
+    pub fn census(&self) -> Result<Census> {
+        let now = self.now();
+        let mut c = Census::default();
+        for state in domain::State::ALL {
+            for drill in [false, true] {
+                c.by_state.insert((state.as_str(), drill), 0);
+            }
+        }
+        for kind in domain::ObligationKind::ALL {
+            c.open_obligations.insert(kind.as_str(), 0);
+        }
+        for h in self.store.hotfixes()? {
+            let state = h.state(&self.policy.required_checks).as_str();
+            *c.by_state.entry((state, h.is_drill())).or_default() += 1;
+            for o in obligations(&h, &self.policy, now) {
+                let open = c.open_obligations.entry(o.kind.as_str()).or_default();
+                if !o.done {
+                    *open += 1;
+                }
+            }
+        }
+        Ok(c)
     }
 
     /// The platform team's review report, now.

@@ -16,6 +16,12 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
+    /// Address of the operator HTTP listener: /metrics (Prometheus),
+    /// /healthz, /readyz; plain HTTP/1.1 and h2c [default: off;
+    /// 127.0.0.1:50080 with --dev; file: http_listen].
+    #[arg(long, env = "HOTFIXD_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+
     /// Data directory of the embedded store [default: ./hotfixd-dev-data with --dev].
     #[arg(long, env = "HOTFIXD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -262,6 +268,16 @@ pub struct Args {
         value_name = "FILTER"
     )]
     pub log: String,
+
+    /// Log line format: text (for people; colour only on a terminal) or
+    /// json (one object per line, for log pipelines).
+    #[arg(
+        long,
+        env = "HOTFIXD_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Option<Command>,

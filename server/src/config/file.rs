@@ -7,6 +7,7 @@ use super::*;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     #[serde(default, with = "humantime_serde")]
     pub heartbeat_interval: Option<Duration>,

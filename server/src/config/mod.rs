@@ -49,6 +49,16 @@ fn secret(
     }
 }
 
+/// The log line format (`--log-format`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event, colour only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON).
+    Json,
+}
+
 /// The store engine (`--store`, `[store] engine`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -94,6 +104,8 @@ pub struct TlsSettings {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The operator HTTP listener (/metrics, /healthz, /readyz); None: off.
+    pub http_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub heartbeat_interval: Duration,
     pub policy: Policy,
@@ -124,6 +136,8 @@ pub struct Settings {
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Where `--dev` serves the operator HTTP listener unless told.
+pub const DEV_HTTP_LISTEN: &str = "127.0.0.1:50080";
 pub const DEV_DATA_DIR: &str = "./hotfixd-dev-data";
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const DEFAULT_OVERDUE_CHECK: Duration = Duration::from_secs(60);
@@ -174,6 +188,7 @@ impl Settings {
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> Settings {
         Settings {
             listen,
+            http_listen: None,
             data_dir,
             heartbeat_interval: DEFAULT_HEARTBEAT,
             policy: Policy::default(),
@@ -240,6 +255,18 @@ impl Args {
         if self.dev && !listen.ip().is_loopback() {
             return Err(format!(
                 "--dev serves only on loopback; {listen} is not a loopback address"
+            ));
+        }
+        let http_listen = self.http_listen.or(file.http_listen).or_else(|| {
+            self.dev
+                .then(|| DEV_HTTP_LISTEN.parse().expect("default address parses"))
+        });
+        if let Some(http) = http_listen
+            && self.dev
+            && !http.ip().is_loopback()
+        {
+            return Err(format!(
+                "--dev serves only on loopback; --http-listen {http} is not a loopback address"
             ));
         }
         let tls = self.tls(&file.tls)?;
@@ -330,6 +357,7 @@ impl Args {
             prometheus,
             verify,
             listen,
+            http_listen,
             data_dir,
             heartbeat_interval: positive(
                 "heartbeat_interval",
@@ -577,6 +605,7 @@ mod tests {
             .prometheus
             .expect("the example configures Prometheus");
         assert_eq!(prom.url, "http://prometheus.monitoring:9090");
+        assert_eq!(settings.http_listen, Some("0.0.0.0:50080".parse().unwrap()));
         assert_eq!(settings.verify.window, Duration::from_secs(180));
         assert!(settings.verify.query_for("x").contains(r#"service="x""#));
         assert!(
@@ -679,5 +708,34 @@ mod tests {
     fn dev_refuses_non_loopback() {
         let args = Args::parse_from(["hotfixd", "--dev", "--listen", "0.0.0.0:50051"]);
         assert!(args.settings().unwrap_err().contains("loopback"));
+        let args = Args::parse_from(["hotfixd", "--dev", "--http-listen", "0.0.0.0:50080"]);
+        let e = args.settings().unwrap_err();
+        assert!(
+            e.contains("--http-listen 0.0.0.0:50080 is not a loopback"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_operator_listener_is_off_unless_asked_and_on_with_dev() {
+        let dev = Args::parse_from(["hotfixd", "--dev"]).settings().unwrap();
+        assert_eq!(dev.http_listen, Some(DEV_HTTP_LISTEN.parse().unwrap()));
+        let asked = Args::parse_from(["hotfixd", "--dev", "--http-listen", "127.0.0.1:0"])
+            .settings()
+            .unwrap();
+        assert_eq!(asked.http_listen, Some("127.0.0.1:0".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let example = include_str!("../../../deploy/hotfixd.example.toml");
+        let without: String = example
+            .lines()
+            .filter(|l| !l.starts_with("http_listen"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&path, without).unwrap();
+        let plain = Args::parse_from(["hotfixd", "--config", path.to_str().unwrap()])
+            .settings()
+            .unwrap();
+        assert_eq!(plain.http_listen, None, "off unless set");
     }
 }

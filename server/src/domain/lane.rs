@@ -692,6 +692,13 @@ pub enum ObligationKind {
 }
 
 impl ObligationKind {
+    pub const ALL: [ObligationKind; 4] = [
+        ObligationKind::CleanupPr,
+        ObligationKind::Postmortem,
+        ObligationKind::AuditReview,
+        ObligationKind::BreakglassCleanup,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ObligationKind::CleanupPr => "cleanup_pr",

@@ -70,6 +70,22 @@ pub enum Refusal {
     Conflict { expected: u64, current: u64 },
 }
 
+impl Refusal {
+    /// The refusal's kind as the audit trail and the metrics name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Invalid { .. } => "invalid",
+            Refusal::Denied { .. } => "denied",
+            Refusal::NotFound { .. } => "not-found",
+            Refusal::AlreadyExists { .. } => "already-exists",
+            Refusal::WrongState { .. } => "wrong-state",
+            Refusal::Refused { .. } => "refused",
+            Refusal::RateLimited { .. } => "rate-limited",
+            Refusal::Conflict { .. } => "conflict",
+        }
+    }
+}
+
 fn wrong_state_message(state: State, step: Step, allowed: &[Step], reason: &str) -> String {
     let allowed = if allowed.is_empty() {
         "none (the hotfix is final)".to_string()

@@ -353,7 +353,7 @@ fn refusal_record(
         actor: req.actor.to_string(),
         incident_id: req.incident_id.to_string(),
         action: req.action.to_string(),
-        outcome: refusal_kind(refusal).to_string(),
+        outcome: refusal.kind().to_string(),
         detail: redact(&refusal.to_string()).into_owned(),
         event_seq: None,
         hash: String::new(),
@@ -374,19 +374,6 @@ pub(super) struct Planned {
     pub next_event: u64,
     pub next_audit: u64,
     pub audit_head: chain::Hash,
-}
-
-pub(super) fn refusal_kind(r: &Refusal) -> &'static str {
-    match r {
-        Refusal::Invalid { .. } => "invalid",
-        Refusal::Denied { .. } => "denied",
-        Refusal::NotFound { .. } => "not-found",
-        Refusal::AlreadyExists { .. } => "already-exists",
-        Refusal::WrongState { .. } => "wrong-state",
-        Refusal::Refused { .. } => "refused",
-        Refusal::RateLimited { .. } => "rate-limited",
-        Refusal::Conflict { .. } => "conflict",
-    }
 }
 
 /// What a change answers (its last event's sequence in it), and the

@@ -82,6 +82,10 @@ impl Binary {
         env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Binary {
+        if !env.iter().any(|(k, _)| *k == "HOTFIXD_HTTP_LISTEN") {
+            // Off --dev's fixed 50080: tests run daemons side by side.
+            cmd.args(["--http-listen", "127.0.0.1:0"]);
+        }
         cmd.args(["--dev", "--config"])
             .arg(config)
             .arg("--data-dir")

@@ -1,0 +1,160 @@
+//! The operator HTTP listener: `/metrics` scraped by a real Prometheus
+//! (Debian's) while a lane is driven through the real client, the figures
+//! read back with PromQL; `promtool check metrics` clean on the exposition;
+//! `/healthz` and `/readyz`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::prometheus::{prometheus_scraping, query_one};
+use common::*;
+
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+async fn get(url: &str, accept: Option<&str>) -> (u16, String, String) {
+    hotfixd::integrations::install_crypto_provider();
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    (status, ct, r.text().await.unwrap())
+}
+
+/// `promtool check metrics` on `exposition`: its findings (empty: clean).
+fn promtool(exposition: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; scripts/test installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        said
+    } else {
+        format!("failed: {said}")
+    }
+}
+
+/// Polls a PromQL query until it returns `want` (the scrape interval is
+/// 1 s; 15 s at most).
+async fn eventually_equals(p: &common::prometheus::Prometheus, promql: &str, want: f64) {
+    let mut last = None;
+    for _ in 0..150 {
+        last = query_one(p, promql).await;
+        if last == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{promql} = {last:?}, expected {want}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_lane_and_reads_it_back() {
+    let http = free_addr();
+    let d = Daemon::start_configured(|s| s.http_listen = Some(http)).await;
+    let base = format!("http://{http}");
+    // The daemon serves once its store is open.
+    hotfixd::integrations::install_crypto_provider();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Probes.
+    let (status, _, body) = get(&format!("{base}/healthz"), None).await;
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, _, body) = get(&format!("{base}/readyz"), None).await;
+    assert_eq!((status, body.as_str()), (200, "ready\n"));
+
+    // A lane: two hotfixes, a drill, one refusal.
+    declare(&d, &incident(1), &[]).await.unwrap();
+    declare(&d, &incident(2), &[]).await.unwrap();
+    declare(&d, &incident(3), &["--drill"]).await.unwrap();
+    let refused = d
+        .ctl_err("carol", &["merge", &incident(1)], PRECONDITION)
+        .await;
+    assert!(refused.contains("cannot merge yet"), "{refused}");
+
+    // The exposition itself: Prometheus' text format, lint-clean.
+    let (status, ct, text) = get(&format!("{base}/metrics"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(ct, "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(promtool(&text), "", "promtool check metrics on:\n{text}");
+    for line in [
+        "hotfixd_transitions_total{step=\"declare\"} 3",
+        "hotfixd_hotfixes{state=\"DECLARED\",drill=\"false\"} 2",
+        "hotfixd_hotfixes{state=\"DECLARED\",drill=\"true\"} 1",
+        "hotfixd_leader 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no '{line}' in:\n{text}");
+    }
+    // OpenMetrics when asked for, as Prometheus does.
+    let (_, ct, om) = get(
+        &format!("{base}/metrics"),
+        Some("application/openmetrics-text;version=1.0.0"),
+    )
+    .await;
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    assert!(om.ends_with("# EOF\n"), "{om}");
+
+    // The real Prometheus, scraping it; the figures read back in PromQL.
+    let p = prometheus_scraping(&http.to_string(), "hotfixd_build_info").await;
+    eventually_equals(&p, "hotfixd_transitions_total{step=\"declare\"}", 3.0).await;
+    eventually_equals(&p, "sum(hotfixd_hotfixes{drill=\"false\"})", 2.0).await;
+    eventually_equals(
+        &p,
+        "hotfixd_hotfixes{state=\"DECLARED\",drill=\"true\"}",
+        1.0,
+    )
+    .await;
+    eventually_equals(&p, "sum(hotfixd_refusals_total{step=\"merge\"})", 1.0).await;
+    eventually_equals(&p, "hotfixd_rate_window_declarations", 2.0).await;
+    eventually_equals(&p, "hotfixd_rate_gate_closed", 0.0).await;
+    eventually_equals(&p, "hotfixd_leader", 1.0).await;
+    eventually_equals(&p, "hotfixd_store_commit_seconds_count", 4.0).await;
+    let engine = if Daemon::on_etcd() { "etcd" } else { "sled" };
+    eventually_equals(
+        &p,
+        &format!("count(hotfixd_build_info{{engine=\"{engine}\"}})"),
+        1.0,
+    )
+    .await;
+    // Every obligation kind is a series (0 until a hotfix owes one), so an
+    // alert on it never depends on a series appearing.
+    eventually_equals(&p, "count(hotfixd_obligations_overdue)", 4.0).await;
+
+    // The gate closes at the window's limit: the figure follows.
+    for n in 4..=8 {
+        let _ = declare(&d, &incident(n), &[]).await;
+    }
+    eventually_equals(&p, "hotfixd_rate_gate_closed", 1.0).await;
+}
