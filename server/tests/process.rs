@@ -99,3 +99,61 @@ async fn a_bad_tls_certificate_fails_before_serving_is_logged() {
     assert!(stderr.contains("tls: the certificate or key"), "{stderr}");
     assert!(!stderr.contains("hotfixd serving"), "{stderr}");
 }
+
+/// Logs into a file or a pipe carry no colour codes; `--log-format json`
+/// makes every log line one JSON object.
+#[tokio::test]
+async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    std::fs::write(&config, "").unwrap();
+    let start = |name: &str, format: &str| {
+        let log = dir.path().join(format!("{name}.log"));
+        let env = [("HOTFIXD_LOG", "info"), ("HOTFIXD_LOG_FORMAT", format)];
+        let d = Binary::spawn_logged(
+            std::process::Command::new(HOTFIXD),
+            &config,
+            &dir.path().join(name),
+            free_port(),
+            &env,
+            &log,
+        );
+        (d, log)
+    };
+    let (text, text_log) = start("text", "text");
+    let (json, json_log) = start("json", "json");
+    let (text, json) = (text.ready().await, json.ready().await);
+    drop((text, json));
+
+    let text = std::fs::read_to_string(&text_log).unwrap();
+    assert!(text.contains("hotfixd serving"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a log file:\n{text:?}"
+    );
+
+    let json = std::fs::read_to_string(&json_log).unwrap();
+    let lines: Vec<serde_json::Value> = json
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let serving = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "hotfixd serving")
+        .unwrap_or_else(|| panic!("no 'hotfixd serving' object in:\n{json}"));
+    assert_eq!(serving["level"], "INFO");
+    assert!(
+        serving["fields"]["addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    // Outside --dev's banner (printed for a person), every line is JSON.
+    for l in json.lines() {
+        assert!(
+            l.starts_with('{') || !l.contains("INFO"),
+            "a log line that is not JSON: {l}"
+        );
+    }
+}
