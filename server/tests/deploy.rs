@@ -1,0 +1,142 @@
+//! The files under `deploy/` are exercised, not examples on trust: the
+//! alerting rules pass Prometheus' own checker and their unit tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+/// Runs `promtool ARGS` in deploy/prometheus; its output if it failed.
+fn promtool(args: &[&str]) -> Result<String, String> {
+    let bin = std::env::var("HOTFIXD_TEST_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let out = Command::new(&bin)
+        .args(args)
+        .current_dir(deploy("prometheus"))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {bin} ({e}): Debian's prometheus package has it; scripts/test installs it"
+            )
+        });
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(said)
+    } else {
+        Err(said)
+    }
+}
+
+#[test]
+fn the_alerting_rules_are_valid_and_pass_their_unit_tests() {
+    let checked = promtool(&["check", "rules", "hotfixd-alerts.yml"]).unwrap();
+    assert!(checked.contains("SUCCESS: 7 rules found"), "{checked}");
+    let tested = promtool(&["test", "rules", "hotfixd-alerts.test.yml"]).unwrap();
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}
+
+/// Every alert has a unit test: a rule nobody tested is an unverified
+/// example.
+#[test]
+fn every_alert_is_unit_tested() {
+    let rules = std::fs::read_to_string(deploy("prometheus/hotfixd-alerts.yml")).unwrap();
+    let tests = std::fs::read_to_string(deploy("prometheus/hotfixd-alerts.test.yml")).unwrap();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert_eq!(alerts.len(), 7, "{alerts:?}");
+    for a in alerts {
+        assert!(
+            tests.contains(&format!("alertname: {a}\n")),
+            "{a} has no test in hotfixd-alerts.test.yml"
+        );
+    }
+}
+
+/// Runs a systemd tool; (success, everything it said).
+fn systemd(tool: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool} ({e}): Debian's systemd package has it"));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
+/// The unit as it would be installed, with ExecStart naming this build's
+/// binary (systemd-analyze checks that the program exists).
+fn installed_unit(dir: &Path) -> PathBuf {
+    let unit = std::fs::read_to_string(deploy("systemd/hotfixd.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/bin/hotfixd "), "{unit}");
+    let unit = unit.replace("/usr/bin/hotfixd", env!("CARGO_BIN_EXE_hotfixd"));
+    let path = dir.join("hotfixd.service");
+    std::fs::write(&path, unit).unwrap();
+    path
+}
+
+#[test]
+fn the_systemd_unit_verifies_clean_and_is_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit = installed_unit(dir.path());
+    let unit = unit.to_str().unwrap();
+    // Any complaint (an unknown key, a bad value) is a failure, not a
+    // warning to scroll past.
+    let (ok, said) = systemd("systemd-analyze", &["verify", "--man=no", unit]);
+    assert!(
+        ok && said.trim().is_empty(),
+        "systemd-analyze verify:\n{said}"
+    );
+    // systemd's own exposure score: 0 (locked down) to 10; at most 2.
+    let (ok, said) = systemd(
+        "systemd-analyze",
+        &["security", "--offline=yes", "--threshold=20", unit],
+    );
+    assert!(ok, "systemd-analyze security:\n{said}");
+    let text = std::fs::read_to_string(unit).unwrap();
+    for key in [
+        "Type=notify",
+        "LimitNOFILE=",
+        "LoadCredential=github-token:",
+        "User=hotfixd",
+    ] {
+        assert!(text.contains(key), "the unit has no {key}");
+    }
+    // Every credential handed over is named by the variable hotfixd reads.
+    for line in text.lines().filter(|l| l.starts_with("LoadCredential=")) {
+        let id = line["LoadCredential=".len()..].split(':').next().unwrap();
+        assert!(
+            text.contains(&format!("_FILE=%d/{id}\n")),
+            "credential {id} is loaded but no HOTFIXD_*_FILE names it"
+        );
+    }
+}
+
+#[test]
+fn the_sysusers_entry_creates_the_user_the_unit_runs_as() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let conf = deploy("systemd/hotfixd.sysusers");
+    let (ok, said) = systemd(
+        "systemd-sysusers",
+        &[
+            &format!("--root={}", root.path().display()),
+            conf.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "systemd-sysusers:\n{said}");
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let user = passwd
+        .lines()
+        .find(|l| l.starts_with("hotfixd:"))
+        .unwrap_or_else(|| panic!("no hotfixd user in:\n{passwd}"));
+    assert!(
+        user.ends_with(":/var/lib/hotfixd:/usr/sbin/nologin"),
+        "{user}"
+    );
+}
