@@ -104,6 +104,18 @@ async fn prometheus_scrapes_the_lane_and_reads_it_back() {
         .await;
     assert!(refused.contains("cannot merge yet"), "{refused}");
 
+    // A watcher, open while the figures are read.
+    let mut watching = d.client("bob").await;
+    let _watch = watching
+        .events
+        .watch(hotfixctl::pb::WatchRequest {
+            from_seq: 0,
+            incident_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+
     // The exposition itself: Prometheus' text format, lint-clean.
     let (status, ct, text) = get(&format!("{base}/metrics"), None).await;
     assert_eq!(status, 200);
@@ -114,6 +126,8 @@ async fn prometheus_scrapes_the_lane_and_reads_it_back() {
         "hotfixd_hotfixes{state=\"DECLARED\",drill=\"false\"} 2",
         "hotfixd_hotfixes{state=\"DECLARED\",drill=\"true\"} 1",
         "hotfixd_leader 1",
+        "hotfixd_ready 1",
+        "hotfixd_watchers 1",
     ] {
         assert!(text.lines().any(|l| l == line), "no '{line}' in:\n{text}");
     }
@@ -152,9 +166,76 @@ async fn prometheus_scrapes_the_lane_and_reads_it_back() {
     // alert on it never depends on a series appearing.
     eventually_equals(&p, "count(hotfixd_obligations_overdue)", 4.0).await;
 
+    // Every metric the alerting rules and the dashboard name is one the
+    // daemon exposes (those of calls to integrations once it makes one:
+    // none are configured here).
+    let exposed = |name: &str| {
+        text.lines()
+            .any(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ', '_']))
+    };
+    let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
+    let rules = std::fs::read_to_string(format!("{deploy}/prometheus/hotfixd-alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(format!("{deploy}/grafana/hotfixd.json")).unwrap();
+    let named = regex_names(&(rules.clone() + &dashboard));
+    assert!(named.len() >= 15, "{named:?}");
+    for name in &named {
+        if name.starts_with("hotfixd_integration_") {
+            continue;
+        }
+        assert!(
+            exposed(name),
+            "{name} is named in deploy/ but not exposed:\n{text}"
+        );
+    }
+    // Every dashboard query runs on the real Prometheus, and those about
+    // the lane return data.
+    let board: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    for panel in board["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$job", "exporter")
+                .replace("$__rate_interval", "1m");
+            // A rate needs two scrapes in its range: ask again for a while.
+            let needs_data = !expr.contains("integration");
+            let mut tries = 0;
+            loop {
+                let v = common::prometheus::query(&p, &expr).await;
+                assert_eq!(v["status"], "success", "{expr}: {v}");
+                let empty = v["data"]["result"].as_array().unwrap().is_empty();
+                if !needs_data || !empty {
+                    break;
+                }
+                tries += 1;
+                assert!(
+                    tries < 150,
+                    "'{}' ({expr}) returned no data: {v}",
+                    panel["title"]
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
     // The gate closes at the window's limit: the figure follows.
     for n in 4..=8 {
         let _ = declare(&d, &incident(n), &[]).await;
     }
     eventually_equals(&p, "hotfixd_rate_gate_closed", 1.0).await;
+}
+
+/// The `hotfixd_…` metric names in `text`.
+fn regex_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hotfixd_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    out
 }

@@ -11,13 +11,31 @@ use common::*;
 use hotfixd::app::VerifySettings;
 use hotfixd::integrations::prometheus::PrometheusSettings;
 
+/// The operator listener of the daemons these tests start.
+fn http_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 async fn daemon(prom: &Prometheus, queries: &[(&str, &str)], window: Duration) -> Daemon {
+    daemon_at(prom, queries, window, None).await
+}
+
+async fn daemon_at(
+    prom: &Prometheus,
+    queries: &[(&str, &str)],
+    window: Duration,
+    http: Option<std::net::SocketAddr>,
+) -> Daemon {
     let url = prom.url.clone();
     let queries = queries
         .iter()
         .map(|(a, q)| (a.to_string(), q.to_string()))
         .collect();
     Daemon::start_configured(move |s| {
+        s.http_listen = http;
         s.prometheus = Some(PrometheusSettings {
             url,
             bearer_token: None,
@@ -46,7 +64,8 @@ async fn synced(d: &Daemon) {
 async fn verification_measures_the_real_metric() {
     let (ratio, target) = exporter().await;
     let prom = prometheus(&target).await;
-    let d = daemon(&prom, &[], Duration::from_secs(20)).await;
+    let http = http_addr();
+    let d = daemon_at(&prom, &[], Duration::from_secs(20), Some(http)).await;
     synced(&d).await;
 
     // Recovered: the ratio drops below 0.01 and stays there.
@@ -68,6 +87,30 @@ async fn verification_measures_the_real_metric() {
     assert_eq!(h["state"], "MITIGATED");
     assert_eq!(h["verification"]["observed_value"], 0.002);
     assert_eq!(h["verification"]["by"], "svc-ci");
+    // Each query to Prometheus is counted and timed in /metrics.
+    let metrics = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let calls: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "hotfixd_integration_calls_total{service=\"prometheus\",operation=\"instant\",outcome=\"ok\"} ",
+            )
+        })
+        .unwrap_or_else(|| panic!("no Prometheus calls counted in:\n{metrics}"))
+        .parse()
+        .unwrap();
+    assert!(calls >= 3.0, "3 consecutive samples, {calls} calls counted");
+    assert!(
+        metrics.contains(
+            "hotfixd_integration_call_duration_seconds_count{service=\"prometheus\",operation=\"instant\"} "
+        ),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use crate::error::{Error, Result};
@@ -22,6 +23,59 @@ fn commit_histogram() -> Histogram {
     // 0.5 ms to about 8 s: an fdatasync on a fast disk to an etcd quorum
     // under strain.
     Histogram::new(exponential_buckets(0.0005, 2.0, 15))
+}
+
+fn call_histogram() -> Histogram {
+    // 5 ms to about 40 s: a Prometheus query to a GitHub merge that waits
+    // out its timeout.
+    Histogram::new(exponential_buckets(0.005, 2.0, 14))
+}
+
+/// A family of call-duration histograms, one per label set.
+pub type Durations = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The calls hotfixd makes to the services it integrates with.
+#[derive(Clone, Debug)]
+pub struct Calls {
+    /// By service, operation and outcome (`ok`, `error`).
+    pub count: Family<Labels, Counter>,
+    /// How long each took, by service and operation.
+    pub seconds: Durations,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Calls {
+            count: Family::default(),
+            seconds: Family::new_with_constructor(call_histogram as fn() -> Histogram),
+        }
+    }
+}
+
+impl Calls {
+    /// Runs one call of `operation` on `service` (`github`, `argocd`,
+    /// `prometheus`, `slack`), counting it and its duration.
+    pub async fn time<T, E>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        call: impl std::future::Future<Output = std::result::Result<T, E>>,
+    ) -> std::result::Result<T, E> {
+        let started = std::time::Instant::now();
+        let result = call.await;
+        let labels = vec![
+            ("service", service.to_string()),
+            ("operation", operation.to_string()),
+        ];
+        self.seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let mut labels = labels;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        labels.push(("outcome", outcome.to_string()));
+        self.count.get_or_create(&labels).inc();
+        result
+    }
 }
 
 /// Handles on the counters; clones share them.
@@ -38,20 +92,48 @@ pub struct Metrics {
     /// How long the store took to commit a change (its decision, its
     /// records, the fsync or the etcd quorum).
     pub commit: Histogram,
+    /// Calls to GitHub, Argo CD, Prometheus and Slack.
+    pub calls: Calls,
+    /// Open Watch streams.
+    pub watchers: Gauge,
+    /// Requests refused by a limit, by limit (`failed_auth`, `rate`,
+    /// `in_flight`, `watches`).
+    pub limit_rejections: Family<Labels, Counter>,
 }
+
+/// The limits a request can be refused by (see `limits`).
+pub const LIMITS: [&str; 4] = ["failed_auth", "rate", "in_flight", "watches"];
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
+        let m = Metrics {
             transitions: Family::default(),
             refusals: Family::default(),
             failures: Family::default(),
             commit: commit_histogram(),
+            calls: Calls::default(),
+            watchers: Gauge::default(),
+            limit_rejections: Family::default(),
+        };
+        // Each limit is a series from the start (at 0), so that a rate
+        // over it, or an alert, never waits for a first refusal.
+        for limit in LIMITS {
+            let _ = m
+                .limit_rejections
+                .get_or_create(&vec![("limit", limit.to_string())]);
         }
+        m
     }
 }
 
 impl Metrics {
+    /// Counts a request refused by `limit`.
+    pub fn rejected(&self, limit: &'static str) {
+        self.limit_rejections
+            .get_or_create(&vec![("limit", limit.to_string())])
+            .inc();
+    }
+
     /// Counts one change of `step` that took `took`, by how it ended.
     pub fn changed<T>(&self, step: &str, result: &Result<T>, took: Duration) {
         let step = ("step", step.to_string());
@@ -100,5 +182,26 @@ mod tests {
         assert_eq!(m.refusals.get_or_create(&kind).get(), 1);
         assert_eq!(m.failures.get_or_create(&step("merge")).get(), 1);
         assert_eq!(m.transitions.get_or_create(&step("merge")).get(), 0);
+    }
+
+    #[tokio::test]
+    async fn calls_are_counted_by_service_operation_and_outcome() {
+        let calls = Calls::default();
+        let ok: std::result::Result<u8, String> =
+            calls.time("github", "merge", async { Ok(1) }).await;
+        assert_eq!(ok, Ok(1));
+        let failed: std::result::Result<u8, String> = calls
+            .time("github", "merge", async { Err("409".to_string()) })
+            .await;
+        assert!(failed.is_err());
+        let labels = |outcome: &str| {
+            vec![
+                ("service", "github".to_string()),
+                ("operation", "merge".to_string()),
+                ("outcome", outcome.to_string()),
+            ]
+        };
+        assert_eq!(calls.count.get_or_create(&labels("ok")).get(), 1);
+        assert_eq!(calls.count.get_or_create(&labels("error")).get(), 1);
     }
 }

@@ -176,7 +176,9 @@ pub async fn serve_store(
     let tasks = TaskTracker::new();
     let chat: Option<Arc<dyn crate::integrations::Chat>> = match settings.slack.clone() {
         Some(slack) => Some(Arc::new(
-            crate::integrations::slack::SlackWebhooks::new(slack).map_err(ServeError::Config)?,
+            crate::integrations::slack::SlackWebhooks::new(slack)
+                .map_err(ServeError::Config)?
+                .measured(lane.metrics().calls.clone()),
         )),
         None => None,
     };
@@ -188,7 +190,8 @@ pub async fn serve_store(
     let mut performers = crate::app::steps::Performers::default();
     if let Some(prom) = settings.prometheus.clone() {
         let metrics = crate::integrations::prometheus::PrometheusClient::new(prom)
-            .map_err(ServeError::Config)?;
+            .map_err(ServeError::Config)?
+            .measured(lane.metrics().calls.clone());
         performers.verify = Some(Arc::new(crate::app::verify::Verifier::new(
             jobs.clone(),
             Arc::new(metrics),
@@ -196,7 +199,9 @@ pub async fn serve_store(
         )));
     }
     if let Some(argo) = settings.argocd.clone() {
-        let argo = crate::integrations::argocd::ArgoCd::new(argo).map_err(ServeError::Config)?;
+        let argo = crate::integrations::argocd::ArgoCd::new(argo)
+            .map_err(ServeError::Config)?
+            .measured(lane.metrics().calls.clone());
         performers.sync = Some(Arc::new(crate::app::sync::Syncer::new(
             jobs.clone(),
             Arc::new(argo),
@@ -205,8 +210,11 @@ pub async fn serve_store(
     }
     if let Some(gh) = settings.github.clone() {
         let (lane_settings, refresh) = (gh.lane.clone(), gh.teams_refresh);
-        let gh: Arc<dyn crate::integrations::CodeHost> =
-            Arc::new(crate::integrations::github::GitHub::new(gh).map_err(ServeError::Config)?);
+        let gh: Arc<dyn crate::integrations::CodeHost> = Arc::new(
+            crate::integrations::github::GitHub::new(gh)
+                .map_err(ServeError::Config)?
+                .measured(lane.metrics().calls.clone()),
+        );
         performers.github = Some(crate::app::steps::GitHubSteps {
             merger: Arc::new(crate::app::merge::Merger::new(lane.clone(), gh.clone())),
             forge: Arc::new(crate::app::github::Forge::new(
@@ -338,7 +346,12 @@ pub async fn serve_store(
             StoreEngine::Etcd => "etcd",
         };
         let ops = Arc::new(crate::ops::Ops {
-            metrics: crate::ops::metrics::Exposition::new(lane.clone(), role, engine),
+            metrics: crate::ops::metrics::Exposition::new(
+                lane.clone(),
+                role,
+                readiness.clone(),
+                engine,
+            ),
             readiness: readiness.clone(),
         });
         tracing::info!(addr = %bound, "operator HTTP (/metrics, /healthz, /readyz) serving");
@@ -358,7 +371,12 @@ pub async fn serve_store(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let guard = crate::grpc::guard::Guard::new(roster.clone(), roles.clone(), settings.limits);
+    let guard = crate::grpc::guard::Guard::new(
+        roster.clone(),
+        roles.clone(),
+        settings.limits,
+        lane.metrics().clone(),
+    );
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
@@ -385,6 +403,7 @@ pub async fn serve_store(
         async move {
             shutdown.cancelled().await;
             readiness.not_ready("shutting down");
+            tell_supervisor(Supervisor::Stopping);
             set_not_serving(&health).await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");
@@ -413,7 +432,12 @@ pub async fn serve_store(
     }
     // Only now is everything that can fail at start-up done (the TLS
     // identity is parsed by `tls_config`).
-    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "hotfixd serving");
+    let serving = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(addr = %serving, "hotfixd serving");
+    tell_supervisor(Supervisor::Ready(&format!("serving gRPC on {serving}")));
     let limits = &settings.limits;
     let served = builder
         .http2_keepalive_interval(Some(limits.keepalive_interval))
@@ -612,6 +636,33 @@ pub fn private_files() {
 /// within noise (BENCHMARKS.md). Called by `main` at start-up (and by the
 /// in-process transitions bench). A tuning: a kernel that refuses it is
 /// only logged.
+/// What the daemon tells its supervisor (systemd's `Type=notify`; nothing
+/// without `$NOTIFY_SOCKET`).
+enum Supervisor<'a> {
+    /// Serving: the store is open and the listeners bound.
+    Ready(&'a str),
+    /// Shutting down.
+    Stopping,
+}
+
+fn tell_supervisor(what: Supervisor<'_>) {
+    #[cfg(target_os = "linux")]
+    {
+        use sd_notify::NotifyState;
+        let sent = match what {
+            Supervisor::Ready(status) => {
+                sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)])
+            }
+            Supervisor::Stopping => sd_notify::notify(&[NotifyState::Stopping]),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "telling systemd (NOTIFY_SOCKET)");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = what;
+}
+
 pub fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {

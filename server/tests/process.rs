@@ -157,3 +157,46 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
         );
     }
 }
+
+/// systemd's `Type=notify`: READY=1 once the daemon serves (its gRPC
+/// port answers by then), STOPPING=1 on SIGTERM.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn systemd_is_told_when_the_daemon_is_ready_and_when_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    std::fs::write(&config, "").unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).unwrap();
+    let port = free_port();
+    let d = Binary::spawn(
+        HOTFIXD,
+        &config,
+        &dir.path().join("data"),
+        port,
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+    );
+    async fn recv(socket: &tokio::net::UnixDatagram) -> String {
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(20), socket.recv(&mut buf))
+            .await
+            .expect("a notification within 20 s")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+    let ready = recv(&socket).await;
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(
+        ready.contains("STATUS=serving gRPC on 127.0.0.1:"),
+        "{ready:?}"
+    );
+    // Ready means serving: the port takes a connection at once.
+    std::net::TcpStream::connect(("127.0.0.1", port)).expect("the gRPC port, once READY=1");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let stopping = recv(&socket).await;
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+}

@@ -107,9 +107,9 @@ pub async fn prometheus_scraping(target: &str, ready_query: &str) -> Prometheus 
     panic!("Prometheus did not come up and scrape {target} ({ready_query} stayed empty)");
 }
 
-/// The value of a PromQL query that returns one series (None: no series).
-pub async fn query_one(p: &Prometheus, promql: &str) -> Option<f64> {
-    let v: serde_json::Value = reqwest::Client::new()
+/// Prometheus' whole answer to a PromQL query, now.
+pub async fn query(p: &Prometheus, promql: &str) -> serde_json::Value {
+    reqwest::Client::new()
         .get(format!("{}/api/v1/query", p.url))
         .query(&[("query", promql)])
         .send()
@@ -117,7 +117,12 @@ pub async fn query_one(p: &Prometheus, promql: &str) -> Option<f64> {
         .unwrap()
         .json()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The value of a PromQL query that returns one series (None: no series).
+pub async fn query_one(p: &Prometheus, promql: &str) -> Option<f64> {
+    let v = query(p, promql).await;
     assert_eq!(v["status"], "success", "{promql}: {v}");
     let result = v["data"]["result"].as_array().unwrap();
     assert!(

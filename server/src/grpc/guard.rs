@@ -53,6 +53,8 @@ pub struct Guard {
     failures: RateLimiter,
     slots: Mutex<HashMap<(String, Kind), usize>>,
     limits: LimitSettings,
+    /// Rejections by limit, and the open Watch streams.
+    metrics: crate::metrics::Metrics,
 }
 
 /// One taken slot; given back when dropped.
@@ -63,6 +65,9 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if self.key.1 == Kind::Watch {
+            self.guard.metrics.watchers.dec();
+        }
         let mut slots = self.guard.slots.lock().expect("slots lock");
         if let Some(n) = slots.get_mut(&self.key) {
             *n -= 1;
@@ -74,7 +79,12 @@ impl Drop for Slot {
 }
 
 impl Guard {
-    pub fn new(roster: Arc<Roster>, roles: Arc<Roles>, limits: LimitSettings) -> Arc<Guard> {
+    pub fn new(
+        roster: Arc<Roster>,
+        roles: Arc<Roles>,
+        limits: LimitSettings,
+        metrics: crate::metrics::Metrics,
+    ) -> Arc<Guard> {
         Arc::new(Guard {
             roster,
             roles,
@@ -82,6 +92,7 @@ impl Guard {
             failures: RateLimiter::new(limits.failed_auth_rate, limits.failed_auth_burst),
             slots: Mutex::default(),
             limits,
+            metrics,
         })
     }
 
@@ -91,6 +102,7 @@ impl Guard {
         let peer = peer_ip(req);
         let peer_key = peer.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
         if let Err(wait) = self.failures.check(&peer_key, now) {
+            self.metrics.rejected("failed_auth");
             return Err(Status::resource_exhausted(format!(
                 "too many failed authentications from {peer_key}; retry in {} ms",
                 wait.as_millis().max(1)
@@ -113,9 +125,10 @@ impl Guard {
             }
         };
         let who = principal.handle.clone();
-        self.rate
-            .take(&who, now)
-            .map_err(|wait| exhausted(&who, wait))?;
+        self.rate.take(&who, now).map_err(|wait| {
+            self.metrics.rejected("rate");
+            exhausted(&who, wait)
+        })?;
         let kind = if req.uri().path() == WATCH {
             Kind::Watch
         } else {
@@ -148,6 +161,10 @@ impl Guard {
         let mut slots = self.slots.lock().expect("slots lock");
         let n = slots.entry(key.clone()).or_insert(0);
         if *n >= cap {
+            self.metrics.rejected(match kind {
+                Kind::Request => "in_flight",
+                Kind::Watch => "watches",
+            });
             return Err(Status::resource_exhausted(format!(
                 "@{who} already has {cap} {what} (limits.per_principal_{}); wait for one to \
                  finish",
@@ -158,6 +175,9 @@ impl Guard {
             )));
         }
         *n += 1;
+        if kind == Kind::Watch {
+            self.metrics.watchers.inc();
+        }
         Ok(Slot {
             guard: self.clone(),
             key,

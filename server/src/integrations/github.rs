@@ -93,6 +93,8 @@ pub struct GitHub {
     rest: Octocrab,
     /// Rooted at the GraphQL endpoint's directory (octocrab posts `/graphql`).
     graphql: Octocrab,
+    /// Counted in /metrics.
+    calls: crate::metrics::Calls,
 }
 
 fn client(base: &str, settings: &GitHubSettings, what: &str) -> Result<Octocrab, String> {
@@ -110,6 +112,12 @@ fn client(base: &str, settings: &GitHubSettings, what: &str) -> Result<Octocrab,
 }
 
 impl GitHub {
+    /// Counts its calls in `calls` (the daemon's, which /metrics shows).
+    pub fn measured(mut self, calls: crate::metrics::Calls) -> Self {
+        self.calls = calls;
+        self
+    }
+
     pub fn new(settings: GitHubSettings) -> Result<GitHub, String> {
         super::install_crypto_provider();
         let graphql_url = settings.graphql();
@@ -119,6 +127,7 @@ impl GitHub {
         Ok(GitHub {
             rest: client(&settings.url, &settings, "github.url")?,
             graphql: client(graphql_base, &settings, "github.graphql_url")?,
+            calls: Default::default(),
         })
     }
 }
@@ -337,177 +346,213 @@ impl CodeHost for GitHub {
         sha: &str,
         title: &str,
     ) -> Result<String, MergeError> {
-        let (owner, name) = split(repo);
-        let res = self
-            .rest
-            .pulls(owner, name)
-            .merge(pr)
-            .sha(sha)
-            .title(title)
-            .method(octocrab::params::pulls::MergeMethod::Squash)
-            .send()
-            .await;
-        match res {
-            Ok(m) if m.merged => Ok(m.sha.unwrap_or_default()),
-            Ok(m) => Err(MergeError::Failed(
-                m.message
-                    .unwrap_or_else(|| "GitHub did not merge".into())
-                    .into(),
-            )),
-            Err(e) => match describe(&e) {
-                (Some(409), msg) => Err(MergeError::HeadMoved(msg)),
-                (Some(405), msg) => Err(MergeError::NotMergeable(msg)),
-                _ => Err(MergeError::Failed(failure("merge", &e))),
-            },
-        }
+        self.calls
+            .time("github", "merge", async {
+                let (owner, name) = split(repo);
+                let res = self
+                    .rest
+                    .pulls(owner, name)
+                    .merge(pr)
+                    .sha(sha)
+                    .title(title)
+                    .method(octocrab::params::pulls::MergeMethod::Squash)
+                    .send()
+                    .await;
+                match res {
+                    Ok(m) if m.merged => Ok(m.sha.unwrap_or_default()),
+                    Ok(m) => Err(MergeError::Failed(
+                        m.message
+                            .unwrap_or_else(|| "GitHub did not merge".into())
+                            .into(),
+                    )),
+                    Err(e) => match describe(&e) {
+                        (Some(409), msg) => Err(MergeError::HeadMoved(msg)),
+                        (Some(405), msg) => Err(MergeError::NotMergeable(msg)),
+                        _ => Err(MergeError::Failed(failure("merge", &e))),
+                    },
+                }
+            })
+            .await
     }
 
     async fn is_merged(&self, repo: &str, pr: u64) -> Result<bool, Failure> {
-        let (owner, name) = split(repo);
-        self.rest
-            .pulls(owner, name)
-            .is_merged(pr)
+        self.calls
+            .time("github", "is_merged", async {
+                let (owner, name) = split(repo);
+                self.rest
+                    .pulls(owner, name)
+                    .is_merged(pr)
+                    .await
+                    .map_err(|e| failure("is the PR merged", &e))
+            })
             .await
-            .map_err(|e| failure("is the PR merged", &e))
     }
 
     async fn compare(&self, repo: &str, base: &str, head: &str) -> Result<CommitFacts, Failure> {
-        let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
-        let c: Comparison = self
-            .read(
-                &format!("comparing {base}...{head} in {repo}"),
-                &route,
-                &[("per_page", "100")],
-            )
-            .await?;
-        let last = c.commits.last().ok_or_else(|| {
-            format!(
-                "branch {head} has no commits ahead of {base} in {repo} (status {})",
-                c.status
-            )
-        })?;
-        Ok(CommitFacts {
-            sha: last.sha.clone(),
-            message: last.commit.message.clone(),
-            files: c
-                .files
-                .into_iter()
-                .map(|f| ChangedFile {
-                    path: f.filename,
-                    added: f.additions,
-                    removed: f.deletions,
+        self.calls
+            .time("github", "compare", async {
+                let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
+                let c: Comparison = self
+                    .read(
+                        &format!("comparing {base}...{head} in {repo}"),
+                        &route,
+                        &[("per_page", "100")],
+                    )
+                    .await?;
+                let last = c.commits.last().ok_or_else(|| {
+                    format!(
+                        "branch {head} has no commits ahead of {base} in {repo} (status {})",
+                        c.status
+                    )
+                })?;
+                Ok(CommitFacts {
+                    sha: last.sha.clone(),
+                    message: last.commit.message.clone(),
+                    files: c
+                        .files
+                        .into_iter()
+                        .map(|f| ChangedFile {
+                            path: f.filename,
+                            added: f.additions,
+                            removed: f.deletions,
+                        })
+                        .collect(),
+                    ahead_by: c.ahead_by,
+                    behind_by: c.behind_by,
                 })
-                .collect(),
-            ahead_by: c.ahead_by,
-            behind_by: c.behind_by,
-        })
+            })
+            .await
     }
 
     async fn find_open_pull(&self, repo: &str, branch: &str) -> Result<Option<PullFacts>, Failure> {
-        let (owner, _) = split(repo);
-        let head = format!("{owner}:{branch}");
-        let pulls: Vec<Pull> = self
-            .read(
-                &format!("listing open PRs of {branch}"),
-                &format!("/repos/{repo}/pulls"),
-                &[("state", "open"), ("head", head.as_str())],
-            )
-            .await?;
-        Ok(pulls.into_iter().next().map(PullFacts::from))
+        self.calls
+            .time("github", "find_open_pull", async {
+                let (owner, _) = split(repo);
+                let head = format!("{owner}:{branch}");
+                let pulls: Vec<Pull> = self
+                    .read(
+                        &format!("listing open PRs of {branch}"),
+                        &format!("/repos/{repo}/pulls"),
+                        &[("state", "open"), ("head", head.as_str())],
+                    )
+                    .await?;
+                Ok(pulls.into_iter().next().map(PullFacts::from))
+            })
+            .await
     }
 
     async fn create_pull(&self, repo: &str, new: &NewPull) -> Result<PullFacts, Failure> {
-        let body = json!({
-            "title": new.title,
-            "head": new.head,
-            "base": new.base,
-            "body": new.body,
-            "maintainer_can_modify": false,
-        });
-        let p: Pull = self
-            .rest
-            .post(format!("/repos/{repo}/pulls"), Some(&body))
+        self.calls
+            .time("github", "create_pull", async {
+                let body = json!({
+                    "title": new.title,
+                    "head": new.head,
+                    "base": new.base,
+                    "body": new.body,
+                    "maintainer_can_modify": false,
+                });
+                let p: Pull = self
+                    .rest
+                    .post(format!("/repos/{repo}/pulls"), Some(&body))
+                    .await
+                    .map_err(|e| failure(&format!("opening the PR for {}", new.head), &e))?;
+                Ok(p.into())
+            })
             .await
-            .map_err(|e| failure(&format!("opening the PR for {}", new.head), &e))?;
-        Ok(p.into())
     }
 
     async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), Failure> {
-        let _: Vec<Label> = self
-            .rest
-            .post(
-                format!("/repos/{repo}/issues/{number}/labels"),
-                Some(&json!({ "labels": labels })),
-            )
+        self.calls
+            .time("github", "add_labels", async {
+                let _: Vec<Label> = self
+                    .rest
+                    .post(
+                        format!("/repos/{repo}/issues/{number}/labels"),
+                        Some(&json!({ "labels": labels })),
+                    )
+                    .await
+                    .map_err(|e| failure(&format!("labelling #{number}"), &e))?;
+                Ok(())
+            })
             .await
-            .map_err(|e| failure(&format!("labelling #{number}"), &e))?;
-        Ok(())
     }
 
     async fn pull(&self, repo: &str, number: u64) -> Result<PullFacts, Failure> {
-        let p: Pull = self
-            .read(
-                &format!("reading {repo}#{number}"),
-                &format!("/repos/{repo}/pulls/{number}"),
-                &[],
-            )
-            .await?;
-        Ok(p.into())
+        self.calls
+            .time("github", "pull", async {
+                let p: Pull = self
+                    .read(
+                        &format!("reading {repo}#{number}"),
+                        &format!("/repos/{repo}/pulls/{number}"),
+                        &[],
+                    )
+                    .await?;
+                Ok(p.into())
+            })
+            .await
     }
 
     async fn reviews(&self, repo: &str, number: u64) -> Result<Vec<Review>, Failure> {
-        let r: Vec<ReviewEntry> = self
-            .read(
-                &format!("reading the reviews of #{number}"),
-                &format!("/repos/{repo}/pulls/{number}/reviews"),
-                &[("per_page", "100")],
-            )
-            .await?;
-        Ok(r.into_iter()
-            .map(|r| Review {
-                reviewer: r.user.map(|u| u.login).unwrap_or_default(),
-                state: r.state,
-                commit: r.commit_id.unwrap_or_default(),
+        self.calls
+            .time("github", "reviews", async {
+                let r: Vec<ReviewEntry> = self
+                    .read(
+                        &format!("reading the reviews of #{number}"),
+                        &format!("/repos/{repo}/pulls/{number}/reviews"),
+                        &[("per_page", "100")],
+                    )
+                    .await?;
+                Ok(r.into_iter()
+                    .map(|r| Review {
+                        reviewer: r.user.map(|u| u.login).unwrap_or_default(),
+                        state: r.state,
+                        commit: r.commit_id.unwrap_or_default(),
+                    })
+                    .collect())
             })
-            .collect())
+            .await
     }
 
     async fn checks(&self, repo: &str, sha: &str) -> Result<Vec<CheckFacts>, Failure> {
-        let runs: CheckRuns = self
-            .read(
-                &format!("reading the check runs of {sha}"),
-                &format!("/repos/{repo}/commits/{sha}/check-runs"),
-                &[("filter", "latest"), ("per_page", "100")],
-            )
-            .await?;
-        let status: CombinedStatus = self
-            .read(
-                &format!("reading the statuses of {sha}"),
-                &format!("/repos/{repo}/commits/{sha}/status"),
-                &[("per_page", "100")],
-            )
-            .await?;
-        let mut out: Vec<CheckFacts> = runs
-            .check_runs
-            .into_iter()
-            .map(|r| CheckFacts {
-                state: run_state(&r.status, r.conclusion.as_deref()),
-                detail: match r.conclusion {
-                    Some(c) => format!("{} ({c})", r.status),
-                    None => r.status,
-                } + &r.html_url.map(|u| format!(" {u}")).unwrap_or_default(),
-                name: r.name,
+        self.calls
+            .time("github", "checks", async {
+                let runs: CheckRuns = self
+                    .read(
+                        &format!("reading the check runs of {sha}"),
+                        &format!("/repos/{repo}/commits/{sha}/check-runs"),
+                        &[("filter", "latest"), ("per_page", "100")],
+                    )
+                    .await?;
+                let status: CombinedStatus = self
+                    .read(
+                        &format!("reading the statuses of {sha}"),
+                        &format!("/repos/{repo}/commits/{sha}/status"),
+                        &[("per_page", "100")],
+                    )
+                    .await?;
+                let mut out: Vec<CheckFacts> = runs
+                    .check_runs
+                    .into_iter()
+                    .map(|r| CheckFacts {
+                        state: run_state(&r.status, r.conclusion.as_deref()),
+                        detail: match r.conclusion {
+                            Some(c) => format!("{} ({c})", r.status),
+                            None => r.status,
+                        } + &r.html_url.map(|u| format!(" {u}")).unwrap_or_default(),
+                        name: r.name,
+                    })
+                    .collect();
+                out.extend(status.statuses.into_iter().map(|s| CheckFacts {
+                    state: status_state(&s.state),
+                    detail: match s.description {
+                        Some(d) if !d.is_empty() => format!("{}: {d}", s.state),
+                        _ => s.state.clone(),
+                    },
+                    name: s.context,
+                }));
+                Ok(out)
             })
-            .collect();
-        out.extend(status.statuses.into_iter().map(|s| CheckFacts {
-            state: status_state(&s.state),
-            detail: match s.description {
-                Some(d) if !d.is_empty() => format!("{}: {d}", s.state),
-                _ => s.state.clone(),
-            },
-            name: s.context,
-        }));
-        Ok(out)
+            .await
     }
 
     async fn revert_pull(
@@ -516,69 +561,77 @@ impl CodeHost for GitHub {
         title: &str,
         body: &str,
     ) -> Result<PullFacts, Failure> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Data {
-            revert_pull_request: Payload,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Payload {
-            revert_pull_request: Option<Created>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Created {
-            number: u64,
-            id: String,
-            url: String,
-            title: String,
-            head_ref_name: String,
-            head_ref_oid: String,
-            base_ref_name: String,
-        }
-        let query = "mutation Revert($input: RevertPullRequestInput!) { \
-                     revertPullRequest(input: $input) { revertPullRequest { \
-                     number id url title headRefName headRefOid baseRefName } } }";
-        let payload = json!({
-            "query": query,
-            "variables": { "input": { "pullRequestId": pull_node_id, "title": title, "body": body } },
-        });
-        let d: Data = self
-            .graphql
-            .graphql(&payload)
+        self.calls
+            .time("github", "revert_pull", async {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Data {
+                revert_pull_request: Payload,
+            }
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Payload {
+                revert_pull_request: Option<Created>,
+            }
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Created {
+                number: u64,
+                id: String,
+                url: String,
+                title: String,
+                head_ref_name: String,
+                head_ref_oid: String,
+                base_ref_name: String,
+            }
+            let query = "mutation Revert($input: RevertPullRequestInput!) { \
+                         revertPullRequest(input: $input) { revertPullRequest { \
+                         number id url title headRefName headRefOid baseRefName } } }";
+            let payload = json!({
+                "query": query,
+                "variables": { "input": { "pullRequestId": pull_node_id, "title": title, "body": body } },
+            });
+            let d: Data = self
+                .graphql
+                .graphql(&payload)
+                .await
+                .map_err(|e| failure("opening the revert PR", &e))?;
+            let c = d.revert_pull_request.revert_pull_request.ok_or_else(|| {
+                Failure::from(
+                    "opening the revert PR: GitHub answered without a pull request".to_string(),
+                )
+            })?;
+            Ok(PullFacts {
+                number: c.number,
+                node_id: c.id,
+                url: c.url,
+                title: c.title,
+                open: true,
+                head_ref: c.head_ref_name,
+                head_sha: c.head_ref_oid,
+                base_ref: c.base_ref_name,
+                ..PullFacts::default()
+            })
+            })
             .await
-            .map_err(|e| failure("opening the revert PR", &e))?;
-        let c = d.revert_pull_request.revert_pull_request.ok_or_else(|| {
-            Failure::from(
-                "opening the revert PR: GitHub answered without a pull request".to_string(),
-            )
-        })?;
-        Ok(PullFacts {
-            number: c.number,
-            node_id: c.id,
-            url: c.url,
-            title: c.title,
-            open: true,
-            head_ref: c.head_ref_name,
-            head_sha: c.head_ref_oid,
-            base_ref: c.base_ref_name,
-            ..PullFacts::default()
-        })
     }
 
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure> {
-        let route = format!(
-            "/orgs/{}/teams/{}/memberships/{}",
-            seg(org),
-            seg(team),
-            seg(user)
-        );
-        match self.rest.get::<Membership, _, _>(&route, None::<&()>).await {
-            Ok(m) => Ok(m.state == "active"),
-            Err(e) if describe(&e).0 == Some(404) => Ok(false),
-            Err(e) => Err(failure(&format!("team membership {org}/{team}"), &e)),
-        }
+        self.calls
+            .time("github", "team_member", async {
+                let route = format!(
+                    "/orgs/{}/teams/{}/memberships/{}",
+                    seg(org),
+                    seg(team),
+                    seg(user)
+                );
+                match self.rest.get::<Membership, _, _>(&route, None::<&()>).await {
+                    Ok(m) => Ok(m.state == "active"),
+                    Err(e) if describe(&e).0 == Some(404) => Ok(false),
+                    Err(e) => Err(failure(&format!("team membership {org}/{team}"), &e)),
+                }
+            })
+            .await
     }
 }
 

@@ -26,16 +26,28 @@ pub struct SlackSettings {
 pub struct SlackWebhooks {
     http: reqwest::Client,
     settings: SlackSettings,
+    /// Counted in /metrics.
+    calls: crate::metrics::Calls,
 }
 
 impl SlackWebhooks {
+    /// Counts its calls in `calls` (the daemon's, which /metrics shows).
+    pub fn measured(mut self, calls: crate::metrics::Calls) -> Self {
+        self.calls = calls;
+        self
+    }
+
     pub fn new(settings: SlackSettings) -> Result<SlackWebhooks, String> {
         super::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
             .map_err(|e| format!("building the Slack HTTP client: {e}"))?;
-        Ok(SlackWebhooks { http, settings })
+        Ok(SlackWebhooks {
+            http,
+            settings,
+            calls: Default::default(),
+        })
     }
 
     async fn attempt(&self, url: &str, text: &str) -> Result<(), (bool, String)> {
@@ -60,31 +72,35 @@ impl SlackWebhooks {
 #[async_trait::async_trait]
 impl Chat for SlackWebhooks {
     async fn post(&self, channel: ChatChannel, text: &str) -> Result<(), String> {
-        let url = match channel {
-            ChatChannel::Status => &self.settings.status_webhook,
-            ChatChannel::Audit => &self.settings.audit_webhook,
-        };
-        let Some(url) = url else {
-            return Ok(()); // that channel is not configured
-        };
-        let mut delay = self.settings.backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.settings.attempts.max(1) {
-            match self.attempt(url, text).await {
-                Ok(()) => return Ok(()),
-                Err((retry, why)) => {
-                    tracing::warn!(%channel, attempt, error = %why, "Slack webhook failed");
-                    last = format!("attempt {attempt}: {why}");
-                    if !retry {
-                        break;
+        self.calls
+            .time("slack", "post", async {
+                let url = match channel {
+                    ChatChannel::Status => &self.settings.status_webhook,
+                    ChatChannel::Audit => &self.settings.audit_webhook,
+                };
+                let Some(url) = url else {
+                    return Ok(()); // that channel is not configured
+                };
+                let mut delay = self.settings.backoff;
+                let mut last = String::new();
+                for attempt in 1..=self.settings.attempts.max(1) {
+                    match self.attempt(url, text).await {
+                        Ok(()) => return Ok(()),
+                        Err((retry, why)) => {
+                            tracing::warn!(%channel, attempt, error = %why, "Slack webhook failed");
+                            last = format!("attempt {attempt}: {why}");
+                            if !retry {
+                                break;
+                            }
+                        }
+                    }
+                    if attempt < self.settings.attempts {
+                        tokio::time::sleep(delay).await;
+                        delay = delay.saturating_mul(2);
                     }
                 }
-            }
-            if attempt < self.settings.attempts {
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
-            }
-        }
-        Err(last)
+                Err(last)
+            })
+            .await
     }
 }

@@ -29,7 +29,12 @@ impl Exposition {
     /// The exposition of `lane`'s counters and figures; `role` is this
     /// replica's (the election's, or always leader on sled), `engine` the
     /// store's ("sled", "etcd").
-    pub fn new(lane: Arc<Lane>, role: watch::Receiver<Role>, engine: &'static str) -> Exposition {
+    pub fn new(
+        lane: Arc<Lane>,
+        role: watch::Receiver<Role>,
+        readiness: super::Readiness,
+        engine: &'static str,
+    ) -> Exposition {
         let mut r = Registry::default();
         let m = lane.metrics().clone();
         r.register(
@@ -54,6 +59,23 @@ impl Exposition {
             m.commit,
         );
         r.register(
+            "hotfixd_integration_calls",
+            "Calls to GitHub, Argo CD, Prometheus and Slack, by service, operation and outcome",
+            m.calls.count,
+        );
+        r.register_with_unit(
+            "hotfixd_integration_call_duration",
+            "Time calls to the integrated services took, by service and operation",
+            Unit::Seconds,
+            m.calls.seconds,
+        );
+        r.register("hotfixd_watchers", "Open Watch streams", m.watchers);
+        r.register(
+            "hotfixd_limit_rejections",
+            "Requests refused by a limit (limits.*), by limit",
+            m.limit_rejections,
+        );
+        r.register(
             "hotfixd_build",
             "The running build",
             Info::new(vec![
@@ -61,7 +83,11 @@ impl Exposition {
                 ("engine", engine.to_string()),
             ]),
         );
-        r.register_collector(Box::new(LaneFigures { lane, role }));
+        r.register_collector(Box::new(LaneFigures {
+            lane,
+            role,
+            readiness,
+        }));
         Exposition { registry: r }
     }
 
@@ -89,6 +115,7 @@ impl Exposition {
 struct LaneFigures {
     lane: Arc<Lane>,
     role: watch::Receiver<Role>,
+    readiness: super::Readiness,
 }
 
 impl fmt::Debug for LaneFigures {
@@ -132,6 +159,13 @@ fn by<K: ToString>(label: &'static str, m: BTreeMap<K, u64>) -> Vec<(Labels, i64
 
 impl Collector for LaneFigures {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        gauge(
+            &mut enc,
+            "hotfixd_ready",
+            "1 while the store takes changes (what /readyz and gRPC health say), 0 otherwise",
+            None,
+            one(i64::from(self.readiness.why_not().is_none())),
+        )?;
         let (leader, lease) = match &*self.role.borrow() {
             Role::Leader(term) => (1, term.left()),
             _ => (0, None),
