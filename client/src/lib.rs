@@ -70,6 +70,8 @@ pub struct Client {
     pub events: EventServiceClient<Authed>,
     pub audit: AuditServiceClient<Authed>,
     pub admin: AdminServiceClient<Authed>,
+    /// The standard gRPC health service (needs no token).
+    pub health: tonic_health::pb::health_client::HealthClient<Channel>,
 }
 
 /// TLS for an `https://` endpoint: the CA that signed hotfixd's
@@ -138,7 +140,8 @@ impl Client {
             policy: PolicyServiceClient::with_interceptor(channel.clone(), auth.clone()),
             events: EventServiceClient::with_interceptor(channel.clone(), auth.clone()),
             audit: AuditServiceClient::with_interceptor(channel.clone(), auth.clone()),
-            admin: AdminServiceClient::with_interceptor(channel, auth),
+            admin: AdminServiceClient::with_interceptor(channel.clone(), auth),
+            health: tonic_health::pb::health_client::HealthClient::new(channel),
         })
     }
 }

@@ -632,6 +632,13 @@ pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -
     }
 }
 
+pub fn health(out: &mut (dyn Write + Send), o: Output, status: &str) -> io::Result<()> {
+    match o {
+        Output::Json => line(out, &json!({"status": status})),
+        Output::Table => writeln!(out, "{status}"),
+    }
+}
+
 pub fn cluster(
     out: &mut (dyn Write + Send),
     o: Output,

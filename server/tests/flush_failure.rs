@@ -2,6 +2,8 @@
 //! acknowledged, the answer is UNAVAILABLE, and every later change is
 //! refused without being written, until a restart.
 
+mod harness;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,6 +148,9 @@ async fn health_says_not_serving_once_a_flush_failed() {
         (r.status().as_u16(), r.text().await.unwrap())
     };
     assert_eq!(ready().await, (200, "ready\n".to_string()));
+    // `hotfixctl health` (the image's HEALTHCHECK) says the same.
+    let healthy = harness::ctl(&endpoint, "erin", &["health"]).await.unwrap();
+    assert_eq!(healthy, "SERVING\n");
 
     let review = |notes: &str| hotfixctl::pb::RecordTeamReviewRequest {
         notes: notes.into(),
@@ -171,6 +176,11 @@ async fn health_says_not_serving_once_a_flush_failed() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let e = harness::ctl(&endpoint, "erin", &["health"])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, 24, "{e}");
+    assert!(e.message.contains("NOT_SERVING"), "{e}");
     // /readyz tells the same, and why.
     let (code, why) = ready().await;
     assert_eq!(code, 503, "{why}");

@@ -298,6 +298,10 @@ pub enum Cmd {
     /// Show the store engine and, on etcd, the replicas: which one leads,
     /// and the time each one's lease has left.
     Cluster,
+    /// Ask hotfixd's standard gRPC health service (no token needed): exit
+    /// 0 while it serves, 24 (unavailable) when it does not (its store
+    /// refuses changes, or it is shutting down). For probes and scripts.
+    Health,
 }
 
 #[derive(Debug, Subcommand)]

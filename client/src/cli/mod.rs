@@ -420,6 +420,28 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
                 .into_inner();
             render::cluster(out, o, &r)?;
         }
+        Cmd::Health => {
+            use tonic_health::pb::HealthCheckRequest;
+            use tonic_health::pb::health_check_response::ServingStatus;
+            let r = client
+                .health
+                .clone()
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner();
+            let status = r.status();
+            render::health(out, o, status.as_str_name())?;
+            if status != ServingStatus::Serving {
+                out.flush()?;
+                return Err(tonic::Status::unavailable(format!(
+                    "hotfixd is {}: it does not take changes",
+                    status.as_str_name()
+                ))
+                .into());
+            }
+        }
         // Every other command is one lane RPC, sent above.
         step => unreachable!("taken by requests::step: {step:?}"),
     }
