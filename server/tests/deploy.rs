@@ -244,3 +244,180 @@ fn the_image_builds_and_serves_as_a_non_root_user() {
         "hotfixctl health inside the container never said SERVING"
     );
 }
+
+/// A tool from the virtualenv scripts/test makes (tools/pyenv), or PATH's.
+fn python_tool(name: &str) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tools/pyenv/bin")
+        .join(name);
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from(name)
+    }
+}
+
+/// Runs kubernetes-validate (PyPI; the Kubernetes OpenAPI schemas, strict:
+/// an unknown field fails) on `files`; everything it said.
+fn kubernetes_validate(files: &[PathBuf]) -> String {
+    let out = Command::new(python_tool("kubernetes-validate"))
+        .arg("--strict")
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("running kubernetes-validate ({e}): scripts/test installs it (pip)")
+        });
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "kubernetes-validate:\n{said}");
+    said
+}
+
+/// One field of each YAML document in `path`, through PyYAML (which
+/// kubernetes-validate brings): `expr` is Python over `doc`.
+fn yaml(path: &Path, expr: &str) -> String {
+    let script = format!(
+        "import sys, yaml\nfor doc in yaml.safe_load_all(open(sys.argv[1])):\n    print({expr})"
+    );
+    let out = Command::new(python_tool("python3"))
+        .args(["-c", &script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_and_hang_together() {
+    for variant in ["sled", "etcd"] {
+        let dir = deploy(&format!("kubernetes/{variant}"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        let said = kubernetes_validate(&files);
+        // Every built-in kind checked against its schema; only the two
+        // custom resources (no schema offline) are not.
+        for f in &files {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let custom = name == "kustomization.yaml" || name == "servicemonitor.yaml";
+            assert!(
+                custom || said.contains(&format!("{} passed", f.display())),
+                "{name} was not validated:\n{said}"
+            );
+        }
+        // The kustomization lists every manifest beside it, and only them.
+        let listed = yaml(
+            &dir.join("kustomization.yaml"),
+            "'\\n'.join(doc['resources'])",
+        );
+        let mut listed: Vec<&str> = listed.lines().collect();
+        listed.sort();
+        let beside: Vec<String> = files
+            .iter()
+            .map(|f| f.file_name().unwrap().to_str().unwrap().to_string())
+            .filter(|n| n != "kustomization.yaml")
+            .collect();
+        assert_eq!(listed, beside, "{variant}/kustomization.yaml resources");
+        // No Secret is written down: they are referenced.
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            assert!(
+                !text.contains("kind: Secret"),
+                "{} inlines a Secret",
+                f.display()
+            );
+        }
+        let workload = if variant == "sled" {
+            "statefulset.yaml"
+        } else {
+            "deployment.yaml"
+        };
+        let workload = dir.join(workload);
+        // Probes and the ServiceMonitor name ports that exist.
+        let ports = yaml(
+            &workload,
+            "' '.join(p['name'] for p in doc['spec']['template']['spec']['containers'][0]['ports'])",
+        );
+        assert_eq!(ports, "grpc http");
+        let probed = yaml(
+            &workload,
+            "' '.join(doc['spec']['template']['spec']['containers'][0][k]['httpGet']['path'] for k in ['startupProbe', 'livenessProbe', 'readinessProbe'])",
+        );
+        assert_eq!(probed, "/healthz /healthz /readyz");
+        let scraped = yaml(
+            &dir.join("servicemonitor.yaml"),
+            "doc['spec']['endpoints'][0]['port']",
+        );
+        let served = yaml(
+            &dir.join("service.yaml"),
+            "' '.join(p['name'] for p in doc['spec']['ports'])",
+        );
+        assert!(
+            served.split(' ').any(|p| p == scraped),
+            "{scraped} not in {served}"
+        );
+        // The config the ConfigMap holds is one hotfixd starts with.
+        config_starts(&dir.join("configmap.yaml"), variant);
+    }
+    // The Argo CD Application deploys the etcd variant.
+    let app = deploy("argocd/application.yaml");
+    assert_eq!(
+        yaml(&app, "doc['spec']['source']['path']"),
+        "deploy/kubernetes/etcd"
+    );
+    assert_eq!(yaml(&app, "doc['kind']"), "Application");
+}
+
+/// Parses the ConfigMap's hotfixd.toml the way the daemon does, its
+/// mounted files (TLS, etcd client certificate) written to a scratch
+/// directory.
+fn config_starts(configmap: &Path, variant: &str) {
+    let toml = yaml(configmap, "doc['data']['hotfixd.toml']");
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path().join("etc");
+    let cert = rcgen::generate_simple_self_signed(vec!["hotfixd".into()]).unwrap();
+    for dir in ["tls", "etcd"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+        std::fs::write(root.join(dir).join("tls.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(
+            root.join(dir).join("tls.key"),
+            cert.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        std::fs::write(root.join(dir).join("ca.crt"), cert.cert.pem()).unwrap();
+    }
+    let toml = toml.replace("/etc/hotfixd/", &format!("{}/", root.display()));
+    let path = scratch.path().join("hotfixd.toml");
+    std::fs::write(&path, toml).unwrap();
+    use clap::Parser;
+    let settings =
+        hotfixd::config::Args::parse_from(["hotfixd", "--config", path.to_str().unwrap()])
+            .settings()
+            .unwrap_or_else(|e| panic!("{variant}'s hotfixd.toml: {e}"));
+    assert!(
+        settings.tls.is_some(),
+        "{variant}: gRPC on 0.0.0.0 needs TLS"
+    );
+    assert_eq!(settings.http_listen, Some("0.0.0.0:50080".parse().unwrap()));
+    match variant {
+        "etcd" => {
+            let etcd = settings.etcd.as_ref().expect("the etcd engine");
+            assert_eq!(etcd.options.endpoints.len(), 3);
+            let longest = settings.longest_outside_call().unwrap();
+            assert!(
+                etcd.lease_ttl * 3 / 4 > longest,
+                "the lease outlasts every outside call"
+            );
+        }
+        _ => assert!(settings.etcd.is_none()),
+    }
+}
