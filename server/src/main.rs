@@ -17,6 +17,12 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(Command::Man { dir }) = &args.command {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        clap_mangen::generate_to(<Args as clap::CommandFactory>::command(), dir)
+            .with_context(|| format!("writing the man pages into {}", dir.display()))?;
+        return Ok(());
+    }
     if let Some(Command::Token {
         command: TokenCommand::New { handle, roles },
     }) = &args.command

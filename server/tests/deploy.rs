@@ -421,3 +421,86 @@ fn config_starts(configmap: &Path, variant: &str) {
         _ => assert!(settings.etcd.is_none()),
     }
 }
+
+/// `hotfixctl man DIR` / `hotfixd man DIR` and `hotfixctl completions`:
+/// generated from the same definitions as --help; the pages render
+/// without a warning from groff, the bash script parses.
+#[tokio::test]
+async fn man_pages_and_completions_are_generated_and_well_formed() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let ctl = |args: Vec<String>| async move {
+        let cli = hotfixctl::cli::Cli::try_parse_from(
+            std::iter::once("hotfixctl".to_string()).chain(args),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        hotfixctl::cli::run(cli, &mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let man = dir.path().display().to_string();
+    ctl(vec!["man".into(), man.clone()]).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_hotfixd"))
+        .args(["man", &man])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pages: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for page in [
+        "hotfixctl.1",
+        "hotfixctl-declare.1",
+        "hotfixctl-health.1",
+        "hotfixd.1",
+        "hotfixd-migrate.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "no {page} in {pages:?}");
+    }
+    for page in &pages {
+        let out = Command::new("groff")
+            // -k: preconv, as man(1) runs it (UTF-8 help text).
+            .args(["-k", "-man", "-Tutf8", "-ww", "-z"])
+            .arg(dir.path().join(page))
+            .output()
+            .expect("groff (Debian's groff-base)");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{page}: {said}"
+        );
+    }
+    let top = std::fs::read_to_string(dir.path().join("hotfixctl.1")).unwrap();
+    assert!(
+        top.contains("hotfixctl\\-declare(1)") && top.contains("\\-\\-token"),
+        "{top}"
+    );
+
+    let bash = ctl(vec!["completions".into(), "bash".into()]).await;
+    assert!(
+        bash.contains("hotfixctl") && bash.contains("declare"),
+        "{bash}"
+    );
+    let script = dir.path().join("hotfixctl.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let parsed = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let script = ctl(vec!["completions".into(), shell.into()]).await;
+        assert!(script.contains("declare"), "{shell}: {script}");
+    }
+}

@@ -298,6 +298,19 @@ pub enum Cmd {
     /// Show the store engine and, on etcd, the replicas: which one leads,
     /// and the time each one's lease has left.
     Cluster,
+    /// Print a shell completion script, e.g. `hotfixctl completions bash >
+    /// /etc/bash_completion.d/hotfixctl` (zsh: into a directory on
+    /// $fpath as _hotfixctl; fish: ~/.config/fish/completions/hotfixctl.fish).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of hotfixctl and each of its commands into DIR
+    /// (hotfixctl.1, hotfixctl-declare.1, …).
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Ask hotfixd's standard gRPC health service (no token needed): exit
     /// 0 while it serves, 24 (unavailable) when it does not (its store
     /// refuses changes, or it is shutting down). For probes and scripts.

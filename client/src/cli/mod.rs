@@ -85,6 +85,21 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
 }
 
 async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
+    // Generated from these definitions; no hotfixd needed.
+    match &cli.command {
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut cmd, "hotfixctl", out);
+            out.flush()?;
+            return Ok(());
+        }
+        Cmd::Man { dir } => {
+            std::fs::create_dir_all(dir)?;
+            clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)?;
+            return Ok(());
+        }
+        _ => {}
+    }
     let tls = hotfixctl_tls(&cli);
     if let Some(w) = crate::plaintext_token_warning(&cli.endpoint, cli.token.as_deref()) {
         eprintln!("hotfixctl: {w}");

@@ -285,6 +285,12 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write the man pages of hotfixd and each of its commands into DIR
+    /// (hotfixd.1, hotfixd-migrate.1, …).
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Token tools.
     Token {
         #[command(subcommand)]
