@@ -237,6 +237,15 @@ pub async fn serve_store(
             ));
         }
     }
+    let (on, missing) = settings.integrations();
+    if on.is_empty() {
+        tracing::info!("integrations: none on; every step is recorded as the caller reports it");
+    } else {
+        tracing::info!("integrations on: {}", on.join("; "));
+    }
+    for w in missing {
+        tracing::warn!("{w}");
+    }
     let steps = Arc::new(crate::app::Steps::new(lane.clone(), performers));
     let leading = Leading {
         lane: lane.clone(),

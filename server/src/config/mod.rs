@@ -143,6 +143,64 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const DEFAULT_OVERDUE_CHECK: Duration = Duration::from_secs(60);
 
 impl Settings {
+    /// What the start-up line says of the integrations: one line per
+    /// integration that is on (where, for which repositories), and a
+    /// warning for each that is on without the credential it needs.
+    pub fn integrations(&self) -> (Vec<String>, Vec<String>) {
+        let (mut on, mut warn) = (Vec::new(), Vec::new());
+        if let Some(g) = &self.github {
+            let manual = &g.lane.manual_repositories;
+            let repos = if manual.is_empty() {
+                "every repository".to_string()
+            } else {
+                format!(
+                    "every repository but {} (recorded by hand)",
+                    manual.iter().cloned().collect::<Vec<_>>().join(", ")
+                )
+            };
+            on.push(format!("github at {} for {repos}", g.url));
+            if g.token.is_none() {
+                warn.push(
+                    "github is on but has no token (--github-token-file, \
+                     HOTFIXD_GITHUB_TOKEN_FILE): GitHub refuses its PRs, merges and reviews"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(a) = &self.argocd {
+            on.push(format!("argocd at {}", a.url));
+            if a.token.is_none() {
+                warn.push(
+                    "argocd is on but has no token (--argocd-token-file, \
+                     HOTFIXD_ARGOCD_TOKEN_FILE): Argo CD refuses its syncs"
+                        .to_string(),
+                );
+            }
+        }
+        if let Some(p) = &self.prometheus {
+            on.push(format!("prometheus at {}", p.url));
+        }
+        if let Some(s) = &self.slack {
+            let hooks: Vec<&str> = [
+                s.status_webhook.as_ref().map(|_| "status"),
+                s.audit_webhook.as_ref().map(|_| "audit"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if hooks.is_empty() {
+                warn.push(
+                    "slack is configured but has no webhook (HOTFIXD_SLACK_STATUS_WEBHOOK_FILE, \
+                     HOTFIXD_SLACK_AUDIT_WEBHOOK_FILE): nothing is posted"
+                        .to_string(),
+                );
+            } else {
+                on.push(format!("slack ({} channel)", hooks.join(" and ")));
+            }
+        }
+        (on, warn)
+    }
+
     /// Every secret these settings hold (webhooks, tokens), for
     /// [`crate::redact`].
     pub fn secrets(&self) -> Vec<&str> {
@@ -714,6 +772,37 @@ mod tests {
             e.contains("--http-listen 0.0.0.0:50080 is not a loopback"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_start_up_line_names_each_integration_and_a_missing_token() {
+        let dev = Args::parse_from(["hotfixd", "--dev"]).settings().unwrap();
+        assert_eq!(dev.integrations(), (vec![], vec![]), "--dev: none on");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/hotfixd.example.toml"
+        );
+        let example = Args::parse_from(["hotfixd", "--config", path])
+            .settings()
+            .unwrap();
+        let (on, warn) = example.integrations();
+        assert!(
+            on.iter()
+                .any(|l| l == "github at https://api.github.com for every repository"),
+            "{on:?}"
+        );
+        assert!(on.iter().any(|l| l.starts_with("prometheus at ")), "{on:?}");
+        assert!(
+            warn.iter()
+                .any(|w| w.starts_with("github is on but has no token")),
+            "{warn:?}"
+        );
+        let with_token =
+            Args::parse_from(["hotfixd", "--config", path, "--github-token", "ghp_example"])
+                .settings()
+                .unwrap();
+        let (_, warn) = with_token.integrations();
+        assert!(!warn.iter().any(|w| w.starts_with("github")), "{warn:?}");
     }
 
     #[test]
