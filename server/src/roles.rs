@@ -17,7 +17,8 @@ use crate::integrations::CodeHost;
 pub use crate::integrations::github::Team;
 
 pub struct Roles {
-    roster: Directory,
+    /// The roster's own roles (replaced when the roster is reloaded).
+    roster: RwLock<Directory>,
     teams: BTreeMap<Role, Team>,
     /// Last known membership: (handle, role) → member.
     known: RwLock<BTreeMap<(String, Role), bool>>,
@@ -32,7 +33,7 @@ impl Roles {
 
     pub fn with_teams(roster: Directory, teams: BTreeMap<Role, Team>) -> Roles {
         let r = Roles {
-            roster,
+            roster: RwLock::new(roster),
             teams,
             known: RwLock::default(),
             current: RwLock::default(),
@@ -58,10 +59,16 @@ impl Roles {
         })
     }
 
+    /// Replaces the roster (a reload): team roles stay as last read.
+    pub fn set_roster(&self, roster: Directory) {
+        *self.roster.write().expect("roles lock") = roster;
+        self.rebuild();
+    }
+
     fn rebuild(&self) {
         let known = self.known.read().expect("roles lock");
-        let dir: Directory = self
-            .roster
+        let roster = self.roster.read().expect("roles lock");
+        let dir: Directory = roster
             .iter()
             .map(|(handle, roles)| {
                 let mut held: BTreeSet<Role> = roles
@@ -85,7 +92,14 @@ impl Roles {
     pub async fn refresh(&self, github: &dyn CodeHost) -> Vec<String> {
         let mut failed = Vec::new();
         for (role, (org, team)) in &self.teams {
-            for handle in self.roster.keys() {
+            let handles: Vec<String> = self
+                .roster
+                .read()
+                .expect("roles lock")
+                .keys()
+                .cloned()
+                .collect();
+            for handle in &handles {
                 match github.team_member(org, team, handle).await {
                     Ok(member) => {
                         self.known

@@ -386,6 +386,13 @@ pub async fn serve_store(
         settings.limits,
         lane.metrics().clone(),
     );
+    tasks.spawn(reload_on_hangup(
+        settings.clone(),
+        guard.clone(),
+        roles.clone(),
+        lane.clone(),
+        background.clone(),
+    ));
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
@@ -645,6 +652,86 @@ pub fn private_files() {
 /// within noise (BENCHMARKS.md). Called by `main` at start-up (and by the
 /// in-process transitions bench). A tuning: a kernel that refuses it is
 /// only logged.
+/// Re-reads the roster from the configuration file on SIGHUP (`systemctl
+/// reload`): a file that does not parse or check is refused and the
+/// roster in use stays; an accepted one replaces it for every request from
+/// then on, and the change (handles added, removed, roles changed; never
+/// a token) is an audit record.
+async fn reload_on_hangup(
+    settings: Settings,
+    guard: Arc<crate::grpc::guard::Guard>,
+    roles: Arc<crate::roles::Roles>,
+    lane: Arc<Lane>,
+    stop: CancellationToken,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; the roster is re-read only at a restart");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hangups.recv() => if got.is_none() { return },
+        }
+        tell_supervisor(Supervisor::Reloading);
+        let outcome = match (&settings.config_path, settings.dev) {
+            (_, true) => Err("--dev runs the demo roster; there is nothing to re-read".to_string()),
+            (None, false) => Err("no --config file to re-read".to_string()),
+            (Some(path), false) => crate::config::roster_from_file(path)
+                .and_then(|entries| Roster::new(&entries))
+                .map_err(|e| format!("{}: {e}", path.display())),
+        };
+        match outcome {
+            Ok(roster) => {
+                let change = roster_change(&roles.directory(), roster.directory());
+                roles.set_roster(roster.directory().clone());
+                guard.set_roster(Arc::new(roster));
+                tracing::info!(%change, "roster reloaded");
+                if let Err(e) = lane.record("reload-roster", &change).await {
+                    tracing::error!(error = %e, "recording the roster reload in the audit trail");
+                }
+            }
+            Err(why) => {
+                tracing::error!("reloading the roster: {why}; the roster in use stays");
+                let detail = format!("refused, the roster in use stays: {why}");
+                if let Err(e) = lane.record("reload-roster", &detail).await {
+                    tracing::error!(error = %e, "recording the refused reload in the audit trail");
+                }
+            }
+        }
+        tell_supervisor(Supervisor::Ready("roster re-read"));
+    }
+}
+
+/// What a reload changed, as the audit record says it.
+fn roster_change(old: &crate::domain::Directory, new: &crate::domain::Directory) -> String {
+    let roles = |r: &std::collections::BTreeSet<crate::domain::Role>| {
+        r.iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    for (handle, now) in new {
+        match old.get(handle) {
+            None => parts.push(format!("added @{handle} ({})", roles(now))),
+            Some(before) if before != now => {
+                parts.push(format!("@{handle}: {} -> {}", roles(before), roles(now)))
+            }
+            Some(_) => {}
+        }
+    }
+    for handle in old.keys().filter(|h| !new.contains_key(*h)) {
+        parts.push(format!("removed @{handle}"));
+    }
+    if parts.is_empty() {
+        "roster re-read: no handle or role changed".into()
+    } else {
+        format!("roster re-read: {}", parts.join("; "))
+    }
+}
+
 /// What the daemon tells its supervisor (systemd's `Type=notify`; nothing
 /// without `$NOTIFY_SOCKET`).
 enum Supervisor<'a> {
@@ -652,6 +739,8 @@ enum Supervisor<'a> {
     Ready(&'a str),
     /// Shutting down.
     Stopping,
+    /// Re-reading its configuration (READY follows).
+    Reloading,
 }
 
 fn tell_supervisor(what: Supervisor<'_>) {
@@ -663,6 +752,10 @@ fn tell_supervisor(what: Supervisor<'_>) {
                 sd_notify::notify(&[NotifyState::Ready, NotifyState::Status(status)])
             }
             Supervisor::Stopping => sd_notify::notify(&[NotifyState::Stopping]),
+            Supervisor::Reloading => sd_notify::notify(&[
+                NotifyState::Reloading,
+                NotifyState::monotonic_usec_now().unwrap_or(NotifyState::Reloading),
+            ]),
         };
         if let Err(e) = sent {
             tracing::warn!(error = %e, "telling systemd (NOTIFY_SOCKET)");

@@ -101,6 +101,7 @@ fn the_systemd_unit_verifies_clean_and_is_hardened() {
     let text = std::fs::read_to_string(unit).unwrap();
     for key in [
         "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "LimitNOFILE=",
         "LoadCredential=github-token:",
         "User=hotfixd",

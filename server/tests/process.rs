@@ -200,3 +200,148 @@ async fn systemd_is_told_when_the_daemon_is_ready_and_when_it_stops() {
     let stopping = recv(&socket).await;
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
 }
+
+/// SIGHUP re-reads the roster from the config file: a principal added
+/// there authenticates from then on, a removed one no longer does, the
+/// change is an audit record; a broken file is refused and the roster in
+/// use stays. (Before, SIGHUP killed the daemon.)
+#[tokio::test]
+async fn sighup_reloads_the_roster_and_refuses_a_broken_file() {
+    use clap::Parser;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hotfixd.toml");
+    let entry = |handle: &str, role: &str| {
+        let hash = hex::encode(sha2::Sha256::digest(format!("tok-{handle}").as_bytes()));
+        format!(
+            "[[principals]]\nhandle = \"{handle}\"\nroles = [\"{role}\"]\ntoken_sha256 = \"{hash}\"\n\n"
+        )
+    };
+    let auditor = entry("carol", "platform-team");
+    std::fs::write(
+        &config,
+        entry("alice", "sre-lead") + &entry("dave", "engineer") + &auditor,
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = std::process::Command::new(HOTFIXD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("HOTFIXD_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let whoami = |token: &str| {
+        let endpoint = endpoint.clone();
+        let token = token.to_string();
+        async move {
+            let cli = hotfixctl::cli::Cli::try_parse_from([
+                "hotfixctl",
+                "--endpoint",
+                &endpoint,
+                "--token",
+                &token,
+                "whoami",
+            ])
+            .unwrap();
+            let mut out = Vec::new();
+            hotfixctl::cli::run(cli, &mut out)
+                .await
+                .map(|()| String::from_utf8(out).unwrap())
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while whoami("tok-alice").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "hotfixd did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(whoami("tok-bob").await.unwrap_err().code, 26);
+    let hangup = |pid: u32| {
+        let sent = std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    // bob added, dave removed, alice's role changed.
+    std::fs::write(
+        &config,
+        entry("alice", "eng-manager") + &entry("bob", "engineer") + &auditor,
+    )
+    .unwrap();
+    hangup(child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while whoami("tok-bob").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob never authenticated after SIGHUP"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP must not end hotfixd"
+    );
+    assert_eq!(whoami("tok-dave").await.unwrap_err().code, 26);
+    assert_eq!(whoami("tok-alice").await.unwrap(), "@alice (eng-manager)\n");
+
+    // A broken file: refused, the roster in use stays.
+    std::fs::write(
+        &config,
+        "[[principals]]\nhandle = \"bob\"\nroles = [\"wizard\"]\n",
+    )
+    .unwrap();
+    hangup(child.id());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "a broken file must not end hotfixd"
+    );
+    assert_eq!(whoami("tok-bob").await.unwrap(), "@bob (engineer)\n");
+
+    // Both reloads are in the audit trail, the second as refused; no
+    // token hash in either.
+    let cli = hotfixctl::cli::Cli::try_parse_from([
+        "hotfixctl",
+        "--endpoint",
+        &endpoint,
+        "--token",
+        "tok-carol",
+        "--output",
+        "json",
+        "audit",
+        "export",
+    ])
+    .unwrap();
+    let mut out = Vec::new();
+    hotfixctl::cli::run(cli, &mut out).await.unwrap();
+    let trail = String::from_utf8(out).unwrap();
+    let reloads: Vec<&str> = trail
+        .lines()
+        .filter(|l| l.contains("reload-roster"))
+        .collect();
+    assert_eq!(reloads.len(), 2, "{trail}");
+    assert!(
+        reloads[0].contains("added @bob (engineer)")
+            && reloads[0].contains("@alice: sre-lead -> eng-manager")
+            && reloads[0].contains("removed @dave"),
+        "{}",
+        reloads[0]
+    );
+    assert!(
+        reloads[1].contains("refused, the roster in use stays"),
+        "{}",
+        reloads[1]
+    );
+    assert!(!trail.contains("token_sha256"), "{trail}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -327,6 +327,18 @@ impl Lane {
             .await
     }
 
+    /// An audit record of hotfixd's own (the roster reloaded, …), durably.
+    pub async fn record(&self, action: &str, detail: &str) -> Result<()> {
+        self.store
+            .record(
+                SYSTEM_ACTOR,
+                action,
+                &crate::redact::redact(detail),
+                self.now(),
+            )
+            .await
+    }
+
     /// A consistent backup of the whole store, for a platform-admin; a
     /// refused one is an audited denial, a taken one an audit record.
     pub async fn backup(&self, actor: &Principal) -> Result<Vec<u8>> {

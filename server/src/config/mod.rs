@@ -103,6 +103,9 @@ pub struct TlsSettings {
 /// Everything the daemon runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The file the settings came from (None: --dev without one); SIGHUP
+    /// re-reads its roster.
+    pub config_path: Option<PathBuf>,
     pub listen: SocketAddr,
     /// The operator HTTP listener (/metrics, /healthz, /readyz); None: off.
     pub http_listen: Option<SocketAddr>,
@@ -245,6 +248,7 @@ impl Settings {
     /// runbook's policy, no integrations. Tests and benches start from it.
     pub fn dev(listen: SocketAddr, data_dir: PathBuf) -> Settings {
         Settings {
+            config_path: None,
             listen,
             http_listen: None,
             data_dir,
@@ -268,6 +272,19 @@ impl Settings {
             etcd: None,
         }
     }
+}
+
+/// The roster in the configuration file at `path`, as a reload reads it
+/// (SIGHUP): the same parsing and checks as at start-up.
+pub fn roster_from_file(path: &Path) -> Result<Vec<PrincipalEntry>, String> {
+    let file = read_file(path)?;
+    if file.principals.is_empty() {
+        return Err(
+            "principals: the roster is empty; add [[principals]] (see `hotfixd token new`)".into(),
+        );
+    }
+    crate::auth::Roster::new(&file.principals)?;
+    Ok(file.principals)
 }
 
 /// The demo roster of `--dev`: handle, role; token `dev-<handle>`.
@@ -409,6 +426,7 @@ impl Args {
             })
             .transpose()?;
         Ok(Settings {
+            config_path: self.config.clone(),
             github,
             argocd,
             sync,

@@ -47,7 +47,8 @@ enum Kind {
 }
 
 pub struct Guard {
-    roster: Arc<Roster>,
+    /// Replaced whole when the roster is reloaded.
+    roster: std::sync::RwLock<Arc<Roster>>,
     roles: Arc<Roles>,
     rate: RateLimiter,
     failures: RateLimiter,
@@ -86,7 +87,7 @@ impl Guard {
         metrics: crate::metrics::Metrics,
     ) -> Arc<Guard> {
         Arc::new(Guard {
-            roster,
+            roster: std::sync::RwLock::new(roster),
             roles,
             rate: RateLimiter::per_principal(&limits),
             failures: RateLimiter::new(limits.failed_auth_rate, limits.failed_auth_burst),
@@ -145,11 +146,17 @@ impl Guard {
             .extensions()
             .get::<tonic::transport::server::TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|t| t.peer_certs());
-        self.roster.principal_of(
+        let roster = self.roster.read().expect("roster lock").clone();
+        roster.principal_of(
             &self.roles,
             certs.as_deref().map(Vec::as_slice),
             req.headers().get("authorization").map(|v| v.as_bytes()),
         )
+    }
+
+    /// Authenticates with `roster` from now on (a reload).
+    pub fn set_roster(&self, roster: Arc<Roster>) {
+        *self.roster.write().expect("roster lock") = roster;
     }
 
     fn take_slot(self: &Arc<Self>, who: &str, kind: Kind) -> Result<Slot, Status> {

@@ -80,6 +80,9 @@ pub trait Engine: Send + Sync + 'static {
     fn failure(&self) -> Failure;
     /// A consistent backup of the whole store (an audit record itself).
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>>;
+    /// Appends an audit record of its own (no event, no fact: e.g. the
+    /// roster reloaded), durably.
+    async fn record(&self, actor: &str, action: &str, detail: &str, now: Time) -> Result<()>;
 
     // Reads by key and by index.
 

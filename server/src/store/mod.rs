@@ -550,6 +550,17 @@ impl Store {
         Ok(bytes)
     }
 
+    /// Appends an audit record of its own, durably (see `Engine::record`).
+    pub async fn record(&self, actor: &str, action: &str, detail: &str, now: Time) -> Result<()> {
+        self.refuse_if_failed()?;
+        let ticket = {
+            let mut c = self.writer.lock().expect("writer lock");
+            self.append_audit_locked(&mut c, now, actor, action, detail)?;
+            c.tickets
+        };
+        self.flusher.wait(ticket).await
+    }
+
     /// NOT_DURABLE once a flush or write failed: nothing more is accepted.
     fn refuse_if_failed(&self) -> Result<()> {
         if self.flusher.failed() {

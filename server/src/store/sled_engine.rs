@@ -20,6 +20,9 @@ impl Engine for Store {
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
         Store::backup(self, actor, now).await
     }
+    async fn record(&self, actor: &str, action: &str, detail: &str, now: Time) -> Result<()> {
+        Store::record(self, actor, action, detail, now).await
+    }
     fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
         Store::hotfix(self, incident_id)
     }

@@ -643,31 +643,32 @@ impl Engine for EtcdStore {
         Box::pin(std::future::pending())
     }
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
+        self.record(actor, "backup", "a backup of the whole store", now)
+            .await?;
+        self.mirror.backup_mirrored(actor, now)
+    }
+    async fn record(&self, actor: &str, action: &str, detail: &str, now: Time) -> Result<()> {
         let fence = crate::term::fence();
         for _ in 0..ATTEMPTS {
             let done = {
                 let mut queue = self.committer.queue();
                 let after = queue.planned().map(|(_, h)| *h);
-                let (writes, next, rev) = self.mirror.plan_audit_mirrored(
-                    after.as_ref(),
-                    now,
-                    actor,
-                    "backup",
-                    "a backup of the whole store",
-                );
+                let (writes, next, rev) =
+                    self.mirror
+                        .plan_audit_mirrored(after.as_ref(), now, actor, action, detail);
                 if queue.stale(rev) {
                     continue;
                 }
                 queue.join(&writes.ops, next, None, fence.clone(), rev)?
             };
             match self.committer.settle(done).await? {
-                Settled::Committed => return self.mirror.backup_mirrored(actor, now),
+                Settled::Committed => return Ok(()),
                 settled => self.not_committed(settled, fence.is_some()).await?,
             }
         }
-        Err(Error::Unavailable(
-            "other replicas kept changing the store; retry the backup".into(),
-        ))
+        Err(Error::Unavailable(format!(
+            "other replicas kept changing the store; the {action} record was not written, retry"
+        )))
     }
     fn hotfix(&self, incident_id: &str) -> Result<Option<Hotfix>> {
         self.mirror.hotfix(incident_id)
