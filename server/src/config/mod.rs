@@ -647,9 +647,57 @@ mod tests {
         assert!(file.store.lease_ttl.unwrap() * 3 / 4 > longest);
     }
 
+    const EXAMPLE: &str = include_str!("../../../deploy/hotfixd.example.toml");
+
+    /// The example with its commented-out integration sections turned on:
+    /// every line whose `#` is followed at once by a table or a key.
+    fn example_all_on() -> String {
+        EXAMPLE
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest)
+                    if rest.starts_with(['[', '"'])
+                        || rest.starts_with(|c: char| c.is_ascii_alphabetic()) =>
+                {
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect()
+    }
+
+    /// `example_all_on()` in a file (kept alive by the TempDir).
+    fn example_all_on_file() -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hotfixd.toml");
+        std::fs::write(&path, example_all_on()).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_example_starts_with_no_integration_on() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../deploy/hotfixd.example.toml"
+        );
+        let settings = Args::parse_from(["hotfixd", "--config", path])
+            .settings()
+            .unwrap();
+        assert_eq!(settings.integrations(), (vec![], vec![]));
+        assert!(settings.github.is_none() && settings.argocd.is_none());
+        assert!(settings.prometheus.is_none() && settings.slack.is_none());
+        assert_ne!(
+            example_all_on(),
+            EXAMPLE,
+            "its sections are there, commented out"
+        );
+    }
+
     #[test]
     fn example_config_parses() {
-        let text = include_str!("../../../deploy/hotfixd.example.toml");
+        let all_on = example_all_on();
+        let text = all_on.as_str();
         let file: FileConfig = toml::from_str(text).expect("example parses");
         let policy = file.policy.to_policy().expect("example policy is valid");
         assert_eq!(
@@ -670,10 +718,8 @@ mod tests {
         assert!(!file.principals.is_empty());
         crate::auth::Roster::new(&file.principals).expect("example roster is valid");
         // And through the same path as the daemon, flags and all.
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/hotfixd.example.toml"
-        );
+        let (_dir, path) = example_all_on_file();
+        let path = path.as_str();
         let settings = Args::parse_from(["hotfixd", "--config", path])
             .settings()
             .unwrap();
@@ -796,10 +842,8 @@ mod tests {
     fn the_start_up_line_names_each_integration_and_a_missing_token() {
         let dev = Args::parse_from(["hotfixd", "--dev"]).settings().unwrap();
         assert_eq!(dev.integrations(), (vec![], vec![]), "--dev: none on");
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../deploy/hotfixd.example.toml"
-        );
+        let (_dir, path) = example_all_on_file();
+        let path = path.as_str();
         let example = Args::parse_from(["hotfixd", "--config", path])
             .settings()
             .unwrap();
@@ -833,7 +877,7 @@ mod tests {
         assert_eq!(asked.http_listen, Some("127.0.0.1:0".parse().unwrap()));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
-        let example = include_str!("../../../deploy/hotfixd.example.toml");
+        let example = EXAMPLE;
         let without: String = example
             .lines()
             .filter(|l| !l.starts_with("http_listen"))
