@@ -123,10 +123,44 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
     let (text, text_log) = start("text", "text");
     let (json, json_log) = start("json", "json");
     let (text, json) = (text.ready().await, json.ready().await);
+    // A request, and one whose incident id tries to forge a log line.
+    let inc = "INC-2026-12-02-001";
+    harness::ctl(
+        &json.endpoint,
+        "bob",
+        &harness::declare_args(inc, "bookstore/catalog"),
+    )
+    .await
+    .unwrap();
+    let forged = "INC-1\n2026-12-02T00:00:00.000000Z ERROR hotfixd: forged";
+    for d in [&text, &json] {
+        // Straight through the API: the CLI would refuse it before sending.
+        let mut c = hotfixctl::Client::connect(&d.endpoint, Some("dev-bob"))
+            .await
+            .unwrap();
+        let refused = c
+            .lane
+            .declare(hotfixctl::pb::DeclareRequest {
+                incident_id: forged.into(),
+                ..Default::default()
+            })
+            .await;
+        assert!(refused.is_err(), "a newline in an incident id is refused");
+    }
     drop((text, json));
 
     let text = std::fs::read_to_string(&text_log).unwrap();
     assert!(text.contains("hotfixd serving"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("2026-12-02T00:00:00.000000Z ERROR")),
+        "a typed incident id forged a log line:\n{text}"
+    );
+    assert!(
+        text.contains("rpc answered"),
+        "every request is logged:\n{text}"
+    );
     assert!(
         !text.contains('\u{1b}'),
         "colour codes in a log file:\n{text:?}"
@@ -143,6 +177,22 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
         .find(|l| l["fields"]["message"] == "hotfixd serving")
         .unwrap_or_else(|| panic!("no 'hotfixd serving' object in:\n{json}"));
     assert_eq!(serving["level"], "INFO");
+    // Each request in a span: the RPC, the principal (from its token), the
+    // incident it is about.
+    let declared = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "rpc answered"
+                && l["span"]["rpc"] == "/hotfix.v1.LaneService/Declare"
+                && l["span"]["incident"] == inc
+        })
+        .unwrap_or_else(|| panic!("no span for the declaration in:\n{json}"));
+    assert_eq!(declared["span"]["principal"], "bob");
+    assert_eq!(declared["fields"]["grpc_status"], "0");
+    assert!(
+        !json.contains("forged\\n") && !json.contains("\nforged"),
+        "{json}"
+    );
     assert!(
         serving["fields"]["addr"]
             .as_str()

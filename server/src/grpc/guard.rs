@@ -254,16 +254,45 @@ where
             Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
         };
         let deadline = self.guard.limits.request_read_timeout;
+        // Every request in a span: the RPC, who asks (from the credential,
+        // never from the request), and the incident once a handler names
+        // it (`grpc::about`). Log lines within carry them.
+        let principal = req
+            .extensions()
+            .get::<crate::domain::Principal>()
+            .map(|p| p.handle.clone())
+            .unwrap_or_default();
+        let span = tracing::info_span!(
+            "rpc",
+            rpc = %req.uri().path(),
+            principal = %principal,
+            incident = tracing::field::Empty,
+        );
         let req = req.map(|b| Body::new(ReadDeadline::new(b, deadline)));
-        Box::pin(async move {
+        let answered = async move {
+            let started = Instant::now();
             let resp = inner.call(req).await?;
+            // An error answer carries its status in the headers; an OK one
+            // (or a stream's end) in the trailers, as 0 here.
+            let status = resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_string();
+            tracing::info!(
+                grpc_status = %status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "rpc answered"
+            );
             Ok(resp.map(|b| {
                 Body::new(Holding {
                     body: b,
                     _slot: slot,
                 })
             }))
-        })
+        };
+        Box::pin(tracing::Instrument::instrument(answered, span))
     }
 }
 

@@ -57,6 +57,7 @@ impl LaneApi {
         incident_id: &str,
         cmd: Result<Command, Refusal>,
     ) -> Result<Option<pb::Hotfix>, Status> {
+        about(incident_id);
         let actor = principal(req)?;
         let cmd = cmd.map_err(Error::from)?;
         let h = self
@@ -69,12 +70,22 @@ impl LaneApi {
 
 type Reply<T> = Result<Response<T>, Status>;
 
+/// Names the incident a request is about in its log span (see the guard).
+/// The value is recorded as a string field, which the log formats print
+/// escaped (quotes, newlines): typed text cannot forge a log line.
+fn about(incident_id: &str) {
+    if !incident_id.is_empty() {
+        tracing::Span::current().record("incident", incident_id);
+    }
+}
+
 #[tonic::async_trait]
 impl LaneService for LaneApi {
     async fn declare(&self, request: Request<pb::DeclareRequest>) -> Reply<pb::DeclareResponse> {
         let actor = principal(&request)?;
         let r = request.into_inner();
         let m = to_mutation(r.mutation.clone());
+        about(&r.incident_id);
         let d = to_declaration(r).map_err(Error::from)?;
         let h = self.lane().declare(&actor, &m, d).await?;
         Ok(Response::new(pb::DeclareResponse {
@@ -89,6 +100,7 @@ impl LaneService for LaneApi {
     ) -> Reply<pb::RecordMitigationResponse> {
         let actor = principal(&request)?;
         let r = request.into_inner();
+        about(&r.incident_id);
         let route = to_route(r.route).map_err(Error::from)?;
         let m = to_mutation(r.mutation);
         let mitigation = self
