@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use clap::Parser;
 use harness::{Binary, HOTFIXD, free_port, ready};
 use rand::Rng;
 
@@ -90,21 +89,8 @@ async fn client(
 }
 
 async fn events(endpoint: &str) -> Vec<serde_json::Value> {
-    let cli = hotfixctl::cli::Cli::try_parse_from([
-        "hotfixctl",
-        "--endpoint",
-        endpoint,
-        "--token",
-        "dev-bob",
-        "--output",
-        "json",
-        "watch",
-        "--once",
-    ])
-    .unwrap();
-    let mut out = Vec::new();
-    hotfixctl::cli::run(cli, &mut out).await.unwrap();
-    String::from_utf8(out)
+    harness::ctl(endpoint, "bob", &["--output", "json", "watch", "--once"])
+        .await
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -253,17 +239,7 @@ async fn crash(replicas: &[(std::path::PathBuf, std::path::PathBuf)], rounds: u3
     assert_eq!(declared.len(), answered.len());
 
     for endpoint in &endpoints {
-        let cli = hotfixctl::cli::Cli::try_parse_from([
-            "hotfixctl",
-            "--endpoint",
-            endpoint,
-            "--token",
-            "dev-bob",
-            "audit",
-            "verify",
-        ])
-        .unwrap();
-        hotfixctl::cli::run(cli, &mut Vec::new())
+        harness::ctl(endpoint, "bob", &["audit", "verify"])
             .await
             .expect("the audit chain verifies");
     }

@@ -11,7 +11,6 @@ mod harness;
 
 use std::time::Duration;
 
-use clap::Parser;
 use github::FakeGitHub;
 use harness::{Binary, HOTFIXD, free_port};
 use serde_json::Value;
@@ -37,19 +36,11 @@ fn in_background(
     handle: &str,
     step: &'static str,
 ) -> tokio::task::JoinHandle<Result<(), hotfixctl::cli::CliError>> {
-    let (endpoint, token) = (d.endpoint.clone(), format!("dev-{handle}"));
+    let (endpoint, handle) = (d.endpoint.clone(), handle.to_string());
     tokio::spawn(async move {
-        let cli = hotfixctl::cli::Cli::try_parse_from([
-            "hotfixctl",
-            "--endpoint",
-            &endpoint,
-            "--token",
-            &token,
-            step,
-            INC,
-        ])
-        .unwrap();
-        hotfixctl::cli::run(cli, &mut Vec::new()).await
+        harness::ctl(&endpoint, &handle, &[step, INC])
+            .await
+            .map(drop)
     })
 }
 

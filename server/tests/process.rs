@@ -257,7 +257,6 @@ async fn systemd_is_told_when_the_daemon_is_ready_and_when_it_stops() {
 /// use stays. (Before, SIGHUP killed the daemon.)
 #[tokio::test]
 async fn sighup_reloads_the_roster_and_refuses_a_broken_file() {
-    use clap::Parser;
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("hotfixd.toml");
@@ -286,24 +285,9 @@ async fn sighup_reloads_the_roster_and_refuses_a_broken_file() {
         .spawn()
         .unwrap();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let whoami = |token: &str| {
+    let whoami = |token: &'static str| {
         let endpoint = endpoint.clone();
-        let token = token.to_string();
-        async move {
-            let cli = hotfixctl::cli::Cli::try_parse_from([
-                "hotfixctl",
-                "--endpoint",
-                &endpoint,
-                "--token",
-                &token,
-                "whoami",
-            ])
-            .unwrap();
-            let mut out = Vec::new();
-            hotfixctl::cli::run(cli, &mut out)
-                .await
-                .map(|()| String::from_utf8(out).unwrap())
-        }
+        async move { harness::ctl_with_token(&endpoint, token, &["whoami"]).await }
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while whoami("tok-alice").await.is_err() {
@@ -359,21 +343,13 @@ async fn sighup_reloads_the_roster_and_refuses_a_broken_file() {
 
     // Both reloads are in the audit trail, the second as refused; no
     // token hash in either.
-    let cli = hotfixctl::cli::Cli::try_parse_from([
-        "hotfixctl",
-        "--endpoint",
+    let trail = harness::ctl_with_token(
         &endpoint,
-        "--token",
         "tok-carol",
-        "--output",
-        "json",
-        "audit",
-        "export",
-    ])
+        &["--output", "json", "audit", "export"],
+    )
+    .await
     .unwrap();
-    let mut out = Vec::new();
-    hotfixctl::cli::run(cli, &mut out).await.unwrap();
-    let trail = String::from_utf8(out).unwrap();
     let reloads: Vec<&str> = trail
         .lines()
         .filter(|l| l.contains("reload-roster"))

@@ -141,8 +141,17 @@ pub async fn ctl(
     handle: &str,
     args: &[&str],
 ) -> Result<String, hotfixctl::cli::CliError> {
-    let token = format!("dev-{handle}");
-    let mut argv = vec!["hotfixctl", "--endpoint", endpoint, "--token", &token];
+    ctl_with_token(endpoint, &format!("dev-{handle}"), args).await
+}
+
+/// `hotfixctl --token TOKEN` against `endpoint` (a roster of the test's
+/// own, not --dev's), its output as a string.
+pub async fn ctl_with_token(
+    endpoint: &str,
+    token: &str,
+    args: &[&str],
+) -> Result<String, hotfixctl::cli::CliError> {
+    let mut argv = vec!["hotfixctl", "--endpoint", endpoint, "--token", token];
     argv.extend_from_slice(args);
     let cli = hotfixctl::cli::Cli::try_parse_from(argv).expect("hotfixctl arguments");
     let mut out = Vec::new();
