@@ -71,18 +71,11 @@ async fn metrics_page(State(ops): State<Arc<Ops>>, headers: HeaderMap) -> Respon
         .is_some_and(|a| a.contains("application/openmetrics-text"));
     // The collectors read the store: off the async threads.
     let encoded = tokio::task::spawn_blocking(move || ops.metrics.encode(open_metrics)).await;
+    let encoded = encoded
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     match encoded {
-        Ok(Ok((content_type, body))) => {
-            ([(header::CONTENT_TYPE, content_type)], body).into_response()
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "encoding the metrics");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the metrics could not be encoded\n",
-            )
-                .into_response()
-        }
+        Ok((content_type, body)) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "encoding the metrics");
             (
