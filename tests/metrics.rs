@@ -155,6 +155,17 @@ async fn prometheus_scrapes_the_lane_and_reads_it_back() {
     eventually_equals(&p, "hotfixd_rate_gate_closed", 0.0).await;
     eventually_equals(&p, "hotfixd_leader", 1.0).await;
     eventually_equals(&p, "hotfixd_store_commit_seconds_count", 4.0).await;
+    // Every change (each appends one audit record) was made durable by a
+    // flush (a transaction on etcd) that counted it, once; the flush at
+    // start, for no change, counts none.
+    let audited = d
+        .ctl("dave", &["audit", "export"])
+        .await
+        .unwrap()
+        .lines()
+        .count();
+    eventually_equals(&p, "hotfixd_store_batch_changes_sum", audited as f64).await;
+    eventually_equals(&p, "count(hotfixd_store_batch_changes_count >= 1)", 1.0).await;
     let engine = if Daemon::on_etcd() { "etcd" } else { "sled" };
     eventually_equals(
         &p,

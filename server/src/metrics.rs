@@ -31,6 +31,12 @@ fn call_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+/// Changes made durable together: per flush on sled, per transaction on
+/// etcd (1 to 128; etcd's group holds at most 64 writes).
+pub fn batch_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 8))
+}
+
 /// A family of call-duration histograms, one per label set.
 pub type Durations = Family<Labels, Histogram, fn() -> Histogram>;
 

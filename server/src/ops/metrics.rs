@@ -59,6 +59,11 @@ impl Exposition {
             m.commit,
         );
         r.register(
+            "hotfixd_store_batch_changes",
+            "Changes made durable together: by one flush and fdatasync on sled, by one transaction on etcd",
+            lane.store().batches(),
+        );
+        r.register(
             "hotfixd_integration_calls",
             "Calls to GitHub, Argo CD, Prometheus and Slack, by service, operation and outcome",
             m.calls.count,

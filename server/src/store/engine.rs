@@ -78,6 +78,9 @@ pub trait Engine: Send + Sync + 'static {
     async fn flush(&self) -> Result<()>;
     /// See [`Failure`].
     fn failure(&self) -> Failure;
+    /// How many changes each flush (sled) or transaction (etcd) made
+    /// durable, for `/metrics`.
+    fn batches(&self) -> prometheus_client::metrics::histogram::Histogram;
     /// A consistent backup of the whole store (an audit record itself).
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>>;
     /// Appends an audit record of its own (no event, no fact: e.g. the

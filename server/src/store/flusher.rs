@@ -40,6 +40,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::watch;
 
 use super::watermark;
@@ -64,6 +65,9 @@ struct Requests {
     stop: bool,
     /// Callers between [`Flusher::begin`] and the end of their wait.
     active: usize,
+    /// Tickets wanted by [`Flusher::wait_all`] since the last flush began:
+    /// taken to flush, not for a change of their own.
+    barriers: u64,
 }
 
 struct Shared {
@@ -73,6 +77,8 @@ struct Shared {
 
 pub struct Flusher {
     shared: Arc<Shared>,
+    /// Commits each flush made durable.
+    batches: Histogram,
     durable: watch::Sender<Durable>,
     thread: Option<JoinHandle<()>>,
 }
@@ -193,16 +199,19 @@ impl Flusher {
             wake: Condvar::new(),
         });
         let durable = watch::Sender::new(Durable::default());
+        let batches = crate::metrics::batch_histogram();
         let thread = {
             let shared = shared.clone();
             let durable = durable.clone();
+            let batches = batches.clone();
             std::thread::Builder::new()
                 .name("hotfixd-flusher".into())
-                .spawn(move || run(db, flush, shared, durable))
+                .spawn(move || run(db, flush, shared, durable, batches))
                 .expect("spawning the flusher thread")
         };
         Flusher {
             shared,
+            batches,
             durable,
             thread: Some(thread),
         }
@@ -219,8 +228,19 @@ impl Flusher {
 
     /// Waits until `ticket` is durable.
     pub async fn wait(&self, ticket: u64) -> Result<()> {
+        self.want(ticket, false).await
+    }
+
+    /// Waits until `ticket`, taken for no change but to have everything
+    /// before it flushed (at start and shutdown), is durable.
+    pub async fn wait_all(&self, ticket: u64) -> Result<()> {
+        self.want(ticket, true).await
+    }
+
+    async fn want(&self, ticket: u64, barrier: bool) -> Result<()> {
         {
             let mut r = self.shared.requests.lock().expect("flusher lock");
+            r.barriers += u64::from(barrier);
             if r.wanted < ticket {
                 r.wanted = ticket;
                 self.shared.wake.notify_one();
@@ -235,6 +255,11 @@ impl Flusher {
             Some(e) => Err(Error::NotDurable(format!("flush failed: {e}"))),
             None => Ok(()),
         }
+    }
+
+    /// How many changes each flush made durable.
+    pub fn batches(&self) -> &Histogram {
+        &self.batches
     }
 
     pub fn failed(&self) -> bool {
@@ -277,11 +302,17 @@ impl Drop for Active<'_> {
     }
 }
 
-fn run(db: sled::Db, mut flush: FlushFn, shared: Arc<Shared>, durable: watch::Sender<Durable>) {
+fn run(
+    db: sled::Db,
+    mut flush: FlushFn,
+    shared: Arc<Shared>,
+    durable: watch::Sender<Durable>,
+    batches: Histogram,
+) {
     let mut done = 0;
     let mut last_start: Option<Instant> = None;
     loop {
-        let target = {
+        let (target, barriers) = {
             let mut r = shared.requests.lock().expect("flusher lock");
             while r.wanted <= done && !r.stop {
                 r = shared.wake.wait(r).expect("flusher lock");
@@ -305,11 +336,15 @@ fn run(db: sled::Db, mut flush: FlushFn, shared: Arc<Shared>, durable: watch::Se
                         .0;
                 }
             }
-            r.wanted
+            (r.wanted, std::mem::take(&mut r.barriers))
         };
         last_start = Some(Instant::now());
         match flush() {
             Ok(()) => {
+                let changes = (target - done).saturating_sub(barriers);
+                if changes > 0 {
+                    batches.observe(changes as f64);
+                }
                 done = target;
                 durable.send_modify(|d| d.upto = target);
             }

@@ -577,6 +577,11 @@ impl Store {
         self.flusher.failure()
     }
 
+    /// How many changes each flush made durable.
+    pub fn batches(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.flusher.batches().clone()
+    }
+
     /// The highest sequence number that is on disk.
     pub fn durable_seq(&self) -> u64 {
         *self.durable.borrow()
@@ -649,7 +654,7 @@ impl Store {
             c.tickets += 1;
             c.tickets
         };
-        self.flusher.wait(ticket).await
+        self.flusher.wait_all(ticket).await
     }
 }
 

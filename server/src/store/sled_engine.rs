@@ -17,6 +17,9 @@ impl Engine for Store {
     fn failure(&self) -> engine::Failure {
         Box::pin(Store::failure(self))
     }
+    fn batches(&self) -> prometheus_client::metrics::histogram::Histogram {
+        Store::batches(self)
+    }
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
         Store::backup(self, actor, now).await
     }

@@ -30,6 +30,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
@@ -154,6 +155,7 @@ impl EtcdStore {
             heads,
             queue: Mutex::new(Queue::default()),
             flight: Arc::new(tokio::sync::Mutex::new(())),
+            batches: crate::metrics::batch_histogram(),
         });
         Ok(EtcdStore {
             mirror,
@@ -194,6 +196,8 @@ struct Committer {
     queue: Mutex<Queue>,
     /// Held while a group is in flight (one at a time).
     flight: Arc<tokio::sync::Mutex<()>>,
+    /// Changes per committed transaction.
+    batches: Histogram,
 }
 
 impl Committer {
@@ -258,10 +262,13 @@ impl Committer {
             return;
         };
         let sent = match self.commit(&sending).await {
-            Ok(Sent::Committed(rev)) => match self.mirrored(rev).await {
-                Ok(()) => Sent::Committed(rev),
-                Err(e) => Sent::Unmirrored(rev, e.to_string()),
-            },
+            Ok(Sent::Committed(rev)) => {
+                self.batches.observe(sending.changes as f64);
+                match self.mirrored(rev).await {
+                    Ok(()) => Sent::Committed(rev),
+                    Err(e) => Sent::Unmirrored(rev, e.to_string()),
+                }
+            }
             Ok(other) => other,
             Err(e) => Sent::Failed(e.to_string()),
         };
@@ -641,6 +648,9 @@ impl Engine for EtcdStore {
     }
     fn failure(&self) -> engine::Failure {
         Box::pin(std::future::pending())
+    }
+    fn batches(&self) -> Histogram {
+        self.committer.batches.clone()
     }
     async fn backup(&self, actor: &str, now: Time) -> Result<Vec<u8>> {
         self.record(actor, "backup", "a backup of the whole store", now)

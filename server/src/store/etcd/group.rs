@@ -55,6 +55,8 @@ pub(super) struct Group {
     /// The request records its changes create (each compared absent).
     request_keys: Vec<Vec<u8>>,
     fence: Option<Fence>,
+    /// How many changes joined it.
+    changes: usize,
     /// The counters after its last change.
     head: MirrorHead,
     /// The head revision it was planned on: known once every group before
@@ -72,6 +74,8 @@ pub(super) struct Sending {
     pub guard: i64,
     pub request_keys: Vec<Vec<u8>>,
     pub fence: Option<Fence>,
+    /// How many changes it commits.
+    pub changes: usize,
 }
 
 /// How a sent group's transaction went.
@@ -156,6 +160,7 @@ impl Queue {
                 bytes: 0,
                 request_keys: Vec::new(),
                 fence: None,
+                changes: 0,
                 head,
                 base,
                 sealed: false,
@@ -165,6 +170,7 @@ impl Queue {
         let g = self.groups.back_mut().expect("a group to join");
         g.writes.add(ops);
         g.bytes += bytes;
+        g.changes += 1;
         g.request_keys.extend(request_key);
         g.fence = g.fence.take().or(fence);
         g.head = head;
@@ -192,6 +198,7 @@ impl Queue {
             guard: g.base.expect("the oldest group knows its base"),
             request_keys: g.request_keys.clone(),
             fence: g.fence.clone(),
+            changes: g.changes,
         })
     }
 
