@@ -207,9 +207,11 @@ async fn wrong_tokens_are_refused_unread_past_a_burst_for_that_address_only() {
 #[tokio::test]
 async fn idle_sockets_are_capped_per_address_and_closed_if_silent() {
     use tokio::io::AsyncReadExt;
+    let http = free_addr();
     let d = Daemon::start_configured(|s| {
         s.limits.max_connections_per_peer = 10;
         s.limits.handshake_timeout = Duration::from_millis(300);
+        s.http_listen = Some(http);
     })
     .await;
     let addr: std::net::SocketAddr = d.endpoint.trim_start_matches("http://").parse().unwrap();
@@ -232,4 +234,13 @@ async fn idle_sockets_are_capped_per_address_and_closed_if_silent() {
             .expect("closed by the daemon, not left open")
             .ok();
     }
+    // Each refusal is counted, by the limit that refused it: five over the
+    // cap, ten silent.
+    let refused = |limit: &str| {
+        let series = format!("hotfixd_limit_rejections_total{{limit=\"{limit}\"}}");
+        async move { metric(http, &series).await }
+    };
+    assert_eq!(refused("connections_per_peer").await, Some(5.0));
+    assert_eq!(refused("handshake").await, Some(10.0));
+    assert_eq!(refused("connections").await, Some(0.0));
 }

@@ -10,13 +10,6 @@ use std::time::Duration;
 use common::prometheus::{prometheus_scraping, query_one};
 use common::*;
 
-fn free_addr() -> std::net::SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 async fn get(url: &str, accept: Option<&str>) -> (u16, String, String) {
     hotfixd::integrations::install_crypto_provider();
     let mut req = reqwest::Client::new().get(url);

@@ -102,13 +102,25 @@ pub struct Metrics {
     pub calls: Calls,
     /// Open Watch streams.
     pub watchers: Gauge,
-    /// Requests refused by a limit, by limit (`failed_auth`, `rate`,
-    /// `in_flight`, `watches`).
+    /// Requests and connections refused by a limit, by limit (see
+    /// [`LIMITS`]).
     pub limit_rejections: Family<Labels, Counter>,
 }
 
-/// The limits a request can be refused by (see `limits`).
-pub const LIMITS: [&str; 4] = ["failed_auth", "rate", "in_flight", "watches"];
+/// The limits a request or a connection can be refused by (see `limits`):
+/// failed authentications, the per-principal rate, requests in flight,
+/// open watches; open connections (`max_connections`), connections from
+/// one address (`max_connections_per_peer`), and a connection that sent
+/// nothing within `handshake_timeout`.
+pub const LIMITS: [&str; 7] = [
+    "failed_auth",
+    "rate",
+    "in_flight",
+    "watches",
+    "connections",
+    "connections_per_peer",
+    "handshake",
+];
 
 impl Default for Metrics {
     fn default() -> Self {

@@ -474,7 +474,10 @@ pub async fn serve_store(
         .add_service(admin_svc)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(crate::grpc::incoming::incoming(listener, limits), drained);
+        .serve_with_incoming_shutdown(
+            crate::grpc::incoming::incoming(listener, limits, lane.metrics().clone()),
+            drained,
+        );
     // In-flight requests get DRAIN_TIMEOUT to finish after the shutdown
     // signal; a client that keeps its connection open does not hold the
     // daemon (and its store) hostage.

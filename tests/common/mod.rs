@@ -235,6 +235,29 @@ pub const CONFLICT: i32 = 20;
 pub const UNAVAILABLE: i32 = 24;
 pub const UNAUTHENTICATED: i32 = 26;
 
+/// An address free to listen on (for `--http-listen`, whose bound port
+/// the in-process daemon does not report).
+pub fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The value of the sample `series` (name and labels, exactly as exposed)
+/// in the `/metrics` of the operator listener at `http`.
+pub async fn metric(http: std::net::SocketAddr, series: &str) -> Option<f64> {
+    hotfixd::integrations::install_crypto_provider();
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 pub fn incident(n: u32) -> String {
     format!("INC-2026-05-20-{n:03}")
 }

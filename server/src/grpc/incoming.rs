@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use crate::limits::LimitSettings;
+use crate::metrics::Metrics;
 
 /// The connection info handlers see: tonic's own, so that
 /// `Request::remote_addr` and `peer_certs` keep working.
@@ -36,6 +37,7 @@ struct Counts {
     open: Mutex<Open>,
     max_total: usize,
     max_per_peer: usize,
+    metrics: Metrics,
 }
 
 /// One open connection's place in the counts.
@@ -62,6 +64,11 @@ impl Counts {
         let mut open = self.open.lock().expect("connections lock");
         let from_peer = open.per_peer.get(&peer).copied().unwrap_or(0);
         if open.total >= self.max_total || from_peer >= self.max_per_peer {
+            self.metrics.rejected(if open.total >= self.max_total {
+                "connections"
+            } else {
+                "connections_per_peer"
+            });
             let now = Instant::now();
             if open
                 .last_logged
@@ -87,14 +94,17 @@ impl Counts {
 }
 
 /// The accepted connections of `listener`, within `limits`.
+/// Refusals are counted in `metrics`.
 pub fn incoming(
     listener: TcpListener,
     limits: &LimitSettings,
+    metrics: Metrics,
 ) -> impl Stream<Item = std::io::Result<Guarded>> + Send + 'static {
     let counts = Arc::new(Counts {
         open: Mutex::default(),
         max_total: limits.max_connections,
         max_per_peer: limits.max_connections_per_peer,
+        metrics,
     });
     let handshake = limits.handshake_timeout;
     futures_util::stream::unfold(listener, move |listener| {
@@ -120,7 +130,7 @@ pub fn incoming(
                 let guarded = Guarded {
                     stream,
                     first_bytes: Some(Box::pin(tokio::time::sleep(handshake))),
-                    _place: place,
+                    place,
                 };
                 return Some((Ok(guarded), listener));
             }
@@ -134,7 +144,7 @@ pub struct Guarded {
     stream: TcpStream,
     /// Until the first bytes arrive.
     first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
-    _place: Place,
+    place: Place,
 }
 
 impl Connected for Guarded {
@@ -157,6 +167,8 @@ impl AsyncRead for Guarded {
             match &polled {
                 Poll::Ready(Ok(())) if buf.filled().len() > before => self.first_bytes = None,
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    self.first_bytes = None;
+                    self.place.counts.metrics.rejected("handshake");
                     return Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
                         "the client sent nothing within limits.handshake_timeout",
