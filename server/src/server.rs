@@ -317,32 +317,37 @@ pub async fn serve_store(
     };
     let role = replica.clone();
     let forward = crate::grpc::forward::Forward::new(replica, lane.clone());
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LaneServiceServer<LaneApi>>().await;
-    health.set_serving::<PolicyServiceServer<PolicyApi>>().await;
-    health.set_serving::<EventServiceServer<EventsApi>>().await;
-    health.set_serving::<AuditServiceServer<AuditApi>>().await;
-    health.set_serving::<AdminServiceServer<AdminApi>>().await;
-    health.set_service_status("", ServingStatus::Serving).await;
+    let (reporter, health_service) = tonic_health::server::health_reporter();
     let readiness = crate::ops::Readiness::default();
+    let health = Arc::new(Health {
+        reporter,
+        readiness: readiness.clone(),
+        applying: tokio::sync::Mutex::new(()),
+    });
+    health.apply().await;
     // A store that can no longer make changes durable refuses every change
     // until restarted: a supervisor watching health restarts it.
     tasks.spawn({
         let (health, failure, background) = (health.clone(), store.failure(), background.clone());
-        let readiness = readiness.clone();
         async move {
             tokio::select! {
                 why = failure => {
                     tracing::error!(error = %why, "the store refuses changes until hotfixd is restarted; health NOT_SERVING");
-                    // Readiness first: whoever sees health NOT_SERVING
-                    // finds /readyz saying so too.
-                    readiness.not_ready(format!("the store refuses changes until hotfixd is restarted ({why})"));
-                    set_not_serving(&health).await;
+                    health.readiness.failed(format!("the store refuses changes until hotfixd is restarted ({why})"));
+                    health.apply().await;
                 }
                 _ = background.cancelled() => {}
             }
         }
     });
+    if let (StoreEngine::Etcd, Some(etcd)) = (&settings.store, &settings.etcd) {
+        tasks.spawn(probe_etcd(
+            store.clone(),
+            health.clone(),
+            etcd.options.timeout,
+            background.clone(),
+        ));
+    }
     if let Some(addr) = settings.http_listen {
         let http = TcpListener::bind(addr).await.map_err(|e| {
             ServeError::Config(format!("--http-listen {addr}: cannot listen there: {e}"))
@@ -414,13 +419,12 @@ pub async fn serve_store(
 
     let drained = {
         let health = health.clone();
-        let readiness = readiness.clone();
         let shutdown = shutdown.clone();
         async move {
             shutdown.cancelled().await;
-            readiness.not_ready("shutting down");
+            health.readiness.stopping();
             tell_supervisor(Supervisor::Stopping);
-            set_not_serving(&health).await;
+            health.apply().await;
             streams.cancel();
             tracing::info!("shutting down: health NOT_SERVING, streams closing");
         }
@@ -618,24 +622,85 @@ fn causes(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Health NOT_SERVING for the daemon and each of its services.
-async fn set_not_serving(health: &tonic_health::server::HealthReporter) {
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
-    health.set_not_serving::<LaneServiceServer<LaneApi>>().await;
-    health
-        .set_not_serving::<PolicyServiceServer<PolicyApi>>()
-        .await;
-    health
-        .set_not_serving::<EventServiceServer<EventsApi>>()
-        .await;
-    health
-        .set_not_serving::<AuditServiceServer<AuditApi>>()
-        .await;
-    health
-        .set_not_serving::<AdminServiceServer<AdminApi>>()
-        .await;
+/// gRPC health, kept to what [`crate::ops::Readiness`] says (which
+/// `/readyz` reports): every change of readiness is followed by
+/// [`Health::apply`].
+struct Health {
+    reporter: tonic_health::server::HealthReporter,
+    readiness: crate::ops::Readiness,
+    /// One application at a time, each reading readiness as it starts:
+    /// the last to run sets what readiness says last (a probe that found
+    /// etcd back cannot set SERVING over the shutdown's NOT_SERVING).
+    applying: tokio::sync::Mutex<()>,
+}
+
+impl Health {
+    /// Sets the daemon's and each service's status from readiness.
+    async fn apply(&self) {
+        let _one = self.applying.lock().await;
+        let status = match self.readiness.why_not() {
+            None => ServingStatus::Serving,
+            Some(_) => ServingStatus::NotServing,
+        };
+        let h = &self.reporter;
+        h.set_service_status("", status).await;
+        h.set_service_status(service_name::<LaneServiceServer<LaneApi>>(), status)
+            .await;
+        h.set_service_status(service_name::<PolicyServiceServer<PolicyApi>>(), status)
+            .await;
+        h.set_service_status(service_name::<EventServiceServer<EventsApi>>(), status)
+            .await;
+        h.set_service_status(service_name::<AuditServiceServer<AuditApi>>(), status)
+            .await;
+        h.set_service_status(service_name::<AdminServiceServer<AdminApi>>(), status)
+            .await;
+    }
+}
+
+fn service_name<S: tonic::server::NamedService>() -> &'static str {
+    S::NAME
+}
+
+/// How often an etcd replica checks that etcd answers it (for readiness).
+pub const ETCD_PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Until `stop`: every [`ETCD_PROBE_INTERVAL`], a quorum read through
+/// `store` (what every change needs) within `within`; while it fails the
+/// replica is not ready (`/readyz` 503, health NOT_SERVING), and ready
+/// again once one succeeds.
+async fn probe_etcd(
+    store: Arc<dyn Engine>,
+    health: Arc<Health>,
+    within: Duration,
+    stop: CancellationToken,
+) {
+    let mut was: Option<String> = None;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(ETCD_PROBE_INTERVAL) => {}
+        }
+        let why = tokio::select! {
+            _ = stop.cancelled() => return,
+            read = tokio::time::timeout(within, store.catch_up()) => match read {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("etcd does not answer this replica: {e}")),
+                Err(_) => Some(format!(
+                    "etcd did not answer this replica within store.timeout ({within:?})"
+                )),
+            },
+        };
+        if why == was {
+            continue;
+        }
+        match &why {
+            Some(w) => tracing::warn!(reason = %w, "not ready: health NOT_SERVING"),
+            None => tracing::info!("etcd answers again: ready, health SERVING"),
+        }
+        health.readiness.unreachable(why.clone());
+        health.apply().await;
+        was = why;
+    }
 }
 
 /// Files this process creates are for its own user only (mode 0600,

@@ -23,29 +23,59 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Whether this replica is ready to serve, and if not, why: set wherever
-/// gRPC health is set, so the two never disagree.
+/// Whether this replica is ready to serve, and if not, why: what both
+/// `/readyz` and gRPC health report (`server` sets health from it, after
+/// each change here, so the two never disagree).
 #[derive(Clone)]
-pub struct Readiness(Arc<watch::Sender<Option<String>>>);
+pub struct Readiness(Arc<watch::Sender<Why>>);
+
+/// What keeps a replica from being ready. A failed store and shutting down
+/// are for good; etcd out of reach lasts until it answers again.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Why {
+    failed: Option<String>,
+    unreachable: Option<String>,
+    stopping: bool,
+}
 
 impl Default for Readiness {
     fn default() -> Self {
-        Readiness(Arc::new(watch::channel(None).0))
+        Readiness(Arc::new(watch::channel(Why::default()).0))
     }
 }
 
 impl Readiness {
-    pub fn ready(&self) {
-        self.0.send_replace(None);
+    /// The store can no longer make changes durable: not ready until
+    /// restarted.
+    pub fn failed(&self, why: impl Into<String>) {
+        let why = why.into();
+        self.0.send_modify(|w| {
+            w.failed.get_or_insert(why);
+        });
     }
 
-    pub fn not_ready(&self, why: impl Into<String>) {
-        self.0.send_replace(Some(why.into()));
+    /// The store's replicas do not answer this one (Some: why), or answer
+    /// again (None).
+    pub fn unreachable(&self, why: Option<String>) {
+        self.0.send_if_modified(|w| {
+            let changed = w.unreachable != why;
+            w.unreachable = why;
+            changed
+        });
     }
 
-    /// None: ready; Some: why not.
+    /// The daemon is shutting down.
+    pub fn stopping(&self) {
+        self.0.send_modify(|w| w.stopping = true);
+    }
+
+    /// None: ready; Some: why not (the most lasting reason).
     pub fn why_not(&self) -> Option<String> {
-        self.0.borrow().clone()
+        let w = self.0.borrow();
+        if w.stopping {
+            return Some("shutting down".into());
+        }
+        w.failed.clone().or_else(|| w.unreachable.clone())
     }
 }
 
