@@ -639,6 +639,40 @@ pub fn health(out: &mut (dyn Write + Send), o: Output, status: &str) -> io::Resu
     }
 }
 
+/// The profile's contexts, read from `path`.
+pub fn contexts(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    path: &std::path::Path,
+    rows: &[crate::cli::profile::Listed],
+) -> io::Result<()> {
+    match o {
+        Output::Json => line(
+            out,
+            &json!({
+                "profile": path.display().to_string(),
+                "contexts": rows.iter().map(|r| json!({
+                    "name": r.name,
+                    "endpoint": r.endpoint,
+                    "current": r.current,
+                })).collect::<Vec<_>>(),
+            }),
+        ),
+        Output::Table => {
+            if rows.is_empty() {
+                return writeln!(out, "{}: no contexts", path.display());
+            }
+            let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(4);
+            writeln!(out, "  {:<width$}  ENDPOINT", "NAME")?;
+            for r in rows {
+                let mark = if r.current { '*' } else { ' ' };
+                writeln!(out, "{mark} {:<width$}  {}", r.name, r.endpoint)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 pub fn cluster(
     out: &mut (dyn Write + Send),
     o: Output,

@@ -13,18 +13,37 @@ use super::*;
 #[derive(Debug, Parser)]
 #[command(name = "hotfixctl", version, about, long_about)]
 pub struct Cli {
-    /// hotfixd's gRPC endpoint.
+    /// hotfixd's gRPC endpoint [default: the context's, else
+    /// http://127.0.0.1:50051]. Given without --context, the profile is
+    /// not read: its credentials only go where its contexts point.
+    #[arg(long, global = true, env = "HOTFIXCTL_ENDPOINT")]
+    pub endpoint: Option<String>,
+
+    /// The profile's context to use (endpoint, token file, CA, client
+    /// certificate) [default: the profile's `context`].
+    #[arg(long, global = true, env = "HOTFIXCTL_CONTEXT", value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// The profile file [default: $XDG_CONFIG_HOME/hotfixctl/config.toml,
+    /// else ~/.config/hotfixctl/config.toml].
+    #[arg(long, global = true, env = "HOTFIXCTL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Bearer token (with `hotfixd --dev`: dev-HANDLE, e.g. dev-bob).
+    /// Prefer --token-file or a context's token_file: a token typed here
+    /// stays in the shell's history.
+    #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// A file holding the bearer token (one line; readable by you only).
     #[arg(
         long,
         global = true,
-        env = "HOTFIXCTL_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
+        env = "HOTFIXCTL_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "token"
     )]
-    pub endpoint: String,
-
-    /// Bearer token (with `hotfixd --dev`: dev-HANDLE, e.g. dev-bob).
-    #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
 
     /// CA certificate (PEM) of hotfixd's TLS certificate, for an https://
     /// endpoint.
@@ -311,9 +330,13 @@ pub enum Cmd {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// List the profile's contexts (name, endpoint; * marks the one in
+    /// use). Reads only the profile file.
+    Contexts,
     /// Ask hotfixd's standard gRPC health service (no token needed): exit
     /// 0 while it serves, 24 (unavailable) when it does not (its store
-    /// refuses changes, or it is shutting down). For probes and scripts.
+    /// refuses changes, etcd does not answer it, or it is shutting down).
+    /// For probes and scripts.
     Health,
 }
 

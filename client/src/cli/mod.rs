@@ -21,6 +21,7 @@ use crate::{Client, ConnectError};
 mod args;
 mod audit;
 mod errors;
+pub mod profile;
 mod wait;
 
 pub use args::*;
@@ -63,14 +64,6 @@ pub fn confirm_fix(
     Ok(matches!(answer.trim(), "y" | "Y" | "yes").then(|| f.sha.clone()))
 }
 
-fn hotfixctl_tls(cli: &Cli) -> crate::TlsFiles {
-    crate::TlsFiles {
-        ca: cli.ca_file.clone(),
-        cert: cli.cert.clone(),
-        key: cli.key.clone(),
-    }
-}
-
 /// Runs one command, writing its output to `out`: human output with every
 /// unprintable character escaped (`render::Printable`), JSON as it is
 /// (serde escapes control characters in strings).
@@ -85,7 +78,8 @@ pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
 }
 
 async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    // Generated from these definitions; no hotfixd needed.
+    // Generated from these definitions, or read from the profile; no
+    // hotfixd needed.
     match &cli.command {
         Cmd::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -98,13 +92,20 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
             clap_mangen::generate_to(<Cli as clap::CommandFactory>::command(), dir)?;
             return Ok(());
         }
+        Cmd::Contexts => {
+            let (path, rows) = profile::list(&cli)?;
+            render::contexts(out, cli.output, &path, &rows)?;
+            out.flush()?;
+            return Ok(());
+        }
         _ => {}
     }
-    let tls = hotfixctl_tls(&cli);
-    if let Some(w) = crate::plaintext_token_warning(&cli.endpoint, cli.token.as_deref()) {
+    let target = profile::resolve(&cli)?;
+    if let Some(w) = crate::plaintext_token_warning(&target.endpoint, target.token.as_deref()) {
         eprintln!("hotfixctl: {w}");
     }
-    let client = Client::connect_with(&cli.endpoint, cli.token.as_deref(), &tls).await?;
+    let client =
+        Client::connect_with(&target.endpoint, target.token.as_deref(), &target.tls).await?;
     let m = Some(pb::Mutation {
         request_id: cli.request_id.clone().unwrap_or_default(),
         expected_version: cli.expected_version,
