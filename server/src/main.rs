@@ -197,9 +197,6 @@ async fn main() -> anyhow::Result<()> {
             "hotfixd --dev: listening on {addr}, data in {}",
             settings.data_dir.display()
         );
-        if let Some(http) = settings.http_listen {
-            eprintln!("metrics: http://{http}/metrics (probes: /healthz, /readyz)");
-        }
         eprintln!("demo roster (token = dev-<handle>):");
         for (handle, role) in DEV_ROSTER {
             eprintln!("  {handle:<7} {role:<15} HOTFIXCTL_TOKEN=dev-{handle}");

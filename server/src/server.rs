@@ -369,6 +369,11 @@ pub async fn serve_store(
             readiness: readiness.clone(),
         });
         tracing::info!(addr = %bound, "operator HTTP (/metrics, /healthz, /readyz) serving");
+        if settings.dev {
+            // Beside main's --dev banner, with the port bound (the one
+            // asked for may be 0).
+            eprintln!("metrics: http://{bound}/metrics (probes: /healthz, /readyz)");
+        }
         tasks.spawn(crate::ops::serve(
             http,
             crate::ops::router(ops),

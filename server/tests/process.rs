@@ -123,6 +123,20 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
     let (text, text_log) = start("text", "text");
     let (json, json_log) = start("json", "json");
     let (text, json) = (text.ready().await, json.ready().await);
+    // --dev's banner names the operator listener as bound (the harness
+    // asks for port 0), and it answers there.
+    let banner = std::fs::read_to_string(&text_log).unwrap();
+    let url = banner
+        .lines()
+        .find_map(|l| l.strip_prefix("metrics: "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no metrics URL in the banner:\n{banner}"));
+    let healthz = url.replace("/metrics", "/healthz");
+    hotfixd::integrations::install_crypto_provider();
+    let up = reqwest::get(&healthz)
+        .await
+        .unwrap_or_else(|e| panic!("{healthz}: {e}"));
+    assert_eq!(up.text().await.unwrap(), "ok\n");
     // A request, and one whose incident id tries to forge a log line.
     let inc = "INC-2026-12-02-001";
     harness::ctl(

@@ -42,9 +42,17 @@ fn secrets(dead: u16, key_file: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn start(config: &Path, data: &Path, log: &Path, port: u16, dead: u16) -> Binary {
+async fn start(
+    config: &Path,
+    data: &Path,
+    log: &Path,
+    port: u16,
+    dead: u16,
+    extra: &[(&str, &str)],
+) -> Binary {
     let env = secrets(dead, &key_file(data));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(extra);
     Binary::spawn_logged(
         std::process::Command::new(HOTFIXD),
         config,
@@ -104,7 +112,7 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
     let signing_key = make_key(&data);
     let mut seen = String::new();
 
-    let d = start(&config, &data, &log, free_port(), dead).await;
+    let d = start(&config, &data, &log, free_port(), dead, &[]).await;
     // Slack (status): the declaration's post fails.
     assert!(
         said(
@@ -208,8 +216,21 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
 
     // Prometheus: without Argo CD the sync is recorded, and the measured
     // verification cannot read the metric.
+    // This time with JSON logs and the operator HTTP listener.
     std::fs::write(&config, &integrations).unwrap();
-    let d = start(&config, &data, &log, free_port(), dead).await;
+    let http = format!("127.0.0.1:{}", free_port());
+    let d = start(
+        &config,
+        &data,
+        &log,
+        free_port(),
+        dead,
+        &[
+            ("HOTFIXD_LOG_FORMAT", "json"),
+            ("HOTFIXD_HTTP_LISTEN", &http),
+        ],
+    )
+    .await;
     assert!(
         said(
             &d,
@@ -239,6 +260,20 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
         &["--output", "json", "audit", "export", "--from", "0"],
     )
     .await;
+    // The operator pages.
+    hotfixd::integrations::install_crypto_provider();
+    for page in ["/metrics", "/readyz", "/healthz"] {
+        let r = reqwest::get(format!("http://{http}{page}")).await.unwrap();
+        seen.push_str(&r.text().await.unwrap());
+    }
+    assert!(seen.contains("hotfixd_integration_calls_total"), "{seen}");
+    // A roster reload, logged.
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     drop(d);
 
     assert!(
@@ -250,6 +285,17 @@ async fn no_secret_reaches_an_event_the_audit_trail_a_log_or_an_answer() {
         logged.contains("Slack webhook failed"),
         "the log is at trace level"
     );
+    // The lines the operations issue added are there to search: the
+    // integrations at start-up, each request's span and answer, the
+    // reload, in text and in JSON.
+    for line in [
+        "integrations",
+        "rpc answered",
+        "\"rpc\":\"/hotfix.v1.LaneService/Sync\"",
+        "roster",
+    ] {
+        assert!(logged.contains(line), "no '{line}' in the log:\n{logged}");
+    }
     let help = std::process::Command::new(HOTFIXD)
         .arg("--help")
         .envs(secrets(dead, &key_file(&data)))
