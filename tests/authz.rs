@@ -297,6 +297,7 @@ async fn call(c: &mut Client, rpc: &str, n: u32) -> Code {
                 .watch(pb::WatchRequest {
                     from_seq: 0,
                     incident_id: String::new(),
+                    from_now: false,
                 })
                 .await,
         ),

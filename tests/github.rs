@@ -49,7 +49,7 @@ async fn the_fix_is_read_from_github_not_typed() {
             INVALID,
         )
         .await;
-    assert!(msg.contains("commit_message"), "{msg}");
+    assert!(msg.contains("--message/--message-file: "), "{msg}");
     let msg = d
         .ctl_err(
             "bob",
@@ -57,7 +57,7 @@ async fn the_fix_is_read_from_github_not_typed() {
             INVALID,
         )
         .await;
-    assert!(msg.contains("files"), "{msg}");
+    assert!(msg.contains("--file: "), "{msg}");
     // A stale expectation of the head is refused, not recorded.
     let msg = d
         .ctl_err(

@@ -104,6 +104,7 @@ async fn prometheus_scrapes_the_lane_and_reads_it_back() {
         .watch(hotfixctl::pb::WatchRequest {
             from_seq: 0,
             incident_id: String::new(),
+            from_now: false,
         })
         .await
         .unwrap()

@@ -20,6 +20,7 @@ async fn watch(d: &Daemon, from_seq: u64, incident: &str) -> Stream {
         .watch(pb::WatchRequest {
             from_seq,
             incident_id: incident.to_string(),
+            from_now: false,
         })
         .await
         .expect("watch")
@@ -176,6 +177,7 @@ async fn watch_filters_by_incident_and_follows_live() {
         .watch(pb::WatchRequest {
             from_seq: 0,
             incident_id: "nope".into(),
+            from_now: false,
         })
         .await
         .unwrap_err();
@@ -414,6 +416,7 @@ async fn a_cursor_beyond_the_log_is_out_of_range_naming_the_latest() {
             .watch(pb::WatchRequest {
                 from_seq,
                 incident_id: String::new(),
+                from_now: false,
             })
             .await
             .expect_err("refused, not silent");

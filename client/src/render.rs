@@ -471,15 +471,28 @@ pub fn event(out: &mut (dyn Write + Send), o: Output, e: &pb::Event) -> io::Resu
     }
 }
 
-pub fn heartbeat(out: &mut (dyn Write + Send), o: Output, hb: &pb::Heartbeat) -> io::Result<()> {
+/// A heartbeat of `watch`: in JSON every one, as a line (the first one,
+/// `caught_up`, ends the replay); in a table only the first, as the
+/// boundary between the replayed events and the live ones.
+pub fn heartbeat(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    hb: &pb::Heartbeat,
+    first: bool,
+) -> io::Result<()> {
     match o {
         Output::Json => line(
             out,
-            &json!({"type": "heartbeat", "latest_seq": hb.latest_seq, "closing": hb.closing}),
+            &json!({
+                "type": "heartbeat",
+                "latest_seq": hb.latest_seq,
+                "closing": hb.closing,
+                "caught_up": first,
+            }),
         ),
-        Output::Table if hb.closing => writeln!(
+        Output::Table if first => writeln!(
             out,
-            "-- daemon shutting down; resume with --from {}",
+            "-- caught up at #{}: live from here (Ctrl-C to stop) --",
             hb.latest_seq
         ),
         Output::Table => Ok(()),

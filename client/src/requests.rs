@@ -29,6 +29,63 @@ pub enum StepCall {
     CleanupBreakglass(pb::CleanupBreakglassRequest),
 }
 
+/// The flag (or argument) that sets each request field, for telling a
+/// refusal in the words the user typed: hotfixd names the API's fields
+/// (`merge_eta`), the CLI's user typed `--eta`.
+const FLAGS: &[(&str, &str)] = &[
+    ("incident_id", "INCIDENT"),
+    ("severity", "--severity"),
+    ("criteria", "--criterion"),
+    ("symptom", "--symptom"),
+    ("approver", "--approver"),
+    ("cleanup_owner", "--cleanup-owner"),
+    ("merge_eta", "--eta"),
+    ("repository", "--repo"),
+    ("argocd_app", "--app"),
+    ("branch", "--branch"),
+    ("sha", "--sha"),
+    ("commit_message", "--message/--message-file"),
+    ("files", "--file"),
+    ("number", "--number"),
+    ("url", "--url"),
+    ("title", "--title"),
+    ("labels", "--label"),
+    ("name", "--name"),
+    ("result", "--result"),
+    ("revision", "--revision"),
+    ("observed_value", "--value"),
+    ("revert_pr", "--pr"),
+    ("pr_number", "--pr"),
+    ("why_hotfix", "--why"),
+    ("bypass_justified", "--bypass-justified"),
+    ("cleanup_pr_link", "--cleanup-pr-link"),
+    ("findings", "--findings"),
+    ("reason", "--reason"),
+    ("notes", "--notes"),
+    ("route", "--by"),
+    ("role", "--role"),
+    ("ttl_seconds", "--ttl"),
+    ("items", "--item"),
+    ("request_id", "--request-id"),
+    ("expected_version", "--expected-version"),
+];
+
+/// `message` (an INVALID_ARGUMENT's, `field: reason`) with its field told
+/// as the flag that sets it: `merge_eta: …` is `--eta: …`, and
+/// `files[2].path: …` is `--file (files[2].path): …`. Unchanged when it
+/// names no field the CLI sets.
+pub fn in_flag_words(message: &str) -> String {
+    let Some((field, reason)) = message.split_once(": ") else {
+        return message.to_string();
+    };
+    let base = field.split(['[', '.']).next().unwrap_or(field);
+    match FLAGS.iter().find(|(f, _)| *f == base) {
+        Some((_, flag)) if base == field => format!("{flag}: {reason}"),
+        Some((_, flag)) => format!("{flag} ({field}): {reason}"),
+        None => message.to_string(),
+    }
+}
+
 fn required(flag: &str) -> CliError {
     CliError {
         code: 2,
@@ -265,6 +322,26 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Cmd};
+
+    #[test]
+    fn refusals_name_the_flag_that_was_typed() {
+        assert_eq!(
+            in_flag_words("merge_eta: '9h' is not HH:MM"),
+            "--eta: '9h' is not HH:MM"
+        );
+        assert_eq!(
+            in_flag_words("revert_pr: must be a positive PR number"),
+            "--pr: must be a positive PR number"
+        );
+        assert_eq!(
+            in_flag_words("files[2].path: must be relative"),
+            "--file (files[2].path): must be relative"
+        );
+        assert_eq!(in_flag_words("incident_id: bad"), "INCIDENT: bad");
+        // Not a field: as it was.
+        assert_eq!(in_flag_words("no colon here"), "no colon here");
+        assert_eq!(in_flag_words("other_thing: x"), "other_thing: x");
+    }
 
     /// The value people type, as clap spells it.
     fn typed<T: ValueEnum>(v: &T) -> String {

@@ -226,6 +226,7 @@ async fn watch_fanout(base: &std::path::Path, watchers: usize, gap_ms: usize) {
                 .watch(pb::WatchRequest {
                     from_seq: 0,
                     incident_id: String::new(),
+                    from_now: false,
                 })
                 .await
                 .unwrap()
@@ -326,6 +327,7 @@ async fn resume(base: &std::path::Path, stored: usize) {
                 .watch(pb::WatchRequest {
                     from_seq: from,
                     incident_id: String::new(),
+                    from_now: false,
                 })
                 .await
                 .unwrap()

@@ -272,6 +272,7 @@ async fn sigterm_drains_watchers_and_exits_cleanly() {
         .watch(hotfixctl::pb::WatchRequest {
             from_seq: 0,
             incident_id: String::new(),
+            from_now: false,
         })
         .await
         .unwrap()

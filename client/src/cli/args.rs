@@ -86,6 +86,13 @@ pub struct Cli {
     pub command: Cmd,
 }
 
+/// Where `watch --since` starts.
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+pub enum Since {
+    /// After the latest event: nothing replayed.
+    Now,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Severity {
     P0,
@@ -295,10 +302,15 @@ pub enum Cmd {
     },
     /// Stream events (replays stored events after --from, then follows).
     Watch {
-        /// Resume after this sequence number.
-        #[arg(long = "from", default_value_t = 0)]
+        /// Replay the events after this sequence number, then follow (0:
+        /// the whole history).
+        #[arg(long = "from", default_value_t = 0, conflicts_with = "since")]
         from_seq: u64,
-        #[arg(long)]
+        /// `now`: replay nothing, only what happens from now on.
+        #[arg(long, value_enum)]
+        since: Option<Since>,
+        /// Only the events of this incident.
+        #[arg(long, value_name = "INCIDENT")]
         incident: Option<String>,
         /// Exit once caught up with the stored events.
         #[arg(long)]

@@ -23,6 +23,7 @@ mod audit;
 mod errors;
 pub mod profile;
 mod wait;
+mod watch;
 
 pub use args::*;
 use audit::*;
@@ -104,8 +105,22 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     if let Some(w) = crate::plaintext_token_warning(&target.endpoint, target.token.as_deref()) {
         eprintln!("hotfixctl: {w}");
     }
+    let anonymous = target.token.is_none() && target.tls.cert.is_none();
     let client =
         Client::connect_with(&target.endpoint, target.token.as_deref(), &target.tls).await?;
+    call(cli, client, out).await.map_err(|mut e| {
+        if anonymous && e.code == 10 + tonic::Code::Unauthenticated as i32 {
+            e.message.push_str(
+                "; no credentials were given: use --token-file FILE, a profile context \
+                 (--context NAME; see `hotfixctl contexts`), --token, or HOTFIXCTL_TOKEN",
+            );
+        }
+        e
+    })
+}
+
+/// Runs `cli`'s command through `client`.
+async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let m = Some(pb::Mutation {
         request_id: cli.request_id.clone().unwrap_or_default(),
         expected_version: cli.expected_version,
@@ -390,31 +405,15 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         Cmd::Admin(Admin::Backup { file }) => backup(&client, out, o, &file).await?,
         Cmd::Watch {
             from_seq,
+            since,
             incident,
             once,
         } => {
-            let mut stream = client
-                .events
-                .clone()
-                .watch(pb::WatchRequest {
-                    from_seq,
-                    incident_id: incident.unwrap_or_default(),
-                })
-                .await?
-                .into_inner();
-            while let Some(msg) = stream.next().await {
-                match msg?.kind {
-                    Some(pb::watch_response::Kind::Event(e)) => render::event(out, o, &e)?,
-                    Some(pb::watch_response::Kind::Heartbeat(hb)) => {
-                        render::heartbeat(out, o, &hb)?;
-                        if once || hb.closing {
-                            break;
-                        }
-                    }
-                    None => {}
-                }
-                out.flush()?;
-            }
+            let start = match since {
+                Some(Since::Now) => watch::Start::Now,
+                None => watch::Start::After(from_seq),
+            };
+            watch::watch(&client, out, o, start, incident.unwrap_or_default(), once).await?;
         }
         Cmd::Report => {
             let r = policy

@@ -21,6 +21,7 @@ pub(super) async fn follow(
         .watch(pb::WatchRequest {
             from_seq,
             incident_id: incident.to_string(),
+            from_now: false,
         })
         .await?
         .into_inner();

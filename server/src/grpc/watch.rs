@@ -296,6 +296,16 @@ impl EventService for EventsApi {
         // following it would be silent forever.
         let log = self.lane.log();
         let latest = log.durable_seq();
+        if r.from_now && r.from_seq != 0 {
+            return Err(Error::from(domain::Refusal::Invalid {
+                field: "from_now".into(),
+                reason: format!(
+                    "from_now starts after the latest event; it cannot be given with from_seq {}",
+                    r.from_seq
+                ),
+            })
+            .into());
+        }
         if r.from_seq > latest {
             return Err(Status::out_of_range(format!(
                 "from_seq {} is beyond the end of the event log (latest sequence {latest}); \
@@ -308,7 +318,7 @@ impl EventService for EventsApi {
             store: log,
             member,
             beats: None,
-            cursor: r.from_seq,
+            cursor: if r.from_now { latest } else { r.from_seq },
             incident_id: r.incident_id,
             read: VecDeque::new(),
             sent_from_read: 0,
