@@ -5,64 +5,12 @@
 mod common;
 
 use clap::Parser;
+use common::pki::{Pki, dns, uri};
 use common::*;
 use hotfixd::auth::PrincipalEntry;
 use hotfixd::config::TlsSettings;
 use hotfixd::domain::Role;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-
-struct Pki {
-    ca_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = params.self_signed(&key).unwrap();
-        Pki {
-            ca_pem: ca.pem(),
-            issuer: Issuer::new(params, key),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// A certificate with these SANs; returns (cert PEM, key PEM).
-    fn leaf(&self, sans: Vec<SanType>) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = sans;
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    /// Writes a client certificate's files; returns (cert path, key path).
-    fn client_files(&self, name: &str, sans: Vec<SanType>) -> (String, String) {
-        let (cert, key) = self.leaf(sans);
-        let c = self.dir.path().join(format!("{name}.crt"));
-        let k = self.dir.path().join(format!("{name}.key"));
-        std::fs::write(&c, cert).unwrap();
-        std::fs::write(&k, key).unwrap();
-        (c.display().to_string(), k.display().to_string())
-    }
-
-    fn ca_file(&self) -> String {
-        let p = self.dir.path().join("ca.crt");
-        std::fs::write(&p, &self.ca_pem).unwrap();
-        p.display().to_string()
-    }
-}
-
-fn uri(u: &str) -> SanType {
-    SanType::URI(u.try_into().unwrap())
-}
-
-fn dns(d: &str) -> SanType {
-    SanType::DnsName(d.try_into().unwrap())
-}
+use rcgen::SanType;
 
 const DEPLOYER: &str = "spiffe://bookstore.internal/ns/ci/sa/deployer";
 
@@ -129,7 +77,8 @@ async fn tokens_work_over_tls_and_plain_text_is_not_served() {
     .await
     .unwrap();
     assert_eq!(handle_of(&out), "bob");
-    // No CA: refused before connecting; plain text to a TLS port: no answer.
+    // No CA, and the system store does not trust it: refused, naming
+    // --ca-file; plain text to a TLS port: no answer.
     let e = ctl(&endpoint, &["--token", "dev-bob"], &["whoami"])
         .await
         .unwrap_err();

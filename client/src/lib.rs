@@ -52,8 +52,9 @@ impl Interceptor for BearerAuth {
 pub enum ConnectError {
     #[error("invalid endpoint '{0}': {1}")]
     Endpoint(String, String),
-    #[error("cannot connect to {0}: {1} (is hotfixd running? try `hotfixd --dev`)")]
-    Connect(String, String),
+    /// The endpoint, why, and what would help.
+    #[error("cannot connect to {0}: {1} ({2})")]
+    Connect(String, String, String),
     #[error("the token contains characters that cannot be sent in a header")]
     Token,
     #[error("tls: {0}")]
@@ -104,14 +105,14 @@ impl Client {
             .map_err(|e| ConnectError::Endpoint(endpoint.to_string(), e.to_string()))?
             .connect_timeout(std::time::Duration::from_secs(5));
         if endpoint.starts_with("https://") {
-            let ca = tls.ca.as_ref().ok_or_else(|| {
-                ConnectError::Tls(
-                    "an https:// endpoint needs --ca-file (the CA of hotfixd's certificate)".into(),
-                )
-            })?;
-            let mut cfg = tonic::transport::ClientTlsConfig::new().ca_certificate(
-                tonic::transport::Certificate::from_pem(read("--ca-file", ca)?),
-            );
+            // The CA given, or else the system's trust store (hotfixd
+            // behind a certificate from the organisation's usual CA).
+            let mut cfg = match &tls.ca {
+                Some(ca) => tonic::transport::ClientTlsConfig::new().ca_certificate(
+                    tonic::transport::Certificate::from_pem(read("--ca-file", ca)?),
+                ),
+                None => tonic::transport::ClientTlsConfig::new().with_native_roots(),
+            };
             match (&tls.cert, &tls.key) {
                 (Some(c), Some(k)) => {
                     cfg = cfg.identity(tonic::transport::Identity::from_pem(
@@ -130,10 +131,11 @@ impl Client {
                 "--ca-file/--cert need an https:// endpoint, not {endpoint}"
             )));
         }
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| ConnectError::Connect(endpoint.to_string(), source_chain(&e)))?;
+        let channel = ep.connect().await.map_err(|e| {
+            let why = source_chain(&e);
+            let hint = connect_hint(&why, tls);
+            ConnectError::Connect(endpoint.to_string(), why, hint)
+        })?;
         let auth = BearerAuth::new(token)?;
         Ok(Client {
             lane: LaneServiceClient::with_interceptor(channel.clone(), auth.clone()),
@@ -169,12 +171,34 @@ pub fn plaintext_token_warning(endpoint: &str, token: Option<&str>) -> Option<St
     })
 }
 
+/// What would help after a failed connection that says `why`.
+fn connect_hint(why: &str, tls: &TlsFiles) -> String {
+    if why.contains("certificate") {
+        if tls.ca.is_some() {
+            "hotfixd's TLS certificate is not signed by --ca-file's CA, or does not name the \
+             endpoint's host"
+                .into()
+        } else {
+            "the system's trust store does not trust hotfixd's TLS certificate: give --ca-file \
+             FILE (the CA that signed it), or add that CA to the system's store"
+                .into()
+        }
+    } else {
+        "is hotfixd running? try `hotfixd --dev`".into()
+    }
+}
+
+/// `e` and its sources, each said once: hyper and tonic repeat their
+/// source's text in their own ("tcp connect error: tcp connect error: …").
 fn source_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
         cur = c.source();
     }
     s

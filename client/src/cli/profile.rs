@@ -134,12 +134,13 @@ pub fn resolve(cli: &Cli) -> Result<Target, CliError> {
             )));
         }
     };
+    let endpoint = match (&cli.endpoint, ctx.endpoint) {
+        (Some(e), _) => checked_endpoint(e, "--endpoint")?,
+        (None, Some(e)) => checked_endpoint(&e, &context_field(cli, "endpoint"))?,
+        (None, None) => DEFAULT_ENDPOINT.to_string(),
+    };
     Ok(Target {
-        endpoint: cli
-            .endpoint
-            .clone()
-            .or(ctx.endpoint)
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string()),
+        endpoint,
         token,
         tls: TlsFiles {
             ca: cli.ca_file.clone().or_else(|| file(&ctx.ca_file)),
@@ -196,6 +197,34 @@ fn context_field(cli: &Cli, field: &str) -> String {
     match &cli.context {
         Some(n) => format!("the {field} of --context {n}"),
         None => format!("the profile's default context's {field}"),
+    }
+}
+
+/// `endpoint` if it is a URL hotfixctl can connect to (`http://` or
+/// `https://`, a host, optionally a port), else a usage error naming
+/// `what` and what to type instead.
+fn checked_endpoint(endpoint: &str, what: &str) -> Result<String, CliError> {
+    let scheme = endpoint.split_once("://").map(|(s, _)| s);
+    match scheme {
+        Some("http" | "https") => {}
+        Some(other) => {
+            return Err(usage(format!(
+                "{what} {endpoint}: the scheme must be http:// (plain text: loopback, \
+                 `hotfixd --dev`) or https:// (TLS), not {other}://"
+            )));
+        }
+        None => {
+            return Err(usage(format!(
+                "{what} {endpoint}: give the scheme: http://{endpoint} (plain text: loopback, \
+                 `hotfixd --dev`) or https://{endpoint} (TLS)"
+            )));
+        }
+    }
+    let uri: Result<tonic::codegen::http::Uri, _> = endpoint.parse();
+    match uri {
+        Ok(u) if u.host().is_some_and(|h| !h.is_empty()) => Ok(endpoint.to_string()),
+        Ok(_) => Err(usage(format!("{what} {endpoint}: names no host"))),
+        Err(e) => Err(usage(format!("{what} {endpoint}: not a URL ({e})"))),
     }
 }
 
@@ -294,6 +323,26 @@ mod tests {
         }
         assert_eq!(default_path(None, None), None);
         assert_eq!(default_path(os(""), os("")), None);
+    }
+
+    #[test]
+    fn an_endpoint_needs_its_scheme_and_a_host() {
+        assert_eq!(
+            checked_endpoint("http://127.0.0.1:50051", "--endpoint").unwrap(),
+            "http://127.0.0.1:50051"
+        );
+        assert!(checked_endpoint("https://hotfixd.internal", "--endpoint").is_ok());
+        let e = checked_endpoint("127.0.0.1:50051", "--endpoint").unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(
+            e.message
+                .starts_with("--endpoint 127.0.0.1:50051: give the scheme: http://127.0.0.1:50051"),
+            "{e}"
+        );
+        let e = checked_endpoint("grpc://h:1", "--endpoint").unwrap_err();
+        assert!(e.message.contains("not grpc://"), "{e}");
+        let e = checked_endpoint("http://", "--endpoint").unwrap_err();
+        assert_eq!(e.code, 2, "{e}");
     }
 
     #[test]
