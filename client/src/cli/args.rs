@@ -16,29 +16,53 @@ pub struct Cli {
     /// hotfixd's gRPC endpoint [default: the context's, else
     /// http://127.0.0.1:50051]. Given without --context, the profile is
     /// not read: its credentials only go where its contexts point.
-    #[arg(long, global = true, env = "HOTFIXCTL_ENDPOINT")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "HOTFIXCTL_ENDPOINT"
+    )]
     pub endpoint: Option<String>,
 
     /// The profile's context to use (endpoint, token file, CA, client
     /// certificate) [default: the profile's `context`].
-    #[arg(long, global = true, env = "HOTFIXCTL_CONTEXT", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "HOTFIXCTL_CONTEXT",
+        value_name = "NAME"
+    )]
     pub context: Option<String>,
 
     /// The profile file [default: $XDG_CONFIG_HOME/hotfixctl/config.toml,
     /// else ~/.config/hotfixctl/config.toml].
-    #[arg(long, global = true, env = "HOTFIXCTL_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "HOTFIXCTL_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Bearer token (with `hotfixd --dev`: dev-HANDLE, e.g. dev-bob).
     /// Prefer --token-file or a context's token_file: a token typed here
     /// stays in the shell's history.
-    #[arg(long, global = true, env = "HOTFIXCTL_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "HOTFIXCTL_TOKEN",
+        hide_env_values = true
+    )]
     pub token: Option<String>,
 
     /// A file holding the bearer token (one line; readable by you only).
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "HOTFIXCTL_TOKEN_FILE",
         value_name = "FILE",
         conflicts_with = "token"
@@ -46,14 +70,21 @@ pub struct Cli {
     pub token_file: Option<PathBuf>,
 
     /// CA certificate (PEM) of hotfixd's TLS certificate, for an https://
-    /// endpoint.
-    #[arg(long, global = true, env = "HOTFIXCTL_CA_FILE", value_name = "FILE")]
+    /// endpoint [default: the system's trust store].
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "HOTFIXCTL_CA_FILE",
+        value_name = "FILE"
+    )]
     pub ca_file: Option<PathBuf>,
 
     /// Client certificate (PEM) for mutual TLS; its SAN names you.
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "HOTFIXCTL_CERT",
         value_name = "FILE",
         requires = "key"
@@ -64,6 +95,7 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "HOTFIXCTL_KEY",
         value_name = "FILE",
         requires = "cert"
@@ -71,15 +103,20 @@ pub struct Cli {
     pub key: Option<PathBuf>,
 
     /// Output format: table for people, json for scripts.
-    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    #[arg(short = 'o', long, global = true, help_heading = "Output and retries", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 
     /// Idempotency key: a retry with the same id is applied once.
-    #[arg(long, global = true, env = "HOTFIXCTL_REQUEST_ID")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Output and retries",
+        env = "HOTFIXCTL_REQUEST_ID"
+    )]
     pub request_id: Option<String>,
 
     /// Only apply if the hotfix is still at this version (else exit 20).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Output and retries")]
     pub expected_version: Option<u64>,
 
     #[command(subcommand)]
@@ -135,9 +172,12 @@ pub enum Cmd {
     Declare(Declare),
     /// Record an incident mitigated by a flag flip or rollback instead.
     Mitigated {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// What mitigated it instead of a hotfix.
         #[arg(long, value_enum)]
         by: Route,
+        /// What was done, for the record.
         #[arg(long, default_value = "")]
         notes: String,
     },
@@ -145,9 +185,12 @@ pub enum Cmd {
     Fix(Fix),
     /// Approver only: accept an over-limit fix SHA, with a reason.
     Override {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The over-limit fix commit you accept (full SHA).
         #[arg(long)]
         sha: String,
+        /// Why this fix may exceed the size limits (audited).
         #[arg(long)]
         reason: String,
     },
@@ -155,6 +198,7 @@ pub enum Cmd {
     /// --sha on a terminal, shows the current fix (SHA, message, files)
     /// and asks before approving exactly that SHA.
     Approve {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
         /// The SHA you reviewed (a unique prefix of 7+ hex digits will do);
         /// refused if the fix has moved on.
@@ -165,9 +209,12 @@ pub enum Cmd {
     /// give no options: hotfixd opens it (or reuses the branch's open PR),
     /// labels it and follows its checks. Otherwise record the PR you opened.
     Pr {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The number of the PR you opened (GitHub off).
         #[arg(long, requires = "url")]
         number: Option<u64>,
+        /// The URL of the PR you opened (GitHub off).
         #[arg(long, requires = "number")]
         url: Option<String>,
         /// Defaults to "HOTFIX: INCIDENT SYMPTOM".
@@ -182,11 +229,15 @@ pub enum Cmd {
     /// live until all passed (exit 0) or one failed (exit 1; a failed scan
     /// ends the hotfix). Otherwise record one result with --name/--result.
     Check {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The check, e.g. lint, unit-changed-package, scan, build-sign-push.
         #[arg(long, required_unless_present = "wait", requires = "result")]
         name: Option<String>,
+        /// Its result; a failed scan ends the hotfix.
         #[arg(long, value_enum, requires = "name")]
         result: Option<CheckResult>,
+        /// The commit the check ran on (default: the current fix).
         #[arg(long, requires = "name")]
         sha: Option<String>,
         /// Follow the checks on GitHub until all are done or one fails.
@@ -194,16 +245,22 @@ pub enum Cmd {
         wait: bool,
     },
     /// Step 5: platform-admin merge via admin bypass.
-    Merge { incident: String },
+    Merge {
+        /// The incident id, e.g. INC-2026-05-20-001.
+        incident: String,
+    },
     /// Step 5: the forced Argo CD sync. With Argo CD configured, hotfixd
     /// performs it (prune, then waits for Synced and Healthy); otherwise it
     /// records the sync you did.
     ///
     /// With --wait, exits 0 once synced and 1 when the sync failed.
     Sync {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The revision to sync (the merge commit).
         #[arg(long)]
         revision: String,
+        /// Skip the canary (the runbook allows it for a hotfix).
         #[arg(long)]
         skip_canary: bool,
         /// Show progress until Argo CD reports Synced and Healthy.
@@ -216,6 +273,7 @@ pub enum Cmd {
     /// With --measure --wait, exits 0 when the symptom recovered, 4 when it
     /// did not (revert required) and 1 when no verdict could be reached.
     Verify {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
         #[arg(
             long,
@@ -223,7 +281,9 @@ pub enum Cmd {
             required_unless_present_any = ["not_recovered", "measure"],
             requires = "value"
         )]
+        /// The symptom metric recovered (give --value).
         recovered: bool,
+        /// It did not: a revert is required (give --value).
         #[arg(long, conflicts_with = "measure", requires = "value")]
         not_recovered: bool,
         /// The observed symptom metric (e.g. the 5xx ratio).
@@ -240,30 +300,40 @@ pub enum Cmd {
     /// no --pr, hotfixd opens the revert PR, merges it and syncs again;
     /// otherwise record the revert PR (merged) with --pr.
     Revert {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The revert PR, merged (GitHub off).
         #[arg(long)]
         pr: Option<u64>,
     },
     /// Step 7: record the cleanup (return-to-normal-flow) PR.
     Cleanup {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// The cleanup PR that returns the change to the normal flow.
         #[arg(long)]
         pr: u64,
+        /// Its URL.
         #[arg(long, default_value = "")]
         url: String,
+        /// Its labels (repeat for each).
         #[arg(long = "label")]
         labels: Vec<String>,
     },
     /// Step 8: record the postmortem's hotfix answers.
     Postmortem {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// Where the postmortem is written.
         #[arg(long)]
         url: String,
         /// Why was a hotfix needed?
         #[arg(long)]
         why: String,
+        /// Was bypassing review justified?
         #[arg(long, value_enum)]
         bypass_justified: Bypass,
+        /// Breakglass access was used.
         #[arg(long)]
         breakglass_used: bool,
         /// Defaults to the recorded cleanup PR.
@@ -272,23 +342,30 @@ pub enum Cmd {
     },
     /// Step 9: record the audit log review (not by the author).
     AuditReview {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
+        /// What the review of the audit log found.
         #[arg(long)]
         findings: String,
     },
     /// Record breakglass use and its cleanup checklist.
     Breakglass {
+        /// The incident id, e.g. INC-2026-05-20-001.
         incident: String,
         #[command(subcommand)]
         action: Breakglass,
     },
     /// Record the team review that reopens the rate-limit gate.
     TeamReview {
+        /// What the team review concluded (audited).
         #[arg(long)]
         notes: String,
     },
     /// Show one hotfix: state, timeline, who may do what next.
-    Show { incident: String },
+    Show {
+        /// The incident id, e.g. INC-2026-05-20-001.
+        incident: String,
+    },
     /// List hotfixes, newest first.
     List {
         /// Only this state (e.g. pr-open, mitigated).
@@ -297,6 +374,7 @@ pub enum Cmd {
         /// Only hotfixes with an overdue obligation.
         #[arg(long)]
         overdue: bool,
+        /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
@@ -333,12 +411,14 @@ pub enum Cmd {
     /// /etc/bash_completion.d/hotfixctl` (zsh: into a directory on
     /// $fpath as _hotfixctl; fish: ~/.config/fish/completions/hotfixctl.fish).
     Completions {
+        /// The shell to complete for.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Write the man pages of hotfixctl and each of its commands into DIR
     /// (hotfixctl.1, hotfixctl-declare.1, …).
     Man {
+        /// The directory to write the pages into.
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
@@ -358,6 +438,7 @@ pub enum Admin {
     /// FILE.partial, synced, then renamed). Restore it into an empty data
     /// directory with `hotfixd restore --data-dir DIR FILE`.
     Backup {
+        /// The backup file to write.
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -391,14 +472,17 @@ pub enum Audit {
     /// Write the records after --from as JSON lines, each with its chain
     /// hash (platform-team or platform-admin).
     Export {
+        /// Only the records after this sequence number.
         #[arg(long = "from", default_value_t = 0)]
         from_seq: u64,
     },
     /// The records of one hotfix, for the audit review (platform-team or
     /// platform-admin).
     List {
+        /// The incident id, e.g. INC-2026-05-20-001.
         #[arg(long)]
         incident: String,
+        /// At most this many.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
     },
@@ -417,6 +501,7 @@ pub struct Declare {
     /// An sre-lead or eng-manager, not you.
     #[arg(long)]
     pub approver: String,
+    /// Who owns the cleanup PR (owed within 24h of the merge).
     #[arg(long)]
     pub cleanup_owner: String,
     /// Expected merge ETA, HH:MM UTC.
@@ -428,12 +513,16 @@ pub struct Declare {
     /// Argo CD application.
     #[arg(long)]
     pub app: String,
+    /// P0 only: P1 and P2 go through the normal pipeline.
     #[arg(long, value_enum, default_value_t = Severity::P0)]
     pub severity: Severity,
+    /// A feature flag flip would mitigate it: the runbook says flip it instead (refused).
     #[arg(long)]
     pub flag_can_mitigate: bool,
+    /// A rollback would mitigate it: the runbook says roll back instead (refused).
     #[arg(long)]
     pub rollback_can_mitigate: bool,
+    /// The fix is not known yet: the runbook says find it first (refused).
     #[arg(long)]
     pub fix_unknown: bool,
     /// A game-day drill: runs the whole lane, not counted in rate limits.
@@ -443,7 +532,9 @@ pub struct Declare {
 
 #[derive(Debug, Args)]
 pub struct Fix {
+    /// The incident id, e.g. INC-2026-05-20-001.
     pub incident: String,
+    /// The fix branch, hotfix/INCIDENT-SLUG.
     #[arg(long)]
     pub branch: String,
     /// The head commit. With GitHub on for the repository: optional, and
@@ -466,6 +557,7 @@ pub struct Fix {
 pub enum Breakglass {
     /// Record the breakglass role grant.
     Grant {
+        /// The breakglass role granted.
         #[arg(long)]
         role: String,
         /// At most the configured TTL (default 1h).
@@ -474,6 +566,7 @@ pub enum Breakglass {
     },
     /// Tick off checklist items: rds-snapshots, iam-users, s3-buckets.
     Cleanup {
+        /// A checklist item done (repeat): rds-snapshots, iam-users, s3-buckets.
         #[arg(long = "item", required = true)]
         items: Vec<String>,
     },
@@ -500,4 +593,52 @@ pub(super) fn humantime_secs(s: &str) -> Result<u64, String> {
     s.parse::<humantime::Duration>()
         .map(|d| std::time::Duration::from(d).as_secs())
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every command says what it is in `--help`:
+    /// (command path, argument id) of those that do not.
+    fn undocumented(cmd: &clap::Command, path: &str, found: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            let id = a.get_id().as_str();
+            if id == "help" || id == "version" || a.is_hide_set() {
+                continue;
+            }
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                found.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() == "help" {
+                continue;
+            }
+            undocumented(sub, &format!("{path} {}", sub.get_name()), found);
+        }
+    }
+
+    #[test]
+    fn output_has_a_short_flag_anywhere_on_the_line() {
+        use clap::Parser;
+        for argv in [
+            &["hotfixctl", "-o", "json", "whoami"][..],
+            &["hotfixctl", "whoami", "-o", "json"][..],
+        ] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(cli.output, Output::Json, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn every_flag_and_argument_has_help() {
+        let mut found = Vec::new();
+        undocumented(
+            &<Cli as clap::CommandFactory>::command(),
+            "hotfixctl",
+            &mut found,
+        );
+        assert!(found.is_empty(), "without help text:\n{}", found.join("\n"));
+    }
 }
