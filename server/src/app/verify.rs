@@ -19,12 +19,16 @@ use crate::domain::{Command, EventDraft, Hotfix, Principal, Samples, Step};
 use crate::error::Result;
 use crate::integrations::Metrics;
 
-/// The runbook's symptom query; `{app}` is the hotfix's Argo CD app.
-pub const DEFAULT_QUERY: &str = r#"sum(rate(http_requests_total{service="{app}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="{app}"}[5m]))"#;
+/// The runbook's symptom query (its step 6). In a template, `{service}`
+/// is the service: the name of the hotfix's repository (`catalog` for
+/// `bookstore/catalog`), as the runbook's query names it; `{app}` is the
+/// hotfix's Argo CD app.
+pub const DEFAULT_QUERY: &str = r#"sum(rate(http_requests_total{service="{service}",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="{service}"}[5m]))"#;
 
 #[derive(Debug, Clone)]
 pub struct VerifySettings {
-    /// Template with `{app}`; used for apps without their own query.
+    /// Template with `{service}` and/or `{app}` (see [`DEFAULT_QUERY`]);
+    /// used for apps without their own query.
     pub query: String,
     /// Per-app queries.
     pub queries: BTreeMap<String, String>,
@@ -46,11 +50,15 @@ impl Default for VerifySettings {
 }
 
 impl VerifySettings {
-    pub fn query_for(&self, app: &str) -> String {
-        self.queries
-            .get(app)
-            .cloned()
-            .unwrap_or_else(|| self.query.replace("{app}", app))
+    /// The symptom query of the hotfix deployed as Argo CD `app` from
+    /// `repository` (OWNER/NAME).
+    pub fn query_for(&self, app: &str, repository: &str) -> String {
+        let service = repository.rsplit('/').next().unwrap_or(repository);
+        self.queries.get(app).cloned().unwrap_or_else(|| {
+            self.query
+                .replace("{app}", app)
+                .replace("{service}", service)
+        })
     }
 }
 
@@ -77,7 +85,9 @@ impl Verifier {
     ) -> Result<(Hotfix, String)> {
         let lane = &self.jobs.lane;
         let h = lane.precheck(actor, incident_id, Step::Verify)?;
-        let query = self.settings.query_for(&h.declaration.argocd_app);
+        let query = self
+            .settings
+            .query_for(&h.declaration.argocd_app, &h.declaration.repository);
         let started = EventDraft::new(
             EventKind::VerificationStarted,
             format!(
@@ -165,5 +175,39 @@ impl Verifier {
 
     async fn note(&self, inc: &str, kind: EventKind, summary: String) {
         self.jobs.note(inc, kind, summary).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The runbook's step 6 query, word for word, for the hotfix it walks
+    /// through (repository bookstore/catalog, Argo CD app
+    /// bookstore-catalog-us-east): the service is the repository's name,
+    /// not the app's.
+    #[test]
+    fn the_default_query_is_the_runbooks_for_the_service() {
+        let runbook = r#"sum(rate(http_requests_total{service="catalog",code=~"5.."}[5m])) / sum(rate(http_requests_total{service="catalog"}[5m]))"#;
+        let s = VerifySettings::default();
+        assert_eq!(
+            s.query_for("bookstore-catalog-us-east", "bookstore/catalog"),
+            runbook
+        );
+        // An app's own query wins; {app} still names the app.
+        let mut s = VerifySettings {
+            query: "x{app=\"{app}\",svc=\"{service}\"}".into(),
+            ..VerifySettings::default()
+        };
+        assert_eq!(
+            s.query_for("bookstore-catalog-us-east", "bookstore/catalog"),
+            "x{app=\"bookstore-catalog-us-east\",svc=\"catalog\"}"
+        );
+        s.queries
+            .insert("bookstore-catalog-us-east".into(), "own".into());
+        assert_eq!(
+            s.query_for("bookstore-catalog-us-east", "bookstore/catalog"),
+            "own"
+        );
     }
 }

@@ -84,7 +84,8 @@ pub struct PrometheusConfig {
     pub url: String,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
-    /// PromQL template; `{app}` is the hotfix's Argo CD app.
+    /// PromQL template; `{service}` is the repository's name, `{app}` the
+    /// hotfix's Argo CD app.
     pub query: Option<String>,
     /// Per-app queries, overriding the template.
     #[serde(default)]
@@ -411,8 +412,13 @@ impl PrometheusConfig {
         http_url("prometheus.url", &self.url)?;
         let mut verify = VerifySettings::default();
         if let Some(q) = &self.query {
-            if !q.contains("{app}") {
-                return Err("prometheus.query: the template must contain {app}".into());
+            if !q.contains("{app}") && !q.contains("{service}") {
+                return Err(
+                    "prometheus.query: the template must contain {service} (the repository's \
+                     name) or {app} (the Argo CD app): one query for every hotfix would \
+                     measure the wrong service"
+                        .into(),
+                );
             }
             verify.query = q.clone();
         }

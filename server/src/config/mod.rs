@@ -729,7 +729,12 @@ mod tests {
         assert_eq!(prom.url, "http://prometheus.monitoring:9090");
         assert_eq!(settings.http_listen, Some("0.0.0.0:50080".parse().unwrap()));
         assert_eq!(settings.verify.window, Duration::from_secs(180));
-        assert!(settings.verify.query_for("x").contains(r#"service="x""#));
+        assert!(
+            settings
+                .verify
+                .query_for("bookstore-x-us-east", "bookstore/x")
+                .contains(r#"service="x""#)
+        );
         assert!(
             settings.slack.is_none(),
             "webhooks never come from the file"
