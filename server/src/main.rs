@@ -188,6 +188,8 @@ async fn main() -> anyhow::Result<()> {
     hotfixd::server::private_files();
 
     let settings = args.settings().map_err(anyhow::Error::msg)?;
+    // Before anything is opened (which creates the directory).
+    let resuming = settings.dev && holds_a_store(&settings.data_dir);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
@@ -197,6 +199,13 @@ async fn main() -> anyhow::Result<()> {
             "hotfixd --dev: listening on {addr}, data in {}",
             settings.data_dir.display()
         );
+        if resuming {
+            eprintln!(
+                "resuming the hotfixes already in {0}: delete that directory (or give \
+                 --data-dir) to start afresh",
+                settings.data_dir.display()
+            );
+        }
         eprintln!("demo roster (token = dev-<handle>):");
         for (handle, role) in DEV_ROSTER {
             eprintln!("  {handle:<7} {role:<15} HOTFIXCTL_TOKEN=dev-{handle}");
@@ -223,4 +232,9 @@ async fn wait_for_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// Whether `dir` holds a store from an earlier run (anything in it).
+fn holds_a_store(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some())
 }

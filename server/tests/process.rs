@@ -123,6 +123,13 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
     let (text, text_log) = start("text", "text");
     let (json, json_log) = start("json", "json");
     let (text, json) = (text.ready().await, json.ready().await);
+    // A fresh data directory is not "resumed".
+    assert!(
+        !std::fs::read_to_string(&text_log)
+            .unwrap()
+            .contains("resuming"),
+        "a new store is not resumed"
+    );
     // --dev's banner names the operator listener as bound (the harness
     // asks for port 0), and it answers there.
     let banner = std::fs::read_to_string(&text_log).unwrap();
@@ -162,8 +169,16 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
         assert!(refused.is_err(), "a newline in an incident id is refused");
     }
     drop((text, json));
+    // Started again on the same data: --dev says it resumes it.
+    let (again, _) = start("text", "text");
+    drop(again.ready().await);
 
     let text = std::fs::read_to_string(&text_log).unwrap();
+    assert_eq!(
+        text.matches("resuming the hotfixes already in").count(),
+        1,
+        "the second start says it resumes, the first does not:\n{text}"
+    );
     assert!(text.contains("hotfixd serving"), "{text}");
     assert!(
         !text
