@@ -209,8 +209,10 @@ async fn preflight_refusals_point_to_the_right_runbook() {
     for n in [1, 2, 4] {
         d.ctl_err("bob", &["show", &incident(n)], NOT_FOUND).await;
     }
-    let list = d.ctl("bob", &["list"]).await.unwrap();
-    assert_eq!(list.lines().count(), 1, "header only: {list}");
+    // Only the mitigated incident is listed: no hotfix was created.
+    let list = d.ctl_json("bob", &["list"]).await;
+    assert_eq!(list["hotfixes"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(list["mitigations"][0]["incident_id"], incident(3).as_str());
 }
 
 #[tokio::test]
@@ -973,4 +975,69 @@ async fn cluster_names_the_store_engine_and_its_replicas() {
         let table = d.ctl("bob", &["cluster"]).await.unwrap();
         assert_eq!(table.trim(), "store: sled (one replica)");
     }
+}
+
+/// An incident closed by a flag flip or a rollback (`mitigated`) can be
+/// shown and listed like any other (it was "not found", and `list --state
+/// MITIGATED_WITHOUT_HOTFIX` a usage error, while `report` counted it).
+#[tokio::test]
+async fn an_incident_mitigated_without_a_hotfix_is_shown_and_listed() {
+    let d = Daemon::start().await;
+    declare(&d, INC, &[]).await.unwrap();
+    let flagged = incident(2);
+    d.ctl(
+        "bob",
+        &[
+            "mitigated",
+            &flagged,
+            "--by",
+            "flag",
+            "--notes",
+            "tenant-header flag off",
+        ],
+    )
+    .await
+    .unwrap();
+
+    let shown = d.ctl("bob", &["show", &flagged]).await.unwrap();
+    assert!(
+        shown.contains("MITIGATED_WITHOUT_HOTFIX (by flag)")
+            && shown.contains("tenant-header flag off")
+            && shown.contains("nothing owed"),
+        "{shown}"
+    );
+    let v = d.ctl_json("bob", &["show", &flagged]).await;
+    assert_eq!(v["state"], "MITIGATED_WITHOUT_HOTFIX");
+    assert_eq!(v["by"], "bob");
+    assert_eq!(v["timeline"].as_array().unwrap().len(), 1, "{v}");
+
+    // Listed with the hotfixes, and on its own.
+    let all = d.ctl_json("bob", &["list"]).await;
+    assert_eq!(all["hotfixes"][0]["incident_id"], INC);
+    assert_eq!(all["mitigations"][0]["incident_id"], flagged.as_str());
+    let table = d.ctl("bob", &["list"]).await.unwrap();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&flagged) && l.contains("MITIGATED_WITHOUT_HOTFIX")),
+        "{table}"
+    );
+    for spelling in ["MITIGATED_WITHOUT_HOTFIX", "mitigated-without-hotfix"] {
+        let only = d.ctl_json("bob", &["list", "--state", spelling]).await;
+        assert_eq!(only["hotfixes"].as_array().unwrap().len(), 0, "{only}");
+        assert_eq!(only["mitigations"].as_array().unwrap().len(), 1, "{only}");
+    }
+    // A hotfix state filter lists hotfixes only.
+    let declared = d.ctl_json("bob", &["list", "--state", "declared"]).await;
+    assert_eq!(declared["hotfixes"].as_array().unwrap().len(), 1);
+    assert_eq!(declared["mitigations"].as_array().unwrap().len(), 0);
+    // A state that is neither says which are.
+    let e = d.ctl_err("bob", &["list", "--state", "fixed"], 2).await;
+    assert!(
+        e.contains("mitigated-without-hotfix") && e.contains("pr-open"),
+        "{e}"
+    );
+    // Nothing recorded at all: still not found, saying so.
+    let e = d.ctl_err("bob", &["show", &incident(9)], NOT_FOUND).await;
+    assert!(e.contains("no hotfix or mitigation"), "{e}");
 }

@@ -342,15 +342,16 @@ pub fn hotfix(
     }
 }
 
+fn mitigation_json(m: &pb::Mitigation) -> Value {
+    json!({
+        "incident_id": m.incident_id, "state": "MITIGATED_WITHOUT_HOTFIX",
+        "route": route_name(m.route), "notes": m.notes, "by": m.by, "at": ts_json(&m.at), "seq": m.seq,
+    })
+}
+
 pub fn mitigation(out: &mut (dyn Write + Send), o: Output, m: &pb::Mitigation) -> io::Result<()> {
     match o {
-        Output::Json => line(
-            out,
-            &json!({
-                "incident_id": m.incident_id, "state": "MITIGATED_WITHOUT_HOTFIX",
-                "route": route_name(m.route), "notes": m.notes, "by": m.by, "at": ts_json(&m.at), "seq": m.seq,
-            }),
-        ),
+        Output::Json => line(out, &mitigation_json(m)),
         Output::Table => writeln!(
             out,
             "{}  MITIGATED_WITHOUT_HOTFIX  by {} (recorded by @{} at {})",
@@ -363,15 +364,14 @@ pub fn mitigation(out: &mut (dyn Write + Send), o: Output, m: &pb::Mitigation) -
 }
 
 pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) -> io::Result<()> {
+    if let (None, Some(m)) = (&r.hotfix, &r.mitigation) {
+        return show_mitigated(out, o, m, &r.timeline);
+    }
     let h = r.hotfix.clone().unwrap_or_default();
     match o {
         Output::Json => {
             let mut v = hotfix_json(&h);
-            v["timeline"] = r
-                .timeline
-                .iter()
-                .map(|t| json!({"seq": t.seq, "at": ts_json(&t.at), "actor": t.actor, "kind": t.kind, "summary": t.summary}))
-                .collect();
+            v["timeline"] = timeline_json(&r.timeline);
             v["next_steps"] = r
                 .next_steps
                 .iter()
@@ -391,28 +391,77 @@ pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) 
                     writeln!(out, "  {:<13} blocked: {}", "", s.blocked)?;
                 }
             }
-            writeln!(out, "\ntimeline:")?;
-            for t in &r.timeline {
-                writeln!(
-                    out,
-                    "  #{:<5} {}  @{:<8} {:<18} {}",
-                    t.seq,
-                    ts(&t.at),
-                    t.actor,
-                    t.kind,
-                    t.summary
-                )?;
-            }
-            Ok(())
+            timeline_table(out, &r.timeline)
         }
     }
 }
 
-pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::Result<()> {
+/// `show` of an incident mitigated without a hotfix: nothing is owed.
+fn show_mitigated(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    m: &pb::Mitigation,
+    timeline: &[pb::TimelineEntry],
+) -> io::Result<()> {
+    match o {
+        Output::Json => {
+            let mut v = mitigation_json(m);
+            v["timeline"] = timeline_json(timeline);
+            line(out, &v)
+        }
+        Output::Table => {
+            writeln!(out, "incident  {}", m.incident_id)?;
+            writeln!(
+                out,
+                "state     MITIGATED_WITHOUT_HOTFIX (by {})",
+                route_name(m.route)
+            )?;
+            writeln!(out, "recorded  by @{} at {}", m.by, ts(&m.at))?;
+            if !m.notes.is_empty() {
+                writeln!(out, "notes     {}", m.notes)?;
+            }
+            writeln!(out, "\nnext steps:\n  none: no hotfix, nothing owed")?;
+            timeline_table(out, timeline)
+        }
+    }
+}
+
+fn timeline_json(timeline: &[pb::TimelineEntry]) -> Value {
+    timeline
+        .iter()
+        .map(|t| json!({"seq": t.seq, "at": ts_json(&t.at), "actor": t.actor, "kind": t.kind, "summary": t.summary}))
+        .collect()
+}
+
+fn timeline_table(out: &mut (dyn Write + Send), timeline: &[pb::TimelineEntry]) -> io::Result<()> {
+    writeln!(out, "\ntimeline:")?;
+    for t in timeline {
+        writeln!(
+            out,
+            "  #{:<5} {}  @{:<8} {:<18} {}",
+            t.seq,
+            ts(&t.at),
+            t.actor,
+            t.kind,
+            t.summary
+        )?;
+    }
+    Ok(())
+}
+
+pub fn list(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    hs: &[pb::Hotfix],
+    ms: &[pb::Mitigation],
+) -> io::Result<()> {
     match o {
         Output::Json => line(
             out,
-            &json!({ "hotfixes": hs.iter().map(hotfix_json).collect::<Vec<_>>() }),
+            &json!({
+                "hotfixes": hs.iter().map(hotfix_json).collect::<Vec<_>>(),
+                "mitigations": ms.iter().map(mitigation_json).collect::<Vec<_>>(),
+            }),
         ),
         Output::Table => {
             writeln!(
@@ -440,6 +489,22 @@ pub fn list(out: &mut (dyn Write + Send), o: Output, hs: &[pb::Hotfix]) -> io::R
                     },
                     if h.drill { "[DRILL] " } else { "" },
                     h.symptom
+                )?;
+            }
+            for m in ms {
+                writeln!(
+                    out,
+                    "{:<20} {:<16} {:<10} {:<10} mitigated by {}{}",
+                    m.incident_id,
+                    "MITIGATED_WITHOUT_HOTFIX",
+                    m.by,
+                    "-",
+                    route_name(m.route),
+                    if m.notes.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", m.notes)
+                    }
                 )?;
             }
             Ok(())

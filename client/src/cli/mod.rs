@@ -386,20 +386,33 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             overdue,
             limit,
         } => {
+            // An incident mitigated by a flag flip or a rollback has no
+            // hotfix state; it is listed as this one.
+            let mitigated_without_hotfix = state.as_deref().is_some_and(|s| {
+                s.trim().to_ascii_uppercase().replace('-', "_") == "MITIGATED_WITHOUT_HOTFIX"
+            });
             let state = match state {
+                _ if mitigated_without_hotfix => pb::State::Unspecified,
                 None => pb::State::Unspecified,
-                Some(s) => hotfix_api::parse_state(&s)
-                    .ok_or_else(|| usage(format!("--state '{s}' is not a hotfix state")))?,
+                Some(s) => hotfix_api::parse_state(&s).ok_or_else(|| {
+                    usage(format!(
+                        "--state '{s}' is not a hotfix state (declared, fix-submitted, \
+                         approved, pr-open, ready-to-merge, merged, synced, mitigated, \
+                         revert-required, reverted, aborted, closed), nor \
+                         mitigated-without-hotfix"
+                    ))
+                })?,
             };
             let r = lane
                 .list_hotfixes(pb::ListHotfixesRequest {
                     state: state as i32,
                     overdue,
                     limit,
+                    mitigated_without_hotfix,
                 })
                 .await?
                 .into_inner();
-            render::list(out, o, &r.hotfixes)?;
+            render::list(out, o, &r.hotfixes, &r.mitigations)?;
         }
         Cmd::Audit(a) => audit(&client, out, o, a).await?,
         Cmd::Admin(Admin::Backup { file }) => backup(&client, out, o, &file).await?,

@@ -90,6 +90,17 @@ pub struct HotfixView {
     pub next_steps: Vec<domain::NextStep>,
 }
 
+/// Everything `show` prints about one incident: a hotfix, or a mitigation
+/// by flag flip or rollback instead.
+pub enum IncidentView {
+    Hotfix(HotfixView),
+    Mitigated {
+        mitigation: domain::Mitigation,
+        /// Its events, in order.
+        timeline: Vec<StoredEvent>,
+    },
+}
+
 /// The platform team's review report.
 pub struct Report {
     /// The rolling-window gate now.
@@ -711,6 +722,34 @@ impl Lane {
             next_steps: domain::next_steps(&hotfix, &self.policy, now),
             hotfix,
         })
+    }
+
+    /// One incident, as `show` prints it: its hotfix, or the mitigation
+    /// recorded instead of one.
+    pub fn incident(&self, incident_id: &str) -> Result<IncidentView> {
+        domain::validate::check_incident_id("incident_id", incident_id)?;
+        if self.store.hotfix(incident_id)?.is_some() {
+            return self.get(incident_id).map(IncidentView::Hotfix);
+        }
+        match self.store.mitigation(incident_id)? {
+            Some(mitigation) => Ok(IncidentView::Mitigated {
+                mitigation,
+                timeline: self.store.timeline(incident_id)?,
+            }),
+            None => Err(Refusal::NotFound {
+                incident: incident_id.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// The incidents mitigated without a hotfix, newest first (by when
+    /// they were recorded), at most `limit`.
+    pub fn mitigations(&self, limit: usize) -> Result<Vec<domain::Mitigation>> {
+        let mut all = self.store.mitigations()?;
+        all.sort_by(|a, b| b.seq.cmp(&a.seq));
+        all.truncate(limit);
+        Ok(all)
     }
 
     /// Hotfixes, newest first, optionally filtered.

@@ -4,7 +4,7 @@
 use hotfix_api::pb;
 use prost_types::Timestamp;
 
-use crate::app::lane::{AuthorQuarter, HotfixView, Mutation, Report, WindowView};
+use crate::app::lane::{AuthorQuarter, HotfixView, IncidentView, Mutation, Report, WindowView};
 use crate::domain::log::StoredEvent;
 use crate::domain::{self, Refusal, Time};
 
@@ -411,20 +411,44 @@ pub fn to_pb_event(e: &StoredEvent) -> pb::Event {
     }
 }
 
+fn to_pb_timeline(events: &[StoredEvent]) -> Vec<pb::TimelineEntry> {
+    events
+        .iter()
+        .map(|e| pb::TimelineEntry {
+            seq: e.seq,
+            at: Some(to_ts(e.at)),
+            actor: e.actor.clone(),
+            kind: e.kind.clone(),
+            summary: e.summary.clone(),
+        })
+        .collect()
+}
+
+/// `show`'s answer: a hotfix with its next steps, or the mitigation
+/// recorded instead of one.
+pub fn to_pb_incident(
+    v: &IncidentView,
+    policy: &domain::Policy,
+    now: Time,
+) -> pb::GetHotfixResponse {
+    match v {
+        IncidentView::Hotfix(h) => to_pb_view(h, policy, now),
+        IncidentView::Mitigated {
+            mitigation,
+            timeline,
+        } => pb::GetHotfixResponse {
+            hotfix: None,
+            timeline: to_pb_timeline(timeline),
+            next_steps: Vec::new(),
+            mitigation: Some(to_pb_mitigation(mitigation)),
+        },
+    }
+}
+
 pub fn to_pb_view(v: &HotfixView, policy: &domain::Policy, now: Time) -> pb::GetHotfixResponse {
     pb::GetHotfixResponse {
         hotfix: Some(to_pb_hotfix(&v.hotfix, policy, now)),
-        timeline: v
-            .timeline
-            .iter()
-            .map(|e| pb::TimelineEntry {
-                seq: e.seq,
-                at: Some(to_ts(e.at)),
-                actor: e.actor.clone(),
-                kind: e.kind.clone(),
-                summary: e.summary.clone(),
-            })
-            .collect(),
+        timeline: to_pb_timeline(&v.timeline),
         next_steps: v
             .next_steps
             .iter()
@@ -434,6 +458,7 @@ pub fn to_pb_view(v: &HotfixView, policy: &domain::Policy, now: Time) -> pb::Get
                 blocked: s.blocked.clone().unwrap_or_default(),
             })
             .collect(),
+        mitigation: None,
     }
 }
 

@@ -313,8 +313,12 @@ impl LaneService for LaneApi {
     ) -> Reply<pb::GetHotfixResponse> {
         principal(&request)?;
         let lane = self.lane();
-        let view = lane.get(&request.get_ref().incident_id)?;
-        Ok(Response::new(to_pb_view(&view, lane.policy(), lane.now())))
+        let view = lane.incident(&request.get_ref().incident_id)?;
+        Ok(Response::new(to_pb_incident(
+            &view,
+            lane.policy(),
+            lane.now(),
+        )))
     }
 
     async fn list_hotfixes(
@@ -335,13 +339,37 @@ impl LaneService for LaneApi {
             }
             n => n as usize,
         };
-        let hotfixes = self
-            .lane()
-            .list(state, r.overdue, limit)?
-            .iter()
-            .map(|h| self.pb(h))
-            .collect();
-        Ok(Response::new(pb::ListHotfixesResponse { hotfixes }))
+        if r.mitigated_without_hotfix && (state.is_some() || r.overdue) {
+            return Err(Error::from(Refusal::Invalid {
+                field: "mitigated_without_hotfix".into(),
+                reason: "lists only incidents mitigated without a hotfix: it cannot be \
+                         combined with a state or overdue filter"
+                    .into(),
+            })
+            .into());
+        }
+        let hotfixes = if r.mitigated_without_hotfix {
+            Vec::new()
+        } else {
+            self.lane()
+                .list(state, r.overdue, limit)?
+                .iter()
+                .map(|h| self.pb(h))
+                .collect()
+        };
+        let mitigations = if state.is_none() && !r.overdue {
+            self.lane()
+                .mitigations(limit)?
+                .iter()
+                .map(to_pb_mitigation)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::ListHotfixesResponse {
+            hotfixes,
+            mitigations,
+        }))
     }
 }
 

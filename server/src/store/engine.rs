@@ -93,6 +93,8 @@ pub trait Engine: Send + Sync + 'static {
     fn mitigation(&self, incident_id: &str) -> Result<Option<Mitigation>>;
     /// Every hotfix, in incident-id order.
     fn hotfixes(&self) -> Result<Vec<Hotfix>>;
+    /// Every incident mitigated without a hotfix, in incident-id order.
+    fn mitigations(&self) -> Result<Vec<Mitigation>>;
     /// The events of one incident, in order.
     fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>>;
     fn gate_view(&self, since: Time) -> Result<GateView>;

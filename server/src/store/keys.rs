@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::{ObligationKind, Time};
 
 pub const HOTFIX: &[u8] = b"h/";
-const MITIGATION: &[u8] = b"m/";
+pub const MITIGATION: &[u8] = b"m/";
 const BY_INCIDENT: &[u8] = b"i/";
 pub const DECLARED: &[u8] = b"d/";
 const QUARTER: &[u8] = b"q/";

@@ -22,6 +22,14 @@ impl Store {
         })
     }
 
+    /// Every incident mitigated without a hotfix, in incident-id order.
+    pub fn mitigations(&self) -> impl Iterator<Item = Result<Mitigation>> + '_ {
+        self.records.scan_prefix(keys::MITIGATION).map(|r| {
+            r.map_err(Error::from)
+                .and_then(|(_, v)| decode("mitigation", &v))
+        })
+    }
+
     /// Durable events with `seq > from`, at most `limit`, read from sled
     /// (whose page cache holds the log's tail). The live tail watchers are
     /// sent is cached once, encoded, by the Watch engine (`grpc/watch.rs`).

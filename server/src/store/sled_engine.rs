@@ -35,6 +35,9 @@ impl Engine for Store {
     fn hotfixes(&self) -> Result<Vec<Hotfix>> {
         Store::hotfixes(self).collect()
     }
+    fn mitigations(&self) -> Result<Vec<Mitigation>> {
+        Store::mitigations(self).collect()
+    }
     fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>> {
         Store::timeline(self, incident_id)
     }

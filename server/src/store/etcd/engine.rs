@@ -689,6 +689,9 @@ impl Engine for EtcdStore {
     fn hotfixes(&self) -> Result<Vec<Hotfix>> {
         self.mirror.hotfixes().collect()
     }
+    fn mitigations(&self) -> Result<Vec<Mitigation>> {
+        self.mirror.mitigations().collect()
+    }
     fn timeline(&self, incident_id: &str) -> Result<Vec<StoredEvent>> {
         self.mirror.timeline(incident_id)
     }
