@@ -710,6 +710,13 @@ pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -
     }
 }
 
+pub fn next_id(out: &mut (dyn Write + Send), o: Output, id: &str) -> io::Result<()> {
+    match o {
+        Output::Json => line(out, &json!({"incident_id": id})),
+        Output::Table => writeln!(out, "{id}"),
+    }
+}
+
 pub fn health(out: &mut (dyn Write + Send), o: Output, status: &str) -> io::Result<()> {
     match o {
         Output::Json => line(out, &json!({"status": status})),

@@ -400,6 +400,10 @@ pub enum Cmd {
     /// Operating hotfixd itself (platform-admin).
     #[command(subcommand)]
     Admin(Admin),
+    /// Print the next incident id free today (UTC): INC-YYYY-MM-DD-NNN, one
+    /// more than the highest today's hotfixes and mitigations use. For
+    /// when the incident tool has not numbered the incident.
+    NextId,
     /// The platform team's report: rate limits, overdue work, history.
     Report,
     /// Show who the token authenticates as.

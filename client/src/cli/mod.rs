@@ -119,6 +119,17 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     })
 }
 
+/// The next incident id of `today` (YYYY-MM-DD) after those in `ids`;
+/// None when 999 is taken.
+pub fn next_incident_id<'a>(today: &str, ids: impl Iterator<Item = &'a str>) -> Option<String> {
+    let prefix = format!("INC-{today}-");
+    let highest = ids
+        .filter_map(|id| id.strip_prefix(&prefix)?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    (highest < 999).then(|| format!("{prefix}{:03}", highest + 1))
+}
+
 /// Runs `cli`'s command through `client`.
 async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let m = Some(pb::Mutation {
@@ -428,6 +439,27 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             };
             watch::watch(&client, out, o, start, incident.unwrap_or_default(), once).await?;
         }
+        Cmd::NextId => {
+            let r = lane
+                .list_hotfixes(pb::ListHotfixesRequest {
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+            let ids = r
+                .hotfixes
+                .iter()
+                .map(|h| h.incident_id.as_str())
+                .chain(r.mitigations.iter().map(|m| m.incident_id.as_str()));
+            let id = next_incident_id(&today, ids).ok_or_else(|| {
+                usage(format!(
+                    "every incident id of {today} is taken (INC-{today}-999)"
+                ))
+            })?;
+            render::next_id(out, o, &id)?;
+        }
         Cmd::Report => {
             let r = policy
                 .get_report(pb::GetReportRequest {})
@@ -522,5 +554,32 @@ mod tests {
             ..hotfix()
         };
         assert!(confirm_fix(&none, &mut "y\n".as_bytes(), &mut Vec::new()).is_err());
+    }
+}
+
+#[cfg(test)]
+mod next_id_tests {
+    use super::next_incident_id;
+
+    #[test]
+    fn the_next_id_follows_todays_highest() {
+        let day = "2026-12-02";
+        assert_eq!(
+            next_incident_id(day, [].into_iter()).as_deref(),
+            Some("INC-2026-12-02-001")
+        );
+        let ids = [
+            "INC-2026-12-01-007",
+            "INC-2026-12-02-002",
+            "INC-2026-12-02-010",
+        ];
+        assert_eq!(
+            next_incident_id(day, ids.into_iter()).as_deref(),
+            Some("INC-2026-12-02-011")
+        );
+        assert_eq!(
+            next_incident_id(day, ["INC-2026-12-02-999"].into_iter()),
+            None
+        );
     }
 }
