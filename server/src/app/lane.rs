@@ -93,7 +93,7 @@ pub struct HotfixView {
 /// Everything `show` prints about one incident: a hotfix, or a mitigation
 /// by flag flip or rollback instead.
 pub enum IncidentView {
-    Hotfix(HotfixView),
+    Hotfix(Box<HotfixView>),
     Mitigated {
         mitigation: domain::Mitigation,
         /// Its events, in order.
@@ -729,7 +729,7 @@ impl Lane {
     pub fn incident(&self, incident_id: &str) -> Result<IncidentView> {
         domain::validate::check_incident_id("incident_id", incident_id)?;
         if self.store.hotfix(incident_id)?.is_some() {
-            return self.get(incident_id).map(IncidentView::Hotfix);
+            return self.get(incident_id).map(|v| IncidentView::Hotfix(Box::new(v)));
         }
         match self.store.mitigation(incident_id)? {
             Some(mitigation) => Ok(IncidentView::Mitigated {
