@@ -747,7 +747,7 @@ impl Lane {
     /// they were recorded), at most `limit`.
     pub fn mitigations(&self, limit: usize) -> Result<Vec<domain::Mitigation>> {
         let mut all = self.store.mitigations()?;
-        all.sort_by(|a, b| b.seq.cmp(&a.seq));
+        all.sort_by_key(|m| std::cmp::Reverse(m.seq));
         all.truncate(limit);
         Ok(all)
     }
