@@ -27,7 +27,7 @@ pub const DEFAULT_QUERY: &str = r#"sum(rate(http_requests_total{service="{servic
 
 #[derive(Debug, Clone)]
 pub struct VerifySettings {
-    /// Template with `{service}` and/or `{app}` (see [`DEFAULT_QUERY`]);
+    /// Template with `{service}` and/or `{app}` (see `DEFAULT_QUERY`);
     /// used for apps without their own query.
     pub query: String,
     /// Per-app queries.
