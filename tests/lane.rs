@@ -149,6 +149,16 @@ async fn full_happy_path_to_closed() {
         assert!(show.contains(kind), "timeline lacks {kind}:\n{show}");
     }
     assert!(show.contains("admin bypass"), "{show}");
+    // Done work names what was done and the person who did it, not the
+    // role that owed it.
+    for done in [
+        "cleanup_pr:    done: PR #4330 https://github.com/bookstore/catalog/pull/4330 by @bob",
+        "postmortem:    done: https://wiki.example/pm/1 by @bob",
+        "audit_review:  done by @dave",
+    ] {
+        assert!(show.contains(done), "no '{done}' in:\n{show}");
+    }
+    assert!(!show.contains("member other than"), "{show}");
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["last_worked"][0]["incident_id"], INC);
     assert_eq!(report["last_worked"][0]["resolved_by"], "hotfix");

@@ -301,23 +301,47 @@ fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> 
         )?;
     }
     for o in &h.obligations {
-        let status = if o.done {
-            "done".to_string()
+        let line = if o.done {
+            done_by(h, &o.kind).unwrap_or_else(|| format!("done {}", ts(&o.done_at)))
         } else if o.overdue {
-            format!("OVERDUE since {}", ts(&o.due))
+            format!("OVERDUE since {}, owed by {}", ts(&o.due), o.owner)
         } else {
-            format!("due {}", ts(&o.due))
+            format!("due {}, owed by {}", ts(&o.due), o.owner)
         };
-        writeln!(
-            out,
-            "  obligation:    {:<19} {:<32} {}",
-            o.kind, status, o.owner
-        )?;
+        writeln!(out, "  {:<15}{line}", format!("{}:", o.kind))?;
     }
     for f in &h.flags {
         writeln!(out, "  flag:          {f}")?;
     }
     Ok(())
+}
+
+/// A done obligation as what was done, by whom and when (not the role
+/// that owed it): the cleanup PR, the postmortem's URL, the reviewer.
+fn done_by(h: &pb::Hotfix, kind: &str) -> Option<String> {
+    match kind {
+        "cleanup_pr" => h.cleanup.as_ref().map(|c| {
+            let url = if c.url.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", c.url)
+            };
+            format!("done: PR #{}{url} by @{} at {}", c.pr_number, c.by, ts(&c.at))
+        }),
+        "postmortem" => h
+            .postmortem
+            .as_ref()
+            .map(|p| format!("done: {} by @{} at {}", p.url, p.by, ts(&p.at))),
+        "audit_review" => h
+            .audit_review
+            .as_ref()
+            .map(|a| format!("done by @{} at {}: {}", a.by, ts(&a.at), a.findings)),
+        "breakglass_cleanup" => h
+            .breakglass
+            .as_ref()
+            .map(|b| format!("done: {} cleaned", b.cleaned.join(", "))),
+        _ => None,
+    }
 }
 
 pub fn hotfix(
