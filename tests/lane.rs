@@ -1051,3 +1051,55 @@ async fn an_incident_mitigated_without_a_hotfix_is_shown_and_listed() {
     let e = d.ctl_err("bob", &["show", &incident(9)], NOT_FOUND).await;
     assert!(e.contains("no hotfix or mitigation"), "{e}");
 }
+
+/// Columns line up whatever they hold: the longest state
+/// (MITIGATED_WITHOUT_HOTFIX) does not shift `watch`, an event about no
+/// hotfix (a team review) shows no state rather than UNSPECIFIED, and
+/// `list`'s OVERDUE column (two overdue obligations) does not run into the
+/// symptom.
+#[tokio::test]
+async fn tables_line_up_whatever_their_cells_hold() {
+    let d = Daemon::start().await;
+    ready_to_merge(&d, INC).await;
+    mitigate(&d, INC).await;
+    d.ctl("bob", &["mitigated", &incident(2), "--by", "rollback"])
+        .await
+        .unwrap();
+    d.ctl("erin", &["team-review", "--notes", "quarterly"])
+        .await
+        .unwrap();
+
+    let watched = d.ctl("dave", &["watch", "--once"]).await.unwrap();
+    let events: Vec<&str> = watched.lines().filter(|l| l.starts_with('#')).collect();
+    assert!(events.len() >= 8, "{watched}");
+    let actor_at: Vec<usize> = events.iter().map(|l| l.find(" @").unwrap()).collect();
+    assert!(
+        actor_at.iter().all(|&a| a == actor_at[0]),
+        "the actor column moves:\n{watched}"
+    );
+    assert!(!watched.contains("UNSPECIFIED"), "{watched}");
+    let review = events
+        .iter()
+        .find(|l| l.contains("team_review"))
+        .unwrap_or_else(|| panic!("no team review in:\n{watched}"));
+    assert!(review.contains(" - "), "{review}");
+
+    // Two days on, the cleanup PR and the postmortem are overdue.
+    d.clock.advance(std::time::Duration::from_secs(49 * 3600));
+    let listed = d.ctl("bob", &["list"]).await.unwrap();
+    let header = listed.lines().next().unwrap();
+    let symptom_at = header.find("SYMPTOM").unwrap();
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(INC))
+        .unwrap_or_else(|| panic!("no {INC} in:\n{listed}"));
+    assert!(row.contains("cleanup_pr, postmortem"), "{row}");
+    assert_eq!(
+        row.find("catalog returns 500"),
+        Some(symptom_at),
+        "the symptom starts under its header:\n{listed}"
+    );
+    for l in listed.lines() {
+        assert_eq!(l, l.trim_end(), "no trailing blanks: {l:?}");
+    }
+}

@@ -326,7 +326,12 @@ fn done_by(h: &pb::Hotfix, kind: &str) -> Option<String> {
             } else {
                 format!(" {}", c.url)
             };
-            format!("done: PR #{}{url} by @{} at {}", c.pr_number, c.by, ts(&c.at))
+            format!(
+                "done: PR #{}{url} by @{} at {}",
+                c.pr_number,
+                c.by,
+                ts(&c.at)
+            )
         }),
         "postmortem" => h
             .postmortem
@@ -488,11 +493,7 @@ pub fn list(
             }),
         ),
         Output::Table => {
-            writeln!(
-                out,
-                "{:<20} {:<16} {:<10} {:<10} SYMPTOM",
-                "INCIDENT", "STATE", "AUTHOR", "OVERDUE"
-            )?;
+            let mut t = table(&["INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM"]);
             for h in hs {
                 let overdue: Vec<&str> = h
                     .obligations
@@ -500,40 +501,58 @@ pub fn list(
                     .filter(|o| o.overdue)
                     .map(|o| o.kind.as_str())
                     .collect();
-                writeln!(
-                    out,
-                    "{:<20} {:<16} {:<10} {:<10} {}{}",
-                    h.incident_id,
-                    state_name(h.state),
-                    h.author,
+                t.add_row(vec![
+                    h.incident_id.clone(),
+                    state_label(h.state).to_string(),
+                    format!("@{}", h.author),
                     if overdue.is_empty() {
                         "-".to_string()
                     } else {
-                        overdue.join(",")
+                        overdue.join(", ")
                     },
-                    if h.drill { "[DRILL] " } else { "" },
-                    h.symptom
-                )?;
+                    format!("{}{}", if h.drill { "[DRILL] " } else { "" }, h.symptom),
+                ]);
             }
             for m in ms {
-                writeln!(
-                    out,
-                    "{:<20} {:<16} {:<10} {:<10} mitigated by {}{}",
-                    m.incident_id,
-                    "MITIGATED_WITHOUT_HOTFIX",
-                    m.by,
-                    "-",
-                    route_name(m.route),
-                    if m.notes.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", m.notes)
-                    }
-                )?;
+                t.add_row(vec![
+                    m.incident_id.clone(),
+                    "MITIGATED_WITHOUT_HOTFIX".to_string(),
+                    format!("@{}", m.by),
+                    "-".to_string(),
+                    format!(
+                        "mitigated by {}{}",
+                        route_name(m.route),
+                        if m.notes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", m.notes)
+                        }
+                    ),
+                ]);
             }
-            Ok(())
+            print_table(out, &mut t)
         }
     }
+}
+
+/// Writes `t`: its columns two spaces apart, nothing before the first and
+/// no trailing blanks.
+fn print_table(out: &mut (dyn Write + Send), t: &mut comfy_table::Table) -> io::Result<()> {
+    for c in t.column_iter_mut() {
+        c.set_padding((0, 2));
+    }
+    writeln!(out, "{}", t.trim_fmt())
+}
+
+/// A table for people: no borders, columns as wide as their widest cell,
+/// the whole fitted to the terminal's width (cells wrap at words) when
+/// there is one.
+fn table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
 }
 
 pub fn event(out: &mut (dyn Write + Send), o: Output, e: &pb::Event) -> io::Result<()> {
@@ -546,19 +565,48 @@ pub fn event(out: &mut (dyn Write + Send), o: Output, e: &pb::Event) -> io::Resu
                 "version": e.version, "drill": e.drill,
             }),
         ),
-        Output::Table => writeln!(
-            out,
-            "#{:<5} {} {:<20} {:<16} @{:<8} {:<18} {}",
-            e.seq,
-            ts(&e.at),
-            e.incident_id,
-            state_name(e.state),
-            e.actor,
-            e.kind,
-            e.summary
-        ),
+        Output::Table => {
+            let (state, kind) = (*STATE_WIDTH, *KIND_WIDTH);
+            writeln!(
+                out,
+                "#{:<5} {} {:<18} {:<state$} {:<10} {:<kind$} {}",
+                e.seq,
+                ts(&e.at),
+                e.incident_id,
+                state_label(e.state),
+                format!("@{}", e.actor),
+                e.kind,
+                e.summary
+            )
+        }
     }
 }
+
+/// A state as a column shows it: "-" for none (an event about no hotfix,
+/// e.g. a team review).
+fn state_label(state: i32) -> &'static str {
+    match state_name(state) {
+        "UNSPECIFIED" => "-",
+        s => s,
+    }
+}
+
+/// The widest state name (MITIGATED_WITHOUT_HOTFIX) and event kind:
+/// streamed rows (`watch`) line up whichever come.
+static STATE_WIDTH: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    (0..=20)
+        .filter_map(|v| pb::State::try_from(v).ok())
+        .map(|s| state_label(s as i32).len())
+        .max()
+        .unwrap_or(0)
+});
+static KIND_WIDTH: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+    hotfix_api::kinds::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str().len())
+        .max()
+        .unwrap_or(0)
+});
 
 /// A heartbeat of `watch`: in JSON every one, as a line (the first one,
 /// `caught_up`, ends the replay); in a table only the first, as the

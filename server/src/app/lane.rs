@@ -729,7 +729,9 @@ impl Lane {
     pub fn incident(&self, incident_id: &str) -> Result<IncidentView> {
         domain::validate::check_incident_id("incident_id", incident_id)?;
         if self.store.hotfix(incident_id)?.is_some() {
-            return self.get(incident_id).map(|v| IncidentView::Hotfix(Box::new(v)));
+            return self
+                .get(incident_id)
+                .map(|v| IncidentView::Hotfix(Box::new(v)));
         }
         match self.store.mitigation(incident_id)? {
             Some(mitigation) => Ok(IncidentView::Mitigated {
