@@ -781,7 +781,13 @@ async fn retried_request_id_is_applied_once() {
     let again = declare(&d, INC, &["--request-id", "declare-1"])
         .await
         .unwrap();
-    assert!(again.contains("(version 1)"), "{again}");
+    // The first answer, as a step prints it: what happened, what is next.
+    let lines: Vec<&str> = again.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{INC}  DECLARED  DECLARING HOTFIX — {INC} P0.")),
+        "{again}"
+    );
+    assert_eq!(lines[1], "next: fix, by @bob (the author)", "{again}");
     let (b, m) = (branch(INC), message(INC));
     let mut fix = fix_args(INC, SHA1, &b, &m);
     fix.extend(["--request-id", "fix-1"]);
@@ -1102,4 +1108,53 @@ async fn tables_line_up_whatever_their_cells_hold() {
     for l in listed.lines() {
         assert_eq!(l, l.trim_end(), "no trailing blanks: {l:?}");
     }
+}
+
+/// A step prints what happened and what is next, not the whole card (the
+/// four-check loop printed ~40 lines): one line of the step's events, one
+/// of the next step and who may take it, and what is owed by when.
+#[tokio::test]
+async fn each_step_says_what_happened_and_what_is_next() {
+    let d = Daemon::start().await;
+    ready_to_merge(&d, INC).await;
+    let merged = d.ctl("carol", &["merge", INC]).await.unwrap();
+    let lines: Vec<&str> = merged.lines().collect();
+    assert_eq!(lines.len(), 3, "{merged}");
+    // The merge starts the clocks of what is owed.
+    assert!(lines[2].starts_with("owed: cleanup_pr by @bob (due "), "{merged}");
+    assert!(
+        lines[0].starts_with(&format!("{INC}  MERGED  ")) && lines[0].contains("@carol"),
+        "{merged}"
+    );
+    assert!(lines[1].starts_with("next: sync, by "), "{merged}");
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
+    let verified = d
+        .ctl(
+            "svc-ci",
+            &["verify", INC, "--recovered", "--value", "0.002"],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<&str> = verified.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!("{INC}  MITIGATED  ")),
+        "{verified}"
+    );
+    let owed = lines
+        .iter()
+        .find(|l| l.starts_with("owed: "))
+        .unwrap_or_else(|| panic!("nothing owed in:\n{verified}"));
+    for kind in [
+        "cleanup_pr by @bob (due ",
+        "postmortem by",
+        "audit_review by",
+    ] {
+        assert!(owed.contains(kind), "{owed}");
+    }
+    assert!(lines.len() <= 4, "{verified}");
+    // The whole card is `show`'s.
+    let card = d.ctl("bob", &["show", INC]).await.unwrap();
+    assert!(card.lines().count() > 15, "{card}");
 }

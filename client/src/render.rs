@@ -349,6 +349,67 @@ fn done_by(h: &pb::Hotfix, kind: &str) -> Option<String> {
     }
 }
 
+/// A step's outcome for people: what happened (the summaries of the
+/// events of the version `h` answered with), then what is next and what
+/// is owed, from `view` (`show`'s answer, read after the step).
+pub fn step(
+    out: &mut (dyn Write + Send),
+    h: &pb::Hotfix,
+    view: &pb::GetHotfixResponse,
+    warnings: &[String],
+) -> io::Result<()> {
+    let drill = if h.drill { " [DRILL]" } else { "" };
+    let happened: Vec<&str> = view
+        .timeline
+        .iter()
+        .filter(|t| t.version == h.version)
+        .map(|t| t.summary.as_str())
+        .collect();
+    let happened = if happened.is_empty() {
+        format!("(version {})", h.version)
+    } else {
+        happened.join("; ")
+    };
+    writeln!(
+        out,
+        "{}  {}{drill}  {happened}",
+        h.incident_id,
+        state_label(h.state)
+    )?;
+    // The lane's next step: the first that may be taken now, else the
+    // first and what blocks it (`show` lists every one).
+    let next = view
+        .next_steps
+        .iter()
+        .find(|s| s.blocked.is_empty())
+        .or(view.next_steps.first());
+    match next {
+        Some(s) if s.blocked.is_empty() => writeln!(out, "next: {}, by {}", s.step, s.who)?,
+        Some(s) => writeln!(
+            out,
+            "next: {}, by {} (blocked: {})",
+            s.step, s.who, s.blocked
+        )?,
+        None => writeln!(out, "next: nothing: the hotfix is final")?,
+    }
+    let owed: Vec<String> = h
+        .obligations
+        .iter()
+        .filter(|o| !o.done)
+        .map(|o| {
+            let when = if o.overdue { "OVERDUE since" } else { "due" };
+            format!("{} by {} ({when} {})", o.kind, o.owner, ts(&o.due))
+        })
+        .collect();
+    if !owed.is_empty() {
+        writeln!(out, "owed: {}", owed.join("; "))?;
+    }
+    for w in warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
 pub fn hotfix(
     out: &mut (dyn Write + Send),
     o: Output,

@@ -130,6 +130,33 @@ pub fn next_incident_id<'a>(today: &str, ids: impl Iterator<Item = &'a str>) -> 
     (highest < 999).then(|| format!("{prefix}{:03}", highest + 1))
 }
 
+/// What a step did to `h`: in JSON the hotfix as it answered; for people
+/// one line of what happened (the events the step wrote) and one of what
+/// is next (who may do it, what blocks it, what is owed by when), read
+/// back from hotfixd.
+async fn told(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    h: &pb::Hotfix,
+    warnings: &[String],
+) -> Result<(), CliError> {
+    if o == Output::Json {
+        render::hotfix(out, o, h, warnings)?;
+        return Ok(());
+    }
+    let view = client
+        .lane
+        .clone()
+        .get_hotfix(pb::GetHotfixRequest {
+            incident_id: h.incident_id.clone(),
+        })
+        .await?
+        .into_inner();
+    render::step(out, h, &view, warnings)?;
+    Ok(())
+}
+
 /// Runs `cli`'s command through `client`.
 async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
     let m = Some(pb::Mutation {
@@ -143,7 +170,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
     let cmd = match crate::requests::step(cli.command, m.clone())? {
         Ok(call) => {
             let h = call.send(&mut lane).await?;
-            render::hotfix(out, o, &h, &[])?;
+            told(&client, out, o, &h, &[]).await?;
             out.flush()?;
             return Ok(());
         }
@@ -155,7 +182,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 .declare(crate::requests::declare(d, m))
                 .await?
                 .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &r.warnings)?;
+            told(&client, out, o, &hotfix(r.hotfix), &r.warnings).await?;
         }
         Cmd::Mitigated {
             incident,
@@ -196,7 +223,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+            told(&client, out, o, &hotfix(r.hotfix), &[]).await?;
         }
         Cmd::Approve { incident, sha } => {
             let sha = match sha {
@@ -232,7 +259,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            render::hotfix(out, o, &hotfix(r.hotfix), &[])?;
+            told(&client, out, o, &hotfix(r.hotfix), &[]).await?;
         }
         Cmd::Check {
             incident,
@@ -302,7 +329,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 .into_inner();
             let h = hotfix(r.hotfix);
             if !wait || h.state != pb::State::Merged as i32 {
-                render::hotfix(out, o, &h, &[])?;
+                told(&client, out, o, &h, &[]).await?;
                 return Ok(());
             }
             let end = [
@@ -337,7 +364,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 writeln!(out, "measuring {incident}: {}", r.query)?;
             }
             if !wait {
-                render::hotfix(out, o, &h, &[])?;
+                told(&client, out, o, &h, &[]).await?;
                 return Ok(());
             }
             let end = [

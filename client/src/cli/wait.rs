@@ -55,7 +55,12 @@ pub(super) async fn show_final(
         })
         .await?
         .into_inner();
-    render::hotfix(out, o, &r.hotfix.unwrap_or_default(), &[])?;
+    let h = r.hotfix.clone().unwrap_or_default();
+    if o == Output::Json {
+        render::hotfix(out, o, &h, &[])?;
+    } else {
+        render::step(out, &h, &r, &[])?;
+    }
     out.flush()?;
     Ok(())
 }

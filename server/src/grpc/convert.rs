@@ -420,6 +420,7 @@ fn to_pb_timeline(events: &[StoredEvent]) -> Vec<pb::TimelineEntry> {
             actor: e.actor.clone(),
             kind: e.kind.clone(),
             summary: e.summary.clone(),
+            version: e.version,
         })
         .collect()
 }
