@@ -227,3 +227,57 @@ async fn a_sync_cut_short_by_a_restart_is_reconciled_with_argo_cd_once() {
     assert_eq!(f.syncs.len(), 1, "the sync was not sent again");
     assert!(f.violations.is_empty(), "{:?}", f.violations);
 }
+
+/// `sync --wait -o json`: each event waited through is a JSON line, then
+/// the hotfix as it ended (before, a wait printed no progress in JSON);
+/// for people, the progress with the time waited so far.
+#[tokio::test]
+async fn a_wait_shows_its_progress_in_json_and_for_people() {
+    let (_f, base) = fake(Fake {
+        progressing: 2,
+        ..Fake::default()
+    })
+    .await;
+    let d = daemon(&base).await;
+    ready_to_merge(&d, INC).await;
+    ready_to_merge(&d, &incident(2)).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    let out = d
+        .ctl(
+            "carol",
+            &["-o", "json", "sync", INC, "--revision", SHA1, "--wait"],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "event")
+        .map(|l| l["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"synced"), "{out}");
+    assert!(
+        kinds.iter().any(|k| k.starts_with("sync_")),
+        "progress: {out}"
+    );
+    assert_eq!(lines.last().unwrap()["state"], "SYNCED", "{out}");
+
+    d.ctl("carol", &["merge", &incident(2)]).await.unwrap();
+    let out = d
+        .ctl(
+            "carol",
+            &["sync", &incident(2), "--revision", SHA1, "--wait"],
+        )
+        .await
+        .unwrap();
+    let progress: Vec<&str> = out.lines().filter(|l| l.starts_with("  [")).collect();
+    assert!(!progress.is_empty(), "{out}");
+    assert!(
+        progress.iter().all(|l| l.contains("s] ")),
+        "elapsed time on each: {out}"
+    );
+    assert!(out.contains("SYNCED"), "{out}");
+}

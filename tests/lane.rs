@@ -1121,7 +1121,10 @@ async fn each_step_says_what_happened_and_what_is_next() {
     let lines: Vec<&str> = merged.lines().collect();
     assert_eq!(lines.len(), 3, "{merged}");
     // The merge starts the clocks of what is owed.
-    assert!(lines[2].starts_with("owed: cleanup_pr by @bob (due "), "{merged}");
+    assert!(
+        lines[2].starts_with("owed: cleanup_pr by @bob (due "),
+        "{merged}"
+    );
     assert!(
         lines[0].starts_with(&format!("{INC}  MERGED  ")) && lines[0].contains("@carol"),
         "{merged}"

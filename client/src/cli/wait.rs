@@ -3,9 +3,11 @@
 
 use super::*;
 
-/// Follows one incident's events after `from_seq`, printing those whose
-/// kind starts with `progress` (table output), until one of `end` arrives;
-/// returns it (None if the stream ended first).
+/// Follows one incident's events after `from_seq` until one of `end`
+/// arrives; returns it (None if the stream ended first). For people, the
+/// events whose kind starts with `progress` are shown with the time
+/// waited so far; with `-o json` every event is a JSON line (the hotfix as
+/// it ended follows, from [`show_final`]).
 pub(super) async fn follow(
     client: &Client,
     out: &mut (dyn Write + Send),
@@ -25,11 +27,20 @@ pub(super) async fn follow(
         })
         .await?
         .into_inner();
+    let started = std::time::Instant::now();
     while let Some(msg) = stream.next().await {
         if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
-            if o == Output::Table && e.kind.starts_with(progress) {
-                writeln!(out, "  {}", e.summary)?;
-                out.flush()?;
+            match o {
+                Output::Json => {
+                    render::event(out, o, &e)?;
+                    out.flush()?;
+                }
+                Output::Table if e.kind.starts_with(progress) => {
+                    let waited = started.elapsed().as_secs();
+                    writeln!(out, "  [{waited:>3}s] {}", e.summary)?;
+                    out.flush()?;
+                }
+                Output::Table => {}
             }
             if let Some(kind) = EventKind::parse(&e.kind)
                 && end.contains(&kind)
