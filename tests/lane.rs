@@ -1161,3 +1161,40 @@ async fn each_step_says_what_happened_and_what_is_next() {
     let card = d.ctl("bob", &["show", INC]).await.unwrap();
     assert!(card.lines().count() > 15, "{card}");
 }
+
+/// `check --wait` with GitHub off waits the same way as with it on: for
+/// the results whoever runs the checks records, until all passed (exit 0)
+/// or one failed (exit 1). It was refused ("GitHub is not on").
+#[tokio::test]
+async fn check_wait_follows_recorded_results_with_github_off() {
+    let d = Daemon::start().await;
+    approved(&d, INC, &[]).await;
+    open_pr(&d, INC).await;
+    let recorder = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        pass_checks(&d, INC).await;
+    };
+    let (waited, ()) = tokio::join!(d.ctl("bob", &["check", INC, "--wait"]), recorder);
+    let waited = waited.expect("all passed: exit 0");
+    assert!(waited.contains("READY_TO_MERGE"), "{waited}");
+    let progress = waited.lines().filter(|l| l.contains("s] ")).count();
+    assert!(progress >= 4, "each result as it came:\n{waited}");
+
+    let inc = incident(2);
+    approved(&d, &inc, &[]).await;
+    open_pr(&d, &inc).await;
+    let recorder = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        d.ctl(
+            "svc-ci",
+            &["check", &inc, "--name", "scan", "--result", "failure"],
+        )
+        .await
+        .expect("a failed scan");
+    };
+    let wait = ["check", inc.as_str(), "--wait"];
+    let (waited, ()) = tokio::join!(d.ctl("bob", &wait), recorder);
+    let e = waited.expect_err("a failed scan: exit 1");
+    assert_eq!(e.code, 1, "{e}");
+    assert_eq!(d.state(&inc).await, "ABORTED");
+}

@@ -285,24 +285,46 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             } else {
                 None
             };
-            if verdict.is_none() {
-                let end = [
-                    EventKind::ChecksPassed,
-                    EventKind::CheckFailed,
-                    EventKind::Aborted,
-                    EventKind::ChecksTimeout,
-                    EventKind::ChecksFailed,
-                ];
-                verdict = follow(
-                    &client,
-                    out,
-                    o,
-                    &incident,
-                    r.from_seq,
-                    EventKind::CheckProgress.as_str(),
-                    &end,
-                )
-                .await?;
+            // Followed on GitHub by hotfixd, or recorded by whoever runs
+            // the checks (GitHub off): either way the wait ends when they
+            // all passed, one failed, or hotfixd gave up.
+            let end = [
+                EventKind::ChecksPassed,
+                EventKind::CheckFailed,
+                EventKind::Aborted,
+                EventKind::ChecksTimeout,
+                EventKind::ChecksFailed,
+                EventKind::CheckRecorded,
+            ];
+            let mut from = r.from_seq;
+            while verdict.is_none() {
+                let Some((kind, seq)) =
+                    follow(&client, out, o, &incident, from, "check_", &end).await?
+                else {
+                    break;
+                };
+                from = seq;
+                verdict = match kind {
+                    // A result recorded: where does the hotfix stand now?
+                    EventKind::CheckRecorded => {
+                        let now = lane
+                            .get_hotfix(pb::GetHotfixRequest {
+                                incident_id: incident.clone(),
+                            })
+                            .await?
+                            .into_inner()
+                            .hotfix
+                            .unwrap_or_default();
+                        if now.state == pb::State::ReadyToMerge as i32 {
+                            Some(EventKind::ChecksPassed)
+                        } else if now.state == pb::State::Aborted as i32 || failed(&now) {
+                            Some(EventKind::CheckFailed)
+                        } else {
+                            None
+                        }
+                    }
+                    other => Some(other),
+                };
             }
             show_final(&client, out, o, &incident).await?;
             if verdict != Some(EventKind::ChecksPassed) {
@@ -337,7 +359,9 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 EventKind::SyncFailed,
                 EventKind::SyncInterrupted,
             ];
-            let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end).await?;
+            let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end)
+                .await?
+                .map(|(kind, _)| kind);
             show_final(&client, out, o, &incident).await?;
             if verdict != Some(EventKind::Synced) {
                 return Err(CliError {
@@ -382,7 +406,8 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 "verification_",
                 &end,
             )
-            .await?;
+            .await?
+            .map(|(kind, _)| kind);
             show_final(&client, out, o, &incident).await?;
             match verdict {
                 Some(EventKind::Verified) => {}

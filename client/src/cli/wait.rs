@@ -16,7 +16,7 @@ pub(super) async fn follow(
     from_seq: u64,
     progress: &str,
     end: &[EventKind],
-) -> Result<Option<EventKind>, CliError> {
+) -> Result<Option<(EventKind, u64)>, CliError> {
     let mut stream = client
         .events
         .clone()
@@ -45,7 +45,7 @@ pub(super) async fn follow(
             if let Some(kind) = EventKind::parse(&e.kind)
                 && end.contains(&kind)
             {
-                return Ok(Some(kind));
+                return Ok(Some((kind, e.seq)));
             }
         }
     }
