@@ -145,15 +145,27 @@ async fn told(
         render::hotfix(out, o, h, warnings)?;
         return Ok(());
     }
-    let view = client
+    let read = client
         .lane
         .clone()
         .get_hotfix(pb::GetHotfixRequest {
             incident_id: h.incident_id.clone(),
         })
-        .await?
-        .into_inner();
-    render::step(out, h, &view, warnings)?;
+        .await;
+    match read {
+        Ok(view) => render::step(out, h, &view.into_inner(), warnings)?,
+        // The step is done: a failed read afterwards must not look like a
+        // failed step (one retried would be refused, or done twice).
+        Err(e) => {
+            render::hotfix(out, o, h, warnings)?;
+            eprintln!(
+                "hotfixctl: the step is recorded; reading what is next failed ({}): see \
+                 `hotfixctl show {}`",
+                render::printable(e.message()),
+                h.incident_id
+            );
+        }
+    }
     Ok(())
 }
 
