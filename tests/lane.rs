@@ -1198,3 +1198,19 @@ async fn check_wait_follows_recorded_results_with_github_off() {
     assert_eq!(e.code, 1, "{e}");
     assert_eq!(d.state(&inc).await, "ABORTED");
 }
+
+/// `sync --wait` with Argo CD off records the sync you did and says there
+/// was nothing to follow (it exited 0 in silence, as if it had waited).
+#[tokio::test]
+async fn sync_wait_with_argocd_off_says_there_is_nothing_to_follow() {
+    let d = Daemon::start().await;
+    ready_to_merge(&d, INC).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    let out = d
+        .ctl("carol", &["sync", INC, "--revision", SHA1, "--wait"])
+        .await
+        .unwrap();
+    assert!(out.starts_with(&format!("{INC}  SYNCED  ")), "{out}");
+    assert!(out.contains("--wait: nothing to follow"), "{out}");
+    assert!(out.contains("Argo CD is off"), "{out}");
+}

@@ -364,6 +364,15 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             let h = hotfix(r.hotfix);
             if !wait || h.state != pb::State::Merged as i32 {
                 told(&client, out, o, &h, &[]).await?;
+                if wait && o == Output::Table {
+                    // Recorded at once: Argo CD is off for this app (or the
+                    // sync was recorded before: a retry).
+                    writeln!(
+                        out,
+                        "--wait: nothing to follow: hotfixd does not sync this app itself \
+                         (Argo CD is off), so the sync you did is recorded as done"
+                    )?;
+                }
                 return Ok(());
             }
             let end = [
