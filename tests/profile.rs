@@ -10,21 +10,14 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
 use common::*;
-use hotfixctl::cli::{Cli, CliError};
+use hotfixctl::cli::CliError;
 
 /// `hotfixctl ARGS` as typed: no flags but these.
 async fn run(args: &[&str]) -> Result<String, CliError> {
     let mut argv = vec!["hotfixctl"];
     argv.extend_from_slice(args);
-    let cli = Cli::try_parse_from(&argv).map_err(|e| CliError {
-        code: 2,
-        message: e.to_string(),
-    })?;
-    let mut out = Vec::new();
-    hotfixctl::cli::run(cli, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
+    ctl_argv(&argv).await
 }
 
 async fn fails(args: &[&str], code: i32) -> String {

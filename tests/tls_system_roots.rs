@@ -5,14 +5,13 @@
 
 mod common;
 
-use clap::Parser;
 use common::pki::{Pki, dns};
 use common::*;
 use hotfixd::config::TlsSettings;
 use rcgen::SanType;
 
 async fn whoami(endpoint: &str) -> Result<String, hotfixctl::cli::CliError> {
-    let cli = hotfixctl::cli::Cli::try_parse_from([
+    ctl_argv(&[
         "hotfixctl",
         "--endpoint",
         endpoint,
@@ -20,10 +19,7 @@ async fn whoami(endpoint: &str) -> Result<String, hotfixctl::cli::CliError> {
         "dev-bob",
         "whoami",
     ])
-    .unwrap();
-    let mut out = Vec::new();
-    hotfixctl::cli::run(cli, &mut out).await?;
-    Ok(String::from_utf8(out).unwrap())
+    .await
 }
 
 #[tokio::test]

@@ -176,13 +176,7 @@ impl Daemon {
             format!("dev-{handle}"),
         ];
         argv.extend(args.iter().map(|s| s.to_string()));
-        let cli = Cli::try_parse_from(&argv).map_err(|e| CliError {
-            code: 2,
-            message: e.to_string(),
-        })?;
-        let mut out = Vec::new();
-        hotfixctl::cli::run(cli, &mut out).await?;
-        Ok(String::from_utf8(out).expect("utf-8 output"))
+        ctl_argv(&argv).await
     }
 
     /// Like `ctl` with `--output json`, parsed.
@@ -235,6 +229,19 @@ pub const PRECONDITION: i32 = 19;
 pub const CONFLICT: i32 = 20;
 pub const UNAVAILABLE: i32 = 24;
 pub const UNAUTHENTICATED: i32 = 26;
+
+/// `hotfixctl ARGV…` (ARGV[0] is the program name) run in-process: what it
+/// printed, or how it failed (a parse error is exit 2, as the binary's).
+pub async fn ctl_argv<S: AsRef<str>>(argv: &[S]) -> Result<String, CliError> {
+    let argv: Vec<&str> = argv.iter().map(AsRef::as_ref).collect();
+    let cli = Cli::try_parse_from(&argv).map_err(|e| CliError {
+        code: 2,
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    hotfixctl::cli::run(cli, &mut out).await?;
+    Ok(String::from_utf8(out).expect("utf-8 output"))
+}
 
 /// An address free to listen on (for `--http-listen`, whose bound port
 /// the in-process daemon does not report).

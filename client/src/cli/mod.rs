@@ -145,15 +145,8 @@ async fn told(
         render::hotfix(out, o, h, warnings)?;
         return Ok(());
     }
-    let read = client
-        .lane
-        .clone()
-        .get_hotfix(pb::GetHotfixRequest {
-            incident_id: h.incident_id.clone(),
-        })
-        .await;
-    match read {
-        Ok(view) => render::step(out, h, &view.into_inner(), warnings)?,
+    match read(client, &h.incident_id).await {
+        Ok(view) => render::step(out, h, &view, warnings)?,
         // The step is done: a failed read afterwards must not look like a
         // failed step (one retried would be refused, or done twice).
         Err(e) => {
@@ -248,14 +241,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                              `hotfixctl show` prints it)",
                         ));
                     }
-                    let h = lane
-                        .get_hotfix(pb::GetHotfixRequest {
-                            incident_id: incident.clone(),
-                        })
-                        .await?
-                        .into_inner()
-                        .hotfix
-                        .unwrap_or_default();
+                    let h = current(&client, &incident).await?;
                     let mut stdin = std::io::stdin().lock();
                     match confirm_fix(&h, &mut stdin, &mut std::io::stderr())? {
                         Some(sha) => sha,
@@ -319,14 +305,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 verdict = match kind {
                     // A result recorded: where does the hotfix stand now?
                     EventKind::CheckRecorded => {
-                        let now = lane
-                            .get_hotfix(pb::GetHotfixRequest {
-                                incident_id: incident.clone(),
-                            })
-                            .await?
-                            .into_inner()
-                            .hotfix
-                            .unwrap_or_default();
+                        let now = current(&client, &incident).await?;
                         if now.state == pb::State::ReadyToMerge as i32 {
                             Some(EventKind::ChecksPassed)
                         } else if now.state == pb::State::Aborted as i32 || failed(&now) {
@@ -457,13 +436,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             render::team_review(out, o, &r)?;
         }
         Cmd::Show { incident } => {
-            let r = lane
-                .get_hotfix(pb::GetHotfixRequest {
-                    incident_id: incident,
-                })
-                .await?
-                .into_inner();
-            render::show(out, o, &r)?;
+            render::show(out, o, &read(&client, &incident).await?)?;
         }
         Cmd::List {
             state,

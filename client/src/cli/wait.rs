@@ -52,20 +52,34 @@ pub(super) async fn follow(
     Ok(None)
 }
 
-pub(super) async fn show_final(
+/// `show`'s answer for `incident`: the hotfix (or mitigation), its
+/// timeline and next steps.
+pub(super) async fn read(
     client: &Client,
-    out: &mut (dyn Write + Send),
-    o: Output,
     incident: &str,
-) -> Result<(), CliError> {
+) -> Result<pb::GetHotfixResponse, tonic::Status> {
     let r = client
         .lane
         .clone()
         .get_hotfix(pb::GetHotfixRequest {
             incident_id: incident.to_string(),
         })
-        .await?
-        .into_inner();
+        .await?;
+    Ok(r.into_inner())
+}
+
+/// The hotfix of `incident` as it stands now.
+pub(super) async fn current(client: &Client, incident: &str) -> Result<pb::Hotfix, CliError> {
+    Ok(read(client, incident).await?.hotfix.unwrap_or_default())
+}
+
+pub(super) async fn show_final(
+    client: &Client,
+    out: &mut (dyn Write + Send),
+    o: Output,
+    incident: &str,
+) -> Result<(), CliError> {
+    let r = read(client, incident).await?;
     let h = r.hotfix.clone().unwrap_or_default();
     if o == Output::Json {
         render::hotfix(out, o, &h, &[])?;
