@@ -108,7 +108,9 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
     let anonymous = target.token.is_none() && target.tls.cert.is_none();
     let client =
         Client::connect_with(&target.endpoint, target.token.as_deref(), &target.tls).await?;
-    call(cli, client, out).await.map_err(|mut e| {
+    // On the heap: one arm per command makes a large future, too large
+    // for a small thread's stack.
+    Box::pin(call(cli, client, out)).await.map_err(|mut e| {
         if anonymous && e.code == 10 + tonic::Code::Unauthenticated as i32 {
             e.message.push_str(
                 "; no credentials were given: use --token-file FILE, a profile context \
