@@ -135,6 +135,15 @@ async fn full_happy_path_to_closed() {
         .await;
     assert_eq!(closed["state"], "CLOSED");
 
+    // `list --open`: what still needs someone (the status page's board);
+    // the closed one is listed only without it.
+    let other = incident(3);
+    declare(&d, &other, &[]).await.unwrap();
+    let open = d.ctl("bob", &["list", "--open"]).await.unwrap();
+    assert!(open.contains(&other) && !open.contains(INC), "{open}");
+    let all = d.ctl("bob", &["list"]).await.unwrap();
+    assert!(all.contains(&other) && all.contains(INC), "{all}");
+
     let show = d.ctl("bob", &["show", INC]).await.unwrap();
     for kind in [
         "declared",

@@ -374,6 +374,10 @@ pub enum Cmd {
         /// Only hotfixes with an overdue obligation.
         #[arg(long)]
         overdue: bool,
+        /// Only hotfixes that still need someone: a step to take or an
+        /// obligation not done (what the status page shows).
+        #[arg(long)]
+        open: bool,
         /// At most this many.
         #[arg(long, default_value_t = 100)]
         limit: u32,

@@ -443,6 +443,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
         Cmd::List {
             state,
             overdue,
+            open,
             limit,
         } => {
             // An incident mitigated by a flag flip or a rollback has no
@@ -468,6 +469,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                     overdue,
                     limit,
                     mitigated_without_hotfix,
+                    open,
                 })
                 .await?
                 .into_inner();

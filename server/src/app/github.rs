@@ -891,7 +891,13 @@ impl Forge {
 
     /// Follows the checks of every hotfix waiting on them (after a restart).
     pub async fn follow_pending(self: &Arc<Self>) -> Result<()> {
-        for h in self.lane().list(Some(State::PrOpen), false, usize::MAX)? {
+        for h in self.lane().list(
+            crate::app::ListFilter {
+                state: Some(State::PrOpen),
+                ..Default::default()
+            },
+            usize::MAX,
+        )? {
             if self.governs(&h.declaration.repository) {
                 self.follow(h.incident_id()).await?;
             }

@@ -80,6 +80,17 @@ pub struct Lane {
 /// The longest an outside call may take unless the integrations say.
 pub const DEFAULT_ACT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Which hotfixes [`Lane::list`] answers; every field narrows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListFilter {
+    /// Only those in this state.
+    pub state: Option<domain::State>,
+    /// Only those with an overdue obligation.
+    pub overdue: bool,
+    /// Only those still needing someone ([`domain::is_open`]).
+    pub open: bool,
+}
+
 /// Everything `show` prints about one hotfix.
 pub struct HotfixView {
     /// The hotfix as stored.
@@ -754,13 +765,13 @@ impl Lane {
         Ok(all)
     }
 
-    /// Hotfixes, newest first, optionally filtered.
-    pub fn list(
-        &self,
-        state: Option<domain::State>,
-        overdue_only: bool,
-        limit: usize,
-    ) -> Result<Vec<Hotfix>> {
+    /// Hotfixes, newest first, optionally filtered (see [`ListFilter`]).
+    pub fn list(&self, filter: ListFilter, limit: usize) -> Result<Vec<Hotfix>> {
+        let ListFilter {
+            state,
+            overdue: overdue_only,
+            open,
+        } = filter;
         let now = self.now();
         let overdue: std::collections::BTreeSet<String> = if overdue_only {
             self.store
@@ -782,6 +793,9 @@ impl Lane {
             out = self.store.hotfixes()?;
         }
         out.retain(|h| state.is_none_or(|s| h.state(&self.policy.required_checks) == s));
+        if open {
+            out.retain(|h| domain::is_open(h, &self.policy, now));
+        }
         out.sort_by(|a, b| {
             b.declared_at
                 .cmp(&a.declared_at)

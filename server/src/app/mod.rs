@@ -31,7 +31,7 @@ pub(crate) mod sync;
 pub(crate) mod verify;
 
 pub use checkpoints::CheckpointSettings;
-pub use lane::{Lane, Mutation, SYSTEM_ACTOR};
+pub use lane::{Lane, ListFilter, Mutation, SYSTEM_ACTOR};
 pub use steps::Steps;
 pub use sync::SyncSettings;
 pub use verify::VerifySettings;

@@ -721,6 +721,14 @@ pub struct ObligationView {
     pub detail: String,
 }
 
+/// Whether the hotfix still needs someone: a lane step is still to be
+/// taken (not in a final state), or an obligation is not done. What
+/// `ListHotfixes`' `open` filter and the status page show.
+pub fn is_open(h: &Hotfix, policy: &Policy, now: Time) -> bool {
+    !h.state(&policy.required_checks).is_final()
+        || obligations(h, policy, now).iter().any(|o| !o.done)
+}
+
 /// The obligations a hotfix owes after its merge (steps 7-9, breakglass).
 pub fn obligations(h: &Hotfix, policy: &Policy, now: Time) -> Vec<ObligationView> {
     let mut out = Vec::new();

@@ -339,25 +339,31 @@ impl LaneService for LaneApi {
             }
             n => n as usize,
         };
-        if r.mitigated_without_hotfix && (state.is_some() || r.overdue) {
+        if r.mitigated_without_hotfix && (state.is_some() || r.overdue || r.open) {
             return Err(Error::from(Refusal::Invalid {
                 field: "mitigated_without_hotfix".into(),
                 reason: "lists only incidents mitigated without a hotfix: it cannot be \
-                         combined with a state or overdue filter"
+                         combined with a state, overdue or open filter"
                     .into(),
             })
             .into());
         }
+        let filter = crate::app::ListFilter {
+            state,
+            overdue: r.overdue,
+            open: r.open,
+        };
         let hotfixes = if r.mitigated_without_hotfix {
             Vec::new()
         } else {
             self.lane()
-                .list(state, r.overdue, limit)?
+                .list(filter, limit)?
                 .iter()
                 .map(|h| self.pb(h))
                 .collect()
         };
-        let mitigations = if state.is_none() && !r.overdue {
+        // A mitigation owes nothing: never open.
+        let mitigations = if state.is_none() && !r.overdue && !r.open {
             self.lane()
                 .mitigations(limit)?
                 .iter()
