@@ -13,10 +13,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("hotfix_descriptor.bin"), fds.encode_to_vec())?;
+    // Type names (`prost::Name`), so that the proto3 JSON of a message
+    // (src/json.rs) finds its descriptor by the message's own type.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     // EventService again, for the server only, with `Watch` answering
     // `Encoded<WatchResponse>` (see src/encoded.rs): hotfix.v1.EventService.rs.
     let watch = tonic_build::manual::Method::builder()

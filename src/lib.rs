@@ -16,6 +16,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod audit;
 mod encoded;
+pub mod json;
 pub mod kinds;
 mod names;
 pub use encoded::{Encoded, SmallBufferCodec};

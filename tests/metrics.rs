@@ -68,19 +68,8 @@ async fn eventually_equals(p: &common::prometheus::Prometheus, promql: &str, wan
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_scrapes_the_lane_and_reads_it_back() {
-    let http = free_addr();
-    let d = Daemon::start_configured(|s| s.http_listen = Some(http)).await;
-    let base = format!("http://{http}");
-    // The daemon serves once its store is open.
-    hotfixd::integrations::install_crypto_provider();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{base}/healthz")).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{base} did not answer"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (d, base) = with_operator_listener(|_| {}).await;
+    let http: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
 
     // Probes.
     let (status, _, body) = get(&format!("{base}/healthz"), None).await;

@@ -348,38 +348,20 @@ pub async fn serve_store(
             background.clone(),
         ));
     }
-    if let Some(addr) = settings.http_listen {
-        let http = TcpListener::bind(addr).await.map_err(|e| {
-            ServeError::Config(format!("--http-listen {addr}: cannot listen there: {e}"))
-        })?;
-        let bound = http
-            .local_addr()
-            .map_err(|e| ServeError::Config(format!("--http-listen {addr}: {e}")))?;
-        let engine = match settings.store {
-            StoreEngine::Sled => "sled",
-            StoreEngine::Etcd => "etcd",
-        };
-        let ops = Arc::new(crate::ops::Ops {
-            metrics: crate::ops::metrics::Exposition::new(
-                lane.clone(),
-                role,
-                readiness.clone(),
-                engine,
-            ),
-            readiness: readiness.clone(),
-        });
-        tracing::info!(addr = %bound, "operator HTTP (/metrics, /healthz, /readyz) serving");
-        if settings.dev {
-            // Beside main's --dev banner, with the port bound (the one
-            // asked for may be 0).
-            eprintln!("metrics: http://{bound}/metrics (probes: /healthz, /readyz)");
+    // The operator listener is bound now (a port taken is a start-up
+    // error); it serves once the gRPC services it reads exist, below.
+    let http = match settings.http_listen {
+        None => None,
+        Some(addr) => {
+            let http = TcpListener::bind(addr).await.map_err(|e| {
+                ServeError::Config(format!("--http-listen {addr}: cannot listen there: {e}"))
+            })?;
+            let bound = http
+                .local_addr()
+                .map_err(|e| ServeError::Config(format!("--http-listen {addr}: {e}")))?;
+            Some((http, bound))
         }
-        tasks.spawn(crate::ops::serve(
-            http,
-            crate::ops::router(ops),
-            background.clone(),
-        ));
-    }
+    };
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hotfix_api::FILE_DESCRIPTOR_SET)
@@ -435,6 +417,56 @@ pub async fn serve_store(
         }
     };
 
+    // Every gRPC request passes these layers, outermost first: the
+    // status page's API calls the same stack in-process (`ops::status`).
+    let routes = tonic::service::Routes::new(health_service)
+        .add_service(lane_svc)
+        .add_service(policy_svc)
+        .add_service(events_svc)
+        .add_service(audit_svc)
+        .add_service(admin_svc)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let limits = &settings.limits;
+    let in_flight = tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_in_flight);
+    let stack = tower::ServiceBuilder::new()
+        .layer(tower::util::MapResponseLayer::new(
+            crate::grpc::client_errors::correct_response,
+        ))
+        .layer(crate::grpc::guard::GuardLayer(guard))
+        .layer(crate::grpc::forward::ForwardLayer(forward))
+        .layer(in_flight);
+
+    if let Some((http, bound)) = http {
+        let engine = match settings.store {
+            StoreEngine::Sled => "sled",
+            StoreEngine::Etcd => "etcd",
+        };
+        let ops = Arc::new(crate::ops::Ops {
+            metrics: crate::ops::metrics::Exposition::new(
+                lane.clone(),
+                role,
+                readiness.clone(),
+                engine,
+            ),
+            readiness: readiness.clone(),
+            grpc: crate::ops::status::Grpc::new(stack.service(routes.clone())),
+        });
+        tracing::info!(addr = %bound, "operator HTTP (/, /metrics, /healthz, /readyz) serving");
+        if settings.dev {
+            // Beside main's --dev banner, with the port bound (the one
+            // asked for may be 0).
+            eprintln!(
+                "status page: http://{bound}/ (metrics: /metrics; probes: /healthz, /readyz)"
+            );
+        }
+        tasks.spawn(crate::ops::serve(
+            http,
+            crate::ops::router(ops),
+            background.clone(),
+        ));
+    }
+
     let mut builder = Server::builder();
     if let Some(tls) = &settings.tls {
         crate::integrations::install_crypto_provider();
@@ -463,26 +495,11 @@ pub async fn serve_store(
         .unwrap_or_default();
     tracing::info!(addr = %serving, "hotfixd serving");
     tell_supervisor(Supervisor::Ready(&format!("serving gRPC on {serving}")));
-    let limits = &settings.limits;
     let served = builder
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .layer(tower::util::MapResponseLayer::new(
-            crate::grpc::client_errors::correct_response,
-        ))
-        .layer(crate::grpc::guard::GuardLayer(guard))
-        .layer(crate::grpc::forward::ForwardLayer(forward))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_in_flight,
-        ))
-        .add_service(health_service)
-        .add_service(lane_svc)
-        .add_service(policy_svc)
-        .add_service(events_svc)
-        .add_service(audit_svc)
-        .add_service(admin_svc)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+        .layer(stack)
+        .add_routes(routes)
         .serve_with_incoming_shutdown(
             crate::grpc::incoming::incoming(listener, limits, lane.metrics().clone()),
             drained,

@@ -243,6 +243,29 @@ pub async fn ctl_argv<S: AsRef<str>>(argv: &[S]) -> Result<String, CliError> {
     Ok(String::from_utf8(out).expect("utf-8 output"))
 }
 
+/// A daemon with its operator listener (`--http-listen`) configured by
+/// `configure` too, once that listener answers; and its base URL.
+pub async fn with_operator_listener(configure: impl FnOnce(&mut Settings)) -> (Daemon, String) {
+    hotfixd::integrations::install_crypto_provider();
+    let http = free_addr();
+    let d = Daemon::start_configured(|s| {
+        s.http_listen = Some(http);
+        configure(s);
+    })
+    .await;
+    let base = format!("http://{http}");
+    // The daemon serves once its store is open.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{base}/healthz")).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{base} did not answer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    (d, base)
+}
+
 /// An address free to listen on (for `--http-listen`, whose bound port
 /// the in-process daemon does not report).
 pub fn free_addr() -> std::net::SocketAddr {

@@ -16,9 +16,10 @@ pub struct Args {
     #[arg(long, env = "HOTFIXD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
 
-    /// Address of the operator HTTP listener: /metrics (Prometheus),
-    /// /healthz, /readyz; plain HTTP/1.1 and h2c [default: off;
-    /// 127.0.0.1:50080 with --dev; file: http_listen].
+    /// Address of the operator HTTP listener: the live status page (/,
+    /// read-only, bearer tokens), /metrics (Prometheus), /healthz, /readyz;
+    /// plain HTTP/1.1 and h2c [default: off; 127.0.0.1:50080 with --dev;
+    /// file: http_listen].
     #[arg(long, env = "HOTFIXD_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
 

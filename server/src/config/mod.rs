@@ -107,7 +107,8 @@ pub struct Settings {
     /// re-reads its roster.
     pub config_path: Option<PathBuf>,
     pub listen: SocketAddr,
-    /// The operator HTTP listener (/metrics, /healthz, /readyz); None: off.
+    /// The operator HTTP listener (the status page, /metrics, /healthz,
+    /// /readyz); None: off.
     pub http_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub heartbeat_interval: Duration,

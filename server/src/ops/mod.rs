@@ -7,10 +7,13 @@
 //! - `/readyz`: the same truth gRPC health reports ([`Readiness`]): 200
 //!   while the store takes changes (and, on etcd, answers), 503 with why
 //!   otherwise.
+//! - `/` and `/api/v1/…`: the live status page and the read-only API it
+//!   reads, behind the same tokens as gRPC; see [`status`].
 //!
 //! [`router`] is where later pages join.
 
 pub mod metrics;
+pub mod status;
 
 use std::sync::Arc;
 
@@ -83,15 +86,19 @@ impl Readiness {
 pub struct Ops {
     pub metrics: metrics::Exposition,
     pub readiness: Readiness,
+    /// The gRPC services the status page's API calls.
+    pub grpc: status::Grpc,
 }
 
 /// The operator pages.
 pub fn router(ops: Arc<Ops>) -> Router {
+    let status = status::router(ops.grpc.clone());
     Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_page))
         .with_state(ops)
+        .merge(status)
 }
 
 async fn metrics_page(State(ops): State<Arc<Ops>>, headers: HeaderMap) -> Response {
@@ -130,9 +137,14 @@ async fn ready_page(State(ops): State<Arc<Ops>>) -> Response {
 
 /// Serves `router` on `listener` (HTTP/1.1 and h2c) until `shutdown`.
 pub async fn serve(listener: TcpListener, router: Router, shutdown: CancellationToken) {
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    // The peer's address: the status page's API counts failed
+    // authentications per address, as gRPC does.
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await;
     if let Err(e) = served {
         tracing::error!(error = %e, "the operator HTTP listener stopped");
     }
