@@ -27,7 +27,10 @@ pub fn to_value<M: prost::Message + prost::Name>(message: &M) -> serde_json::Val
     let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
         .expect("a message re-decodes as its own type");
     dynamic
-        .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
+        .serialize_with_options(
+            serde_json::value::Serializer,
+            &SerializeOptions::new().skip_default_fields(false),
+        )
         .expect("a decoded message serializes to JSON")
 }
 
@@ -42,7 +45,7 @@ mod tests {
     use crate::pb;
 
     #[test]
-    fn names_are_camel_case_enums_by_name_and_times_rfc3339() {
+    fn names_are_camel_case_enums_by_name_times_rfc3339_and_defaults_printed() {
         let event = pb::Event {
             seq: 7,
             incident_id: "INC-2026-0001".into(),
@@ -59,6 +62,20 @@ mod tests {
         assert_eq!(v["seq"], "7", "64-bit integers are strings");
         assert_eq!(v["state"], "STATE_MERGED");
         assert_eq!(v["at"], "2023-11-14T22:13:20Z");
-        assert!(v.get("drill").is_none(), "defaults are left out: {v}");
+        assert_eq!(v["drill"], false, "defaults are printed: {v}");
+        assert_eq!(v["summary"], "");
+    }
+}
+
+#[cfg(test)]
+mod nested {
+    use super::*;
+    use crate::pb;
+
+    #[test]
+    fn an_unset_message_is_null_and_an_empty_list_is_empty() {
+        let v = to_value(&pb::GetHotfixResponse::default());
+        assert_eq!(v["hotfix"], serde_json::Value::Null, "{v}");
+        assert_eq!(v["timeline"], serde_json::json!([]), "{v}");
     }
 }

@@ -54,10 +54,10 @@ async fn hotfixd_syncs_with_prune_waits_out_another_operation_and_records_health
         "{out}"
     );
     assert!(out.contains("OutOfSync/Progressing"), "{out}");
-    let h = d.ctl_json("bob", &["show", INC]).await;
-    assert_eq!(h["state"], "SYNCED");
+    let h = d.ctl_hotfix("bob", &["show", INC]).await;
+    assert_eq!(h["state"], "STATE_SYNCED");
     assert_eq!(h["sync"]["revision"], SHA1);
-    assert_eq!(h["sync"]["skipped_canary"], true);
+    assert_eq!(h["sync"]["skippedCanary"], true);
     assert_eq!(h["sync"]["by"], "carol");
     let f = f.fake.lock().unwrap();
     assert!(
@@ -89,12 +89,12 @@ async fn a_retried_sync_is_requested_once() {
     ];
     d.ctl("carol", &sync).await.unwrap();
     let again = d
-        .ctl_json(
+        .ctl_hotfix(
             "carol",
             &["--request-id", "sync-1", "sync", INC, "--revision", SHA1],
         )
         .await;
-    assert_eq!(again["state"], "SYNCED");
+    assert_eq!(again["state"], "STATE_SYNCED");
     assert_eq!(f.fake.lock().unwrap().syncs.len(), 1);
 }
 
@@ -202,10 +202,11 @@ async fn a_sync_cut_short_by_a_restart_is_reconciled_with_argo_cd_once() {
     assert_eq!(d.state(INC).await, "MERGED");
     f.fake.lock().unwrap().progressing = 0; // Argo CD finishes meanwhile
     let d = d.restart().await;
-    let h = d.ctl_json("bob", &["show", INC]).await;
-    assert_eq!(h["state"], "SYNCED");
+    let show = d.ctl_json("bob", &["show", INC]).await;
+    let h = &show["hotfix"];
+    assert_eq!(h["state"], "STATE_SYNCED");
     assert_eq!(h["sync"]["by"], "carol");
-    let kinds: Vec<&str> = h["timeline"]
+    let kinds: Vec<&str> = show["timeline"]
         .as_array()
         .unwrap()
         .iter()
@@ -253,17 +254,23 @@ async fn a_wait_shows_its_progress_in_json_and_for_people() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
+    // Each event as the WatchResponse that carried it, then `show`'s
+    // answer.
     let kinds: Vec<&str> = lines
         .iter()
-        .filter(|l| l["type"] == "event")
-        .map(|l| l["kind"].as_str().unwrap())
+        .filter(|l| l["event"].is_object())
+        .map(|l| l["event"]["kind"].as_str().unwrap())
         .collect();
     assert!(kinds.contains(&"synced"), "{out}");
     assert!(
         kinds.iter().any(|k| k.starts_with("sync_")),
         "progress: {out}"
     );
-    assert_eq!(lines.last().unwrap()["state"], "SYNCED", "{out}");
+    assert_eq!(
+        lines.last().unwrap()["hotfix"]["state"],
+        "STATE_SYNCED",
+        "{out}"
+    );
 
     d.ctl("carol", &["merge", &incident(2)]).await.unwrap();
     let out = d

@@ -96,8 +96,9 @@ async fn merged_and_synced(w: &World) -> String {
     d.ctl("alice", &["approve", INC, "--sha", SHA1])
         .await
         .expect("approve");
-    let pr = d.ctl_json("bob", &["pr", INC]).await["pull_request"]["number"]
-        .as_u64()
+    let pr = d.ctl_hotfix("bob", &["pr", INC]).await["pullRequest"]["number"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
         .unwrap();
     w.github.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"])
@@ -189,9 +190,9 @@ async fn from_declare_to_closed_with_every_integration_on() {
     .await
     .expect("postmortem");
     let closed = d
-        .ctl_json("dave", &["audit-review", INC, "--findings", "all in order"])
+        .ctl_hotfix("dave", &["audit-review", INC, "--findings", "all in order"])
         .await;
-    assert_eq!(closed["state"], "CLOSED");
+    assert_eq!(closed["state"], "STATE_CLOSED");
 
     slack_got(&w, "status", &format!("DECLARING HOTFIX — {INC} P0")).await;
     slack_got(&w, "audit", "@carol").await;
@@ -215,9 +216,12 @@ async fn a_symptom_that_does_not_recover_is_reverted_and_synced_again() {
     assert_eq!(e.code, 4, "{}", e.message);
     assert_eq!(d.state(INC).await, "REVERT_REQUIRED");
 
-    let h = d.ctl_json("carol", &["revert", INC]).await;
-    assert_eq!(h["state"], "REVERTED");
-    let revert_pr = h["revert_pr"].as_u64().expect("revert PR recorded");
+    let h = d.ctl_hotfix("carol", &["revert", INC]).await;
+    assert_eq!(h["state"], "STATE_REVERTED");
+    let revert_pr = h["revertPr"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("revert PR recorded");
     let revert_sha = {
         let g = w.github.world();
         let p = g.pull(revert_pr).expect("revert PR on GitHub");

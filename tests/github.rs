@@ -31,8 +31,11 @@ async fn pr_open(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> u6
     d.ctl("alice", &["approve", inc, "--sha", SHA1])
         .await
         .expect("approve");
-    let h = d.ctl_json("bob", &["pr", inc]).await;
-    h["pull_request"]["number"].as_u64().expect("pr number")
+    let h = d.ctl_hotfix("bob", &["pr", inc]).await;
+    h["pullRequest"]["number"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("pr number")
 }
 
 #[tokio::test]
@@ -94,12 +97,12 @@ async fn the_fix_is_read_from_github_not_typed() {
     // A GitHub that stumbles twice is retried, not given up on.
     fake.world().unavailable = 2;
     let h = d
-        .ctl_json("bob", &["fix", INC, "--branch", &b, "--sha", SHA1])
+        .ctl_hotfix("bob", &["fix", INC, "--branch", &b, "--sha", SHA1])
         .await;
     assert_eq!(fake.world().unavailable, 0);
-    assert_eq!(h["state"], "FIX_SUBMITTED");
+    assert_eq!(h["state"], "STATE_FIX_SUBMITTED");
     assert_eq!(h["fix"]["sha"], SHA1);
-    assert_eq!(h["fix"]["changed_lines"], 4);
+    assert_eq!(h["fix"]["changedLines"], 4);
     let shown = d.ctl("bob", &["show", INC]).await.unwrap();
     assert!(shown.contains("read from GitHub"), "{shown}");
 
@@ -189,13 +192,13 @@ async fn the_pr_is_opened_labelled_once_and_its_checks_followed() {
         "{out}"
     );
     assert_eq!(d.state(INC).await, "READY_TO_MERGE");
-    let h = d.ctl_json("bob", &["show", INC]).await;
+    let h = d.ctl_hotfix("bob", &["show", INC]).await;
     assert!(
         h["checks"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|c| c["by"] == "hotfixd" && c["result"] == "success"),
+            .all(|c| c["by"] == "hotfixd" && c["result"] == "CHECK_RESULT_SUCCESS"),
         "{h}"
     );
     fake.assert_contract_kept();
@@ -213,8 +216,8 @@ async fn an_open_pr_of_the_branch_is_reused() {
     d.ctl("alice", &["approve", INC, "--sha", SHA1])
         .await
         .unwrap();
-    let h = d.ctl_json("bob", &["pr", INC]).await;
-    assert_eq!(h["pull_request"]["number"], existing);
+    let h = d.ctl_hotfix("bob", &["pr", INC]).await;
+    assert_eq!(h["pullRequest"]["number"], existing.to_string());
     let w = fake.world();
     assert_eq!(w.pulls.len(), 1, "no second PR");
     assert!(
@@ -308,8 +311,8 @@ async fn a_hotfix_that_did_not_recover_is_reverted_on_github() {
 
     // Only a platform-admin reverts.
     d.ctl_err("bob", &["revert", INC], DENIED).await;
-    let h = d.ctl_json("carol", &["revert", INC]).await;
-    assert_eq!(h["state"], "REVERTED");
+    let h = d.ctl_hotfix("carol", &["revert", INC]).await;
+    assert_eq!(h["state"], "STATE_REVERTED");
     let w = fake.world();
     let revert = w
         .pulls
@@ -389,8 +392,8 @@ async fn the_cleanup_pr_is_checked_on_github() {
     )
     .await;
 
-    let h = d.ctl_json("bob", &["cleanup", INC, "--pr", &pr]).await;
-    assert_eq!(h["cleanup"]["pr"], n);
+    let h = d.ctl_hotfix("bob", &["cleanup", INC, "--pr", &pr]).await;
+    assert_eq!(h["cleanup"]["prNumber"], n.to_string());
     assert_eq!(
         h["cleanup"]["url"],
         format!("https://github.com/{REPO}/pull/{n}")

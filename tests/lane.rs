@@ -18,7 +18,7 @@ async fn full_happy_path_to_closed() {
         .unwrap();
     assert_eq!(d.state(INC).await, "APPROVED");
     let pr = d
-        .ctl_json(
+        .ctl_hotfix(
             "bob",
             &[
                 "pr",
@@ -32,14 +32,14 @@ async fn full_happy_path_to_closed() {
             ],
         )
         .await;
-    assert_eq!(pr["pull_request"]["labels"][0], "hotfix");
+    assert_eq!(pr["pullRequest"]["labels"][0], "hotfix");
     assert!(
-        pr["pull_request"]["title"]
+        pr["pullRequest"]["title"]
             .as_str()
             .unwrap()
             .starts_with(&format!("HOTFIX: {INC}"))
     );
-    assert_eq!(pr["state"], "PR_OPEN");
+    assert_eq!(pr["state"], "STATE_PR_OPEN");
     for check in ["lint", "unit-changed-package", "scan"] {
         d.ctl(
             "svc-ci",
@@ -65,22 +65,22 @@ async fn full_happy_path_to_closed() {
     .unwrap();
     assert_eq!(d.state(INC).await, "READY_TO_MERGE");
 
-    let merged = d.ctl_json("carol", &["merge", INC]).await;
-    assert_eq!(merged["state"], "MERGED");
+    let merged = d.ctl_hotfix("carol", &["merge", INC]).await;
+    assert_eq!(merged["state"], "STATE_MERGED");
     assert_eq!(merged["merge"]["by"], "carol");
     assert_eq!(merged["merge"]["approver"], "alice");
-    assert_eq!(merged["merge"]["pr"], 4321);
+    assert_eq!(merged["merge"]["pr"], "4321", "uint64: a string");
     d.ctl("carol", &["sync", INC, "--revision", SHA1, "--skip-canary"])
         .await
         .unwrap();
     assert_eq!(d.state(INC).await, "SYNCED");
     let v = d
-        .ctl_json(
+        .ctl_hotfix(
             "svc-ci",
             &["verify", INC, "--recovered", "--value", "0.004"],
         )
         .await;
-    assert_eq!(v["state"], "MITIGATED");
+    assert_eq!(v["state"], "STATE_MITIGATED");
     let kinds: Vec<&str> = v["obligations"]
         .as_array()
         .unwrap()
@@ -123,7 +123,7 @@ async fn full_happy_path_to_closed() {
         "the audit review is still owed"
     );
     let closed = d
-        .ctl_json(
+        .ctl_hotfix(
             "dave",
             &[
                 "audit-review",
@@ -133,7 +133,7 @@ async fn full_happy_path_to_closed() {
             ],
         )
         .await;
-    assert_eq!(closed["state"], "CLOSED");
+    assert_eq!(closed["state"], "STATE_CLOSED");
 
     // `list --open`: what still needs someone (the status page's board);
     // the closed one is listed only without it.
@@ -169,8 +169,8 @@ async fn full_happy_path_to_closed() {
     }
     assert!(!show.contains("member other than"), "{show}");
     let report = d.ctl_json("bob", &["report"]).await;
-    assert_eq!(report["last_worked"][0]["incident_id"], INC);
-    assert_eq!(report["last_worked"][0]["resolved_by"], "hotfix");
+    assert_eq!(report["lastWorked"][0]["incidentId"], INC);
+    assert_eq!(report["lastWorked"][0]["resolvedBy"], "hotfix");
     assert_eq!(report["stale"], false);
     // 91 days later the runbook is stale; a flag flip does not exercise it.
     d.clock
@@ -180,8 +180,8 @@ async fn full_happy_path_to_closed() {
         .unwrap();
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["stale"], true);
-    assert_eq!(report["last_worked"][0]["resolved_by"], "flag");
-    assert_eq!(report["last_worked"][1]["incident_id"], INC);
+    assert_eq!(report["lastWorked"][0]["resolvedBy"], "flag");
+    assert_eq!(report["lastWorked"][1]["incidentId"], INC);
 }
 
 #[tokio::test]
@@ -218,11 +218,11 @@ async fn preflight_refusals_point_to_the_right_runbook() {
     let out = d
         .ctl_json("bob", &["mitigated", &incident(3), "--by", "flag"])
         .await;
-    assert_eq!(out["state"], "MITIGATED_WITHOUT_HOTFIX");
+    assert_eq!(out["mitigation"]["route"], "MITIGATION_ROUTE_FLAG");
     let e = declare(&d, &incident(3), &[]).await.unwrap_err();
     assert_eq!(e.code, EXISTS);
     let report = d.ctl_json("bob", &["report"]).await;
-    assert_eq!(report["last_worked"][0]["resolved_by"], "flag");
+    assert_eq!(report["lastWorked"][0]["resolvedBy"], "flag");
 
     // Refusals changed nothing: no hotfix exists for the refused incidents.
     for n in [1, 2, 4] {
@@ -231,7 +231,7 @@ async fn preflight_refusals_point_to_the_right_runbook() {
     // Only the mitigated incident is listed: no hotfix was created.
     let list = d.ctl_json("bob", &["list"]).await;
     assert_eq!(list["hotfixes"].as_array().unwrap().len(), 0, "{list}");
-    assert_eq!(list["mitigations"][0]["incident_id"], incident(3).as_str());
+    assert_eq!(list["mitigations"][0]["incidentId"], incident(3).as_str());
 }
 
 #[tokio::test]
@@ -386,8 +386,8 @@ async fn a_new_fix_voids_the_approval_and_the_checks() {
     let d = Daemon::start().await;
     ready_to_merge(&d, INC).await;
     let (b, m) = (branch(INC), message(INC));
-    let out = d.ctl_json("bob", &fix_args(INC, SHA2, &b, &m)).await;
-    assert_eq!(out["state"], "PR_OPEN");
+    let out = d.ctl_hotfix("bob", &fix_args(INC, SHA2, &b, &m)).await;
+    assert_eq!(out["state"], "STATE_PR_OPEN");
     assert!(out["approval"].is_null());
     assert_eq!(out["checks"].as_array().unwrap().len(), 0);
     let msg = d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
@@ -458,9 +458,9 @@ async fn over_limit_fix_needs_the_approvers_override() {
     )
     .await
     .unwrap();
-    let out = d.ctl_json("bob", &big).await;
-    assert_eq!(out["fix"]["over_limit"], true);
-    assert_eq!(out["fix"]["changed_lines"], 55);
+    let out = d.ctl_hotfix("bob", &big).await;
+    assert_eq!(out["fix"]["overLimit"], true);
+    assert_eq!(out["fix"]["changedLines"], 55);
     // The override is bound to its SHA.
     let other = [
         "fix",
@@ -495,14 +495,14 @@ async fn failed_scan_aborts_and_nothing_overrides_it() {
     .await
     .unwrap();
     let out = d
-        .ctl_json(
+        .ctl_hotfix(
             "svc-ci",
             &["check", INC, "--name", "scan", "--result", "failure"],
         )
         .await;
-    assert_eq!(out["state"], "ABORTED");
+    assert_eq!(out["state"], "STATE_ABORTED");
     assert!(
-        out["abort_reason"]
+        out["abortReason"]
             .as_str()
             .unwrap()
             .contains("flag flip or a rollback")
@@ -546,18 +546,20 @@ async fn revert_path_is_final() {
         .await;
     assert!(msg.contains("recovered") && msg.contains("0.01"), "{msg}");
     let out = d
-        .ctl_json("bob", &["verify", INC, "--not-recovered", "--value", "0.2"])
+        .ctl_hotfix("bob", &["verify", INC, "--not-recovered", "--value", "0.2"])
         .await;
-    assert_eq!(out["state"], "REVERT_REQUIRED");
+    assert_eq!(out["state"], "STATE_REVERT_REQUIRED");
     d.ctl_err("bob", &["revert", INC, "--pr", "4322"], DENIED)
         .await;
     // GitHub is off here: the revert PR must be named, and the refusal
     // says with which flag.
     let msg = d.ctl_err("carol", &["revert", INC], INVALID).await;
     assert!(msg.contains("--pr: must be a positive PR number"), "{msg}");
-    let out = d.ctl_json("carol", &["revert", INC, "--pr", "4322"]).await;
-    assert_eq!(out["state"], "REVERTED");
-    assert_eq!(out["revert_pr"], 4322);
+    let out = d
+        .ctl_hotfix("carol", &["revert", INC, "--pr", "4322"])
+        .await;
+    assert_eq!(out["state"], "STATE_REVERTED");
+    assert_eq!(out["revertPr"], "4322");
     // Final for the lane; the postmortem and audit review are still owed.
     let kinds: Vec<&str> = out["obligations"]
         .as_array()
@@ -573,7 +575,7 @@ async fn revert_path_is_final() {
     let e = declare(&d, INC, &[]).await.unwrap_err();
     assert_eq!(e.code, EXISTS);
     let report = d.ctl_json("bob", &["report"]).await;
-    assert_eq!(report["last_worked"][0]["resolved_by"], "hotfix-reverted");
+    assert_eq!(report["lastWorked"][0]["resolvedBy"], "hotfix-reverted");
 }
 
 #[tokio::test]
@@ -592,7 +594,7 @@ async fn obligations_go_overdue_on_the_clock() {
     d.clock.advance(std::time::Duration::from_secs(25 * 3600));
     let list = d.ctl_json("bob", &["list", "--overdue"]).await;
     assert_eq!(list["hotfixes"].as_array().unwrap().len(), 1);
-    assert_eq!(list["hotfixes"][0]["incident_id"], INC);
+    assert_eq!(list["hotfixes"][0]["incidentId"], INC);
     assert_eq!(list["hotfixes"][0]["obligations"][0]["overdue"], true);
     let report = d.ctl_json("bob", &["report"]).await;
     let overdue = report["overdue"].as_array().unwrap();
@@ -714,16 +716,16 @@ async fn breakglass_is_tracked_to_its_checklist() {
     .unwrap();
     assert_eq!(d.state(INC).await, "MITIGATED");
     let out = d
-        .ctl_json(
+        .ctl_hotfix(
             "bob",
             &["breakglass", INC, "cleanup", "--item", "s3-buckets"],
         )
         .await;
-    assert_eq!(out["state"], "CLOSED");
+    assert_eq!(out["state"], "STATE_CLOSED");
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["postmortems"], 1);
     assert_eq!(
-        report["rollback_training_flag"], true,
+        report["rollbackTrainingFlag"], true,
         "1 of 1 answered yes-but-rollback"
     );
 }
@@ -751,7 +753,7 @@ async fn rate_limit_gate_then_team_review() {
     declare(&d, &incident(101), &["--drill"]).await.unwrap();
     let report = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report["window"]["count"], 4);
-    assert_eq!(report["window"]["gate_closed"], true);
+    assert_eq!(report["window"]["gateClosed"], true);
     // Only an eng-manager or sre-lead records the review.
     d.ctl_err("bob", &["team-review", "--notes", "we are fine"], DENIED)
         .await;
@@ -801,10 +803,10 @@ async fn retried_request_id_is_applied_once() {
     let mut fix = fix_args(INC, SHA1, &b, &m);
     fix.extend(["--request-id", "fix-1"]);
     d.ctl("bob", &fix).await.unwrap();
-    let second = d.ctl_json("bob", &fix).await;
-    assert_eq!(second["version"], 2);
+    let second = d.ctl_hotfix("bob", &fix).await;
+    assert_eq!(second["version"], "2");
     let show = d.ctl_json("bob", &["show", INC]).await;
-    assert_eq!(show["version"], 2);
+    assert_eq!(show["hotfix"]["version"], "2");
     assert_eq!(show["timeline"].as_array().unwrap().len(), 2);
     // The same id for a different request is refused, naming the field.
     let mut other = fix_args(INC, SHA2, &b, &m);
@@ -813,8 +815,8 @@ async fn retried_request_id_is_applied_once() {
     assert!(msg.contains("--request-id: "), "{msg}");
     // Survives a restart.
     let d = d.restart().await;
-    let third = d.ctl_json("bob", &fix).await;
-    assert_eq!(third["version"], 2);
+    let third = d.ctl_hotfix("bob", &fix).await;
+    assert_eq!(third["version"], "2");
     assert_eq!(
         d.ctl_json("bob", &["show", INC]).await["timeline"]
             .as_array()
@@ -855,7 +857,7 @@ async fn a_restart_loses_nothing() {
     assert_eq!(before, after);
     let report_after = d.ctl_json("bob", &["report"]).await;
     assert_eq!(report_before["window"], report_after["window"]);
-    assert_eq!(report_before["last_worked"], report_after["last_worked"]);
+    assert_eq!(report_before["lastWorked"], report_after["lastWorked"]);
     // Sequence numbers continue without a gap.
     d.ctl("carol", &["sync", INC, "--revision", SHA1])
         .await
@@ -865,12 +867,21 @@ async fn a_restart_loses_nothing() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["seq"].as_u64().unwrap())
+        .map(|t| {
+            t["seq"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap()
+        })
         .collect();
     let last = *seqs.last().unwrap();
     assert_eq!(
         last,
-        before["last_seq"].as_u64().unwrap() + 3,
+        before["hotfix"]["lastSeq"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap()
+            + 3,
         "mitigation and team review took one each"
     );
 }
@@ -902,7 +913,7 @@ async fn a_pr_without_the_hotfix_label_is_refused_not_relabelled() {
     .await;
     assert_eq!(d.state(INC).await, "APPROVED", "nothing recorded");
     let pr = d
-        .ctl_json(
+        .ctl_hotfix(
             "bob",
             &[
                 "pr", INC, "--number", "4321", "--url", url, "--label", "urgent", "--label",
@@ -911,7 +922,7 @@ async fn a_pr_without_the_hotfix_label_is_refused_not_relabelled() {
         )
         .await;
     assert_eq!(
-        pr["pull_request"]["labels"],
+        pr["pullRequest"]["labels"],
         serde_json::json!(["hotfix", "urgent"])
     );
 }
@@ -979,9 +990,9 @@ async fn an_approval_names_the_fix_the_approver_saw() {
     d.ctl_err("alice", &["approve", INC, "--sha", "222"], INVALID)
         .await;
     let h = d
-        .ctl_json("alice", &["approve", INC, "--sha", "2222222"])
+        .ctl_hotfix("alice", &["approve", INC, "--sha", "2222222"])
         .await;
-    assert_eq!(h["state"], "APPROVED");
+    assert_eq!(h["state"], "STATE_APPROVED");
     assert_eq!(h["approval"]["sha"], SHA2, "the full SHA is recorded");
 }
 
@@ -1032,14 +1043,15 @@ async fn an_incident_mitigated_without_a_hotfix_is_shown_and_listed() {
         "{shown}"
     );
     let v = d.ctl_json("bob", &["show", &flagged]).await;
-    assert_eq!(v["state"], "MITIGATED_WITHOUT_HOTFIX");
-    assert_eq!(v["by"], "bob");
+    assert!(v["hotfix"].is_null(), "{v}");
+    assert_eq!(v["mitigation"]["route"], "MITIGATION_ROUTE_FLAG");
+    assert_eq!(v["mitigation"]["by"], "bob");
     assert_eq!(v["timeline"].as_array().unwrap().len(), 1, "{v}");
 
     // Listed with the hotfixes, and on its own.
     let all = d.ctl_json("bob", &["list"]).await;
-    assert_eq!(all["hotfixes"][0]["incident_id"], INC);
-    assert_eq!(all["mitigations"][0]["incident_id"], flagged.as_str());
+    assert_eq!(all["hotfixes"][0]["incidentId"], INC);
+    assert_eq!(all["mitigations"][0]["incidentId"], flagged.as_str());
     let table = d.ctl("bob", &["list"]).await.unwrap();
     assert!(
         table
@@ -1222,4 +1234,113 @@ async fn sync_wait_with_argocd_off_says_there_is_nothing_to_follow() {
     assert!(out.starts_with(&format!("{INC}  SYNCED  ")), "{out}");
     assert!(out.contains("--wait: nothing to follow"), "{out}");
     assert!(out.contains("Argo CD is off"), "{out}");
+}
+
+#[tokio::test]
+async fn machine_output_is_the_api_answer_with_who_for_scripts() {
+    let d = Daemon::start().await;
+    ready_to_merge(&d, INC).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    let show = d.ctl_json("bob", &["show", INC]).await;
+    let step = |name: &str| {
+        show["nextSteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {show}"))
+            .clone()
+    };
+    // The sentence for people, and the same for a script.
+    let sync = step("sync");
+    assert_eq!(sync["handles"], serde_json::json!([]));
+    assert_eq!(
+        sync["roles"],
+        serde_json::json!(["platform-admin", "service"])
+    );
+    let cleanup = step("cleanup");
+    assert_eq!(cleanup["handles"], serde_json::json!(["bob"]));
+    assert_eq!(cleanup["who"], "@bob (the author and cleanup owner)");
+    let audit = step("audit-review");
+    assert_eq!(audit["handles"], serde_json::json!([]));
+    assert_eq!(audit["roles"], serde_json::json!(["platform-team"]));
+    assert_eq!(audit["except"], "bob");
+    assert_eq!(audit["anyHuman"], false);
+    assert_eq!(
+        audit["who"],
+        "a platform-team principal other than the author @bob"
+    );
+
+    // YAML: the same answer, one document.
+    let yaml = d.ctl("bob", &["-o", "yaml", "show", INC]).await.unwrap();
+    assert!(yaml.starts_with("---\n"), "{yaml}");
+    assert!(yaml.contains("\n  state: STATE_MERGED\n"), "{yaml}");
+    assert!(yaml.contains(&format!("\n  incidentId: {INC}\n")), "{yaml}");
+    assert!(yaml.contains("\n  except: bob\n"), "{yaml}");
+    // A step in JSON is its response message.
+    let answer = d
+        .ctl_json("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await;
+    assert_eq!(answer["hotfix"]["state"], "STATE_SYNCED", "{answer}");
+    assert_eq!(answer.as_object().unwrap().len(), 1, "{answer}");
+}
+
+#[tokio::test]
+async fn verify_measure_with_prometheus_off_follows_the_recorded_verdict() {
+    let (d, base) = with_operator_listener(|_| {}).await;
+    let http: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    ready_to_merge(&d, INC).await;
+    d.ctl("carol", &["merge", INC]).await.unwrap();
+    d.ctl("svc-ci", &["sync", INC, "--revision", SHA1])
+        .await
+        .unwrap();
+    // Nothing to measure with: said, nothing started, nothing changed.
+    let out = d.ctl("bob", &["verify", INC, "--measure"]).await.unwrap();
+    assert!(out.contains("no Prometheus to measure with"), "{out}");
+    assert!(
+        out.contains(&format!("hotfixctl verify {INC} --recovered")),
+        "{out}"
+    );
+    assert_eq!(d.state(INC).await, "SYNCED");
+    let answer = d.ctl_json("bob", &["verify", INC, "--measure"]).await;
+    assert_eq!(answer["measuring"], false, "{answer}");
+    // A wait follows whoever records the verdict, as `check --wait` does.
+    let waiting = {
+        let (endpoint, inc) = (d.endpoint.clone(), INC.to_string());
+        tokio::spawn(async move {
+            ctl_argv(&[
+                "hotfixctl",
+                "--endpoint",
+                &endpoint,
+                "--token",
+                "dev-bob",
+                "verify",
+                &inc,
+                "--measure",
+                "--wait",
+            ])
+            .await
+        })
+    };
+    // Once the wait is following the incident's events (its Watch stream
+    // is open), the verdict is recorded.
+    for _ in 0..500 {
+        if metric(http, "hotfixd_watchers").await == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(http, "hotfixd_watchers").await, Some(1.0));
+    d.ctl(
+        "svc-ci",
+        &["verify", INC, "--recovered", "--value", "0.001"],
+    )
+    .await
+    .unwrap();
+    let out = waiting
+        .await
+        .unwrap()
+        .expect("the wait ends with the verdict");
+    assert!(out.contains("waiting for it"), "{out}");
+    assert!(out.contains("MITIGATED"), "{out}");
 }

@@ -104,7 +104,7 @@ async fn contexts_choose_the_endpoint_and_token_and_flags_win() {
     .await
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(said.lines().next().unwrap()).unwrap();
-    assert_eq!(v["by"], "bob", "{said}");
+    assert_eq!(v["mitigation"]["by"], "bob", "{said}");
 
     // An --endpoint typed without --context reads no profile: the
     // context's token is not sent to wherever that points.

@@ -325,12 +325,13 @@ async fn cli_watch_prints_json_lines() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    // One WatchResponse a line, as `buf curl` prints the stream.
     assert_eq!(lines.len(), 3, "{out}");
-    assert_eq!(lines[0]["incident_id"], INC);
-    assert_eq!(lines[0]["state"], "DECLARED");
-    assert_eq!(lines[1]["state"], "MITIGATED_WITHOUT_HOTFIX");
-    assert_eq!(lines[2]["type"], "heartbeat");
-    assert_eq!(lines[2]["latest_seq"], 2);
+    assert_eq!(lines[0]["event"]["incidentId"], INC);
+    assert_eq!(lines[0]["event"]["state"], "STATE_DECLARED");
+    assert_eq!(lines[1]["event"]["state"], "STATE_MITIGATED_WITHOUT_HOTFIX");
+    assert_eq!(lines[2]["heartbeat"]["latestSeq"], "2");
+    assert_eq!(lines[2]["heartbeat"]["caughtUp"], true);
 }
 
 #[tokio::test]

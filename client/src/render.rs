@@ -1,11 +1,13 @@
-//! Human tables and `--output json` for every answer. JSON objects always
-//! carry `incident_id` and `state` where a hotfix is involved; `watch`
-//! prints one JSON object per line.
+//! Human tables, and `-o json|yaml` for every answer. The machine formats
+//! print the RPC's own response message in the proto3 JSON mapping
+//! (`hotfix_api::json`: what `buf curl --emit-defaults` prints for the same
+//! call): JSON one message per line, YAML one document per message.
+//! Streams (`watch`, the `--wait`s) print one `WatchResponse` per event.
 
 use std::io::{self, Write};
 
 use clap::ValueEnum;
-use hotfix_api::{bypass_name, check_result_name, criterion_name, pb, route_name, state_name};
+use hotfix_api::{check_result_name, pb, route_name, state_name};
 use serde_json::{Value, json};
 
 /// Characters a terminal would act on instead of showing: C0/C1 controls
@@ -104,8 +106,67 @@ impl Write for Printable<'_> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// For people: a line of what happened and what is next; tables.
     Table,
+    /// The API's answer in the proto3 JSON mapping, one message a line.
     Json,
+    /// The same as YAML, one document per message.
+    Yaml,
+}
+
+impl Output {
+    /// For scripts (json, yaml), not people.
+    pub fn machine(self) -> bool {
+        self != Output::Table
+    }
+}
+
+/// A value in the machine format `o`: JSON on one line, with every
+/// character a terminal would act on as a `\uXXXX` escape (the same
+/// string to a parser); YAML as one document, such characters shown as
+/// tables show them (`\u{XXXX}`).
+pub fn machine(out: &mut (dyn Write + Send), o: Output, v: &Value) -> io::Result<()> {
+    match o {
+        Output::Yaml => {
+            let shown = shown_strings(v);
+            let yaml = serde_norway::to_string(&shown).map_err(io::Error::other)?;
+            write!(out, "---\n{yaml}")
+        }
+        _ => {
+            let mut line = String::new();
+            for c in v.to_string().chars() {
+                if unprintable(c) {
+                    line.push_str(&format!("\\u{:04x}", u32::from(c)));
+                } else {
+                    line.push(c);
+                }
+            }
+            writeln!(out, "{line}")
+        }
+    }
+}
+
+/// `v` with [`printable`] applied to every string in it.
+fn shown_strings(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(printable(s).into_owned()),
+        Value::Array(a) => Value::Array(a.iter().map(shown_strings).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (printable(k).into_owned(), shown_strings(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// An RPC's answer in the machine format `o`.
+pub fn message<M: prost::Message + prost::Name>(
+    out: &mut (dyn Write + Send),
+    o: Output,
+    m: &M,
+) -> io::Result<()> {
+    machine(out, o, &hotfix_api::json::to_value(m))
 }
 
 pub fn code_name(code: tonic::Code) -> &'static str {
@@ -142,50 +203,6 @@ pub fn ts_json(t: &Option<prost_types::Timestamp>) -> Value {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
         .map_or(Value::Null, |d| Value::String(d.to_rfc3339()))
-}
-
-fn line(out: &mut (dyn Write + Send), v: &Value) -> io::Result<()> {
-    writeln!(out, "{v}")
-}
-
-pub fn hotfix_json(h: &pb::Hotfix) -> Value {
-    json!({
-        "incident_id": h.incident_id,
-        "state": state_name(h.state),
-        "version": h.version,
-        "drill": h.drill,
-        "author": h.author,
-        "approver": h.approver,
-        "cleanup_owner": h.cleanup_owner,
-        "symptom": h.symptom,
-        "criteria": h.criteria.iter().map(|c| criterion_name(*c)).collect::<Vec<_>>(),
-        "merge_eta": h.merge_eta,
-        "repository": h.repository,
-        "argocd_app": h.argocd_app,
-        "declared_at": ts_json(&h.declared_at),
-        "flags": h.flags,
-        "last_seq": h.last_seq,
-        "fix": h.fix.as_ref().map(|f| json!({
-            "branch": f.branch, "sha": f.sha, "changed_lines": f.changed_lines,
-            "over_limit": f.over_limit,
-            "files": f.files.iter().map(|x| json!({"path": x.path, "added": x.added, "removed": x.removed})).collect::<Vec<_>>(),
-        })),
-        "approval": h.approval.as_ref().map(|a| json!({"by": a.by, "sha": a.sha, "at": ts_json(&a.at)})),
-        "pull_request": h.pull_request.as_ref().map(|p| json!({"number": p.number, "url": p.url, "title": p.title, "labels": p.labels})),
-        "checks": h.checks.iter().map(|c| json!({"name": c.name, "result": check_result_name(c.result), "sha": c.sha, "by": c.by})).collect::<Vec<_>>(),
-        "merge": h.merge.as_ref().map(|m| json!({"by": m.by, "pr": m.pr, "approver": m.approver, "sha": m.sha, "at": ts_json(&m.at)})),
-        "sync": h.sync.as_ref().map(|s| json!({"by": s.by, "app": s.app, "revision": s.revision, "skipped_canary": s.skipped_canary})),
-        "verification": h.verification.as_ref().map(|v| json!({"by": v.by, "recovered": v.recovered, "observed_value": v.observed_value, "threshold": v.threshold})),
-        "revert_pr": (h.revert_pr > 0).then_some(h.revert_pr),
-        "abort_reason": (!h.abort_reason.is_empty()).then(|| h.abort_reason.clone()),
-        "obligations": h.obligations.iter().map(|o| json!({
-            "kind": o.kind, "due": ts_json(&o.due), "done": o.done, "overdue": o.overdue, "owner": o.owner, "detail": o.detail,
-        })).collect::<Vec<_>>(),
-        "breakglass": h.breakglass.as_ref().map(|b| json!({"role": b.role, "expires_at": ts_json(&b.expires_at), "cleaned": b.cleaned, "outstanding": b.outstanding})),
-        "postmortem": h.postmortem.as_ref().map(|p| json!({"url": p.url, "bypass_justified": bypass_name(p.bypass_justified), "breakglass_used": p.breakglass_used, "cleanup_pr_link": p.cleanup_pr_link})),
-        "cleanup": h.cleanup.as_ref().map(|c| json!({"pr": c.pr_number, "url": c.url, "by": c.by})),
-        "audit_review": h.audit_review.as_ref().map(|a| json!({"by": a.by, "findings": a.findings})),
-    })
 }
 
 fn hotfix_table(out: &mut (dyn Write + Send), h: &pb::Hotfix) -> io::Result<()> {
@@ -410,66 +427,44 @@ pub fn step(
     Ok(())
 }
 
-pub fn hotfix(
+/// The hotfix's card, for people (`show` without the timeline).
+pub fn hotfix(out: &mut (dyn Write + Send), h: &pb::Hotfix, warnings: &[String]) -> io::Result<()> {
+    hotfix_table(out, h)?;
+    for w in warnings {
+        writeln!(out, "warning: {w}")?;
+    }
+    Ok(())
+}
+
+pub fn mitigation(
     out: &mut (dyn Write + Send),
     o: Output,
-    h: &pb::Hotfix,
-    warnings: &[String],
+    r: &pb::RecordMitigationResponse,
 ) -> io::Result<()> {
-    match o {
-        Output::Json => {
-            let mut v = hotfix_json(h);
-            v["warnings"] = json!(warnings);
-            line(out, &v)
-        }
-        Output::Table => {
-            hotfix_table(out, h)?;
-            for w in warnings {
-                writeln!(out, "warning: {w}")?;
-            }
-            Ok(())
-        }
+    if o.machine() {
+        return message(out, o, r);
     }
-}
-
-fn mitigation_json(m: &pb::Mitigation) -> Value {
-    json!({
-        "incident_id": m.incident_id, "state": "MITIGATED_WITHOUT_HOTFIX",
-        "route": route_name(m.route), "notes": m.notes, "by": m.by, "at": ts_json(&m.at), "seq": m.seq,
-    })
-}
-
-pub fn mitigation(out: &mut (dyn Write + Send), o: Output, m: &pb::Mitigation) -> io::Result<()> {
-    match o {
-        Output::Json => line(out, &mitigation_json(m)),
-        Output::Table => writeln!(
-            out,
-            "{}  MITIGATED_WITHOUT_HOTFIX  by {} (recorded by @{} at {})",
-            m.incident_id,
-            route_name(m.route),
-            m.by,
-            ts(&m.at)
-        ),
-    }
+    let m = r.mitigation.clone().unwrap_or_default();
+    writeln!(
+        out,
+        "{}  MITIGATED_WITHOUT_HOTFIX  by {} (recorded by @{} at {})",
+        m.incident_id,
+        route_name(m.route),
+        m.by,
+        ts(&m.at)
+    )
 }
 
 pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) -> io::Result<()> {
+    if o.machine() {
+        return message(out, o, r);
+    }
     if let (None, Some(m)) = (&r.hotfix, &r.mitigation) {
-        return show_mitigated(out, o, m, &r.timeline);
+        return show_mitigated(out, m, &r.timeline);
     }
     let h = r.hotfix.clone().unwrap_or_default();
-    match o {
-        Output::Json => {
-            let mut v = hotfix_json(&h);
-            v["timeline"] = timeline_json(&r.timeline);
-            v["next_steps"] = r
-                .next_steps
-                .iter()
-                .map(|s| json!({"step": s.step, "who": s.who, "blocked": (!s.blocked.is_empty()).then(|| s.blocked.clone())}))
-                .collect();
-            line(out, &v)
-        }
-        Output::Table => {
+    {
+        {
             hotfix_table(out, &h)?;
             writeln!(out, "\nnext steps:")?;
             if r.next_steps.is_empty() {
@@ -489,17 +484,11 @@ pub fn show(out: &mut (dyn Write + Send), o: Output, r: &pb::GetHotfixResponse) 
 /// `show` of an incident mitigated without a hotfix: nothing is owed.
 fn show_mitigated(
     out: &mut (dyn Write + Send),
-    o: Output,
     m: &pb::Mitigation,
     timeline: &[pb::TimelineEntry],
 ) -> io::Result<()> {
-    match o {
-        Output::Json => {
-            let mut v = mitigation_json(m);
-            v["timeline"] = timeline_json(timeline);
-            line(out, &v)
-        }
-        Output::Table => {
+    {
+        {
             writeln!(out, "incident  {}", m.incident_id)?;
             writeln!(
                 out,
@@ -514,13 +503,6 @@ fn show_mitigated(
             timeline_table(out, timeline)
         }
     }
-}
-
-fn timeline_json(timeline: &[pb::TimelineEntry]) -> Value {
-    timeline
-        .iter()
-        .map(|t| json!({"seq": t.seq, "at": ts_json(&t.at), "actor": t.actor, "kind": t.kind, "summary": t.summary}))
-        .collect()
 }
 
 fn timeline_table(out: &mut (dyn Write + Send), timeline: &[pb::TimelineEntry]) -> io::Result<()> {
@@ -542,18 +524,14 @@ fn timeline_table(out: &mut (dyn Write + Send), timeline: &[pb::TimelineEntry]) 
 pub fn list(
     out: &mut (dyn Write + Send),
     o: Output,
-    hs: &[pb::Hotfix],
-    ms: &[pb::Mitigation],
+    r: &pb::ListHotfixesResponse,
 ) -> io::Result<()> {
-    match o {
-        Output::Json => line(
-            out,
-            &json!({
-                "hotfixes": hs.iter().map(hotfix_json).collect::<Vec<_>>(),
-                "mitigations": ms.iter().map(mitigation_json).collect::<Vec<_>>(),
-            }),
-        ),
-        Output::Table => {
+    if o.machine() {
+        return message(out, o, r);
+    }
+    let (hs, ms) = (&r.hotfixes, &r.mitigations);
+    {
+        {
             let mut t = table(&["INCIDENT", "STATE", "AUTHOR", "OVERDUE", "SYMPTOM"]);
             for h in hs {
                 let overdue: Vec<&str> = h
@@ -616,15 +594,16 @@ fn table(header: &[&str]) -> comfy_table::Table {
     t
 }
 
+/// An event of `watch` or a `--wait`: in the machine formats the
+/// `WatchResponse` that carried it.
 pub fn event(out: &mut (dyn Write + Send), o: Output, e: &pb::Event) -> io::Result<()> {
     match o {
-        Output::Json => line(
+        Output::Json | Output::Yaml => message(
             out,
-            &json!({
-                "type": "event", "seq": e.seq, "incident_id": e.incident_id, "state": state_name(e.state),
-                "at": ts_json(&e.at), "actor": e.actor, "kind": e.kind, "summary": e.summary,
-                "version": e.version, "drill": e.drill,
-            }),
+            o,
+            &pb::WatchResponse {
+                kind: Some(pb::watch_response::Kind::Event(e.clone())),
+            },
         ),
         Output::Table => {
             let (state, kind) = (*STATE_WIDTH, *KIND_WIDTH);
@@ -669,8 +648,8 @@ static KIND_WIDTH: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
         .unwrap_or(0)
 });
 
-/// A heartbeat of `watch`: in JSON every one, as a line (the first one,
-/// `caught_up`, ends the replay); in a table only the first, as the
+/// A heartbeat of `watch`: in the machine formats every one (the first
+/// says `caughtUp`: the replay is over); in a table only the first, as the
 /// boundary between the replayed events and the live ones.
 pub fn heartbeat(
     out: &mut (dyn Write + Send),
@@ -679,14 +658,15 @@ pub fn heartbeat(
     first: bool,
 ) -> io::Result<()> {
     match o {
-        Output::Json => line(
+        Output::Json | Output::Yaml => message(
             out,
-            &json!({
-                "type": "heartbeat",
-                "latest_seq": hb.latest_seq,
-                "closing": hb.closing,
-                "caught_up": first,
-            }),
+            o,
+            &pb::WatchResponse {
+                kind: Some(pb::watch_response::Kind::Heartbeat(pb::Heartbeat {
+                    caught_up: hb.caught_up || first,
+                    ..*hb
+                })),
+            },
         ),
         Output::Table if first => writeln!(
             out,
@@ -695,14 +675,6 @@ pub fn heartbeat(
         ),
         Output::Table => Ok(()),
     }
-}
-
-fn window_json(w: &pb::RateWindow) -> Value {
-    json!({
-        "count": w.count, "max": w.max, "window_seconds": w.window_seconds,
-        "gate_closed": w.gate_closed, "unblock": w.unblock,
-        "last_review": w.last_review.as_ref().map(|r| json!({"by": r.by, "notes": r.notes, "at": ts_json(&r.at)})),
-    })
 }
 
 fn window_table(out: &mut (dyn Write + Send), w: &pb::RateWindow) -> io::Result<()> {
@@ -730,10 +702,7 @@ pub fn team_review(
 ) -> io::Result<()> {
     let w = r.window.clone().unwrap_or_default();
     match o {
-        Output::Json => line(
-            out,
-            &json!({"review": r.review.as_ref().map(|x| json!({"by": x.by, "notes": x.notes, "at": ts_json(&x.at)})), "window": window_json(&w)}),
-        ),
+        Output::Json | Output::Yaml => message(out, o, r),
         Output::Table => {
             writeln!(out, "team review recorded")?;
             window_table(out, &w)
@@ -753,21 +722,7 @@ pub fn report(
         0.0
     };
     match o {
-        Output::Json => line(
-            out,
-            &json!({
-                "window": window_json(&w),
-                "authors": r.authors.iter().map(|a| json!({"author": a.author, "quarter": a.quarter, "count": a.count, "flag": (!a.flag.is_empty()).then(|| a.flag.clone())})).collect::<Vec<_>>(),
-                "overdue": r.overdue.iter().map(|x| json!({"incident_id": x.incident_id, "obligation": x.obligation, "owner": x.owner, "due": ts_json(&x.due)})).collect::<Vec<_>>(),
-                "postmortems": r.postmortems,
-                "postmortems_yes_but_rollback": r.postmortems_yes_but_rollback,
-                "yes_but_rollback_share": share,
-                "rollback_training_flag": r.rollback_training_flag,
-                "last_worked": r.last_worked.iter().map(|x| json!({"date": ts_json(&x.at), "incident_id": x.incident_id, "resolved_by": x.resolved_by, "drill": x.drill})).collect::<Vec<_>>(),
-                "stale": r.stale,
-                "generated_at": ts_json(&r.generated_at),
-            }),
-        ),
+        Output::Json | Output::Yaml => message(out, o, r),
         Output::Table => {
             window_table(out, &w)?;
             writeln!(out, "\nhotfixes per author this quarter:")?;
@@ -838,21 +793,21 @@ pub fn report(
 
 pub fn whoami(out: &mut (dyn Write + Send), o: Output, r: &pb::WhoAmIResponse) -> io::Result<()> {
     match o {
-        Output::Json => line(out, &json!({"handle": r.handle, "roles": r.roles})),
+        Output::Json | Output::Yaml => message(out, o, r),
         Output::Table => writeln!(out, "@{} ({})", r.handle, r.roles.join(", ")),
     }
 }
 
 pub fn next_id(out: &mut (dyn Write + Send), o: Output, id: &str) -> io::Result<()> {
     match o {
-        Output::Json => line(out, &json!({"incident_id": id})),
+        Output::Json | Output::Yaml => machine(out, o, &json!({"incidentId": id})),
         Output::Table => writeln!(out, "{id}"),
     }
 }
 
 pub fn health(out: &mut (dyn Write + Send), o: Output, status: &str) -> io::Result<()> {
     match o {
-        Output::Json => line(out, &json!({"status": status})),
+        Output::Json | Output::Yaml => machine(out, o, &json!({"status": status})),
         Output::Table => writeln!(out, "{status}"),
     }
 }
@@ -865,8 +820,9 @@ pub fn contexts(
     rows: &[crate::cli::profile::Listed],
 ) -> io::Result<()> {
     match o {
-        Output::Json => line(
+        Output::Json | Output::Yaml => machine(
             out,
+            o,
             &json!({
                 "profile": path.display().to_string(),
                 "contexts": rows.iter().map(|r| json!({
@@ -898,18 +854,7 @@ pub fn cluster(
 ) -> io::Result<()> {
     let left = |r: &pb::ClusterReplica| r.lease_left_ms;
     match o {
-        Output::Json => line(
-            out,
-            &json!({
-                "engine": r.engine,
-                "answered_by": r.answered_by,
-                "replicas": r.replicas.iter().map(|x| json!({
-                    "url": x.url,
-                    "leader": x.leader,
-                    "lease_left_ms": left(x),
-                })).collect::<Vec<_>>(),
-            }),
-        ),
+        Output::Json | Output::Yaml => message(out, o, r),
         Output::Table => {
             if r.replicas.is_empty() {
                 return writeln!(out, "store: {} (one replica)", r.engine);
@@ -935,6 +880,30 @@ pub fn cluster(
 #[cfg(test)]
 mod printable_tests {
     use super::*;
+
+    #[test]
+    fn machine_output_escapes_what_a_terminal_acts_on_and_stays_the_same_data() {
+        let v = json!({"s": "a\u{1b}[2Jb\u{202e}c"});
+        let mut buf = Vec::new();
+        machine(&mut buf, Output::Json, &v).unwrap();
+        let line = String::from_utf8(buf).unwrap();
+        assert!(
+            !line.contains('\u{1b}') && !line.contains('\u{202e}'),
+            "{line:?}"
+        );
+        assert!(line.contains("\\u202e"), "{line:?}");
+        let back: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, v, "a parser reads the same string");
+
+        let mut buf = Vec::new();
+        machine(&mut buf, Output::Yaml, &v).unwrap();
+        let doc = String::from_utf8(buf).unwrap();
+        assert!(
+            !doc.contains('\u{1b}') && !doc.contains('\u{202e}'),
+            "{doc:?}"
+        );
+        assert!(doc.starts_with("---\n"), "{doc:?}");
+    }
 
     #[test]
     fn nothing_the_daemon_sends_can_drive_the_terminal() {

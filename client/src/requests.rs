@@ -225,21 +225,45 @@ type Lane = pb::lane_service_client::LaneServiceClient<Authed>;
 
 impl StepCall {
     /// Sends the step; the hotfix after it.
-    pub async fn send(self, lane: &mut Lane) -> Result<pb::Hotfix, tonic::Status> {
-        let h = match self {
-            StepCall::Override(r) => lane.override_fix_limits(r).await?.into_inner().hotfix,
-            StepCall::Pr(r) => lane.open_pull_request(r).await?.into_inner().hotfix,
-            StepCall::Check(r) => lane.record_check(r).await?.into_inner().hotfix,
-            StepCall::Merge(r) => lane.merge(r).await?.into_inner().hotfix,
-            StepCall::Verify(r) => lane.verify(r).await?.into_inner().hotfix,
-            StepCall::Revert(r) => lane.revert(r).await?.into_inner().hotfix,
-            StepCall::Cleanup(r) => lane.record_cleanup(r).await?.into_inner().hotfix,
-            StepCall::Postmortem(r) => lane.record_postmortem(r).await?.into_inner().hotfix,
-            StepCall::AuditReview(r) => lane.record_audit_review(r).await?.into_inner().hotfix,
-            StepCall::GrantBreakglass(r) => lane.grant_breakglass(r).await?.into_inner().hotfix,
-            StepCall::CleanupBreakglass(r) => lane.cleanup_breakglass(r).await?.into_inner().hotfix,
-        };
-        Ok(h.unwrap_or_default())
+    /// Sends the step; the hotfix it answered with, and the whole answer
+    /// in the proto3 JSON mapping (what `-o json` prints).
+    pub async fn send(
+        self,
+        lane: &mut Lane,
+    ) -> Result<(pb::Hotfix, serde_json::Value), tonic::Status> {
+        fn answer<M: prost::Message + prost::Name>(
+            r: tonic::Response<M>,
+            hotfix: impl FnOnce(&M) -> Option<pb::Hotfix>,
+        ) -> (pb::Hotfix, serde_json::Value) {
+            let m = r.into_inner();
+            (
+                hotfix(&m).unwrap_or_default(),
+                hotfix_api::json::to_value(&m),
+            )
+        }
+        Ok(match self {
+            StepCall::Override(r) => {
+                answer(lane.override_fix_limits(r).await?, |m| m.hotfix.clone())
+            }
+            StepCall::Pr(r) => answer(lane.open_pull_request(r).await?, |m| m.hotfix.clone()),
+            StepCall::Check(r) => answer(lane.record_check(r).await?, |m| m.hotfix.clone()),
+            StepCall::Merge(r) => answer(lane.merge(r).await?, |m| m.hotfix.clone()),
+            StepCall::Verify(r) => answer(lane.verify(r).await?, |m| m.hotfix.clone()),
+            StepCall::Revert(r) => answer(lane.revert(r).await?, |m| m.hotfix.clone()),
+            StepCall::Cleanup(r) => answer(lane.record_cleanup(r).await?, |m| m.hotfix.clone()),
+            StepCall::Postmortem(r) => {
+                answer(lane.record_postmortem(r).await?, |m| m.hotfix.clone())
+            }
+            StepCall::AuditReview(r) => {
+                answer(lane.record_audit_review(r).await?, |m| m.hotfix.clone())
+            }
+            StepCall::GrantBreakglass(r) => {
+                answer(lane.grant_breakglass(r).await?, |m| m.hotfix.clone())
+            }
+            StepCall::CleanupBreakglass(r) => {
+                answer(lane.cleanup_breakglass(r).await?, |m| m.hotfix.clone())
+            }
+        })
     }
 }
 

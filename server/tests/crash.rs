@@ -94,7 +94,7 @@ async fn events(endpoint: &str) -> Vec<serde_json::Value> {
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "event")
+        .filter_map(|v| v.get("event").cloned())
         .collect()
 }
 
@@ -214,12 +214,20 @@ async fn crash(replicas: &[(std::path::PathBuf, std::path::PathBuf)], rounds: u3
     for e in &endpoints[1..] {
         assert_eq!(events(e).await, log, "one history, whichever replica");
     }
-    let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = log
+        .iter()
+        .map(|e| {
+            e["seq"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap()
+        })
+        .collect();
     assert_eq!(seqs, (1..=log.len() as u64).collect::<Vec<_>>(), "gap-free");
     let mut declared: BTreeMap<String, u32> = BTreeMap::new();
     for e in log.iter().filter(|e| e["kind"] == "declared") {
         *declared
-            .entry(e["incident_id"].as_str().unwrap().to_string())
+            .entry(e["incidentId"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
     assert!(

@@ -104,8 +104,8 @@ async fn killed_between_merge_sent_and_merge_recorded_records_it_exactly_once() 
     );
     let d = hotfixd(dir.path(), &gh).await;
     let h = show(&d).await;
-    assert_eq!(h["state"], "MERGED");
-    assert_eq!(h["merge"]["by"], "carol");
+    assert_eq!(h["hotfix"]["state"], "STATE_MERGED");
+    assert_eq!(h["hotfix"]["merge"]["by"], "carol");
     let k = kinds(&h);
     for kind in ["merge_requested", "merge_reconciled", "merged"] {
         assert_eq!(
@@ -137,7 +137,7 @@ async fn a_head_that_moved_since_approval_is_not_merged() {
         e.message
     );
     let h = show(&d).await;
-    assert_eq!(h["state"], "READY_TO_MERGE");
+    assert_eq!(h["hotfix"]["state"], "STATE_READY_TO_MERGE");
     assert!(kinds(&h).contains(&"merge_refused".to_string()));
     // Non-admins never reach GitHub.
     assert_eq!(d.ctl("bob", &["merge", INC]).await.unwrap_err().code, 17);
@@ -153,7 +153,7 @@ async fn a_drill_merge_sends_nothing() {
     ready(&d, &gh, true).await;
     d.ctl("carol", &["merge", INC]).await.unwrap();
     let h = show(&d).await;
-    assert_eq!(h["state"], "MERGED");
+    assert_eq!(h["hotfix"]["state"], "STATE_MERGED");
     assert!(kinds(&h).contains(&"merge_dry_run".to_string()));
     assert!(gh.world().writes.is_empty(), "{:?}", gh.world().writes);
 }
@@ -167,7 +167,7 @@ async fn a_retried_merge_is_sent_to_github_once() {
     let merge = ["--request-id", "merge-1", "--output", "json", "merge", INC];
     let first: Value = serde_json::from_str(&d.ctl("carol", &merge).await.unwrap()).unwrap();
     let again: Value = serde_json::from_str(&d.ctl("carol", &merge).await.unwrap()).unwrap();
-    assert_eq!(first["state"], "MERGED");
+    assert_eq!(first["hotfix"]["state"], "STATE_MERGED");
     assert_eq!(first, again, "the retry answers the first answer");
     assert_eq!(gh.world().merge_calls, 1);
 }
@@ -203,8 +203,8 @@ async fn killed_while_opening_the_pr_records_it_once() {
 
     let d = hotfixd(dir.path(), &gh).await;
     let h = show(&d).await;
-    assert_eq!(h["state"], "PR_OPEN");
-    assert_eq!(h["pull_request"]["number"], 4321);
+    assert_eq!(h["hotfix"]["state"], "STATE_PR_OPEN");
+    assert_eq!(h["hotfix"]["pullRequest"]["number"], "4321");
     let k = kinds(&h);
     for kind in ["pr_requested", "pr_reconciled", "pr_opened"] {
         assert_eq!(
@@ -256,8 +256,8 @@ async fn killed_while_merging_the_revert_records_it_once() {
 
     let d = hotfixd(dir.path(), &gh).await;
     let h = show(&d).await;
-    assert_eq!(h["state"], "REVERTED");
-    assert_eq!(h["revert_pr"], 4322);
+    assert_eq!(h["hotfix"]["state"], "STATE_REVERTED");
+    assert_eq!(h["hotfix"]["revertPr"], "4322");
     let k = kinds(&h);
     for kind in [
         "revert_requested",

@@ -135,10 +135,10 @@ async fn logs_are_plain_off_a_terminal_and_json_when_asked() {
     let banner = std::fs::read_to_string(&text_log).unwrap();
     let url = banner
         .lines()
-        .find_map(|l| l.strip_prefix("metrics: "))
+        .find_map(|l| l.strip_prefix("status page: "))
         .and_then(|l| l.split(' ').next())
-        .unwrap_or_else(|| panic!("no metrics URL in the banner:\n{banner}"));
-    let healthz = url.replace("/metrics", "/healthz");
+        .unwrap_or_else(|| panic!("no status page URL in the banner:\n{banner}"));
+    let healthz = format!("{url}healthz");
     hotfixd::integrations::install_crypto_provider();
     let up = reqwest::get(&healthz)
         .await

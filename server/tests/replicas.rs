@@ -169,7 +169,7 @@ async fn two_replicas_serve_one_lane_and_one_history() {
     // Read right after the change, from either: the same hotfix, the same
     // events in the same order.
     let (ha, hb) = (show(&a).await, show(&b).await);
-    assert_eq!(ha["state"], "MERGED");
+    assert_eq!(ha["hotfix"]["state"], "STATE_MERGED");
     assert_eq!(ha, hb);
     let (ea, eb) = (
         harness::events(&a.endpoint).await,
@@ -189,13 +189,16 @@ async fn two_replicas_serve_one_lane_and_one_history() {
     // TTLs), the other follows; each one's lease has time left.
     let c = cluster(&b).await;
     assert_eq!(c["engine"], "etcd");
-    assert_eq!(c["answered_by"], b.endpoint.as_str());
+    assert_eq!(c["answeredBy"], b.endpoint.as_str());
     assert_eq!(
         urls(&c),
         [(a.endpoint.clone(), true), (b.endpoint.clone(), false)]
     );
     for r in c["replicas"].as_array().unwrap() {
-        let left = r["lease_left_ms"].as_u64().unwrap();
+        let left = r["leaseLeftMs"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap();
         assert!(left > 0 && left <= TTL.as_millis() as u64, "{c}");
     }
     let table = a.ctl("bob", &["cluster"]).await.unwrap();
@@ -235,13 +238,13 @@ async fn a_leader_killed_mid_merge_is_replaced_within_its_lease_and_the_merge_re
     let settled = Instant::now();
     let h = loop {
         let h = show(&b).await;
-        if h["state"] == "MERGED" || settled.elapsed() > Duration::from_secs(10) {
+        if h["hotfix"]["state"] == "STATE_MERGED" || settled.elapsed() > Duration::from_secs(10) {
             break h;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(h["state"], "MERGED", "{h}");
-    assert_eq!(h["merge"]["by"], "carol");
+    assert_eq!(h["hotfix"]["state"], "STATE_MERGED", "{h}");
+    assert_eq!(h["hotfix"]["merge"]["by"], "carol");
     let k = kinds(&h);
     for kind in ["merge_requested", "merge_reconciled", "merged"] {
         assert_eq!(count(&k, kind), 1, "{kind} once in {k:?}");
@@ -272,7 +275,7 @@ async fn a_paused_leader_is_fenced_off_when_it_wakes() {
     signal(&a, "-STOP");
     first_change(&b, TTL + Duration::from_secs(5)).await;
     let h = show(&b).await;
-    assert_eq!(h["state"], "MERGED", "{h}");
+    assert_eq!(h["hotfix"]["state"], "STATE_MERGED", "{h}");
     let (writes_before, timeline_before) = (gh.world().writes.clone(), kinds(&h));
     // The old leader wakes: its GitHub call times out, it believes it may
     // still lead. It must not act, and what it tries to record is refused.

@@ -156,13 +156,22 @@ async fn watch_marks_live_resumes_after_a_restart_and_starts_now_if_asked() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events[0]["type"], "heartbeat");
-    assert_eq!(events[0]["caught_up"], true);
-    assert_eq!(events[0]["latest_seq"], caught_up as u64);
+    // WatchResponses: the first a heartbeat that says where "now" was.
+    assert_eq!(events[0]["heartbeat"]["caughtUp"], true);
+    assert_eq!(
+        events[0]["heartbeat"]["latestSeq"],
+        caught_up.to_string(),
+        "uint64: a string"
+    );
     let shown: Vec<u64> = events
         .iter()
-        .filter(|e| e["type"] == "event")
-        .map(|e| e["seq"].as_u64().unwrap())
+        .filter(|e| e["event"].is_object())
+        .map(|e| {
+            e["event"]["seq"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap()
+        })
         .collect();
     assert_eq!(
         shown,

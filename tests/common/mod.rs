@@ -179,7 +179,19 @@ impl Daemon {
         ctl_argv(&argv).await
     }
 
-    /// Like `ctl` with `--output json`, parsed.
+    /// The hotfix a step (or `show`) answered with, from `--output json`:
+    /// the answer's `hotfix` (the proto3 JSON mapping of `Hotfix`).
+    pub async fn ctl_hotfix(&self, handle: &str, args: &[&str]) -> serde_json::Value {
+        let answer = self.ctl_json(handle, args).await;
+        assert!(
+            answer["hotfix"].is_object(),
+            "{args:?} answered no hotfix: {answer}"
+        );
+        answer["hotfix"].clone()
+    }
+
+    /// Like `ctl` with `--output json`, parsed: the RPC's answer in the
+    /// proto3 JSON mapping.
     pub async fn ctl_json(&self, handle: &str, args: &[&str]) -> serde_json::Value {
         let mut a = vec!["--output", "json"];
         a.extend_from_slice(args);
@@ -205,11 +217,11 @@ impl Daemon {
         }
     }
 
+    /// The hotfix's state as tables show it (`READY_TO_MERGE`).
     pub async fn state(&self, inc: &str) -> String {
-        self.ctl_json("bob", &["show", inc]).await["state"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let state = self.ctl_hotfix("bob", &["show", inc]).await["state"].clone();
+        let state = state.as_str().unwrap();
+        state.strip_prefix("STATE_").unwrap_or(state).to_string()
     }
 }
 

@@ -102,7 +102,8 @@ pub struct Cli {
     )]
     pub key: Option<PathBuf>,
 
-    /// Output format: table for people, json for scripts.
+    /// Output format: table for people; json (one line per message) or
+    /// yaml for scripts: the API's answer in the proto3 JSON mapping.
     #[arg(short = 'o', long, global = true, help_heading = "Output and retries", value_enum, default_value_t = Output::Table)]
     pub output: Output,
 
@@ -289,10 +290,12 @@ pub enum Cmd {
         /// The observed symptom metric (e.g. the 5xx ratio).
         #[arg(long, conflicts_with = "measure")]
         value: Option<f64>,
-        /// Let hotfixd evaluate the app's symptom query in Prometheus.
+        /// Let hotfixd evaluate the app's symptom query in Prometheus (with
+        /// no Prometheus configured, it says so and measures nothing).
         #[arg(long)]
         measure: bool,
-        /// With --measure: show samples until the verdict.
+        /// With --measure: show samples until the verdict (with no
+        /// Prometheus, until someone records it).
         #[arg(long, requires = "measure")]
         wait: bool,
     },

@@ -127,10 +127,10 @@ pub(super) async fn backup(
     f.sync_all()?;
     std::fs::rename(&partial, file)?;
     match o {
-        Output::Json => writeln!(
+        Output::Json | Output::Yaml => render::machine(
             out,
-            "{}",
-            serde_json::json!({"file": file.display().to_string(), "bytes": bytes})
+            o,
+            &serde_json::json!({"file": file.display().to_string(), "bytes": bytes}),
         )?,
         Output::Table => writeln!(out, "backup written to {} ({bytes} bytes)", file.display())?,
     }
@@ -175,11 +175,7 @@ pub(super) async fn audit(
                 });
             }
             match o {
-                Output::Json => writeln!(
-                    out,
-                    "{}",
-                    serde_json::json!({"size": r.size, "note": r.note})
-                )?,
+                Output::Json | Output::Yaml => render::message(out, o, &r)?,
                 Output::Table => write!(out, "{}", r.note)?,
             }
         }
@@ -269,17 +265,19 @@ pub(super) async fn audit(
                 }
             }
             match o {
-                Output::Json => writeln!(
+                // What the daemon answered and what was checked here, in
+                // the same spelling as the API's messages.
+                Output::Json | Output::Yaml => render::machine(
                     out,
-                    "{}",
-                    serde_json::json!({
+                    o,
+                    &serde_json::json!({
                         "intact": broken.is_none(),
-                        "verified": r.verified,
-                        "head_hash": r.head_hash,
-                        "compared_with_export": compared,
-                        "checkpoints_verified": checkpoints,
+                        "verified": r.verified.to_string(),
+                        "headHash": r.head_hash,
+                        "comparedWithExport": compared,
+                        "checkpointsVerified": checkpoints,
                         "problem": broken,
-                    })
+                    }),
                 )?,
                 Output::Table => match &broken {
                     None => writeln!(
@@ -331,10 +329,7 @@ pub(super) async fn audit(
                 .await?
                 .into_inner();
             match o {
-                Output::Json => {
-                    let records: Vec<_> = r.records.iter().map(audit_json).collect();
-                    writeln!(out, "{}", serde_json::json!({ "records": records }))?;
-                }
+                Output::Json | Output::Yaml => render::message(out, o, &r)?,
                 Output::Table => {
                     for rec in &r.records {
                         writeln!(

@@ -69,7 +69,8 @@ pub fn confirm_fix(
 /// unprintable character escaped (`render::Printable`), JSON as it is
 /// (serde escapes control characters in strings).
 pub async fn run(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError> {
-    if cli.output == Output::Json {
+    if cli.output.machine() {
+        // `render::machine` escapes what a terminal would act on.
         return execute(cli, out).await;
     }
     let mut shown = crate::render::Printable::new(out);
@@ -132,19 +133,21 @@ pub fn next_incident_id<'a>(today: &str, ids: impl Iterator<Item = &'a str>) -> 
     (highest < 999).then(|| format!("{prefix}{:03}", highest + 1))
 }
 
-/// What a step did to `h`: in JSON the hotfix as it answered; for people
-/// one line of what happened (the events the step wrote) and one of what
-/// is next (who may do it, what blocks it, what is owed by when), read
-/// back from hotfixd.
+/// What a step did to `h`: in the machine formats the step's `answer` (its
+/// response message, in the proto3 JSON mapping); for people one line of
+/// what happened (the events the step wrote) and one of what is next (who
+/// may do it, what blocks it, what is owed by when), read back from
+/// hotfixd.
 async fn told(
     client: &Client,
     out: &mut (dyn Write + Send),
     o: Output,
     h: &pb::Hotfix,
     warnings: &[String],
+    answer: &serde_json::Value,
 ) -> Result<(), CliError> {
-    if o == Output::Json {
-        render::hotfix(out, o, h, warnings)?;
+    if o.machine() {
+        render::machine(out, o, answer)?;
         return Ok(());
     }
     match read(client, &h.incident_id).await {
@@ -152,7 +155,7 @@ async fn told(
         // The step is done: a failed read afterwards must not look like a
         // failed step (one retried would be refused, or done twice).
         Err(e) => {
-            render::hotfix(out, o, h, warnings)?;
+            render::hotfix(out, h, warnings)?;
             eprintln!(
                 "hotfixctl: the step is recorded; reading what is next failed ({}): see \
                  `hotfixctl show {}`",
@@ -176,8 +179,8 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
     let hotfix = |h: Option<pb::Hotfix>| h.unwrap_or_default();
     let cmd = match crate::requests::step(cli.command, m.clone())? {
         Ok(call) => {
-            let h = call.send(&mut lane).await?;
-            told(&client, out, o, &h, &[]).await?;
+            let (h, answer) = call.send(&mut lane).await?;
+            told(&client, out, o, &h, &[], &answer).await?;
             out.flush()?;
             return Ok(());
         }
@@ -189,7 +192,15 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 .declare(crate::requests::declare(d, m))
                 .await?
                 .into_inner();
-            told(&client, out, o, &hotfix(r.hotfix), &r.warnings).await?;
+            told(
+                &client,
+                out,
+                o,
+                &hotfix(r.hotfix.clone()),
+                &r.warnings,
+                &hotfix_api::json::to_value(&r),
+            )
+            .await?;
         }
         Cmd::Mitigated {
             incident,
@@ -205,7 +216,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            render::mitigation(out, o, &r.mitigation.unwrap_or_default())?;
+            render::mitigation(out, o, &r)?;
         }
         Cmd::Fix(f) => {
             let message = match (&f.message, &f.message_file) {
@@ -230,7 +241,15 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            told(&client, out, o, &hotfix(r.hotfix), &[]).await?;
+            told(
+                &client,
+                out,
+                o,
+                &hotfix(r.hotfix.clone()),
+                &[],
+                &hotfix_api::json::to_value(&r),
+            )
+            .await?;
         }
         Cmd::Approve { incident, sha } => {
             let sha = match sha {
@@ -259,7 +278,15 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            told(&client, out, o, &hotfix(r.hotfix), &[]).await?;
+            told(
+                &client,
+                out,
+                o,
+                &hotfix(r.hotfix.clone()),
+                &[],
+                &hotfix_api::json::to_value(&r),
+            )
+            .await?;
         }
         Cmd::Check {
             incident,
@@ -272,7 +299,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            let h = hotfix(r.hotfix);
+            let h = hotfix(r.hotfix.clone());
             let failed = |h: &pb::Hotfix| {
                 h.checks
                     .iter()
@@ -342,10 +369,10 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            let h = hotfix(r.hotfix);
+            let h = hotfix(r.hotfix.clone());
             if !wait || h.state != pb::State::Merged as i32 {
-                told(&client, out, o, &h, &[]).await?;
-                if wait && o == Output::Table {
+                told(&client, out, o, &h, &[], &hotfix_api::json::to_value(&r)).await?;
+                if wait && !o.machine() {
                     // Recorded at once: Argo CD is off for this app (or the
                     // sync was recorded before: a retry).
                     writeln!(
@@ -385,12 +412,24 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            let h = hotfix(r.hotfix);
-            if o == Output::Table {
-                writeln!(out, "measuring {incident}: {}", r.query)?;
+            let h = hotfix(r.hotfix.clone());
+            if !o.machine() {
+                if r.measuring {
+                    writeln!(out, "measuring {incident}: {}", r.query)?;
+                } else {
+                    // As `check --wait` with GitHub off: the verdict is
+                    // whoever measures, recorded; a wait follows that.
+                    writeln!(
+                        out,
+                        "--measure: hotfixd has no Prometheus to measure with; record the \
+                         verdict with `hotfixctl verify {incident} --recovered|--not-recovered \
+                         --value V`{}",
+                        if wait { " (waiting for it)" } else { "" }
+                    )?;
+                }
             }
             if !wait {
-                told(&client, out, o, &h, &[]).await?;
+                told(&client, out, o, &h, &[], &hotfix_api::json::to_value(&r)).await?;
                 return Ok(());
             }
             let end = [
@@ -473,7 +512,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 })
                 .await?
                 .into_inner();
-            render::list(out, o, &r.hotfixes, &r.mitigations)?;
+            render::list(out, o, &r)?;
         }
         Cmd::Audit(a) => audit(&client, out, o, a).await?,
         Cmd::Admin(Admin::Backup { file }) => backup(&client, out, o, &file).await?,

@@ -31,7 +31,7 @@ pub(super) async fn follow(
     while let Some(msg) = stream.next().await {
         if let Some(pb::watch_response::Kind::Event(e)) = msg?.kind {
             match o {
-                Output::Json => {
+                Output::Json | Output::Yaml => {
                     render::event(out, o, &e)?;
                     out.flush()?;
                 }
@@ -81,8 +81,9 @@ pub(super) async fn show_final(
 ) -> Result<(), CliError> {
     let r = read(client, incident).await?;
     let h = r.hotfix.clone().unwrap_or_default();
-    if o == Output::Json {
-        render::hotfix(out, o, &h, &[])?;
+    if o.machine() {
+        // `show`'s answer: where the hotfix stands after the wait.
+        render::message(out, o, &r)?;
     } else {
         render::step(out, &h, &r, &[])?;
     }

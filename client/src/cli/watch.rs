@@ -123,10 +123,13 @@ fn reconnectable(e: &tonic::Status) -> bool {
 fn notice(o: Output, why: &str, seen: Option<u64>) {
     let at = seen.unwrap_or(0);
     match o {
-        Output::Json => eprintln!(
-            "{}",
-            serde_json::json!({"type": "reconnecting", "reason": render::printable(why), "after_seq": at})
-        ),
+        Output::Json | Output::Yaml => {
+            let _ = render::machine(
+                &mut std::io::stderr(),
+                o,
+                &serde_json::json!({"type": "reconnecting", "reason": why, "afterSeq": at.to_string()}),
+            );
+        }
         Output::Table => eprintln!(
             "hotfixctl: {} — reconnecting, to resume after #{at}…",
             render::printable(why)
@@ -137,11 +140,12 @@ fn notice(o: Output, why: &str, seen: Option<u64>) {
 fn resumed(o: Output, seen: Option<u64>) {
     let at = seen.unwrap_or(0);
     match o {
-        Output::Json => {
-            eprintln!(
-                "{}",
-                serde_json::json!({"type": "resumed", "after_seq": at})
-            )
+        Output::Json | Output::Yaml => {
+            let _ = render::machine(
+                &mut std::io::stderr(),
+                o,
+                &serde_json::json!({"type": "resumed", "afterSeq": at.to_string()}),
+            );
         }
         Output::Table => eprintln!("hotfixctl: reconnected; resuming after #{at}"),
     }

@@ -17,7 +17,7 @@ use super::merge::Merger;
 use super::sync::Syncer;
 use super::verify::Verifier;
 use crate::domain::{Command, FixProposal, Hotfix, Principal, Refusal, Step};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// GitHub's two performers: the steps taken on GitHub, and the merge.
 pub struct GitHubSteps {
@@ -186,19 +186,17 @@ impl Steps {
         &self,
         actor: &Principal,
         incident_id: &str,
-    ) -> Result<(Hotfix, String)> {
-        // Who may, before what is configured.
-        self.lane.precheck(actor, incident_id, Step::Verify)?;
+    ) -> Result<(Hotfix, Option<String>)> {
+        // Who may, and whether the hotfix is there to verify, whatever is
+        // configured.
+        let h = self.lane.precheck(actor, incident_id, Step::Verify)?;
         let Some(verifier) = &self.performers.verify else {
-            return Err(Error::from(Refusal::Refused {
-                step: Step::Verify,
-                reason: format!(
-                    "no Prometheus is configured to measure with; record the observed value with \
-                     `hotfixctl verify {incident_id} --recovered|--not-recovered --value V`"
-                ),
-            }));
+            // No Prometheus: whoever measures records the verdict (as the
+            // checks are recorded with GitHub off); nothing starts here.
+            return Ok((h, None));
         };
-        verifier.start(actor, incident_id).await
+        let (h, query) = verifier.start(actor, incident_id).await?;
+        Ok((h, Some(query)))
     }
 
     /// The intent protocol's reconcile step for every performer, then the

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Refusal;
 use super::model::*;
-use super::policy::{GateView, Policy, Step, after, quarter_of};
+use super::policy::{GateView, Policy, Step, Whom, after, quarter_of};
 use super::validate::*;
 
 /// Handles known to the daemon and their roles (from the roster).
@@ -823,7 +823,7 @@ pub fn overdue_event(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextStep {
     pub step: Step,
-    pub who: String,
+    pub who: Whom,
     pub blocked: Option<String>,
 }
 

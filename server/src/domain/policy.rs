@@ -189,50 +189,46 @@ impl Policy {
                 .is_some_and(|extra| extra.iter().any(|r| actor.has(*r)))
     }
 
-    /// Describes who may take `step` on `hotfix`, for `show` and errors.
-    pub fn who_may(&self, step: Step, hotfix: Option<&Hotfix>) -> String {
-        let mut who: Vec<String> = Vec::new();
-        let named = |h: &str, what: &str| format!("@{h} ({what})");
+    /// Who may take `step` on `hotfix`, for `show` and errors (its
+    /// `Display` is the sentence).
+    pub fn who_may(&self, step: Step, hotfix: Option<&Hotfix>) -> Whom {
+        let mut whom = Whom::default();
         if let Some(h) = hotfix {
+            let mut name = |handle: &str, what: &'static str| {
+                whom.people.push((handle.to_string(), what));
+            };
             match step {
-                Step::Fix | Step::PullRequest => who.push(named(&h.author, "the author")),
+                Step::Fix | Step::PullRequest | Step::Check => name(&h.author, "the author"),
                 Step::Approve | Step::Override => {
-                    who.push(named(&h.declaration.approver, "the named approver"))
+                    name(&h.declaration.approver, "the named approver")
                 }
-                Step::Check => who.push(named(&h.author, "the author")),
                 Step::Verify => {
-                    who.push(named(&h.author, "the author"));
-                    who.push(named(&h.declaration.approver, "the named approver"));
+                    name(&h.author, "the author");
+                    name(&h.declaration.approver, "the named approver");
                 }
                 Step::Cleanup | Step::Postmortem | Step::Breakglass => {
                     if h.declaration.cleanup_owner == h.author {
-                        who.push(named(&h.author, "the author and cleanup owner"));
+                        name(&h.author, "the author and cleanup owner");
                     } else {
-                        who.push(named(&h.declaration.cleanup_owner, "the cleanup owner"));
-                        who.push(named(&h.author, "the author"));
+                        name(&h.declaration.cleanup_owner, "the cleanup owner");
+                        name(&h.author, "the author");
                     }
                 }
                 _ => {}
             }
         }
-        if matches!(step, Step::Declare | Step::Mitigated) {
-            who.push("any human principal".into());
-        }
+        whom.any_human = matches!(step, Step::Declare | Step::Mitigated);
         let mut roles: BTreeSet<Role> = Self::default_roles(step).iter().copied().collect();
         if let Some(extra) = self.extra_roles.get(&step) {
             roles.extend(extra.iter().copied());
         }
-        if !roles.is_empty() {
-            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            let mut s = format!("a {} principal", names.join(" or "));
-            if step == Step::AuditReview
-                && let Some(h) = hotfix
-            {
-                s.push_str(&format!(" other than the author @{}", h.author));
-            }
-            who.push(s);
+        whom.roles = roles.into_iter().collect();
+        if step == Step::AuditReview
+            && let Some(h) = hotfix
+        {
+            whom.except = Some(h.author.clone());
         }
-        who.join(" or ")
+        whom
     }
 
     /// May `actor` take `step` on `hotfix`? `PERMISSION_DENIED` if not.
@@ -357,6 +353,40 @@ fn window_words(d: Duration) -> String {
             format!("{n} day{}", if n == 1 { "" } else { "s" })
         }
         _ => humantime::format_duration(d).to_string(),
+    }
+}
+
+/// Who may take a step: these people (each with what they are to the
+/// hotfix), or any human, or a principal with one of these roles, except
+/// one handle. `Display` says it as a sentence: "@alice (the named
+/// approver) or a sre-lead principal".
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Whom {
+    pub people: Vec<(String, &'static str)>,
+    pub any_human: bool,
+    pub roles: Vec<Role>,
+    pub except: Option<String>,
+}
+
+impl fmt::Display for Whom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut who: Vec<String> = self
+            .people
+            .iter()
+            .map(|(handle, what)| format!("@{handle} ({what})"))
+            .collect();
+        if self.any_human {
+            who.push("any human principal".into());
+        }
+        if !self.roles.is_empty() {
+            let names: Vec<&str> = self.roles.iter().map(|r| r.as_str()).collect();
+            let mut s = format!("a {} principal", names.join(" or "));
+            if let Some(author) = &self.except {
+                s.push_str(&format!(" other than the author @{author}"));
+            }
+            who.push(s);
+        }
+        f.write_str(&who.join(" or "))
     }
 }
 

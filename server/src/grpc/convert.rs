@@ -455,8 +455,12 @@ pub fn to_pb_view(v: &HotfixView, policy: &domain::Policy, now: Time) -> pb::Get
             .iter()
             .map(|s| pb::NextStep {
                 step: s.step.as_str().to_string(),
-                who: s.who.clone(),
+                who: s.who.to_string(),
                 blocked: s.blocked.clone().unwrap_or_default(),
+                handles: s.who.people.iter().map(|(h, _)| h.clone()).collect(),
+                roles: s.who.roles.iter().map(|r| r.as_str().to_string()).collect(),
+                except: s.who.except.clone().unwrap_or_default(),
+                any_human: s.who.any_human,
             })
             .collect(),
         mitigation: None,

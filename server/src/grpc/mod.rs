@@ -217,7 +217,8 @@ impl LaneService for LaneApi {
         let (h, query) = self.steps.start_verification(&actor, inc).await?;
         Ok(Response::new(pb::StartVerificationResponse {
             hotfix: Some(self.pb(&h)),
-            query,
+            measuring: query.is_some(),
+            query: query.unwrap_or_default(),
         }))
     }
 

@@ -270,11 +270,13 @@ impl EventsApi {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
 
-fn heartbeat(latest_seq: u64, closing: bool) -> Frame {
+/// A heartbeat; `caught_up` on a stream's first (the replay is over).
+fn heartbeat(latest_seq: u64, closing: bool, caught_up: bool) -> Frame {
     Encoded::of(&pb::WatchResponse {
         kind: Some(pb::watch_response::Kind::Heartbeat(pb::Heartbeat {
             latest_seq,
             closing,
+            caught_up,
         })),
     })
 }
@@ -405,13 +407,14 @@ impl Watcher {
                 continue;
             }
             // Caught up.
+            let first = self.beats.is_none();
             if bell.closing {
                 self.ended = true;
-                return Some(Ok(heartbeat(self.cursor, true)));
+                return Some(Ok(heartbeat(self.cursor, true, first)));
             }
             if self.beats.is_none_or(|answered| bell.beats > answered) {
                 self.beats = Some(bell.beats);
-                return Some(Ok(heartbeat(self.cursor, false)));
+                return Some(Ok(heartbeat(self.cursor, false, first)));
             }
             if self.member.bell.changed().await.is_err() {
                 return None;
