@@ -26,8 +26,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -81,20 +82,31 @@ struct Api {
 
 /// What every request brings: who is asking (the `Authorization` header,
 /// as a gRPC caller sends it) and from where (for the guard's per-address
-/// limit on failed authentications).
+/// limit on failed authentications). Extracting it first refuses a token
+/// in the URL before anything else is read.
 struct Caller {
     authorization: Option<HeaderValue>,
-    peer: SocketAddr,
+    peer: Option<SocketAddr>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        if let Some(refused) = token_in_url(parts.uri.query()) {
+            return Err(refused);
+        }
+        Ok(Caller {
+            authorization: parts.headers.get(header::AUTHORIZATION).cloned(),
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        })
+    }
 }
 
 impl Caller {
-    fn of(headers: &HeaderMap, peer: SocketAddr) -> Caller {
-        Caller {
-            authorization: headers.get(header::AUTHORIZATION).cloned(),
-            peer,
-        }
-    }
-
     /// `message` as a gRPC request from this caller.
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut req = tonic::Request::new(message);
@@ -105,7 +117,7 @@ impl Caller {
         }
         req.extensions_mut().insert(TcpConnectInfo {
             local_addr: None,
-            remote_addr: Some(self.peer),
+            remote_addr: self.peer,
         });
         req
     }
@@ -283,35 +295,20 @@ fn bad_query(e: axum::extract::rejection::QueryRejection) -> Response {
     )
 }
 
-async fn whoami(
-    State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = token_in_url(uri.query()) {
-        return r;
-    }
-    let caller = Caller::of(&headers, peer);
+async fn whoami(State(api): State<Arc<Api>>, caller: Caller) -> Response {
     let mut client = PolicyServiceClient::new(api.grpc.clone());
     answer(client.who_am_i(caller.request(pb::WhoAmIRequest {})).await)
 }
 
 async fn hotfixes(
     State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: http::Uri,
-    headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = token_in_url(uri.query()) {
-        return r;
-    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let caller = Caller::of(&headers, peer);
     let mut client = LaneServiceClient::new(api.grpc.clone());
     let request = pb::ListHotfixesRequest {
         open: q.open,
@@ -324,15 +321,9 @@ async fn hotfixes(
 
 async fn hotfix(
     State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    caller: Caller,
     Path(incident_id): Path<String>,
-    uri: http::Uri,
-    headers: HeaderMap,
 ) -> Response {
-    if let Some(r) = token_in_url(uri.query()) {
-        return r;
-    }
-    let caller = Caller::of(&headers, peer);
     let mut client = LaneServiceClient::new(api.grpc.clone());
     answer(
         client
@@ -341,16 +332,7 @@ async fn hotfix(
     )
 }
 
-async fn report(
-    State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    if let Some(r) = token_in_url(uri.query()) {
-        return r;
-    }
-    let caller = Caller::of(&headers, peer);
+async fn report(State(api): State<Arc<Api>>, caller: Caller) -> Response {
     let mut client = PolicyServiceClient::new(api.grpc.clone());
     answer(
         client
@@ -366,19 +348,13 @@ async fn report(
 /// body. The guard counts the stream among the caller's Watch streams.
 async fn events(
     State(api): State<Arc<Api>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    uri: http::Uri,
-    headers: HeaderMap,
+    caller: Caller,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    if let Some(r) = token_in_url(uri.query()) {
-        return r;
-    }
     let Query(q) = match query {
         Ok(q) => q,
         Err(e) => return bad_query(e),
     };
-    let caller = Caller::of(&headers, peer);
     let request = pb::WatchRequest {
         from_seq: q.from.unwrap_or(0),
         incident_id: q.incident.unwrap_or_default(),
