@@ -580,3 +580,128 @@ async fn a_role_mapped_to_a_github_team_follows_its_membership() {
     assert_eq!(d.state(INC).await, "MERGED");
     fake.assert_contract_kept();
 }
+
+/// The webhook secret of the delivery tests.
+const WEBHOOK_SECRET: &str = "whsec-for-the-tests";
+
+/// A `check_run` delivery's body, as GitHub sends one when a run completes
+/// (the fields hotfixd would need; it reads none of them).
+fn check_run_completed(sha: &str, name: &str) -> Vec<u8> {
+    serde_json::json!({
+        "action": "completed",
+        "check_run": {
+            "id": 1,
+            "name": name,
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": "success",
+        },
+        "repository": {"full_name": REPO},
+        "installation": {"id": 1},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_webhook_delivery_reads_the_checks_at_once_and_a_forged_one_changes_nothing() {
+    let fake = FakeGitHub::start().await;
+    let (d, base) = with_operator_listener(|s| {
+        let mut gh = github_settings(&fake);
+        // Polling an hour apart: only a delivery can make the test quick.
+        gh.lane.checks_poll = std::time::Duration::from_secs(3600);
+        gh.lane.checks_poll_with_webhooks = std::time::Duration::from_secs(3600);
+        gh.lane.checks_timeout = std::time::Duration::from_secs(4 * 3600);
+        gh.webhook_secret = Some(WEBHOOK_SECRET.into());
+        s.github = Some(gh);
+    })
+    .await;
+    let http: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let hook = format!("{base}/webhooks/github");
+    pr_open(&fake, &d, INC, &[]).await;
+    // Following: the first read saw the checks pending.
+    let started = std::time::Instant::now();
+    loop {
+        let kinds = d.ctl_json("bob", &["show", INC]).await["timeline"].to_string();
+        if kinds.contains("check_progress") {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{kinds}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    fake.world().finish_checks(SHA1, "success");
+    let reads = fake.world().requests;
+
+    // Forged, unsigned, replayed or too large: refused, no read of GitHub,
+    // nothing changes.
+    let body = check_run_completed(SHA1, "scan");
+    let forged = FakeGitHub::deliver(&hook, Some("guessed"), "check_run", "d-1", &body).await;
+    assert_eq!(forged.0, 401, "{forged:?}");
+    let unsigned = FakeGitHub::deliver(&hook, None, "check_run", "d-2", &body).await;
+    assert_eq!(unsigned.0, 401, "{unsigned:?}");
+    assert!(unsigned.1.contains("X-Hub-Signature-256"), "{unsigned:?}");
+    let huge = vec![b' '; hotfixd::ops::webhooks::MAX_DELIVERY + 1];
+    let too_large =
+        FakeGitHub::deliver(&hook, Some(WEBHOOK_SECRET), "check_run", "d-3", &huge).await;
+    assert_eq!(too_large.0, 413, "{too_large:?}");
+    let no_id = FakeGitHub::deliver(&hook, Some(WEBHOOK_SECRET), "check_run", "", &body).await;
+    assert_eq!(no_id.0, 400, "{no_id:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        fake.world().requests,
+        reads,
+        "no refused delivery made a read"
+    );
+    assert_eq!(d.state(INC).await, "PR_OPEN");
+
+    // Signed: answered at once, and the checks are read again now (the
+    // poll is an hour away), from the API, not from the payload.
+    let ok = FakeGitHub::deliver(&hook, Some(WEBHOOK_SECRET), "check_run", "d-4", &body).await;
+    assert_eq!(ok.0, 202, "{ok:?}");
+    let started = std::time::Instant::now();
+    while d.state(INC).await != "READY_TO_MERGE" {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "the delivery did not make hotfixd read the checks"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The same delivery again: ignored (and answered 200).
+    let again = FakeGitHub::deliver(&hook, Some(WEBHOOK_SECRET), "check_run", "d-4", &body).await;
+    assert_eq!(again.0, 200, "{again:?}");
+    let ping = FakeGitHub::deliver(&hook, Some(WEBHOOK_SECRET), "ping", "d-5", b"{}").await;
+    assert_eq!(ping.0, 202, "{ping:?}");
+
+    let count = |event: &str, outcome: &str| {
+        let series =
+            format!("hotfixd_webhook_deliveries_total{{event=\"{event}\",outcome=\"{outcome}\"}}");
+        async move { metric(http, &series).await }
+    };
+    assert_eq!(count("check_run", "bad_signature").await, Some(1.0));
+    assert_eq!(count("check_run", "unsigned").await, Some(1.0));
+    assert_eq!(count("check_run", "too_large").await, Some(1.0));
+    assert_eq!(count("check_run", "malformed").await, Some(1.0));
+    assert_eq!(count("check_run", "accepted").await, Some(1.0));
+    assert_eq!(count("check_run", "duplicate").await, Some(1.0));
+    assert_eq!(count("ping", "ignored").await, Some(1.0));
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn without_a_webhook_secret_there_is_no_intake() {
+    let fake = FakeGitHub::start().await;
+    let (_d, base) = with_operator_listener(|s| s.github = Some(github_settings(&fake))).await;
+    let body = check_run_completed(SHA1, "scan");
+    let r = FakeGitHub::deliver(
+        &format!("{base}/webhooks/github"),
+        Some(WEBHOOK_SECRET),
+        "check_run",
+        "d-1",
+        &body,
+    )
+    .await;
+    assert_eq!(r.0, 404, "{r:?}");
+}

@@ -105,7 +105,24 @@ pub struct Metrics {
     /// Requests and connections refused by a limit, by limit (see
     /// [`LIMITS`]).
     pub limit_rejections: Family<Labels, Counter>,
+    /// GitHub webhook deliveries, by event (those hotfixd reads, else
+    /// `other`) and outcome (see [`WEBHOOK_OUTCOMES`]).
+    pub webhook_deliveries: Family<Labels, Counter>,
 }
+
+/// What became of a webhook delivery: `accepted` (the facts are read
+/// again through the API), `ignored` (an event hotfixd does not read),
+/// `duplicate` (a delivery id seen before), `unsigned`, `bad_signature`,
+/// `too_large`, `malformed` (no event or delivery id).
+pub const WEBHOOK_OUTCOMES: [&str; 7] = [
+    "accepted",
+    "ignored",
+    "duplicate",
+    "unsigned",
+    "bad_signature",
+    "too_large",
+    "malformed",
+];
 
 /// The limits a request or a connection can be refused by (see `limits`):
 /// failed authentications, the per-principal rate, requests in flight,
@@ -132,6 +149,7 @@ impl Default for Metrics {
             calls: Calls::default(),
             watchers: Gauge::default(),
             limit_rejections: Family::default(),
+            webhook_deliveries: Family::default(),
         };
         // Each limit is a series from the start (at 0), so that a rate
         // over it, or an alert, never waits for a first refusal.
@@ -145,6 +163,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a webhook delivery of `event` by its `outcome`.
+    pub fn delivery(&self, event: &str, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&vec![
+                ("event", event.to_string()),
+                ("outcome", outcome.to_string()),
+            ])
+            .inc();
+    }
+
     /// Counts a request refused by `limit`.
     pub fn rejected(&self, limit: &'static str) {
         self.limit_rejections

@@ -388,6 +388,17 @@ pub async fn serve_store(
     // Streams end on their own token, cancelled only after health says
     // NOT_SERVING, so a watcher's last message is a closing heartbeat.
     let streams = CancellationToken::new();
+    let webhooks = settings
+        .github
+        .as_ref()
+        .and_then(|g| g.webhook_secret.as_deref())
+        .map(|secret| Arc::new(crate::ops::webhooks::Intake::new(secret, steps.clone())));
+    if webhooks.is_some() && settings.http_listen.is_none() {
+        tracing::warn!(
+            "a GitHub webhook secret is set but --http-listen is off: no delivery can arrive \
+             (they are taken at /webhooks/github on the operator listener)"
+        );
+    }
     let lane_svc =
         LaneServiceServer::new(LaneApi::new(steps)).max_decoding_message_size(MAX_MESSAGE_BYTES);
     let policy_svc = PolicyServiceServer::new(PolicyApi::new(lane.clone()))
@@ -451,6 +462,7 @@ pub async fn serve_store(
             ),
             readiness: readiness.clone(),
             grpc: crate::ops::status::Grpc::new(stack.service(routes.clone())),
+            webhooks,
         });
         tracing::info!(addr = %bound, "operator HTTP (/, /metrics, /healthz, /readyz) serving");
         if settings.dev {

@@ -10,12 +10,13 @@ use std::path::Path;
 
 use harness::{Binary, HOTFIXD, free_port};
 
-const MARKERS: [&str; 5] = [
+const MARKERS: [&str; 6] = [
     "MARKER-slack-status-7f3a",
     "MARKER-slack-audit-7f3a",
     "MARKER-github-token-7f3a",
     "MARKER-argocd-token-7f3a",
     "MARKER-prometheus-token-7f3a",
+    "MARKER-github-webhook-secret-7f3a",
 ];
 
 const INC: &str = "INC-2026-05-20-001";
@@ -38,6 +39,7 @@ fn secrets(dead: u16, key_file: &Path) -> Vec<(&'static str, String)> {
         ("HOTFIXD_GITHUB_TOKEN", MARKERS[2].into()),
         ("HOTFIXD_ARGOCD_TOKEN", MARKERS[3].into()),
         ("HOTFIXD_PROMETHEUS_TOKEN", MARKERS[4].into()),
+        ("HOTFIXD_GITHUB_WEBHOOK_SECRET", MARKERS[5].into()),
         ("HOTFIXD_LOG", "trace".into()),
     ]
 }

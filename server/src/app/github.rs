@@ -60,7 +60,16 @@ pub struct Forge {
     /// PR creation and reverts are rare: one at a time, so two callers
     /// cannot both create one.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// Bumped by a webhook delivery: every check follower reads GitHub
+    /// again at once (a counter, so one busy reading sees it after).
+    nudged: tokio::sync::watch::Sender<u64>,
+    /// When the last webhook delivery came: while they flow, polling only
+    /// reconciles, at `checks_poll_with_webhooks`.
+    delivered: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long after a delivery webhooks count as flowing.
+const WEBHOOKS_FLOWING: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// A GitHub call that failed: GitHub being down or overloaded is
 /// UNAVAILABLE (retry later); anything else GitHub refused is the step's
@@ -111,6 +120,33 @@ impl Forge {
             settings,
             syncer,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            nudged: tokio::sync::watch::channel(0).0,
+            delivered: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A webhook said something changed on GitHub: whatever is followed
+    /// is read again through the API now (the delivery's payload is never
+    /// taken as a fact).
+    pub fn nudge(&self) {
+        *self.delivered.lock().expect("delivered lock") = Some(std::time::Instant::now());
+        self.nudged.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// How long a check follower sleeps between reads: the poll interval,
+    /// or the slower reconciliation one while webhooks flow.
+    fn poll_interval(&self) -> std::time::Duration {
+        let flowing = self
+            .delivered
+            .lock()
+            .expect("delivered lock")
+            .is_some_and(|at| at.elapsed() < WEBHOOKS_FLOWING);
+        if flowing {
+            self.settings
+                .checks_poll_with_webhooks
+                .max(self.settings.checks_poll)
+        } else {
+            self.settings.checks_poll
         }
     }
 
@@ -392,7 +428,9 @@ impl Forge {
         let deadline = tokio::time::Instant::now() + self.settings.checks_timeout;
         let mut seen: BTreeMap<String, String> = BTreeMap::new();
         let mut following = String::new();
+        let mut nudges = self.nudged.subscribe();
         loop {
+            nudges.mark_unchanged();
             let h = match lane.hotfix(inc) {
                 Ok(h) => h,
                 Err(e) => {
@@ -488,7 +526,7 @@ impl Forge {
                         .await
                 }
             }
-            let wait = self.settings.checks_poll;
+            let wait = self.poll_interval();
             if tokio::time::Instant::now() + wait > deadline {
                 self.jobs
                     .note(
@@ -502,8 +540,11 @@ impl Forge {
                     .await;
                 return;
             }
+            // A delivery during the read above counts: `mark_unchanged`
+            // ran before it.
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                _ = nudges.changed() => {}
                 _ = self.jobs.shutdown.cancelled() => return,
             }
         }

@@ -63,6 +63,18 @@ impl Steps {
         &self.lane
     }
 
+    /// A webhook says something changed on GitHub: the checks followed
+    /// are read again now. False when GitHub is off (nothing to read).
+    pub fn nudge_github(&self) -> bool {
+        match &self.performers.github {
+            Some(gh) => {
+                gh.forge.nudge();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// GitHub's performers, if the hotfix's repository has them on.
     fn github_for(&self, incident_id: &str) -> Result<Option<&GitHubSteps>> {
         let Some(gh) = &self.performers.github else {

@@ -224,6 +224,25 @@ pub struct Args {
     )]
     pub github_token_file: Option<PathBuf>,
 
+    /// The secret GitHub signs webhook deliveries with (a secret); with it,
+    /// the operator listener takes deliveries at /webhooks/github.
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_WEBHOOK_SECRET",
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub github_webhook_secret: Option<String>,
+
+    /// File holding the GitHub webhook secret.
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_WEBHOOK_SECRET_FILE",
+        value_name = "FILE",
+        conflicts_with = "github_webhook_secret"
+    )]
+    pub github_webhook_secret_file: Option<PathBuf>,
+
     /// Argo CD API token (a secret).
     #[arg(
         long,

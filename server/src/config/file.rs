@@ -195,6 +195,10 @@ pub struct GitHubConfig {
     /// How often the PR's checks are read while following them.
     #[serde(default, with = "humantime_serde")]
     pub checks_poll: Option<Duration>,
+    /// How often while webhooks flow (each delivery reads at once; this
+    /// only catches a missed one).
+    #[serde(default, with = "humantime_serde")]
+    pub checks_poll_with_webhooks: Option<Duration>,
     /// Stop following checks after this long (they can be followed again).
     #[serde(default, with = "humantime_serde")]
     pub checks_timeout: Option<Duration>,
@@ -456,7 +460,11 @@ impl ArgoCdConfig {
 
 impl GitHubConfig {
     /// Where steps 2-7 are taken on GitHub, and the team roles.
-    pub(super) fn to_settings(&self, token: Option<String>) -> Result<GitHubSettings, String> {
+    pub(super) fn to_settings(
+        &self,
+        token: Option<String>,
+        webhook_secret: Option<String>,
+    ) -> Result<GitHubSettings, String> {
         http_url("github.url", &self.url)?;
         if let Some(u) = &self.graphql_url
             && (http_url("github.graphql_url", u).is_err() || !u.ends_with("/graphql"))
@@ -489,12 +497,16 @@ impl GitHubConfig {
             url: self.url.clone(),
             graphql_url: self.graphql_url.clone(),
             token,
+            webhook_secret,
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
             lane: ForgeSettings {
                 base_branch: self.base_branch.clone().unwrap_or(defaults.base_branch),
                 base_branches: self.base_branches.clone(),
                 manual_repositories: self.manual_repositories.iter().cloned().collect(),
                 checks_poll: self.checks_poll.unwrap_or(defaults.checks_poll),
+                checks_poll_with_webhooks: self
+                    .checks_poll_with_webhooks
+                    .unwrap_or(defaults.checks_poll_with_webhooks),
                 checks_timeout: self.checks_timeout.unwrap_or(defaults.checks_timeout),
             },
             teams,

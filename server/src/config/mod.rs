@@ -221,6 +221,7 @@ impl Settings {
         }
         if let Some(g) = &self.github {
             out.extend(g.token.as_deref());
+            out.extend(g.webhook_secret.as_deref());
         }
         if let Some(e) = &self.etcd {
             out.extend(e.options.user.as_ref().map(|(_, p)| p.as_str()));
@@ -414,10 +415,16 @@ impl Args {
             }
         };
         let github_token = secret(&self.github_token, &self.github_token_file, "github token")?;
+        let webhook_secret = secret(
+            &self.github_webhook_secret,
+            &self.github_webhook_secret_file,
+            "github webhook secret",
+        )?
+        .filter(|s| !s.is_empty());
         let github = file
             .github
             .as_ref()
-            .map(|g| g.to_settings(github_token))
+            .map(|g| g.to_settings(github_token, webhook_secret))
             .transpose()?;
         let audit_key = secret(&self.audit_key, &self.audit_key_file, "audit signing key")?
             .map(|k| {

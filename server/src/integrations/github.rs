@@ -31,6 +31,9 @@ pub struct GitHubSettings {
     pub graphql_url: Option<String>,
     /// Token of a platform-admin bot (a secret: from env or file).
     pub token: Option<String>,
+    /// The webhook secret GitHub signs deliveries with (a secret: from env
+    /// or file); webhooks are refused without one.
+    pub webhook_secret: Option<String>,
     pub timeout: Duration,
     /// How the lane uses GitHub.
     pub lane: ForgeSettings,
@@ -49,6 +52,9 @@ pub struct ForgeSettings {
     /// Repositories whose steps stay manual (the integration is switched off).
     pub manual_repositories: std::collections::BTreeSet<String>,
     pub checks_poll: Duration,
+    /// The poll interval while webhooks are flowing (a delivery in the
+    /// last 10 minutes): polling then only catches a missed delivery.
+    pub checks_poll_with_webhooks: Duration,
     pub checks_timeout: Duration,
 }
 
@@ -59,6 +65,7 @@ impl Default for ForgeSettings {
             base_branches: Default::default(),
             manual_repositories: Default::default(),
             checks_poll: Duration::from_secs(5),
+            checks_poll_with_webhooks: Duration::from_secs(60),
             checks_timeout: Duration::from_secs(30 * 60),
         }
     }
@@ -644,6 +651,7 @@ mod tests {
             url: url.into(),
             graphql_url: None,
             token: None,
+            webhook_secret: None,
             timeout: Duration::from_secs(1),
             lane: ForgeSettings::default(),
             teams: Default::default(),

@@ -81,6 +81,11 @@ impl Exposition {
             m.limit_rejections,
         );
         r.register(
+            "hotfixd_webhook_deliveries",
+            "GitHub webhook deliveries, by event and outcome (accepted, ignored, duplicate, unsigned, bad_signature, too_large, malformed)",
+            m.webhook_deliveries,
+        );
+        r.register(
             "hotfixd_build",
             "The running build",
             Info::new(vec![

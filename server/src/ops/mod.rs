@@ -9,11 +9,14 @@
 //!   otherwise.
 //! - `/` and `/api/v1/…`: the live status page and the read-only API it
 //!   reads, behind the same tokens as gRPC; see [`status`].
+//! - `/webhooks/github`: GitHub's signed deliveries, when a webhook secret
+//!   is configured; see [`webhooks`].
 //!
 //! [`router`] is where later pages join.
 
 pub mod metrics;
 pub mod status;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -88,17 +91,24 @@ pub struct Ops {
     pub readiness: Readiness,
     /// The gRPC services the status page's API calls.
     pub grpc: status::Grpc,
+    /// GitHub's deliveries, when GitHub and a webhook secret are on.
+    pub webhooks: Option<Arc<webhooks::Intake>>,
 }
 
 /// The operator pages.
 pub fn router(ops: Arc<Ops>) -> Router {
     let status = status::router(ops.grpc.clone());
-    Router::new()
+    let webhooks = ops.webhooks.clone().map(webhooks::router);
+    let router = Router::new()
         .route("/metrics", get(metrics_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_page))
         .with_state(ops)
-        .merge(status)
+        .merge(status);
+    match webhooks {
+        Some(w) => router.merge(w),
+        None => router,
+    }
 }
 
 async fn metrics_page(State(ops): State<Arc<Ops>>, headers: HeaderMap) -> Response {
