@@ -245,6 +245,74 @@ async fn a_failed_scan_on_github_ends_the_hotfix() {
     assert_eq!(d.state(INC).await, "ABORTED");
     d.ctl_err("carol", &["merge", INC], PRECONDITION).await;
     assert_eq!(fake.world().merge_calls, 0);
+    // The gate on the PR head says so.
+    let w = fake
+        .clone_world_when(|w| {
+            w.status_posts
+                .last()
+                .is_some_and(|(_, c, s, _)| c == "hotfixd/gate" && s == "failure")
+        })
+        .await;
+    let (sha, _, _, why) = w.status_posts.last().unwrap().clone();
+    assert_eq!(sha, SHA1);
+    assert!(why.starts_with("hotfix aborted: "), "{why}");
+    fake.assert_contract_kept();
+}
+
+#[tokio::test]
+async fn the_gate_is_pending_with_what_is_missing_then_success_on_the_pr_head() {
+    let fake = FakeGitHub::start().await;
+    let d = daemon(&fake).await;
+    pr_open(&fake, &d, INC, &[]).await;
+    let gates = |posts: &Vec<(String, String, String, String)>| -> Vec<(String, String, String)> {
+        posts
+            .iter()
+            .filter(|(_, c, _, _)| c == "hotfixd/gate")
+            .map(|(sha, _, s, why)| (sha.clone(), s.clone(), why.clone()))
+            .collect()
+    };
+    let w = fake
+        .clone_world_when(|w| {
+            gates(&w.status_posts)
+                .iter()
+                .any(|(_, s, _)| s == "pending")
+        })
+        .await;
+    let (sha, _, why) = gates(&w.status_posts)[0].clone();
+    assert_eq!(sha, SHA1, "on the PR's head");
+    assert!(
+        why.starts_with("waiting: checks not passed on 111111111111: ") && why.contains("scan"),
+        "says what the runbook waits for: {why}"
+    );
+    assert!(why.chars().count() <= 140, "{why}");
+    fake.world().finish_checks(SHA1, "success");
+    d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
+    let w = fake
+        .clone_world_when(|w| {
+            gates(&w.status_posts)
+                .last()
+                .is_some_and(|(_, s, _)| s == "success")
+        })
+        .await;
+    // Set when what it says changes, not at every event.
+    let said: Vec<String> = gates(&w.status_posts)
+        .iter()
+        .map(|(_, s, _)| s.clone())
+        .collect();
+    assert_eq!(
+        said.iter().filter(|s| *s == "success").count(),
+        1,
+        "{said:?}"
+    );
+    // The merge conditions hold on GitHub as in hotfixd.
+    let (_, state) = w.statuses[SHA1]
+        .iter()
+        .find(|(c, _)| c == "hotfixd/gate")
+        .unwrap()
+        .clone();
+    assert_eq!(state, "success");
+    // Its own status is not a required check: the merge goes on.
+    d.ctl("carol", &["merge", INC]).await.expect("merge");
     fake.assert_contract_kept();
 }
 
@@ -704,4 +772,36 @@ async fn without_a_webhook_secret_there_is_no_intake() {
     )
     .await;
     assert_eq!(r.0, 404, "{r:?}");
+}
+
+#[test]
+fn the_readme_ruleset_is_one_github_takes_and_requires_the_gate() {
+    let readme = include_str!("../README.md");
+    let at = readme
+        .find("**The gate.**")
+        .expect("README documents the gate");
+    let block = &readme[at..];
+    let start = block.find("```json\n").expect("the ruleset's JSON") + "```json\n".len();
+    let end = start + block[start..].find("```").unwrap();
+    let json: String = block[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ruleset: serde_json::Value = serde_json::from_str(&json).expect("README's ruleset parses");
+    common::github::Contract::get()
+        .check(
+            "/paths/~1repos~1{owner}~1{repo}~1rulesets/post/requestBody/content/application~1json/schema",
+            &ruleset,
+        )
+        .unwrap_or_else(|e| panic!("README's ruleset is not one GitHub takes: {e}"));
+    assert_eq!(
+        ruleset["rules"][0]["parameters"]["required_status_checks"][0]["context"],
+        "hotfixd/gate"
+    );
+    assert_eq!(
+        ruleset["bypass_actors"].as_array().unwrap().len(),
+        1,
+        "hotfixd only"
+    );
 }

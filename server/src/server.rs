@@ -543,8 +543,8 @@ pub async fn serve_store(
 }
 
 /// What the leader runs, each term: it settles intents first, then runs
-/// the overdue sweeper, the chat relay and the audit checkpoints until the
-/// term ends.
+/// the overdue sweeper, the chat relay, the `hotfixd/gate` keeper and the
+/// audit checkpoints until the term ends.
 #[derive(Clone)]
 struct Leading {
     lane: Arc<Lane>,
@@ -574,6 +574,10 @@ impl Leading {
                 term.clone(),
                 crate::app::relay::run_relay(self.lane.clone(), chat.clone(), stop.clone()),
             ));
+        }
+        if let Some(gate) = self.steps.gate_keeper() {
+            self.tasks
+                .spawn(scope(term.clone(), gate.keep_gate(stop.clone())));
         }
         if let Some(key) = &self.settings.audit_key {
             self.tasks.spawn(scope(

@@ -307,6 +307,8 @@ pub struct World {
     pub check_runs: BTreeMap<String, Vec<CheckRun>>,
     /// By commit SHA: context, state.
     pub statuses: BTreeMap<String, Vec<(String, String)>>,
+    /// Every commit status set: SHA, context, state, description.
+    pub status_posts: Vec<(String, String, String, String)>,
     /// "org/team" → active members.
     pub teams: BTreeMap<String, BTreeSet<String>>,
     /// Every write received: "POST /repos/...", "graphql revertPullRequest".
@@ -320,6 +322,12 @@ pub struct World {
     pub merge_calls: u32,
     /// The next this many reads answer 503 (where the contract has it).
     pub unavailable: u32,
+}
+
+/// What a test reads of the world after waiting for it.
+pub struct WorldView {
+    pub status_posts: Vec<(String, String, String, String)>,
+    pub statuses: BTreeMap<String, Vec<(String, String)>>,
 }
 
 impl World {
@@ -408,6 +416,27 @@ impl FakeGitHub {
 
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.shared.world.lock().unwrap()
+    }
+
+    /// Waits (at most 10 s) until `cond` holds of the world; a copy of
+    /// what it holds then.
+    pub async fn clone_world_when(&self, cond: impl Fn(&World) -> bool) -> WorldView {
+        for _ in 0..500 {
+            {
+                let w = self.world();
+                if cond(&w) {
+                    return WorldView {
+                        status_posts: w.status_posts.clone(),
+                        statuses: w.statuses.clone(),
+                    };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!(
+            "timed out waiting on the fake GitHub: {:?}",
+            self.world().status_posts
+        );
     }
 
     /// Resolves once the request named by `World::hang` was carried out.
@@ -727,6 +756,30 @@ fn answer(
             Some(p) => (200, Some(pull_json(&sch(200), p))),
             None => (404, Some(error("Not Found"))),
         },
+        ("/repos/{owner}/{repo}/statuses/{sha}", "post") => {
+            let (sha, context, state) = (
+                params["sha"].clone(),
+                req["context"].as_str().unwrap_or("default").to_string(),
+                req["state"].as_str().unwrap_or_default().to_string(),
+            );
+            let description = req["description"].as_str().unwrap_or_default().to_string();
+            // The latest per context is the one that counts.
+            let list = w.statuses.entry(sha.clone()).or_default();
+            list.retain(|(c, _)| *c != context);
+            list.push((context.clone(), state.clone()));
+            w.status_posts.push((
+                sha.clone(),
+                context.clone(),
+                state.clone(),
+                description.clone(),
+            ));
+            let mut v = Contract::get().example(&sch(201));
+            overlay(
+                &mut v,
+                json!({"context": context, "state": state, "description": description}),
+            );
+            (201, Some(v))
+        }
         ("/repos/{owner}/{repo}/issues/{issue_number}/labels", "post") => {
             let Some(p) = w.pull_mut(number) else {
                 return (404, Some(error("Not Found")));

@@ -34,9 +34,14 @@ use crate::domain::facts::{
     cleanup_approvers, cleanup_checks_passed, cleanup_merged_normally, required_check,
 };
 use crate::domain::{
-    self, CheckResult, CheckState, Command, EventDraft, FixProposal, HOTFIX_LABEL, Hotfix,
-    Principal, Refusal, Role, SCAN_CHECK, State, Step,
+    self, CheckResult, CheckState, Command, EventDraft, FixProposal, GateState, HOTFIX_LABEL,
+    Hotfix, Principal, Refusal, Role, SCAN_CHECK, State, Step, gate,
 };
+
+/// The commit status hotfixd keeps on each hotfix PR's head; a branch
+/// ruleset that requires it (hotfixd the only bypass) means no hotfix PR
+/// is merged around hotfixd.
+pub const GATE: &str = "hotfixd/gate";
 use crate::error::{Error, Result};
 use crate::integrations::github::ForgeSettings;
 use crate::integrations::{CodeHost, Failure, MergeError, NewPull, PullFacts};
@@ -123,6 +128,11 @@ impl Forge {
             nudged: tokio::sync::watch::channel(0).0,
             delivered: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the `hotfixd/gate` status is kept.
+    pub fn gate_on(&self) -> bool {
+        self.settings.gate
     }
 
     /// A webhook said something changed on GitHub: whatever is followed
@@ -373,6 +383,73 @@ impl Forge {
         self.intents(IntentKind::PullRequest)
             .complete(actor, m, incident_id, &open_pr_asked(), cmd)
             .await
+    }
+
+    /// Keeps the `hotfixd/gate` commit status on every hotfix PR's head
+    /// SHA (see `domain::gate`) until `stop`: a reader of the event log
+    /// with a persisted cursor, like the chat relay. Each event's hotfix is
+    /// read and its gate set when what it says changed; a drill, and a
+    /// repository left manual, get none. A status GitHub refuses is logged
+    /// and set again at the hotfix's next event (the store stays the
+    /// record; the gate is only its mirror on GitHub).
+    pub async fn keep_gate(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        const CURSOR: &str = "github-gate";
+        const BATCH: usize = 64;
+        let lane = self.lane().clone();
+        let store = lane.store().clone();
+        let mut doorbell = store.subscribe();
+        let required = lane.policy().required_checks.clone();
+        let mut said: std::collections::HashMap<String, (String, GateState, String)> =
+            std::collections::HashMap::new();
+        loop {
+            let batch = match store
+                .cursor(CURSOR)
+                .and_then(|c| store.events_after(c, BATCH))
+            {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "the gate keeper cannot read the event log; stopping");
+                    return;
+                }
+            };
+            for e in &batch {
+                if stop.is_cancelled() {
+                    return;
+                }
+                if let Ok(h) = lane.hotfix(&e.incident_id)
+                    && !h.declaration.drill
+                    && self.settings.enabled_for(&h.declaration.repository)
+                    && let Some(sha) = h.current_sha()
+                    && let Some((state, why)) = gate(&h, &required)
+                {
+                    let now = (sha.to_string(), state, why);
+                    if said.get(&e.incident_id) != Some(&now) {
+                        let repo = &h.declaration.repository;
+                        match self.github.set_status(repo, sha, GATE, state, &now.2).await {
+                            Ok(()) => {
+                                said.insert(e.incident_id.clone(), now);
+                            }
+                            Err(why) => tracing::warn!(
+                                incident = %e.incident_id,
+                                error = %why,
+                                "setting {GATE} failed; set again at the next event"
+                            ),
+                        }
+                    }
+                }
+                if let Err(err) = store.set_cursor(CURSOR, e.seq) {
+                    tracing::error!(error = %err, "the gate keeper cannot move its cursor; stopping");
+                    return;
+                }
+            }
+            if batch.len() == BATCH {
+                continue;
+            }
+            tokio::select! {
+                changed = doorbell.changed() => if changed.is_err() { return },
+                _ = stop.cancelled() => return,
+            }
+        }
     }
 
     /// Step 4: follows the PR's required checks in the background (once per

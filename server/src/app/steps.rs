@@ -63,6 +63,16 @@ impl Steps {
         &self.lane
     }
 
+    /// The `hotfixd/gate` keeper, when GitHub is on with the gate (run by
+    /// the leader, each term).
+    pub fn gate_keeper(&self) -> Option<Arc<crate::app::github::Forge>> {
+        self.performers
+            .github
+            .as_ref()
+            .filter(|gh| gh.forge.gate_on())
+            .map(|gh| gh.forge.clone())
+    }
+
     /// A webhook says something changed on GitHub: the checks followed
     /// are read again now. False when GitHub is off (nothing to read).
     pub fn nudge_github(&self) -> bool {

@@ -199,6 +199,8 @@ pub struct GitHubConfig {
     /// only catches a missed one).
     #[serde(default, with = "humantime_serde")]
     pub checks_poll_with_webhooks: Option<Duration>,
+    /// Keep the `hotfixd/gate` commit status on hotfix PRs (default true).
+    pub gate: Option<bool>,
     /// Stop following checks after this long (they can be followed again).
     #[serde(default, with = "humantime_serde")]
     pub checks_timeout: Option<Duration>,
@@ -507,6 +509,7 @@ impl GitHubConfig {
                 checks_poll_with_webhooks: self
                     .checks_poll_with_webhooks
                     .unwrap_or(defaults.checks_poll_with_webhooks),
+                gate: self.gate.unwrap_or(defaults.gate),
                 checks_timeout: self.checks_timeout.unwrap_or(defaults.checks_timeout),
             },
             teams,

@@ -662,6 +662,60 @@ pub fn merge_blockers(h: &Hotfix, required: &[String]) -> Vec<String> {
     why
 }
 
+/// The state of the `hotfixd/gate` commit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl GateState {
+    /// As GitHub's statuses API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateState::Pending => "pending",
+            GateState::Success => "success",
+            GateState::Failure => "failure",
+        }
+    }
+}
+
+/// The longest description GitHub shows for a status.
+pub const GATE_DESCRIPTION_MAX: usize = 140;
+
+/// What the `hotfixd/gate` status on the hotfix's PR head says now: pending
+/// with what the runbook still waits for, success once the merge
+/// conditions hold, failure when the hotfix was aborted; None where it has
+/// nothing to say (no PR yet, or past the merge: the last word stands).
+pub fn gate(h: &Hotfix, required: &[String]) -> Option<(GateState, String)> {
+    h.pull_request.as_ref()?;
+    let (state, why) = match h.state(required) {
+        State::PrOpen | State::Approved | State::FixSubmitted => (
+            GateState::Pending,
+            format!("waiting: {}", merge_blockers(h, required).join("; ")),
+        ),
+        State::ReadyToMerge => (
+            GateState::Success,
+            "approved SHA, every required check passed: merge through hotfixd".to_string(),
+        ),
+        State::Aborted => (
+            GateState::Failure,
+            format!(
+                "hotfix aborted: {}",
+                h.abort.as_ref().map_or("", |a| a.reason.as_str())
+            ),
+        ),
+        _ => return None,
+    };
+    let mut why: String = why.chars().take(GATE_DESCRIPTION_MAX).collect();
+    if why.chars().count() == GATE_DESCRIPTION_MAX {
+        why.pop();
+        why.push('…');
+    }
+    Some((state, why))
+}
+
 /// The top-level "concerns" a fix touches.
 pub(super) fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
     files

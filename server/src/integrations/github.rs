@@ -55,6 +55,8 @@ pub struct ForgeSettings {
     /// The poll interval while webhooks are flowing (a delivery in the
     /// last 10 minutes): polling then only catches a missed delivery.
     pub checks_poll_with_webhooks: Duration,
+    /// Keep the `hotfixd/gate` commit status on each hotfix PR's head.
+    pub gate: bool,
     pub checks_timeout: Duration,
 }
 
@@ -66,6 +68,7 @@ impl Default for ForgeSettings {
             manual_repositories: Default::default(),
             checks_poll: Duration::from_secs(5),
             checks_poll_with_webhooks: Duration::from_secs(60),
+            gate: true,
             checks_timeout: Duration::from_secs(30 * 60),
         }
     }
@@ -464,6 +467,33 @@ impl CodeHost for GitHub {
                     .await
                     .map_err(|e| failure(&format!("opening the PR for {}", new.head), &e))?;
                 Ok(p.into())
+            })
+            .await
+    }
+
+    async fn set_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: crate::domain::GateState,
+        description: &str,
+    ) -> Result<(), Failure> {
+        self.calls
+            .time("github", "set_status", async {
+                let _: serde_json::Value = self
+                    .rest
+                    .post(
+                        format!("/repos/{repo}/statuses/{sha}"),
+                        Some(&json!({
+                            "state": state.as_str(),
+                            "context": context,
+                            "description": description,
+                        })),
+                    )
+                    .await
+                    .map_err(|e| failure(&format!("setting {context} on {sha}"), &e))?;
+                Ok(())
             })
             .await
     }

@@ -134,6 +134,16 @@ pub trait CodeHost: Send + Sync + 'static {
     ) -> Result<PullFacts, Failure>;
     /// Is `user` an active member of `org`'s team `team`?
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure>;
+    /// Sets the commit status `context` of `sha` (the latest per context
+    /// is what GitHub shows and what a ruleset requires).
+    async fn set_status(
+        &self,
+        repo: &str,
+        sha: &str,
+        context: &str,
+        state: crate::domain::GateState,
+        description: &str,
+    ) -> Result<(), Failure>;
 }
 
 /// A failed call to an outside service, in words that name the service and
