@@ -108,7 +108,22 @@ pub struct Metrics {
     /// GitHub webhook deliveries, by event (those hotfixd reads, else
     /// `other`) and outcome (see [`WEBHOOK_OUTCOMES`]).
     pub webhook_deliveries: Family<Labels, Counter>,
+    /// Audit records the SIEM has not taken yet (the audit sink sets it).
+    pub siem_lag: Gauge,
 }
+
+/// The events a webhook delivery is counted under: those hotfixd reads
+/// the facts again for, `ping`, and `other` for the rest.
+pub const WEBHOOK_EVENTS: [&str; 8] = [
+    "check_run",
+    "check_suite",
+    "status",
+    "pull_request",
+    "push",
+    "installation",
+    "ping",
+    "other",
+];
 
 /// What became of a webhook delivery: `accepted` (the facts are read
 /// again through the API), `ignored` (an event hotfixd does not read),
@@ -150,6 +165,7 @@ impl Default for Metrics {
             watchers: Gauge::default(),
             limit_rejections: Family::default(),
             webhook_deliveries: Family::default(),
+            siem_lag: Gauge::default(),
         };
         // Each limit is a series from the start (at 0), so that a rate
         // over it, or an alert, never waits for a first refusal.
@@ -157,6 +173,14 @@ impl Default for Metrics {
             let _ = m
                 .limit_rejections
                 .get_or_create(&vec![("limit", limit.to_string())]);
+        }
+        for event in WEBHOOK_EVENTS {
+            for outcome in WEBHOOK_OUTCOMES {
+                let _ = m.webhook_deliveries.get_or_create(&vec![
+                    ("event", event.to_string()),
+                    ("outcome", outcome.to_string()),
+                ]);
+            }
         }
         m
     }

@@ -543,8 +543,8 @@ pub async fn serve_store(
 }
 
 /// What the leader runs, each term: it settles intents first, then runs
-/// the overdue sweeper, the chat relay, the `hotfixd/gate` keeper and the
-/// audit checkpoints until the term ends.
+/// the overdue sweeper, the chat relay, the audit sink, the
+/// `hotfixd/gate` keeper and the audit checkpoints until the term ends.
 #[derive(Clone)]
 struct Leading {
     lane: Arc<Lane>,
@@ -574,6 +574,24 @@ impl Leading {
                 term.clone(),
                 crate::app::relay::run_relay(self.lane.clone(), chat.clone(), stop.clone()),
             ));
+        }
+        if let Some(siem) = &self.settings.siem {
+            match crate::integrations::siem::Siem::new(
+                siem.clone(),
+                self.lane.metrics().calls.clone(),
+            ) {
+                Ok(siem) => {
+                    self.tasks.spawn(scope(
+                        term.clone(),
+                        crate::app::relay::run_audit_sink(
+                            self.lane.clone(),
+                            Arc::new(siem),
+                            stop.clone(),
+                        ),
+                    ));
+                }
+                Err(e) => tracing::error!(error = %e, "the audit sink cannot start"),
+            }
         }
         if let Some(gate) = self.steps.gate_keeper() {
             self.tasks

@@ -8,6 +8,7 @@ pub mod etcd;
 pub mod github;
 pub mod pki;
 pub mod prometheus;
+pub mod siem;
 pub mod slack;
 
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! Background work that reads the event log: the chat relay and the
-//! overdue sweeper.
+//! Background work that reads the event log and the audit trail: the chat
+//! relay, the overdue sweeper and the audit sink.
 //!
 //! The relay is a watcher with a persisted cursor: it posts what the runbook
 //! wants posted, in order, and never blocks the lane. A post that still
@@ -99,6 +99,77 @@ pub async fn run_overdue_sweeper(lane: Arc<Lane>, every: Duration, shutdown: Can
             Ok(0) => {}
             Ok(n) => tracing::info!(reported = n, "overdue obligations reported"),
             Err(e) => tracing::warn!(error = %e, "overdue sweep failed"),
+        }
+    }
+}
+
+/// The audit sink's cursor: the last audit record the SIEM took.
+pub const SINK_CURSOR: &str = "siem-sink";
+
+/// Streams every audit record to the SIEM, in order, at least once: the
+/// cursor moves only after the SIEM answered 2xx, so a crash resends the
+/// last batch at most. A SIEM that is down or refuses never blocks the
+/// lane (the store stays the record): the sink waits (backing off to a
+/// minute) and sends again from where it was; `hotfixd_siem_lag_records`
+/// says how far behind it is, and an alert watches it.
+pub async fn run_audit_sink(
+    lane: Arc<Lane>,
+    siem: Arc<crate::integrations::siem::Siem>,
+    shutdown: CancellationToken,
+) {
+    let store = lane.store().clone();
+    let mut doorbell = store.subscribe();
+    let first = siem.settings().backoff;
+    let mut backoff = first;
+    let lag = &lane.metrics().siem_lag;
+    loop {
+        let cursor = match store.cursor(SINK_CURSOR) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "audit sink cannot read its cursor; stopping");
+                return;
+            }
+        };
+        lag.set(store.audit_size().saturating_sub(cursor) as i64);
+        let batch = match store.audit_after(cursor, siem.settings().batch.max(1)) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "audit sink cannot read the audit trail; stopping");
+                return;
+            }
+        };
+        let Some(last) = batch.last().map(|r| r.seq) else {
+            // A refusal writes an audit record and no event, which rings
+            // no doorbell: look again within a second.
+            tokio::select! {
+                changed = doorbell.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            continue;
+        };
+        match siem.send(&batch).await {
+            Ok(()) => {
+                if let Err(e) = store.set_cursor(SINK_CURSOR, last) {
+                    tracing::error!(error = %e, "audit sink cannot move its cursor; stopping");
+                    return;
+                }
+                backoff = first;
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e.why,
+                    transient = e.transient,
+                    after_record = cursor,
+                    "the SIEM did not take the audit records; sending again in {}s",
+                    backoff.as_secs_f64()
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
         }
     }
 }

@@ -224,6 +224,25 @@ pub struct Args {
     )]
     pub github_token_file: Option<PathBuf>,
 
+    /// The SIEM's token (bearer, or Splunk HEC's) for the audit sink (a
+    /// secret; the `[siem]` section of the config file says where).
+    #[arg(
+        long,
+        env = "HOTFIXD_SIEM_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub siem_token: Option<String>,
+
+    /// File holding the SIEM's token.
+    #[arg(
+        long,
+        env = "HOTFIXD_SIEM_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "siem_token"
+    )]
+    pub siem_token_file: Option<PathBuf>,
+
     /// The secret GitHub signs webhook deliveries with (a secret); with it,
     /// the operator listener takes deliveries at /webhooks/github.
     #[arg(

@@ -24,6 +24,8 @@ pub struct FileConfig {
     pub argocd: Option<ArgoCdConfig>,
     #[serde(default)]
     pub github: Option<GitHubConfig>,
+    #[serde(default)]
+    pub siem: Option<SiemConfig>,
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -45,6 +47,48 @@ pub struct SlackConfig {
     pub attempts: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     pub backoff: Option<Duration>,
+}
+
+/// `[siem]`: where the audit trail is streamed. The token is a secret and
+/// comes from `HOTFIXD_SIEM_TOKEN` or `HOTFIXD_SIEM_TOKEN_FILE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiemConfig {
+    /// Where the records are POSTed (Splunk: the collector's
+    /// `/services/collector/event` URL).
+    pub url: String,
+    /// `json-lines` (default) or `splunk-hec`.
+    pub format: Option<crate::integrations::siem::SiemFormat>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// At most this many records per request (default 100).
+    pub batch: Option<usize>,
+    /// The first wait after a failure, doubled up to a minute (default 1s).
+    #[serde(default, with = "humantime_serde")]
+    pub backoff: Option<Duration>,
+}
+
+impl SiemConfig {
+    pub(super) fn to_settings(
+        &self,
+        token: Option<String>,
+    ) -> Result<crate::integrations::siem::SiemSettings, String> {
+        http_url("siem.url", &self.url)?;
+        let batch = self.batch.unwrap_or(100);
+        if batch == 0 || batch > 10_000 {
+            return Err("siem.batch: must be between 1 and 10000".into());
+        }
+        Ok(crate::integrations::siem::SiemSettings {
+            url: self.url.clone(),
+            format: self
+                .format
+                .unwrap_or(crate::integrations::siem::SiemFormat::JsonLines),
+            token,
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
+            batch,
+            backoff: self.backoff.unwrap_or(Duration::from_secs(1)),
+        })
+    }
 }
 
 /// `[policy]`: every key optional; the runbook's numbers are the defaults.

@@ -123,6 +123,8 @@ pub struct Settings {
     pub overdue_check_interval: Duration,
     /// None: no webhook configured, nothing is posted.
     pub slack: Option<SlackSettings>,
+    /// None: the audit trail stays in the store only.
+    pub siem: Option<crate::integrations::siem::SiemSettings>,
     /// None: verification takes the caller's observed value only.
     pub prometheus: Option<PrometheusSettings>,
     pub verify: VerifySettings,
@@ -184,6 +186,9 @@ impl Settings {
         if let Some(p) = &self.prometheus {
             on.push(format!("prometheus at {}", p.url));
         }
+        if let Some(s) = &self.siem {
+            on.push(format!("audit sink ({:?}) at {}", s.format, s.url));
+        }
         if let Some(s) = &self.slack {
             let hooks: Vec<&str> = [
                 s.status_webhook.as_ref().map(|_| "status"),
@@ -222,6 +227,9 @@ impl Settings {
         if let Some(g) = &self.github {
             out.extend(g.token.as_deref());
             out.extend(g.webhook_secret.as_deref());
+        }
+        if let Some(s) = &self.siem {
+            out.extend(s.token.as_deref());
         }
         if let Some(e) = &self.etcd {
             out.extend(e.options.user.as_ref().map(|(_, p)| p.as_str()));
@@ -263,6 +271,7 @@ impl Settings {
             checkpoints: Default::default(),
             overdue_check_interval: DEFAULT_OVERDUE_CHECK,
             slack: None,
+            siem: None,
             prometheus: None,
             verify: VerifySettings::default(),
             argocd: None,
@@ -426,6 +435,12 @@ impl Args {
             .as_ref()
             .map(|g| g.to_settings(github_token, webhook_secret))
             .transpose()?;
+        let siem_token = secret(&self.siem_token, &self.siem_token_file, "siem token")?;
+        let siem = file
+            .siem
+            .as_ref()
+            .map(|c| c.to_settings(siem_token))
+            .transpose()?;
         let audit_key = secret(&self.audit_key, &self.audit_key_file, "audit signing key")?
             .map(|k| {
                 hotfix_api::audit::SigningKey::parse(&k)
@@ -471,6 +486,7 @@ impl Args {
                 file.overdue_check_interval.unwrap_or(DEFAULT_OVERDUE_CHECK),
             )?,
             slack,
+            siem,
             tls,
             limits: file.limits.to_settings()?,
             store,

@@ -4,6 +4,7 @@
 pub mod argocd;
 pub mod github;
 pub mod prometheus;
+pub mod siem;
 pub mod slack;
 
 use crate::domain::notify::ChatChannel;

@@ -86,6 +86,11 @@ impl Exposition {
             m.webhook_deliveries,
         );
         r.register(
+            "hotfixd_siem_lag_records",
+            "Audit records the SIEM has not taken yet (0 without a sink)",
+            m.siem_lag,
+        );
+        r.register(
             "hotfixd_build",
             "The running build",
             Info::new(vec![

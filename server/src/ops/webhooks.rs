@@ -39,15 +39,12 @@ use crate::app::Steps;
 pub const MAX_DELIVERY: usize = 1 << 20;
 /// Delivery ids remembered to refuse a replay.
 pub const REMEMBERED: usize = 10_000;
-/// The events that can change what hotfixd follows: they trigger a read.
-const READ: [&str; 6] = [
-    "check_run",
-    "check_suite",
-    "status",
-    "pull_request",
-    "push",
-    "installation",
-];
+/// The events that can change what hotfixd follows: they trigger a read
+/// (the first six of the events counted).
+const READ: &[&str] = {
+    let (read, _) = crate::metrics::WEBHOOK_EVENTS.split_at(6);
+    read
+};
 
 /// The intake's state: the secret, who to tell, the ids seen.
 pub struct Intake {
@@ -112,7 +109,7 @@ pub fn router(intake: Arc<Intake>) -> Router {
 
 /// The event's name as a label: one hotfixd reads, `ping`, or `other`.
 fn event_label(event: &str) -> &str {
-    if READ.contains(&event) || event == "ping" {
+    if crate::metrics::WEBHOOK_EVENTS.contains(&event) {
         event
     } else {
         "other"
