@@ -543,8 +543,9 @@ pub async fn serve_store(
 }
 
 /// What the leader runs, each term: it settles intents first, then runs
-/// the overdue sweeper, the chat relay, the audit sink, the
-/// `hotfixd/gate` keeper and the audit checkpoints until the term ends.
+/// the overdue sweeper, the chat relay, the audit sink, PagerDuty change
+/// events, the `hotfixd/gate` keeper and the audit checkpoints until the
+/// term ends.
 #[derive(Clone)]
 struct Leading {
     lane: Arc<Lane>,
@@ -591,6 +592,29 @@ impl Leading {
                     ));
                 }
                 Err(e) => tracing::error!(error = %e, "the audit sink cannot start"),
+            }
+        }
+        if let Some(pd) = self
+            .settings
+            .pagerduty
+            .as_ref()
+            .filter(|p| p.routing_key.is_some())
+        {
+            match crate::integrations::pagerduty::PagerDuty::new(
+                pd.clone(),
+                self.lane.metrics().calls.clone(),
+            ) {
+                Ok(pd) => {
+                    self.tasks.spawn(scope(
+                        term.clone(),
+                        crate::app::relay::run_change_events(
+                            self.lane.clone(),
+                            Arc::new(pd),
+                            stop.clone(),
+                        ),
+                    ));
+                }
+                Err(e) => tracing::error!(error = %e, "PagerDuty change events cannot start"),
             }
         }
         if let Some(gate) = self.steps.gate_keeper() {

@@ -1,5 +1,5 @@
 //! Background work that reads the event log and the audit trail: the chat
-//! relay, the overdue sweeper and the audit sink.
+//! relay, the overdue sweeper, PagerDuty change events and the audit sink.
 //!
 //! The relay is a watcher with a persisted cursor: it posts what the runbook
 //! wants posted, in order, and never blocks the lane. A post that still
@@ -170,6 +170,91 @@ pub async fn run_audit_sink(
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
+        }
+    }
+}
+
+/// The change events' cursor: the last event told to PagerDuty.
+pub const CHANGES_CURSOR: &str = "pagerduty-changes";
+
+/// Tells PagerDuty of each hotfix merged and each reverted (not drills),
+/// at least once, in order: a change PagerDuty could not take for now (no
+/// answer, 429, 5xx) is sent again, backing off to a minute; one it
+/// refuses (400) is recorded in the hotfix's timeline as
+/// `notification_failed` and skipped. Never blocks the lane.
+pub async fn run_change_events(
+    lane: Arc<Lane>,
+    pagerduty: Arc<crate::integrations::pagerduty::PagerDuty>,
+    shutdown: CancellationToken,
+) {
+    use crate::integrations::pagerduty::Change;
+    let store = lane.store().clone();
+    let mut doorbell = store.subscribe();
+    loop {
+        let batch = match store
+            .cursor(CHANGES_CURSOR)
+            .and_then(|c| store.events_after(c, BATCH))
+        {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "change events cannot read the event log; stopping");
+                return;
+            }
+        };
+        for e in &batch {
+            let kind = EventKind::parse(&e.kind);
+            if matches!(kind, Some(EventKind::Merged | EventKind::Reverted)) && !e.drill {
+                let link = lane.hotfix(&e.incident_id).ok().and_then(|h| {
+                    h.pull_request
+                        .map(|p| (p.url, format!("hotfix PR #{}", p.number)))
+                });
+                let change = Change {
+                    summary: format!("{}: {}", e.incident_id, e.summary),
+                    timestamp: e.at,
+                    incident_id: e.incident_id.clone(),
+                    kind: e.kind.clone(),
+                    actor: e.actor.clone(),
+                    link,
+                };
+                let mut backoff = Duration::from_secs(1);
+                loop {
+                    match pagerduty.change(&change).await {
+                        Ok(()) => break,
+                        Err(not) if not.transient => {
+                            tracing::warn!(error = %not.why, "PagerDuty did not take a change event; sending again");
+                            tokio::select! {
+                                _ = tokio::time::sleep(backoff) => {}
+                                _ = shutdown.cancelled() => return,
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(60));
+                        }
+                        Err(not) => {
+                            let note = EventDraft {
+                                kind: EventKind::NotificationFailed,
+                                summary: format!(
+                                    "PagerDuty refused the change event of #{}: {}",
+                                    e.seq, not.why
+                                ),
+                            };
+                            if let Err(err) = lane.note(&e.incident_id, note).await {
+                                tracing::error!(error = %err, "recording a refused change event failed");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Err(err) = store.set_cursor(CHANGES_CURSOR, e.seq) {
+                tracing::error!(error = %err, "change events cannot move their cursor; stopping");
+                return;
+            }
+        }
+        if batch.len() == BATCH {
+            continue;
+        }
+        tokio::select! {
+            changed = doorbell.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
         }
     }
 }

@@ -224,6 +224,25 @@ pub struct Args {
     )]
     pub github_token_file: Option<PathBuf>,
 
+    /// The PagerDuty service integration's routing key for change events
+    /// (a secret; the `[pagerduty]` section of the config file turns them on).
+    #[arg(
+        long,
+        env = "HOTFIXD_PAGERDUTY_ROUTING_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub pagerduty_routing_key: Option<String>,
+
+    /// File holding the PagerDuty routing key.
+    #[arg(
+        long,
+        env = "HOTFIXD_PAGERDUTY_ROUTING_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "pagerduty_routing_key"
+    )]
+    pub pagerduty_routing_key_file: Option<PathBuf>,
+
     /// The SIEM's token (bearer, or Splunk HEC's) for the audit sink (a
     /// secret; the `[siem]` section of the config file says where).
     #[arg(

@@ -26,6 +26,8 @@ pub struct FileConfig {
     pub github: Option<GitHubConfig>,
     #[serde(default)]
     pub siem: Option<SiemConfig>,
+    #[serde(default)]
+    pub pagerduty: Option<PagerDutyConfig>,
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -87,6 +89,35 @@ impl SiemConfig {
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
             batch,
             backoff: self.backoff.unwrap_or(Duration::from_secs(1)),
+        })
+    }
+}
+
+/// `[pagerduty]`: change events for hotfixes merged and reverted. The
+/// routing key is a secret: `HOTFIXD_PAGERDUTY_ROUTING_KEY` or `_FILE`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagerDutyConfig {
+    /// Default: PagerDuty's own change events endpoint.
+    pub url: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+impl PagerDutyConfig {
+    pub(super) fn to_settings(
+        &self,
+        routing_key: Option<String>,
+    ) -> Result<crate::integrations::pagerduty::PagerDutySettings, String> {
+        let url = self
+            .url
+            .clone()
+            .unwrap_or_else(|| crate::integrations::pagerduty::CHANGE_EVENTS.to_string());
+        http_url("pagerduty.url", &url)?;
+        Ok(crate::integrations::pagerduty::PagerDutySettings {
+            url,
+            routing_key: routing_key.filter(|k| !k.is_empty()),
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
         })
     }
 }

@@ -125,6 +125,8 @@ pub struct Settings {
     pub slack: Option<SlackSettings>,
     /// None: the audit trail stays in the store only.
     pub siem: Option<crate::integrations::siem::SiemSettings>,
+    /// None: no change events are sent.
+    pub pagerduty: Option<crate::integrations::pagerduty::PagerDutySettings>,
     /// None: verification takes the caller's observed value only.
     pub prometheus: Option<PrometheusSettings>,
     pub verify: VerifySettings,
@@ -189,6 +191,17 @@ impl Settings {
         if let Some(s) = &self.siem {
             on.push(format!("audit sink ({:?}) at {}", s.format, s.url));
         }
+        if let Some(p) = &self.pagerduty {
+            if p.routing_key.is_some() {
+                on.push(format!("pagerduty change events at {}", p.url));
+            } else {
+                warn.push(
+                    "pagerduty is configured but has no routing key \
+                     (HOTFIXD_PAGERDUTY_ROUTING_KEY_FILE): no change event is sent"
+                        .to_string(),
+                );
+            }
+        }
         if let Some(s) = &self.slack {
             let hooks: Vec<&str> = [
                 s.status_webhook.as_ref().map(|_| "status"),
@@ -231,6 +244,9 @@ impl Settings {
         if let Some(s) = &self.siem {
             out.extend(s.token.as_deref());
         }
+        if let Some(p) = &self.pagerduty {
+            out.extend(p.routing_key.as_deref());
+        }
         if let Some(e) = &self.etcd {
             out.extend(e.options.user.as_ref().map(|(_, p)| p.as_str()));
         }
@@ -272,6 +288,7 @@ impl Settings {
             overdue_check_interval: DEFAULT_OVERDUE_CHECK,
             slack: None,
             siem: None,
+            pagerduty: None,
             prometheus: None,
             verify: VerifySettings::default(),
             argocd: None,
@@ -435,6 +452,16 @@ impl Args {
             .as_ref()
             .map(|g| g.to_settings(github_token, webhook_secret))
             .transpose()?;
+        let routing_key = secret(
+            &self.pagerduty_routing_key,
+            &self.pagerduty_routing_key_file,
+            "pagerduty routing key",
+        )?;
+        let pagerduty = file
+            .pagerduty
+            .as_ref()
+            .map(|c| c.to_settings(routing_key))
+            .transpose()?;
         let siem_token = secret(&self.siem_token, &self.siem_token_file, "siem token")?;
         let siem = file
             .siem
@@ -487,6 +514,7 @@ impl Args {
             )?,
             slack,
             siem,
+            pagerduty,
             tls,
             limits: file.limits.to_settings()?,
             store,
@@ -894,6 +922,33 @@ mod tests {
                 .unwrap();
         let (_, warn) = with_token.integrations();
         assert!(!warn.iter().any(|w| w.starts_with("github")), "{warn:?}");
+        // [pagerduty] without its routing key: said, and nothing is sent.
+        assert!(
+            warn.iter()
+                .any(|w| w.starts_with("pagerduty is configured but has no routing key")),
+            "{warn:?}"
+        );
+        let with_key = Args::parse_from([
+            "hotfixd",
+            "--config",
+            path,
+            "--pagerduty-routing-key",
+            "R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y12",
+        ])
+        .settings()
+        .unwrap();
+        let (on, warn) = with_key.integrations();
+        assert!(
+            on.iter()
+                .any(|l| l.starts_with("pagerduty change events at ")),
+            "{on:?}"
+        );
+        assert!(!warn.iter().any(|w| w.starts_with("pagerduty")), "{warn:?}");
+        assert!(
+            with_key
+                .secrets()
+                .contains(&"R0ut1ngK3yR0ut1ngK3yR0ut1ngK3y12")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod argocd;
 pub mod github;
+pub mod pagerduty;
 pub mod prometheus;
 pub mod siem;
 pub mod slack;
