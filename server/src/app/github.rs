@@ -393,61 +393,35 @@ impl Forge {
     /// and set again at the hotfix's next event (the store stays the
     /// record; the gate is only its mirror on GitHub).
     pub async fn keep_gate(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        const CURSOR: &str = "github-gate";
-        const BATCH: usize = 64;
         let lane = self.lane().clone();
-        let store = lane.store().clone();
-        let mut doorbell = store.subscribe();
         let required = lane.policy().required_checks.clone();
         let mut said: std::collections::HashMap<String, (String, GateState, String)> =
             std::collections::HashMap::new();
-        loop {
-            let batch = match store
-                .cursor(CURSOR)
-                .and_then(|c| store.events_after(c, BATCH))
+        let mut log = super::relay::LogReader::new(&lane, "github-gate", "the gate keeper");
+        while let Some(e) = log.next(&stop).await {
+            if let Ok(h) = lane.hotfix(&e.incident_id)
+                && !h.declaration.drill
+                && self.settings.enabled_for(&h.declaration.repository)
+                && let Some(sha) = h.current_sha()
+                && let Some((state, why)) = gate(&h, &required)
             {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(error = %e, "the gate keeper cannot read the event log; stopping");
-                    return;
-                }
-            };
-            for e in &batch {
-                if stop.is_cancelled() {
-                    return;
-                }
-                if let Ok(h) = lane.hotfix(&e.incident_id)
-                    && !h.declaration.drill
-                    && self.settings.enabled_for(&h.declaration.repository)
-                    && let Some(sha) = h.current_sha()
-                    && let Some((state, why)) = gate(&h, &required)
-                {
-                    let now = (sha.to_string(), state, why);
-                    if said.get(&e.incident_id) != Some(&now) {
-                        let repo = &h.declaration.repository;
-                        match self.github.set_status(repo, sha, GATE, state, &now.2).await {
-                            Ok(()) => {
-                                said.insert(e.incident_id.clone(), now);
-                            }
-                            Err(why) => tracing::warn!(
-                                incident = %e.incident_id,
-                                error = %why,
-                                "setting {GATE} failed; set again at the next event"
-                            ),
+                let now = (sha.to_string(), state, why);
+                if said.get(&e.incident_id) != Some(&now) {
+                    let repo = &h.declaration.repository;
+                    match self.github.set_status(repo, sha, GATE, state, &now.2).await {
+                        Ok(()) => {
+                            said.insert(e.incident_id.clone(), now);
                         }
+                        Err(why) => tracing::warn!(
+                            incident = %e.incident_id,
+                            error = %why,
+                            "setting {GATE} failed; set again at the next event"
+                        ),
                     }
                 }
-                if let Err(err) = store.set_cursor(CURSOR, e.seq) {
-                    tracing::error!(error = %err, "the gate keeper cannot move its cursor; stopping");
-                    return;
-                }
             }
-            if batch.len() == BATCH {
-                continue;
-            }
-            tokio::select! {
-                changed = doorbell.changed() => if changed.is_err() { return },
-                _ = stop.cancelled() => return,
+            if !log.done(&e) {
+                return;
             }
         }
     }

@@ -22,66 +22,114 @@ use crate::integrations::Chat;
 const CURSOR: &str = "chat-relay";
 const BATCH: usize = 64;
 
-pub async fn run_relay(lane: Arc<Lane>, chat: Arc<dyn Chat>, shutdown: CancellationToken) {
-    let store = lane.store().clone();
-    let mut doorbell = store.subscribe();
-    loop {
-        let cursor = match store.cursor(CURSOR) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "chat relay cannot read its cursor; stopping");
-                return;
-            }
-        };
-        let batch = match store.events_after(cursor, BATCH) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "chat relay cannot read the event log; stopping");
-                return;
-            }
-        };
-        for e in &batch {
+/// A reader of the event log with a persisted cursor: the chat relay, the
+/// PagerDuty change events and the `hotfixd/gate` keeper each hold one.
+/// [`LogReader::next`] hands out the events after the cursor in order,
+/// waiting for more; [`LogReader::done`] moves the cursor past one dealt
+/// with. A crash between the two hands that event out again: readers are
+/// at least once.
+pub struct LogReader {
+    store: Arc<dyn crate::store::Engine>,
+    name: &'static str,
+    what: &'static str,
+    doorbell: tokio::sync::watch::Receiver<u64>,
+    read: std::collections::VecDeque<crate::domain::log::StoredEvent>,
+}
+
+impl LogReader {
+    /// The reader of cursor `name`; `what` names it in log lines.
+    pub fn new(lane: &Lane, name: &'static str, what: &'static str) -> LogReader {
+        let store = lane.store().clone();
+        let doorbell = store.subscribe();
+        LogReader {
+            store,
+            name,
+            what,
+            doorbell,
+            read: Default::default(),
+        }
+    }
+
+    /// The next event after the cursor, once there is one; None when
+    /// `shutdown` is cancelled or the store fails (logged).
+    pub async fn next(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Option<crate::domain::log::StoredEvent> {
+        loop {
             if shutdown.is_cancelled() {
-                return;
+                return None;
             }
-            if let Some(kind) = EventKind::parse(&e.kind)
-                && !RELAY_KINDS.contains(&kind)
-                && let Some((channel, text)) = message_for(kind, &e.incident_id, &e.summary)
-            {
-                let note = if e.drill {
-                    Some(EventDraft {
-                        kind: EventKind::NotificationSkipped,
-                        summary: format!("drill: would post to the {channel} channel: {text}"),
-                    })
-                } else {
-                    match chat.post(channel, &text).await {
-                        Ok(()) => None,
-                        Err(why) => Some(EventDraft {
-                            kind: EventKind::NotificationFailed,
-                            summary: format!(
-                                "could not post event #{} to the {channel} channel: {why}",
-                                e.seq
-                            ),
-                        }),
-                    }
-                };
-                if let Some(n) = note
-                    && let Err(err) = lane.note(&e.incident_id, n).await
-                {
-                    tracing::error!(error = %err, "recording a relay outcome failed");
+            if let Some(e) = self.read.pop_front() {
+                return Some(e);
+            }
+            let batch = self
+                .store
+                .cursor(self.name)
+                .and_then(|c| self.store.events_after(c, BATCH));
+            match batch {
+                Ok(b) if !b.is_empty() => {
+                    self.read = b.into();
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "{} cannot read the event log; stopping", self.what);
+                    return None;
                 }
             }
-            if let Err(err) = store.set_cursor(CURSOR, e.seq) {
-                tracing::error!(error = %err, "chat relay cannot move its cursor; stopping");
-                return;
+            tokio::select! {
+                changed = self.doorbell.changed() => if changed.is_err() { return None },
+                _ = shutdown.cancelled() => return None,
             }
         }
-        if batch.len() == BATCH {
-            continue;
+    }
+
+    /// `e` is dealt with: the cursor moves past it. False when the store
+    /// failed (logged): the reader stops.
+    pub fn done(&self, e: &crate::domain::log::StoredEvent) -> bool {
+        match self.store.set_cursor(self.name, e.seq) {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::error!(error = %err, "{} cannot move its cursor; stopping", self.what);
+                false
+            }
         }
-        tokio::select! {
-            changed = doorbell.changed() => if changed.is_err() { return },
-            _ = shutdown.cancelled() => return,
+    }
+}
+
+pub async fn run_relay(lane: Arc<Lane>, chat: Arc<dyn Chat>, shutdown: CancellationToken) {
+    let mut log = LogReader::new(&lane, CURSOR, "the chat relay");
+    while let Some(e) = log.next(&shutdown).await {
+        if let Some(kind) = EventKind::parse(&e.kind)
+            && !RELAY_KINDS.contains(&kind)
+            && let Some((channel, text)) = message_for(kind, &e.incident_id, &e.summary)
+        {
+            let note = if e.drill {
+                Some(EventDraft {
+                    kind: EventKind::NotificationSkipped,
+                    summary: format!("drill: would post to the {channel} channel: {text}"),
+                })
+            } else {
+                match chat.post(channel, &text).await {
+                    Ok(()) => None,
+                    Err(why) => Some(EventDraft {
+                        kind: EventKind::NotificationFailed,
+                        summary: format!(
+                            "could not post event #{} to the {channel} channel: {why}",
+                            e.seq
+                        ),
+                    }),
+                }
+            };
+            if let Some(n) = note
+                && let Err(err) = lane.note(&e.incident_id, n).await
+            {
+                tracing::error!(error = %err, "recording a relay outcome failed");
+            }
+        }
+        if !log.done(&e) {
+            return;
         }
     }
 }
@@ -188,73 +236,52 @@ pub async fn run_change_events(
     shutdown: CancellationToken,
 ) {
     use crate::integrations::pagerduty::Change;
-    let store = lane.store().clone();
-    let mut doorbell = store.subscribe();
-    loop {
-        let batch = match store
-            .cursor(CHANGES_CURSOR)
-            .and_then(|c| store.events_after(c, BATCH))
-        {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "change events cannot read the event log; stopping");
-                return;
-            }
-        };
-        for e in &batch {
-            let kind = EventKind::parse(&e.kind);
-            if matches!(kind, Some(EventKind::Merged | EventKind::Reverted)) && !e.drill {
-                let link = lane.hotfix(&e.incident_id).ok().and_then(|h| {
-                    h.pull_request
-                        .map(|p| (p.url, format!("hotfix PR #{}", p.number)))
-                });
-                let change = Change {
-                    summary: format!("{}: {}", e.incident_id, e.summary),
-                    timestamp: e.at,
-                    incident_id: e.incident_id.clone(),
-                    kind: e.kind.clone(),
-                    actor: e.actor.clone(),
-                    link,
-                };
-                let mut backoff = Duration::from_secs(1);
-                loop {
-                    match pagerduty.change(&change).await {
-                        Ok(()) => break,
-                        Err(not) if not.transient => {
-                            tracing::warn!(error = %not.why, "PagerDuty did not take a change event; sending again");
-                            tokio::select! {
-                                _ = tokio::time::sleep(backoff) => {}
-                                _ = shutdown.cancelled() => return,
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(60));
+    let mut log = LogReader::new(&lane, CHANGES_CURSOR, "PagerDuty change events");
+    'events: while let Some(e) = log.next(&shutdown).await {
+        let kind = EventKind::parse(&e.kind);
+        if matches!(kind, Some(EventKind::Merged | EventKind::Reverted)) && !e.drill {
+            let link = lane.hotfix(&e.incident_id).ok().and_then(|h| {
+                h.pull_request
+                    .map(|p| (p.url, format!("hotfix PR #{}", p.number)))
+            });
+            let change = Change {
+                summary: format!("{}: {}", e.incident_id, e.summary),
+                timestamp: e.at,
+                incident_id: e.incident_id.clone(),
+                kind: e.kind.clone(),
+                actor: e.actor.clone(),
+                link,
+            };
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                match pagerduty.change(&change).await {
+                    Ok(()) => break,
+                    Err(not) if not.transient => {
+                        tracing::warn!(error = %not.why, "PagerDuty did not take a change event; sending again");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.cancelled() => break 'events,
                         }
-                        Err(not) => {
-                            let note = EventDraft {
-                                kind: EventKind::NotificationFailed,
-                                summary: format!(
-                                    "PagerDuty refused the change event of #{}: {}",
-                                    e.seq, not.why
-                                ),
-                            };
-                            if let Err(err) = lane.note(&e.incident_id, note).await {
-                                tracing::error!(error = %err, "recording a refused change event failed");
-                            }
-                            break;
+                        backoff = (backoff * 2).min(Duration::from_secs(60));
+                    }
+                    Err(not) => {
+                        let note = EventDraft {
+                            kind: EventKind::NotificationFailed,
+                            summary: format!(
+                                "PagerDuty refused the change event of #{}: {}",
+                                e.seq, not.why
+                            ),
+                        };
+                        if let Err(err) = lane.note(&e.incident_id, note).await {
+                            tracing::error!(error = %err, "recording a refused change event failed");
                         }
+                        break;
                     }
                 }
             }
-            if let Err(err) = store.set_cursor(CHANGES_CURSOR, e.seq) {
-                tracing::error!(error = %err, "change events cannot move their cursor; stopping");
-                return;
-            }
         }
-        if batch.len() == BATCH {
-            continue;
-        }
-        tokio::select! {
-            changed = doorbell.changed() => if changed.is_err() { return },
-            _ = shutdown.cancelled() => return,
+        if !log.done(&e) {
+            return;
         }
     }
 }
