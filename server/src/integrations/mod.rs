@@ -148,6 +148,46 @@ pub trait CodeHost: Send + Sync + 'static {
     ) -> Result<(), Failure>;
 }
 
+/// An outbound delivery (the audit sink's, PagerDuty's) the service did not
+/// take: why, and whether sending it again as it is may work (no answer,
+/// 429, 5xx) or the service refused it (another status).
+#[derive(Debug)]
+pub struct NotTaken {
+    pub transient: bool,
+    pub why: String,
+}
+
+/// An HTTP client for `service`'s deliveries, each bounded by `timeout`.
+pub fn delivery_client(
+    service: &str,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, String> {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| format!("building the {service} HTTP client: {e}"))
+}
+
+/// Sends `request`: Ok on a 2xx; otherwise the status and the first 300
+/// characters of the service's answer, never the URL (it may carry a key).
+pub async fn deliver(request: reqwest::RequestBuilder) -> Result<(), NotTaken> {
+    let resp = request.send().await.map_err(|e| NotTaken {
+        transient: true,
+        why: format!("request failed: {}", e.without_url()),
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let body = resp.text().await.unwrap_or_default();
+    let body: String = body.trim().chars().take(300).collect();
+    Err(NotTaken {
+        transient: status.as_u16() == 429 || status.is_server_error(),
+        why: format!("{} {body}", status.as_u16()),
+    })
+}
+
 /// A failed call to an outside service, in words that name the service and
 /// carry its own message.
 #[derive(Debug, Clone, PartialEq)]

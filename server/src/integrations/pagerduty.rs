@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::siem::NotTaken;
+use super::{NotTaken, deliver, delivery_client};
 
 #[derive(Debug, Clone)]
 pub struct PagerDutySettings {
@@ -51,11 +51,7 @@ impl PagerDuty {
         settings: PagerDutySettings,
         calls: crate::metrics::Calls,
     ) -> Result<PagerDuty, String> {
-        super::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("building the PagerDuty HTTP client: {e}"))?;
+        let http = delivery_client("PagerDuty", settings.timeout)?;
         Ok(PagerDuty {
             http,
             settings,
@@ -89,32 +85,7 @@ impl PagerDuty {
     pub async fn change(&self, c: &Change) -> Result<(), NotTaken> {
         self.calls
             .time("pagerduty", "change", async {
-                let resp = self
-                    .http
-                    .post(&self.settings.url)
-                    .json(&self.body(c))
-                    .send()
-                    .await
-                    .map_err(|e| NotTaken {
-                        transient: true,
-                        why: format!("request failed: {}", e.without_url()),
-                    })?;
-                let status = resp.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                let body: String = resp
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .trim()
-                    .chars()
-                    .take(300)
-                    .collect();
-                Err(NotTaken {
-                    transient: status.as_u16() == 429 || status.is_server_error(),
-                    why: format!("{} {body}", status.as_u16()),
-                })
+                deliver(self.http.post(&self.settings.url).json(&self.body(c))).await
             })
             .await
     }

@@ -18,6 +18,7 @@
 
 use std::time::Duration;
 
+use super::{NotTaken, deliver, delivery_client};
 use crate::domain::log::AuditRecord;
 
 /// How the records are sent.
@@ -49,21 +50,9 @@ pub struct Siem {
     calls: crate::metrics::Calls,
 }
 
-/// A request the SIEM did not take, and whether it said to slow down
-/// (429, 5xx, no answer) or refused it (another 4xx).
-#[derive(Debug)]
-pub struct NotTaken {
-    pub transient: bool,
-    pub why: String,
-}
-
 impl Siem {
     pub fn new(settings: SiemSettings, calls: crate::metrics::Calls) -> Result<Siem, String> {
-        super::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| format!("building the SIEM HTTP client: {e}"))?;
+        let http = delivery_client("SIEM", settings.timeout)?;
         Ok(Siem {
             http,
             settings,
@@ -112,21 +101,7 @@ impl Siem {
                         }
                     };
                 }
-                let resp = req.send().await.map_err(|e| NotTaken {
-                    transient: true,
-                    // The URL may carry a key: never in the message.
-                    why: format!("request failed: {}", e.without_url()),
-                })?;
-                let status = resp.status();
-                if status.is_success() {
-                    return Ok(());
-                }
-                let body = resp.text().await.unwrap_or_default();
-                let body: String = body.trim().chars().take(300).collect();
-                Err(NotTaken {
-                    transient: status.as_u16() == 429 || status.is_server_error(),
-                    why: format!("{} {body}", status.as_u16()),
-                })
+                deliver(req).await
             })
             .await
     }
