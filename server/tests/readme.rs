@@ -1,7 +1,8 @@
 //! README.md's walkthrough ("A hotfix, step by step"), pasted as written
 //! into bash against `hotfixd --dev` — twice in a row, as a newcomer
 //! trying it again would. The real binaries: hotfixd, and hotfixctl on
-//! PATH (built beside it by `cargo build` / `cargo test --workspace`).
+//! PATH (built beside it by `cargo build --workspace`, which scripts/test
+//! runs first: `cargo test` alone builds only the daemon's binary).
 
 mod harness;
 
@@ -31,8 +32,8 @@ async fn the_readme_walkthrough_pastes_twice_in_a_row() {
     let bin_dir = Path::new(HOTFIXD).parent().unwrap();
     assert!(
         bin_dir.join("hotfixctl").exists(),
-        "no hotfixctl beside {HOTFIXD}: `cargo build` builds it (scripts/test runs cargo test \
-         --workspace, which does)"
+        "no hotfixctl beside {HOTFIXD}: run `cargo build --workspace` first (scripts/test \
+         does; `cargo test` alone never builds target/debug/hotfixctl)"
     );
     let mut script = walkthrough();
     // The last line follows the log live until Ctrl-C; here, until caught up.
