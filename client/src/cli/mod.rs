@@ -326,7 +326,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
             let mut from = r.from_seq;
             while verdict.is_none() {
                 let Some((kind, seq)) =
-                    follow(&client, out, o, &incident, from, "check_", &end).await?
+                    follow(&client, out, o, &incident, from, "check_", End::Kinds(&end)).await?
                 else {
                     break;
                 };
@@ -335,13 +335,29 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                     // A result recorded: where does the hotfix stand now?
                     EventKind::CheckRecorded => {
                         let now = current(&client, &incident).await?;
-                        if now.state == pb::State::ReadyToMerge as i32 {
+                        let verdict = if now.state == pb::State::ReadyToMerge as i32 {
                             Some(EventKind::ChecksPassed)
                         } else if now.state == pb::State::Aborted as i32 || failed(&now) {
                             Some(EventKind::CheckFailed)
                         } else {
                             None
+                        };
+                        // The checks recorded since this one (all of them
+                        // may land before this reads), shown before the
+                        // verdict.
+                        if verdict.is_some() && now.last_seq > seq {
+                            follow(
+                                &client,
+                                out,
+                                o,
+                                &incident,
+                                seq,
+                                "check_",
+                                End::Seq(now.last_seq),
+                            )
+                            .await?;
                         }
+                        verdict
                     }
                     other => Some(other),
                 };
@@ -388,9 +404,17 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 EventKind::SyncFailed,
                 EventKind::SyncInterrupted,
             ];
-            let verdict = follow(&client, out, o, &incident, h.last_seq, "sync_", &end)
-                .await?
-                .map(|(kind, _)| kind);
+            let verdict = follow(
+                &client,
+                out,
+                o,
+                &incident,
+                h.last_seq,
+                "sync_",
+                End::Kinds(&end),
+            )
+            .await?
+            .map(|(kind, _)| kind);
             show_final(&client, out, o, &incident).await?;
             if verdict != Some(EventKind::Synced) {
                 return Err(CliError {
@@ -445,7 +469,7 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 &incident,
                 h.last_seq,
                 "verification_",
-                &end,
+                End::Kinds(&end),
             )
             .await?
             .map(|(kind, _)| kind);

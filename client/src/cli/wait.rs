@@ -3,8 +3,17 @@
 
 use super::*;
 
-/// Follows one incident's events after `from_seq` until one of `end`
-/// arrives; returns it (None if the stream ended first). For people, the
+/// Where [`follow`] stops.
+pub(super) enum End<'a> {
+    /// At the first event of one of these kinds.
+    Kinds(&'a [EventKind]),
+    /// At this event (what happened by the time a verdict was read, shown
+    /// before it).
+    Seq(u64),
+}
+
+/// Follows one incident's events after `from_seq` until `end`; returns the
+/// last one read (None if the stream ended first). For people, the
 /// events whose kind starts with `progress` are shown with the time
 /// waited so far; with `-o json` every event is a JSON line (the hotfix as
 /// it ended follows, from [`show_final`]).
@@ -15,7 +24,7 @@ pub(super) async fn follow(
     incident: &str,
     from_seq: u64,
     progress: &str,
-    end: &[EventKind],
+    end: End<'_>,
 ) -> Result<Option<(EventKind, u64)>, CliError> {
     let mut stream = client
         .events
@@ -43,7 +52,10 @@ pub(super) async fn follow(
                 Output::Table => {}
             }
             if let Some(kind) = EventKind::parse(&e.kind)
-                && end.contains(&kind)
+                && match end {
+                    End::Kinds(kinds) => kinds.contains(&kind),
+                    End::Seq(seq) => e.seq >= seq,
+                }
             {
                 return Ok(Some((kind, e.seq)));
             }
