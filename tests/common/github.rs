@@ -322,6 +322,119 @@ pub struct World {
     pub merge_calls: u32,
     /// The next this many reads answer 503 (where the contract has it).
     pub unavailable: u32,
+    /// The GitHub App the fake knows; with it, the bot's TOKEN is refused.
+    pub app: Option<FakeApp>,
+    /// People's own tokens: token → login (they act around hotfixd).
+    pub people: BTreeMap<String, String>,
+    /// A branch ruleset on the default branch: a merge needs the latest
+    /// status of this context on the head to be `success`, unless made by
+    /// the App (its only bypass actor).
+    pub required_status: Option<String>,
+    /// Every request refused 401: who, and why.
+    pub unauthorized: Vec<String>,
+}
+
+/// Who a request comes from, as its `Authorization` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    /// The bot's token ([`TOKEN`]).
+    Bot,
+    /// A person's token (`World::people`).
+    Person(String),
+    /// The App itself, by a JWT it signed.
+    App,
+    /// An App installation's token.
+    Installation(u64),
+}
+
+/// A GitHub App registered with the fake: its installations and the
+/// tokens minted for them. Its key pair is `keys/github-app*.pem`.
+#[derive(Debug)]
+pub struct FakeApp {
+    pub id: u64,
+    /// Account (lowercase) → installation id.
+    pub installations: BTreeMap<String, u64>,
+    /// How long a minted token lasts (GitHub: an hour).
+    pub token_ttl: chrono::TimeDelta,
+    /// Token → installation, expiry.
+    pub tokens: BTreeMap<String, (u64, chrono::DateTime<chrono::Utc>)>,
+    /// Installation lookups and tokens minted.
+    pub lookups: u32,
+    pub minted: u32,
+}
+
+pub const APP_ID: u64 = 424242;
+/// The App's private key, as GitHub hands it out (a key made for these
+/// tests only).
+pub const APP_PRIVATE_KEY: &str = include_str!("keys/github-app.pem");
+const APP_PUBLIC_KEY: &str = include_str!("keys/github-app.pub.pem");
+
+impl FakeApp {
+    /// The App, installed on [`OWNER`].
+    pub fn installed() -> FakeApp {
+        FakeApp {
+            id: APP_ID,
+            installations: [(OWNER.to_string(), 1001)].into(),
+            token_ttl: chrono::TimeDelta::hours(1),
+            tokens: BTreeMap::new(),
+            lookups: 0,
+            minted: 0,
+        }
+    }
+
+    /// Uninstalls the App from `account` and installs it again: a new
+    /// installation id, every token of the old one revoked.
+    pub fn reinstall(&mut self, account: &str) -> u64 {
+        let old = self.installations.get(account).copied();
+        let new = old.unwrap_or(1000) + 100;
+        self.installations.insert(account.to_string(), new);
+        self.tokens.retain(|_, (i, _)| Some(*i) != old);
+        new
+    }
+
+    /// Revokes every token minted so far.
+    pub fn revoke_all(&mut self) {
+        self.tokens.clear();
+    }
+}
+
+/// Checks an App JWT as GitHub does: RS256 under the App's public key,
+/// `iss` the App's id, issued in the past, expiring within ten minutes.
+fn app_jwt_ok(jwt: &str, app_id: u64) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Claims {
+        iss: Value,
+        iat: i64,
+        exp: i64,
+    }
+    let key = jsonwebtoken::DecodingKey::from_rsa_pem(APP_PUBLIC_KEY.as_bytes()).unwrap();
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    // `iss` is checked below: GitHub takes the id as a number (octocrab
+    // sends one), which jsonwebtoken's own check reads as missing.
+    v.set_required_spec_claims(&["exp"]);
+    let c = jsonwebtoken::decode::<Claims>(jwt, &key, &v)
+        .map_err(|e| format!("A JSON web token could not be decoded: {e}"))?
+        .claims;
+    let now = chrono::Utc::now().timestamp();
+    if c.iss != json!(app_id) && c.iss != json!(app_id.to_string()) {
+        return Err(format!("'Issuer' claim ('iss') {} is not this App", c.iss));
+    }
+    if c.iat > now + 60 {
+        return Err(
+            "'Issued at' claim ('iat') must be an Integer representing a time in the past".into(),
+        );
+    }
+    if c.exp > now + 600 + 60 {
+        return Err("'Expiration time' claim ('exp') is too far in the future".into());
+    }
+    Ok(())
+}
+
+/// The routes GitHub takes an App's JWT on (the rest want a token).
+fn jwt_route(path: &str) -> bool {
+    path.starts_with("/app/")
+        || path.ends_with("/installation")
+            && (path.starts_with("/repos/") || path.starts_with("/orgs/"))
 }
 
 /// What a test reads of the world after waiting for it.
@@ -474,6 +587,29 @@ impl FakeGitHub {
         (status, r.text().await.unwrap_or_default())
     }
 
+    /// A merge of PR `number` at `sha` by whoever holds `token`, through
+    /// the API as a person would send it: the status and the answer.
+    pub async fn merge_as(&self, token: &str, number: u64, sha: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/repos/{REPO}/pulls/{number}/merge", self.url()))
+            .header("authorization", format!("Bearer {token}"))
+            .header("user-agent", "a-person")
+            .json(&json!({"sha": sha, "merge_method": "squash"}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The `[github]` section signing in as the fake's App, its private key
+    /// written to `dir` (pass the path as `--github-app-private-key-file`).
+    pub fn app_config(&self, dir: &std::path::Path, extra: &str) -> (String, std::path::PathBuf) {
+        let key = dir.join("github-app.pem");
+        std::fs::write(&key, APP_PRIVATE_KEY).unwrap();
+        (self.config(&format!("app_id = {APP_ID}\n{extra}")), key)
+    }
+
     /// Fails the test if anything crossed the wire outside the contract.
     pub fn assert_contract_kept(&self) {
         let w = self.world();
@@ -499,12 +635,29 @@ async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: 
     let c = Contract::get();
     s.world.lock().unwrap().requests += 1;
     let violation = |msg: String| s.world.lock().unwrap().violations.push(msg);
-    if headers.get("authorization").and_then(|v| v.to_str().ok())
-        != Some(&format!("Bearer {TOKEN}"))
-    {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}))).into_response();
-    }
     let path = uri.path().to_string();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let who = authenticate(&mut s.world.lock().unwrap(), auth, &path);
+    let caller = match who {
+        Ok(c) => c,
+        Err(why) => {
+            s.world
+                .lock()
+                .unwrap()
+                .unauthorized
+                .push(format!("{method} {path}: {why}"));
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(
+                    json!({"message": why, "documentation_url": "https://docs.github.com/rest"}),
+                ),
+            )
+                .into_response();
+        }
+    };
     if path == "/graphql" && method == Method::POST {
         return graphql(s, &body).into_response();
     }
@@ -568,7 +721,7 @@ async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: 
             w.unavailable -= 1;
             (503, Some(error("Service Unavailable")))
         } else {
-            answer(&mut w, &template, &m, &params, &q, &req)
+            answer(&mut w, &caller, &template, &m, &params, &q, &req)
         };
         let op = format!("{m} {template}");
         let hang = w.hang == Some(op.as_str());
@@ -598,6 +751,45 @@ async fn handle(s: &Shared, method: Method, uri: Uri, headers: HeaderMap, body: 
             }
             None => status.into_response(),
         },
+    }
+}
+
+/// Who `auth` (the `Authorization` header) is, or why GitHub answers 401.
+fn authenticate(w: &mut World, auth: &str, path: &str) -> Result<Caller, String> {
+    let Some(token) = auth
+        .strip_prefix("Bearer ")
+        .or_else(|| auth.strip_prefix("token "))
+    else {
+        return Err("Requires authentication".into());
+    };
+    if let Some(login) = w.people.get(token) {
+        return Ok(Caller::Person(login.clone()));
+    }
+    let Some(app) = &mut w.app else {
+        return if token == TOKEN {
+            Ok(Caller::Bot)
+        } else {
+            Err("Bad credentials".into())
+        };
+    };
+    if token.split('.').count() == 3 {
+        app_jwt_ok(token, app.id)?;
+        if !jwt_route(path) {
+            return Err(format!(
+                "an App's JWT is taken on /app endpoints only, not {path}"
+            ));
+        }
+        return Ok(Caller::App);
+    }
+    match app.tokens.get(token) {
+        Some((installation, expires)) if *expires > chrono::Utc::now() => {
+            if jwt_route(path) && path.starts_with("/app/") {
+                return Err("an installation token cannot mint tokens".into());
+            }
+            Ok(Caller::Installation(*installation))
+        }
+        Some(_) => Err("Bad credentials (the installation token expired)".into()),
+        None => Err("Bad credentials".into()),
     }
 }
 
@@ -664,6 +856,7 @@ fn pull_json(pointer: &str, p: &Pull) -> Value {
 /// The world's answer to one REST operation.
 fn answer(
     w: &mut World,
+    caller: &Caller,
     template: &str,
     m: &str,
     params: &BTreeMap<String, String>,
@@ -684,7 +877,57 @@ fn answer(
         .and_then(|n| n.parse::<u64>().ok())
         .unwrap_or(0);
     let sch = |code| schema_of(template, m, code);
+    // An installation's token acts on its own account only.
+    if let Caller::Installation(id) = caller {
+        let account = params
+            .get("owner")
+            .or(params.get("org"))
+            .map(|a| a.to_ascii_lowercase())
+            .unwrap_or_default();
+        let installed = w.app.as_ref().and_then(|a| a.installations.get(&account));
+        if !account.is_empty() && installed != Some(id) {
+            w.violations.push(format!(
+                "{m} {template}: installation {id}'s token used on {account}"
+            ));
+            return (404, None);
+        }
+    }
     match (template, m) {
+        ("/repos/{owner}/{repo}/installation", "get") | ("/orgs/{org}/installation", "get") => {
+            let account = params
+                .get("owner")
+                .or(params.get("org"))
+                .unwrap()
+                .to_ascii_lowercase();
+            let app = w.app.as_mut().expect("an App JWT implies an App");
+            app.lookups += 1;
+            let Some(id) = app.installations.get(&account).copied() else {
+                return (404, Some(error("Not Found")));
+            };
+            let mut v = Contract::get().example(&sch(200));
+            overlay(
+                &mut v,
+                json!({"id": id, "app_id": app.id, "target_type": "Organization", "account": user_json(&account)}),
+            );
+            (200, Some(v))
+        }
+        ("/app/installations/{installation_id}/access_tokens", "post") => {
+            let app = w.app.as_mut().expect("an App JWT implies an App");
+            let id: u64 = params["installation_id"].parse().unwrap_or(0);
+            if !app.installations.values().any(|i| *i == id) {
+                return (404, Some(error("Not Found")));
+            }
+            app.minted += 1;
+            let token = format!("ghs_fake{}x{id}", app.minted);
+            let expires_at = chrono::Utc::now() + app.token_ttl;
+            app.tokens.insert(token.clone(), (id, expires_at));
+            let mut v = Contract::get().example(&sch(201));
+            overlay(
+                &mut v,
+                json!({"token": token, "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "repository_selection": "all"}),
+            );
+            (201, Some(v))
+        }
         ("/repos/{owner}/{repo}/compare/{basehead}", "get") => {
             let Some((_, head)) = params["basehead"].split_once("...") else {
                 return (404, None);
@@ -814,12 +1057,31 @@ fn answer(
         }
         ("/repos/{owner}/{repo}/pulls/{pull_number}/merge", "put") => {
             w.merge_calls += 1;
-            let Some(p) = w.pull_mut(number) else {
+            let Some(p) = w.pull(number) else {
                 return (404, Some(error("Not Found")));
             };
             if p.merged {
                 return (405, Some(error("Pull Request is not mergeable")));
             }
+            if let Some(context) = &w.required_status
+                && !matches!(caller, Caller::Installation(_))
+            {
+                let latest = w.statuses.get(&p.head_sha).and_then(|l| {
+                    l.iter()
+                        .rev()
+                        .find(|(c, _)| c == context)
+                        .map(|(_, s)| s.clone())
+                });
+                if latest.as_deref() != Some("success") {
+                    return (
+                        405,
+                        Some(error(&format!(
+                            "Repository rule violations found\n\nRequired status check \"{context}\" is expected."
+                        ))),
+                    );
+                }
+            }
+            let p = w.pull_mut(number).expect("found above");
             if req["sha"] != json!(p.head_sha) {
                 return (
                     409,

@@ -440,6 +440,7 @@ pub fn github_settings(fake: &github::FakeGitHub) -> hotfixd::integrations::gith
         url: fake.url(),
         graphql_url: None,
         token: Some(github::TOKEN.into()),
+        app: None,
         webhook_secret: None,
         timeout: Duration::from_secs(5),
         lane: hotfixd::integrations::github::ForgeSettings {

@@ -143,6 +143,11 @@ impl Forge {
         self.nudged.send_modify(|n| *n = n.wrapping_add(1));
     }
 
+    /// See `Steps::github_installation_changed`.
+    pub fn installation_changed(&self, account: &str) {
+        self.github.installation_changed(account);
+    }
+
     /// How long a check follower sleeps between reads: the poll interval,
     /// or the slower reconciliation one while webhooks flow.
     fn poll_interval(&self) -> std::time::Duration {
@@ -769,7 +774,7 @@ impl Forge {
             );
             let opened = match self
                 .github
-                .revert_pull(&source.node_id, &title, &body)
+                .revert_pull(&repo, &source.node_id, &title, &body)
                 .await
             {
                 Ok(pr) => pr,

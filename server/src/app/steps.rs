@@ -85,6 +85,14 @@ impl Steps {
         }
     }
 
+    /// A webhook says the GitHub App's installation on `account` changed:
+    /// hotfixd finds it and signs in to it again at its next call there.
+    pub fn github_installation_changed(&self, account: &str) {
+        if let Some(gh) = &self.performers.github {
+            gh.forge.installation_changed(account);
+        }
+    }
+
     /// GitHub's performers, if the hotfix's repository has them on.
     fn github_for(&self, incident_id: &str) -> Result<Option<&GitHubSteps>> {
         let Some(gh) = &self.performers.github else {

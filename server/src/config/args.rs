@@ -224,6 +224,25 @@ pub struct Args {
     )]
     pub github_token_file: Option<PathBuf>,
 
+    /// The GitHub App's private key, PEM (a secret; `[github] app_id` says
+    /// which App). hotfixd then signs in as the App, never with a token.
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_APP_PRIVATE_KEY",
+        hide_env_values = true,
+        value_name = "PEM"
+    )]
+    pub github_app_private_key: Option<String>,
+
+    /// File holding the GitHub App's private key (PEM).
+    #[arg(
+        long,
+        env = "HOTFIXD_GITHUB_APP_PRIVATE_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "github_app_private_key"
+    )]
+    pub github_app_private_key_file: Option<PathBuf>,
+
     /// The PagerDuty service integration's routing key for change events
     /// (a secret; the `[pagerduty]` section of the config file turns them on).
     #[arg(

@@ -257,6 +257,9 @@ pub struct GitHubConfig {
     pub url: String,
     /// GraphQL endpoint; default derived from `url`.
     pub graphql_url: Option<String>,
+    /// Sign in as this GitHub App (its private key from
+    /// `HOTFIXD_GITHUB_APP_PRIVATE_KEY[_FILE]`) instead of with a token.
+    pub app_id: Option<u64>,
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
     /// Branch hotfix branches are cut from and merged into.
@@ -540,9 +543,37 @@ impl GitHubConfig {
     pub(super) fn to_settings(
         &self,
         token: Option<String>,
+        app_key: Option<String>,
         webhook_secret: Option<String>,
     ) -> Result<GitHubSettings, String> {
         http_url("github.url", &self.url)?;
+        let app = match (self.app_id, app_key) {
+            (Some(_), _) if token.is_some() => {
+                return Err(
+                    "github.app_id is set and so is a GitHub token (--github-token, \
+                     HOTFIXD_GITHUB_TOKEN[_FILE]): hotfixd signs in one way; remove one"
+                        .into(),
+                );
+            }
+            (Some(0), _) => return Err("github.app_id: 0 is not a GitHub App id".into()),
+            (Some(id), Some(private_key)) => {
+                Some(crate::integrations::github::GitHubApp { id, private_key })
+            }
+            (Some(_), None) => {
+                return Err("github.app_id is set but there is no private key: \
+                     --github-app-private-key-file or HOTFIXD_GITHUB_APP_PRIVATE_KEY_FILE \
+                     (the PEM GitHub gave when the key was generated)"
+                    .into());
+            }
+            (None, Some(_)) => {
+                return Err(
+                    "a GitHub App private key is given but github.app_id is not set: \
+                     set it to the App's id (its settings page, \"App ID\")"
+                        .into(),
+                );
+            }
+            (None, None) => None,
+        };
         if let Some(u) = &self.graphql_url
             && (http_url("github.graphql_url", u).is_err() || !u.ends_with("/graphql"))
         {
@@ -574,6 +605,7 @@ impl GitHubConfig {
             url: self.url.clone(),
             graphql_url: self.graphql_url.clone(),
             token,
+            app,
             webhook_secret,
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
             lane: ForgeSettings {

@@ -167,7 +167,9 @@ impl Settings {
                 )
             };
             on.push(format!("github at {} for {repos}", g.url));
-            if g.token.is_none() {
+            if let Some(app) = &g.app {
+                on.push(format!("github signs in as the GitHub App {}", app.id));
+            } else if g.token.is_none() {
                 warn.push(
                     "github is on but has no token (--github-token-file, \
                      HOTFIXD_GITHUB_TOKEN_FILE): GitHub refuses its PRs, merges and reviews"
@@ -239,6 +241,7 @@ impl Settings {
         }
         if let Some(g) = &self.github {
             out.extend(g.token.as_deref());
+            out.extend(g.app.as_ref().map(|a| a.private_key.as_str()));
             out.extend(g.webhook_secret.as_deref());
         }
         if let Some(s) = &self.siem {
@@ -447,10 +450,16 @@ impl Args {
             "github webhook secret",
         )?
         .filter(|s| !s.is_empty());
+        let app_key = secret(
+            &self.github_app_private_key,
+            &self.github_app_private_key_file,
+            "github app private key",
+        )?
+        .filter(|s| !s.is_empty());
         let github = file
             .github
             .as_ref()
-            .map(|g| g.to_settings(github_token, webhook_secret))
+            .map(|g| g.to_settings(github_token, app_key, webhook_secret))
             .transpose()?;
         let routing_key = secret(
             &self.pagerduty_routing_key,
@@ -830,6 +839,62 @@ mod tests {
         assert!(e.contains("legacy"), "{e}");
         let e = github("graphql_url = \"https://x.example/api\"\n").unwrap_err();
         assert!(e.contains("github.graphql_url"), "{e}");
+    }
+
+    #[test]
+    fn a_github_app_is_one_way_to_sign_in_with_its_key_from_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("h.toml");
+        let key = dir.path().join("app.pem");
+        std::fs::write(
+            &key,
+            "-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let run = |file: &str, flags: &[&str]| {
+            std::fs::write(
+                &config,
+                format!("[github]\nurl = \"https://api.github.com\"\n{file}"),
+            )
+            .unwrap();
+            let mut argv = vec!["hotfixd", "--dev", "--config", config.to_str().unwrap()];
+            argv.extend_from_slice(flags);
+            Args::parse_from(argv).settings()
+        };
+        let key_flag = ["--github-app-private-key-file", key.to_str().unwrap()];
+        let s = run("app_id = 123456\n", &key_flag).unwrap();
+        let gh = s.github.as_ref().unwrap();
+        let app = gh.app.as_ref().expect("signs in as the App");
+        assert_eq!(app.id, 123456);
+        assert!(
+            app.private_key
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+        );
+        assert!(gh.token.is_none());
+        assert!(
+            !format!("{gh:?}").contains("MII"),
+            "the key is never in Debug output"
+        );
+        assert!(
+            s.secrets().iter().any(|x| x.contains("MII")),
+            "redacted in logs"
+        );
+        let (on, warn) = s.integrations();
+        assert!(on.iter().any(|l| l.contains("GitHub App 123456")), "{on:?}");
+        assert!(warn.is_empty(), "{warn:?}");
+
+        let e = run("app_id = 123456\n", &[]).unwrap_err();
+        assert!(
+            e.contains("no private key") && e.contains("HOTFIXD_GITHUB_APP_PRIVATE_KEY_FILE"),
+            "{e}"
+        );
+        let e = run("", &key_flag).unwrap_err();
+        assert!(e.contains("github.app_id is not set"), "{e}");
+        let mut both = key_flag.to_vec();
+        both.extend(["--github-token", "ghp_x"]);
+        let e = run("app_id = 123456\n", &both).unwrap_err();
+        assert!(e.contains("signs in one way"), "{e}");
+        assert!(!e.contains("ghp_x"), "{e}");
     }
 
     #[test]

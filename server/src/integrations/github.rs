@@ -29,8 +29,12 @@ pub struct GitHubSettings {
     pub url: String,
     /// GraphQL endpoint; derived from `url` when not set.
     pub graphql_url: Option<String>,
-    /// Token of a platform-admin bot (a secret: from env or file).
+    /// Token of a platform-admin bot (a secret: from env or file); the
+    /// small set-up's alternative to `app`.
     pub token: Option<String>,
+    /// The GitHub App hotfixd signs in as (installation tokens, minted per
+    /// account); never together with `token`.
+    pub app: Option<GitHubApp>,
     /// The webhook secret GitHub signs deliveries with (a secret: from env
     /// or file); webhooks are refused without one.
     pub webhook_secret: Option<String>,
@@ -84,6 +88,26 @@ impl ForgeSettings {
     }
 }
 
+/// A GitHub App: its id and private key. hotfixd signs a JWT with the key
+/// (RS256, nine minutes) to find the App's installation on a repository's
+/// owner and to mint that installation's token (an hour), used for every
+/// call on the account and minted again five minutes before it expires.
+#[derive(Clone)]
+pub struct GitHubApp {
+    pub id: u64,
+    /// The App's private key, PEM (a secret: from env or file).
+    pub private_key: String,
+}
+
+impl std::fmt::Debug for GitHubApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHubApp")
+            .field("id", &self.id)
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
+}
+
 impl GitHubSettings {
     /// github.com: <https://api.github.com/graphql>; GHE (`…/api/v3`):
     /// `…/api/graphql`; anything else: `{url}/graphql`.
@@ -100,22 +124,81 @@ impl GitHubSettings {
 }
 
 pub struct GitHub {
-    rest: Octocrab,
-    /// Rooted at the GraphQL endpoint's directory (octocrab posts `/graphql`).
-    graphql: Octocrab,
+    credentials: Credentials,
     /// Counted in /metrics.
     calls: crate::metrics::Calls,
 }
 
-fn client(base: &str, settings: &GitHubSettings, what: &str) -> Result<Octocrab, String> {
+/// The REST client and the one rooted at the GraphQL endpoint's directory
+/// (octocrab posts `/graphql`), signed alike.
+#[derive(Clone)]
+struct Clients {
+    rest: Octocrab,
+    graphql: Octocrab,
+}
+
+/// What signs hotfixd's calls.
+enum Credentials {
+    /// A bot's token for every account (or none: public reads only).
+    Token(Box<Clients>),
+    /// A GitHub App's installation token for each account.
+    App(Box<AppAuth>),
+}
+
+/// A GitHub App's installations, found and signed in to on first use.
+struct AppAuth {
+    id: u64,
+    /// Signs with the App's JWT (finds installations, mints their tokens).
+    jwt: Octocrab,
+    rest_base: String,
+    graphql_base: String,
+    timeout: Duration,
+    /// By account (lowercased owner or org).
+    installations: std::sync::Mutex<std::collections::HashMap<String, Installation>>,
+}
+
+#[derive(Clone)]
+struct Installation {
+    id: u64,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    clients: Clients,
+}
+
+/// An installation token is minted again this long before it expires, so
+/// that no call goes out with one about to lapse.
+const TOKEN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The account a call acts on: the repository's owner, or an org.
+#[derive(Clone, Copy)]
+enum On<'a> {
+    Repo(&'a str),
+    Org(&'a str),
+}
+
+impl On<'_> {
+    fn account(&self) -> String {
+        match self {
+            On::Repo(repo) => split(repo).0,
+            On::Org(org) => org,
+        }
+        .to_ascii_lowercase()
+    }
+}
+
+fn client(
+    base: &str,
+    timeout: Duration,
+    token: Option<&str>,
+    what: &str,
+) -> Result<Octocrab, String> {
     let mut b = Octocrab::builder()
         .base_uri(base)
         .map_err(|e| format!("{what}: {e}"))?
-        .set_connect_timeout(Some(settings.timeout))
-        .set_read_timeout(Some(settings.timeout))
-        .set_write_timeout(Some(settings.timeout));
-    if let Some(t) = &settings.token {
-        b = b.personal_token(t.clone());
+        .set_connect_timeout(Some(timeout))
+        .set_read_timeout(Some(timeout))
+        .set_write_timeout(Some(timeout));
+    if let Some(t) = token {
+        b = b.personal_token(t.to_string());
     }
     b.build()
         .map_err(|e| format!("building the GitHub client: {e}"))
@@ -134,10 +217,195 @@ impl GitHub {
         let graphql_base = graphql_url
             .strip_suffix("/graphql")
             .ok_or_else(|| format!("github.graphql_url: '{graphql_url}' must end in /graphql"))?;
+        let credentials = match &settings.app {
+            None => Credentials::Token(Box::new(Clients {
+                rest: client(
+                    &settings.url,
+                    settings.timeout,
+                    settings.token.as_deref(),
+                    "github.url",
+                )?,
+                graphql: client(
+                    graphql_base,
+                    settings.timeout,
+                    settings.token.as_deref(),
+                    "github.graphql_url",
+                )?,
+            })),
+            Some(app) => {
+                let key = octocrab::EncodingKey::from_rsa_pem(app.private_key.as_bytes()).map_err(
+                    |e| format!("github app private key: not an RSA private key in PEM ({e})"),
+                )?;
+                let jwt = Octocrab::builder()
+                    .base_uri(&settings.url)
+                    .map_err(|e| format!("github.url: {e}"))?
+                    .set_connect_timeout(Some(settings.timeout))
+                    .set_read_timeout(Some(settings.timeout))
+                    .set_write_timeout(Some(settings.timeout))
+                    .app(octocrab::models::AppId(app.id), key)
+                    .build()
+                    .map_err(|e| format!("building the GitHub App client: {e}"))?;
+                Credentials::App(Box::new(AppAuth {
+                    id: app.id,
+                    jwt,
+                    rest_base: settings.url.clone(),
+                    graphql_base: graphql_base.to_string(),
+                    timeout: settings.timeout,
+                    installations: Default::default(),
+                }))
+            }
+        };
         Ok(GitHub {
-            rest: client(&settings.url, &settings, "github.url")?,
-            graphql: client(graphql_base, &settings, "github.graphql_url")?,
+            credentials,
             calls: Default::default(),
+        })
+    }
+
+    /// The clients that act on `on`'s account: the token's, or the App's
+    /// installation there (found and its token minted when there is none
+    /// yet or it expires within [`TOKEN_MARGIN`]).
+    async fn clients(&self, on: On<'_>) -> Result<Clients, Failure> {
+        let app = match &self.credentials {
+            Credentials::Token(c) => return Ok((**c).clone()),
+            Credentials::App(app) => app,
+        };
+        let account = on.account();
+        let known = app.installed(&account);
+        if let Some(i) = &known
+            && i.expires_at - chrono::Utc::now() > TOKEN_MARGIN
+        {
+            return Ok(i.clients.clone());
+        }
+        let id = match known {
+            Some(i) => i.id,
+            None => app.find(on).await?,
+        };
+        let installation = app.sign_in(id, &account).await?;
+        let clients = installation.clients.clone();
+        app.installations
+            .lock()
+            .expect("installations lock")
+            .insert(account, installation);
+        Ok(clients)
+    }
+
+    /// GitHub says an App installation on `account` changed (installed,
+    /// removed, suspended, its permissions): the next call finds it and
+    /// mints its token again.
+    pub fn forget_installation(&self, account: &str) {
+        if let Credentials::App(app) = &self.credentials {
+            app.forget(&account.to_ascii_lowercase());
+        }
+    }
+
+    /// `what` failed on `on`'s account; a 401 means the installation token
+    /// was revoked: it is minted again at the next call, and the failure is
+    /// one worth sending again.
+    fn failed(&self, on: On<'_>, what: &str, e: &octocrab::Error) -> Failure {
+        if describe(e).0 == Some(401)
+            && let Credentials::App(app) = &self.credentials
+        {
+            app.expire(&on.account());
+            // Sent again, it goes with a token minted afresh.
+            return Failure {
+                transient: true,
+                ..failure(what, e)
+            };
+        }
+        failure(what, e)
+    }
+}
+
+impl AppAuth {
+    fn installed(&self, account: &str) -> Option<Installation> {
+        let map = self.installations.lock().expect("installations lock");
+        map.get(account).cloned()
+    }
+
+    /// The account's token is minted again at the next call (the
+    /// installation is known).
+    fn expire(&self, account: &str) {
+        if let Some(i) = self
+            .installations
+            .lock()
+            .expect("installations lock")
+            .get_mut(account)
+        {
+            i.expires_at = chrono::DateTime::UNIX_EPOCH;
+        }
+    }
+
+    fn forget(&self, account: &str) {
+        self.installations
+            .lock()
+            .expect("installations lock")
+            .remove(account);
+    }
+
+    /// The App's installation on `on`'s account.
+    async fn find(&self, on: On<'_>) -> Result<u64, Failure> {
+        #[derive(Deserialize)]
+        struct Found {
+            id: u64,
+        }
+        let route = match on {
+            On::Repo(repo) => format!("/repos/{repo}/installation"),
+            On::Org(org) => format!("/orgs/{}/installation", seg(org)),
+        };
+        let account = on.account();
+        match self.jwt.get::<Found, _, _>(&route, None::<&()>).await {
+            Ok(f) => Ok(f.id),
+            Err(e) if describe(&e).0 == Some(404) => Err(Failure {
+                message: format!(
+                    "the GitHub App {} is not installed on {account}: install it there \
+                     (README, \"GitHub App\"), or list the repository in \
+                     github.manual_repositories",
+                    self.id
+                ),
+                transient: false,
+            }),
+            Err(e) => Err(failure(
+                &format!("finding the GitHub App's installation on {account}"),
+                &e,
+            )),
+        }
+    }
+
+    /// Mints installation `id`'s token and the clients that use it.
+    async fn sign_in(&self, id: u64, account: &str) -> Result<Installation, Failure> {
+        #[derive(Deserialize)]
+        struct Minted {
+            token: String,
+            expires_at: String,
+        }
+        let what = format!("minting the GitHub App's token for {account}");
+        let minted: Minted = self
+            .jwt
+            .post(
+                format!("/app/installations/{id}/access_tokens"),
+                Some(&json!({})),
+            )
+            .await
+            .map_err(|e| failure(&what, &e))?;
+        let expires_at = chrono::DateTime::parse_from_rfc3339(&minted.expires_at)
+            .map_err(|e| Failure {
+                message: format!(
+                    "{what}: expires_at '{}' is not a time: {e}",
+                    minted.expires_at
+                ),
+                transient: false,
+            })?
+            .with_timezone(&chrono::Utc);
+        let build = |base: &str, name: &str| {
+            client(base, self.timeout, Some(&minted.token), name).map_err(Failure::from)
+        };
+        Ok(Installation {
+            id,
+            expires_at,
+            clients: Clients {
+                rest: build(&self.rest_base, "github.url")?,
+                graphql: build(&self.graphql_base, "github.graphql_url")?,
+            },
         })
     }
 }
@@ -179,16 +447,24 @@ impl GitHub {
     /// A GET with bounded retries of transient failures.
     async fn read<R: serde::de::DeserializeOwned>(
         &self,
+        on: On<'_>,
         what: &str,
         route: &str,
         query: &[(&str, &str)],
     ) -> Result<R, Failure> {
         super::with_retries(what, || async {
-            self.rest
+            let c = self.clients(on).await.map_err(|f| {
+                if f.transient {
+                    super::Attempt::Transient(f)
+                } else {
+                    super::Attempt::Final(f)
+                }
+            })?;
+            c.rest
                 .get::<R, _, _>(route, (!query.is_empty()).then_some(query))
                 .await
                 .map_err(|e| {
-                    let f = failure(what, &e);
+                    let f = self.failed(on, what, &e);
                     if f.transient {
                         super::Attempt::Transient(f)
                     } else {
@@ -359,7 +635,9 @@ impl CodeHost for GitHub {
         self.calls
             .time("github", "merge", async {
                 let (owner, name) = split(repo);
-                let res = self
+                let on = On::Repo(repo);
+                let c = self.clients(on).await.map_err(MergeError::Failed)?;
+                let res = c
                     .rest
                     .pulls(owner, name)
                     .merge(pr)
@@ -378,7 +656,7 @@ impl CodeHost for GitHub {
                     Err(e) => match describe(&e) {
                         (Some(409), msg) => Err(MergeError::HeadMoved(msg)),
                         (Some(405), msg) => Err(MergeError::NotMergeable(msg)),
-                        _ => Err(MergeError::Failed(failure("merge", &e))),
+                        _ => Err(MergeError::Failed(self.failed(on, "merge", &e))),
                     },
                 }
             })
@@ -389,11 +667,14 @@ impl CodeHost for GitHub {
         self.calls
             .time("github", "is_merged", async {
                 let (owner, name) = split(repo);
-                self.rest
+                let on = On::Repo(repo);
+                self.clients(on)
+                    .await?
+                    .rest
                     .pulls(owner, name)
                     .is_merged(pr)
                     .await
-                    .map_err(|e| failure("is the PR merged", &e))
+                    .map_err(|e| self.failed(on, "is the PR merged", &e))
             })
             .await
     }
@@ -404,6 +685,7 @@ impl CodeHost for GitHub {
                 let route = format!("/repos/{repo}/compare/{}...{}", seg(base), seg(head));
                 let c: Comparison = self
                     .read(
+                        On::Repo(repo),
                         &format!("comparing {base}...{head} in {repo}"),
                         &route,
                         &[("per_page", "100")],
@@ -441,6 +723,7 @@ impl CodeHost for GitHub {
                 let head = format!("{owner}:{branch}");
                 let pulls: Vec<Pull> = self
                     .read(
+                        On::Repo(repo),
                         &format!("listing open PRs of {branch}"),
                         &format!("/repos/{repo}/pulls"),
                         &[("state", "open"), ("head", head.as_str())],
@@ -461,11 +744,16 @@ impl CodeHost for GitHub {
                     "body": new.body,
                     "maintainer_can_modify": false,
                 });
+                let on = On::Repo(repo);
                 let p: Pull = self
+                    .clients(on)
+                    .await?
                     .rest
                     .post(format!("/repos/{repo}/pulls"), Some(&body))
                     .await
-                    .map_err(|e| failure(&format!("opening the PR for {}", new.head), &e))?;
+                    .map_err(|e| {
+                        self.failed(on, &format!("opening the PR for {}", new.head), &e)
+                    })?;
                 Ok(p.into())
             })
             .await
@@ -481,7 +769,10 @@ impl CodeHost for GitHub {
     ) -> Result<(), Failure> {
         self.calls
             .time("github", "set_status", async {
+                let on = On::Repo(repo);
                 let _: serde_json::Value = self
+                    .clients(on)
+                    .await?
                     .rest
                     .post(
                         format!("/repos/{repo}/statuses/{sha}"),
@@ -492,7 +783,7 @@ impl CodeHost for GitHub {
                         })),
                     )
                     .await
-                    .map_err(|e| failure(&format!("setting {context} on {sha}"), &e))?;
+                    .map_err(|e| self.failed(on, &format!("setting {context} on {sha}"), &e))?;
                 Ok(())
             })
             .await
@@ -501,14 +792,17 @@ impl CodeHost for GitHub {
     async fn add_labels(&self, repo: &str, number: u64, labels: &[String]) -> Result<(), Failure> {
         self.calls
             .time("github", "add_labels", async {
+                let on = On::Repo(repo);
                 let _: Vec<Label> = self
+                    .clients(on)
+                    .await?
                     .rest
                     .post(
                         format!("/repos/{repo}/issues/{number}/labels"),
                         Some(&json!({ "labels": labels })),
                     )
                     .await
-                    .map_err(|e| failure(&format!("labelling #{number}"), &e))?;
+                    .map_err(|e| self.failed(on, &format!("labelling #{number}"), &e))?;
                 Ok(())
             })
             .await
@@ -519,6 +813,7 @@ impl CodeHost for GitHub {
             .time("github", "pull", async {
                 let p: Pull = self
                     .read(
+                        On::Repo(repo),
                         &format!("reading {repo}#{number}"),
                         &format!("/repos/{repo}/pulls/{number}"),
                         &[],
@@ -534,6 +829,7 @@ impl CodeHost for GitHub {
             .time("github", "reviews", async {
                 let r: Vec<ReviewEntry> = self
                     .read(
+                        On::Repo(repo),
                         &format!("reading the reviews of #{number}"),
                         &format!("/repos/{repo}/pulls/{number}/reviews"),
                         &[("per_page", "100")],
@@ -555,6 +851,7 @@ impl CodeHost for GitHub {
             .time("github", "checks", async {
                 let runs: CheckRuns = self
                     .read(
+                        On::Repo(repo),
                         &format!("reading the check runs of {sha}"),
                         &format!("/repos/{repo}/commits/{sha}/check-runs"),
                         &[("filter", "latest"), ("per_page", "100")],
@@ -562,6 +859,7 @@ impl CodeHost for GitHub {
                     .await?;
                 let status: CombinedStatus = self
                     .read(
+                        On::Repo(repo),
                         &format!("reading the statuses of {sha}"),
                         &format!("/repos/{repo}/commits/{sha}/status"),
                         &[("per_page", "100")],
@@ -594,6 +892,7 @@ impl CodeHost for GitHub {
 
     async fn revert_pull(
         &self,
+        repo: &str,
         pull_node_id: &str,
         title: &str,
         body: &str,
@@ -628,11 +927,14 @@ impl CodeHost for GitHub {
                 "query": query,
                 "variables": { "input": { "pullRequestId": pull_node_id, "title": title, "body": body } },
             });
+            let on = On::Repo(repo);
             let d: Data = self
+                .clients(on)
+                .await?
                 .graphql
                 .graphql(&payload)
                 .await
-                .map_err(|e| failure("opening the revert PR", &e))?;
+                .map_err(|e| self.failed(on, "opening the revert PR", &e))?;
             let c = d.revert_pull_request.revert_pull_request.ok_or_else(|| {
                 Failure::from(
                     "opening the revert PR: GitHub answered without a pull request".to_string(),
@@ -653,6 +955,10 @@ impl CodeHost for GitHub {
             .await
     }
 
+    fn installation_changed(&self, account: &str) {
+        self.forget_installation(account);
+    }
+
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure> {
         self.calls
             .time("github", "team_member", async {
@@ -662,10 +968,12 @@ impl CodeHost for GitHub {
                     seg(team),
                     seg(user)
                 );
-                match self.rest.get::<Membership, _, _>(&route, None::<&()>).await {
+                let on = On::Org(org);
+                let c = self.clients(on).await?;
+                match c.rest.get::<Membership, _, _>(&route, None::<&()>).await {
                     Ok(m) => Ok(m.state == "active"),
                     Err(e) if describe(&e).0 == Some(404) => Ok(false),
-                    Err(e) => Err(failure(&format!("team membership {org}/{team}"), &e)),
+                    Err(e) => Err(self.failed(on, &format!("team membership {org}/{team}"), &e)),
                 }
             })
             .await
@@ -681,6 +989,7 @@ mod tests {
             url: url.into(),
             graphql_url: None,
             token: None,
+            app: None,
             webhook_secret: None,
             timeout: Duration::from_secs(1),
             lane: ForgeSettings::default(),

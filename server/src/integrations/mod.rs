@@ -130,10 +130,14 @@ pub trait CodeHost: Send + Sync + 'static {
     /// Opens the PR that reverts a merged PR (GraphQL `revertPullRequest`).
     async fn revert_pull(
         &self,
+        repo: &str,
         pull_node_id: &str,
         title: &str,
         body: &str,
     ) -> Result<PullFacts, Failure>;
+    /// GitHub says the App's installation on `account` changed: signed in
+    /// to again at the next call (nothing to do with a token).
+    fn installation_changed(&self, _account: &str) {}
     /// Is `user` an active member of `org`'s team `team`?
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure>;
     /// Sets the commit status `context` of `sha` (the latest per context

@@ -3,7 +3,8 @@
 //!
 //! A delivery is a hint, never a fact: one that passes is answered at once
 //! and makes every check follower read GitHub again through the API
-//! (`Steps::nudge_github`); its payload is not read beyond its size. While
+//! (`Steps::nudge_github`); its payload is read only for the account of an
+//! `installation` event (whose App token is then minted again). While
 //! deliveries flow, polling slows to `github.checks_poll_with_webhooks` and
 //! only catches a missed one.
 //!
@@ -174,6 +175,15 @@ async fn deliver(
         metrics.delivery(label, "ignored");
         return (StatusCode::ACCEPTED, "not an event hotfixd reads\n").into_response();
     }
+    if event == "installation" {
+        // Installed again, removed, suspended, new permissions: the token
+        // held for the account is dropped (a signed hint; the next call
+        // finds the installation through the API).
+        if let Some(account) = installation_account(&body) {
+            tracing::info!(account = %account, "the GitHub App's installation changed");
+            intake.steps.github_installation_changed(&account);
+        }
+    }
     intake.steps.nudge_github();
     metrics.delivery(label, "accepted");
     (
@@ -181,6 +191,14 @@ async fn deliver(
         "accepted: hotfixd reads GitHub again\n",
     )
         .into_response()
+}
+
+/// `installation.account.login` of an `installation` event's payload.
+fn installation_account(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["installation"]["account"]["login"]
+        .as_str()
+        .map(str::to_string)
 }
 
 #[cfg(test)]
