@@ -27,6 +27,13 @@ struct World {
 }
 
 async fn everything_on(window: Duration) -> World {
+    everything_on_as(window, None).await
+}
+
+/// With `app`, hotfixd signs in to GitHub as the App (the bot's token is
+/// refused) and takes webhook deliveries signed with `app.1` on the
+/// operator listener at `app.0`.
+async fn everything_on_as(window: Duration, app: Option<(std::net::SocketAddr, &str)>) -> World {
     let github = FakeGitHub::start().await;
     let (argo, argo_url) = common::argocd::fake(common::argocd::Fake {
         progressing: 1,
@@ -36,10 +43,23 @@ async fn everything_on(window: Duration) -> World {
     let (slack, slack_url) = common::slack::receiver().await;
     let (ratio, target) = exporter().await;
     let prom = prometheus(&target).await;
-    let gh = github_settings(&github);
+    let mut gh = github_settings(&github);
+    if let Some((_, secret)) = app {
+        github.world().app = Some(common::github::FakeApp::installed());
+        gh.token = None;
+        gh.app = Some(hotfixd::integrations::github::GitHubApp {
+            id: common::github::APP_ID,
+            private_key: common::github::APP_PRIVATE_KEY.into(),
+        });
+        gh.webhook_secret = Some(secret.into());
+        // Deliveries drive it: polling would be an hour away.
+        gh.lane.checks_poll = Duration::from_secs(3600);
+        gh.lane.checks_poll_with_webhooks = Duration::from_secs(3600);
+    }
     let prom_url = prom.url.clone();
     let d = Daemon::start_configured(move |s| {
         s.github = Some(gh);
+        s.http_listen = app.map(|(http, _)| http);
         s.argocd = Some(ArgoCdSettings {
             url: argo_url,
             token: Some(common::argocd::TOKEN.into()),
@@ -314,5 +334,172 @@ async fn a_drill_with_every_integration_on_writes_nothing_to_any_of_them() {
     );
     drop(argo);
     assert!(w.slack.lock().unwrap().got.is_empty(), "Slack got a post");
+    assert_every_contract_kept(&w);
+}
+
+/// The runbook's whole merge as an organization runs it: hotfixd signed in
+/// as the GitHub App, driven by signed webhook deliveries, keeping
+/// `hotfixd/gate`, and GitHub enforcing the branch ruleset that requires
+/// it with the App as the only bypass. A person merging around hotfixd is
+/// refused by GitHub, a pushed head holds the gate, hotfixd's merge goes
+/// through.
+#[tokio::test]
+async fn with_the_github_app_webhooks_and_the_gate_only_hotfixd_merges_the_hotfix_pr() {
+    const SECRET: &str = "whsec-full-lane";
+    let http = free_addr();
+    let w = everything_on_as(Duration::from_secs(20), Some((http, SECRET))).await;
+    let d = &w.d;
+    let hook = format!("http://{http}/webhooks/github");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("http://{http}/healthz"))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "no operator listener");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    {
+        let mut g = w.github.world();
+        g.required_status = Some("hotfixd/gate".into());
+        g.people.insert("pat-of-dave".into(), "dave".into());
+    }
+    let mut deliveries = 0;
+    let mut deliver = |event: &'static str, body: serde_json::Value| {
+        deliveries += 1;
+        let (hook, id) = (hook.clone(), format!("full-{deliveries}"));
+        async move {
+            let (status, text) =
+                FakeGitHub::deliver(&hook, Some(SECRET), event, &id, body.to_string().as_bytes())
+                    .await;
+            assert_eq!(status, 202, "{event}: {text}");
+        }
+    };
+    let gate_on = |sha: &'static str, state: &'static str, needle: &'static str| {
+        move |g: &common::github::World| {
+            g.status_posts.iter().any(|(s, c, st, why)| {
+                s == sha && c == "hotfixd/gate" && st == state && why.contains(needle)
+            })
+        }
+    };
+    let repo = serde_json::json!({"full_name": common::github::REPO});
+
+    let b = branch(INC);
+    w.github
+        .world()
+        .branches
+        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
+    declare(d, INC, &[]).await.expect("declare");
+    d.ctl("bob", &["fix", INC, "--branch", &b])
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .expect("approve");
+    let pr = d.ctl_hotfix("bob", &["pr", INC]).await["pullRequest"]["number"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap();
+    w.github
+        .clone_world_when(gate_on(SHA1, "pending", "waiting: checks not passed"))
+        .await;
+
+    // Around hotfixd: GitHub's ruleset refuses, the PR stays open.
+    let (status, answer) = w.github.merge_as("pat-of-dave", pr, SHA1).await;
+    assert_eq!(status, 405, "{answer}");
+    assert!(
+        answer["message"].as_str().unwrap().contains("hotfixd/gate"),
+        "{answer}"
+    );
+    assert!(!w.github.world().pull(pr).unwrap().merged);
+
+    // Someone pushes another commit to the hotfix branch: the delivery
+    // moves the gate on the new head to pending at once, saying why.
+    {
+        let mut g = w.github.world();
+        g.branches
+            .insert(b.clone(), fix_branch(SHA2, &message(INC)));
+        g.pull_mut(pr).unwrap().head_sha = SHA2.into();
+    }
+    deliver(
+        "push",
+        serde_json::json!({"ref": format!("refs/heads/{b}"), "after": SHA2, "repository": repo}),
+    )
+    .await;
+    w.github
+        .clone_world_when(gate_on(
+            SHA2,
+            "pending",
+            "recorded fix 111111111111: record it",
+        ))
+        .await;
+    let (status, _) = w.github.merge_as("pat-of-dave", pr, SHA2).await;
+    assert_eq!(status, 405, "the new head is held too");
+
+    // Recorded and approved as the runbook says, its checks reported by
+    // GitHub's deliveries: the gate opens on it.
+    d.ctl("bob", &["fix", INC, "--branch", &b])
+        .await
+        .expect("fix again");
+    d.ctl("alice", &["approve", INC, "--sha", SHA2])
+        .await
+        .expect("approve the new head");
+    // Step 4 again for the new head; the checks finish, GitHub says so.
+    let endpoint = d.endpoint.clone();
+    let waiting = tokio::spawn(async move {
+        ctl_argv(&[
+            "hotfixctl",
+            "--endpoint",
+            &endpoint,
+            "--token",
+            "dev-bob",
+            "check",
+            INC,
+            "--wait",
+        ])
+        .await
+    });
+    w.github
+        .clone_world_when(gate_on(
+            SHA2,
+            "pending",
+            "waiting: checks not passed on 222222222222",
+        ))
+        .await;
+    w.github.world().finish_checks(SHA2, "success");
+    deliver(
+        "check_suite",
+        serde_json::json!({"action": "completed", "repository": repo}),
+    )
+    .await;
+    waiting.await.unwrap().expect("the checks passed");
+    w.github
+        .clone_world_when(gate_on(SHA2, "success", "merge through hotfixd"))
+        .await;
+    assert_eq!(d.state(INC).await, "READY_TO_MERGE");
+
+    // hotfixd's admin merge, as the App (the ruleset's bypass).
+    d.ctl("carol", &["merge", INC]).await.expect("merge");
+    let merge_sha = {
+        let g = w.github.world();
+        let p = g.pull(pr).unwrap();
+        assert!(p.merged);
+        p.merge_sha.clone()
+    };
+    d.ctl("carol", &["sync", INC, "--revision", &merge_sha, "--wait"])
+        .await
+        .expect("sync");
+    *w.ratio.lock().unwrap() = 0.002;
+    tokio::time::sleep(Duration::from_millis(2500)).await; // scraped
+    d.ctl("svc-ci", &["verify", INC, "--measure", "--wait"])
+        .await
+        .expect("recovered");
+    assert_eq!(d.state(INC).await, "MITIGATED");
+    {
+        let g = w.github.world();
+        let app = g.app.as_ref().unwrap();
+        assert_eq!(app.lookups, 1);
+        assert!(app.minted >= 1);
+        assert!(g.unauthorized.is_empty(), "{:?}", g.unauthorized);
+    }
     assert_every_contract_kept(&w);
 }

@@ -71,6 +71,10 @@ pub struct Forge {
     /// When the last webhook delivery came: while they flow, polling only
     /// reconciles, at `checks_poll_with_webhooks`.
     delivered: std::sync::Mutex<Option<std::time::Instant>>,
+    /// One reading of the hotfix PRs' heads at a time (`heads_pushed`);
+    /// a push meanwhile sets `heads_again` and it reads once more.
+    heads: tokio::sync::Mutex<()>,
+    heads_again: std::sync::atomic::AtomicBool,
 }
 
 /// How long after a delivery webhooks count as flowing.
@@ -127,6 +131,72 @@ impl Forge {
             one_at_a_time: tokio::sync::Mutex::new(()),
             nudged: tokio::sync::watch::channel(0).0,
             delivered: std::sync::Mutex::new(None),
+            heads: tokio::sync::Mutex::new(()),
+            heads_again: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// A webhook says something was pushed to (or a PR changed in) `repo`:
+    /// each open hotfix PR there is read through the API, and a head that
+    /// is not the recorded fix gets `hotfixd/gate` pending at once, saying
+    /// so (the gate keeper speaks for the recorded fix only). In the
+    /// background; one reading at a time, again if pushed meanwhile.
+    pub fn heads_pushed(self: &Arc<Self>, repo: Option<String>) {
+        if !self.settings.gate {
+            return;
+        }
+        self.heads_again
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(_one) = me.heads.try_lock() else {
+                return; // the one reading reads again
+            };
+            while me
+                .heads_again
+                .swap(false, std::sync::atomic::Ordering::SeqCst)
+            {
+                me.hold_stray_heads(repo.as_deref()).await;
+            }
+        });
+    }
+
+    async fn hold_stray_heads(&self, repo: Option<&str>) {
+        let lane = self.lane().clone();
+        let required = lane.policy().required_checks.clone();
+        let open = super::lane::ListFilter {
+            open: true,
+            ..Default::default()
+        };
+        let hotfixes = match lane.list(open, usize::MAX) {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing the open hotfixes failed");
+                return;
+            }
+        };
+        for h in hotfixes {
+            let r = &h.declaration.repository;
+            let Some(pr) = &h.pull_request else { continue };
+            if h.declaration.drill
+                || !self.settings.enabled_for(r)
+                || repo.is_some_and(|p| !p.eq_ignore_ascii_case(r))
+            {
+                continue;
+            }
+            let head = match self.github.pull(r, pr.number).await {
+                Ok(p) if p.open => p.head_sha,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(incident = %h.declaration.incident_id, error = %e, "reading the hotfix PR's head failed");
+                    continue;
+                }
+            };
+            if let Some((state, why)) = domain::stray_head_gate(&h, &head, &required)
+                && let Err(e) = self.github.set_status(r, &head, GATE, state, &why).await
+            {
+                tracing::warn!(incident = %h.declaration.incident_id, error = %e, "setting {GATE} on a pushed head failed");
+            }
         }
     }
 

@@ -85,6 +85,14 @@ impl Steps {
         }
     }
 
+    /// A webhook says something was pushed in `repo` (None: somewhere):
+    /// see `Forge::heads_pushed`.
+    pub fn github_pushed(&self, repo: Option<String>) {
+        if let Some(gh) = &self.performers.github {
+            gh.forge.heads_pushed(repo);
+        }
+    }
+
     /// A webhook says the GitHub App's installation on `account` changed:
     /// hotfixd finds it and signs in to it again at its next call there.
     pub fn github_installation_changed(&self, account: &str) {

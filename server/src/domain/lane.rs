@@ -716,6 +716,27 @@ pub fn gate(h: &Hotfix, required: &[String]) -> Option<(GateState, String)> {
     Some((state, why))
 }
 
+/// `hotfixd/gate` for a head pushed to the hotfix PR that is not the fix
+/// recorded (`head`, read from GitHub): pending, saying what to do, while
+/// the hotfix can still merge; None when `head` is the recorded fix or the
+/// hotfix is past merging.
+pub fn stray_head_gate(h: &Hotfix, head: &str, required: &[String]) -> Option<(GateState, String)> {
+    let (state, _) = gate(h, required)?;
+    if state == GateState::Failure || h.current_sha() == Some(head) {
+        return None;
+    }
+    let inc = &h.declaration.incident_id;
+    let why = format!(
+        "{} is not {inc}'s recorded fix {}: record it (hotfixctl fix {inc}), have it approved",
+        short(head),
+        short(h.current_sha().unwrap_or_default()),
+    );
+    Some((
+        GateState::Pending,
+        why.chars().take(GATE_DESCRIPTION_MAX).collect(),
+    ))
+}
+
 /// The top-level "concerns" a fix touches.
 pub(super) fn concerns(files: &[ChangedFile], depth: usize) -> BTreeSet<String> {
     files

@@ -417,3 +417,37 @@ fn gate_opens_only_after_a_review_that_follows_the_latest_declaration() {
         "one review admits one declaration"
     );
 }
+
+#[test]
+fn a_head_that_is_not_the_recorded_fix_holds_the_gate_pending() {
+    let policy = Policy::default();
+    let dir = roster();
+    let now = chrono::Utc.with_ymd_and_hms(2026, 5, 20, 9, 0, 0).unwrap();
+    let required = policy.required_checks.clone();
+    let ready = run(
+        &policy,
+        &dir,
+        now,
+        declared(&policy, &dir, now),
+        &to_ready(),
+    );
+    assert_eq!(ready.state(&required), State::ReadyToMerge);
+    let pushed = "9".repeat(40);
+    let (state, why) = stray_head_gate(&ready, &pushed, &required).expect("held");
+    assert_eq!(state, GateState::Pending);
+    assert!(
+        why == format!(
+            "999999999999 is not {INC}'s recorded fix {}: record it (hotfixctl fix {INC}), have it approved",
+            &SHAS[0][..12]
+        ),
+        "{why}"
+    );
+    assert!(why.chars().count() <= GATE_DESCRIPTION_MAX);
+    // The recorded fix itself, a hotfix without a PR, or one merged: no
+    // word from this rule.
+    assert_eq!(stray_head_gate(&ready, SHAS[0], &required), None);
+    let declared = declared(&policy, &dir, now);
+    assert_eq!(stray_head_gate(&declared, &pushed, &required), None);
+    let merged = run(&policy, &dir, now, ready, &[("carol", Command::Merge)]);
+    assert_eq!(stray_head_gate(&merged, &pushed, &required), None);
+}

@@ -4,7 +4,9 @@
 //! A delivery is a hint, never a fact: one that passes is answered at once
 //! and makes every check follower read GitHub again through the API
 //! (`Steps::nudge_github`); its payload is read only for the account of an
-//! `installation` event (whose App token is then minted again). While
+//! `installation` event (whose App token is then minted again) and the
+//! repository of a `push` or `pull_request` (whose hotfix PRs' heads are
+//! read, `Steps::github_pushed`). While
 //! deliveries flow, polling slows to `github.checks_poll_with_webhooks` and
 //! only catches a missed one.
 //!
@@ -184,6 +186,11 @@ async fn deliver(
             intake.steps.github_installation_changed(&account);
         }
     }
+    if event == "push" || event == "pull_request" {
+        // A new head may be on a hotfix PR: its gate goes pending at once
+        // (the PR's head is read through the API).
+        intake.steps.github_pushed(repository(&body));
+    }
     intake.steps.nudge_github();
     metrics.delivery(label, "accepted");
     (
@@ -191,6 +198,13 @@ async fn deliver(
         "accepted: hotfixd reads GitHub again\n",
     )
         .into_response()
+}
+
+/// `repository.full_name` of a payload, to read only that repository's
+/// hotfix PRs (None: read them all).
+fn repository(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    v["repository"]["full_name"].as_str().map(str::to_string)
 }
 
 /// `installation.account.login` of an `installation` event's payload.
