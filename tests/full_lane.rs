@@ -364,13 +364,13 @@ async fn with_the_github_app_webhooks_and_the_gate_only_hotfixd_merges_the_hotfi
         g.people.insert("pat-of-dave".into(), "dave".into());
     }
     let mut deliveries = 0;
-    let mut deliver = |event: &'static str, body: serde_json::Value| {
+    // Each payload as GitHub's webhook schemas have it.
+    let mut deliver = |event: &'static str, definition: &str, top: serde_json::Value| {
         deliveries += 1;
         let (hook, id) = (hook.clone(), format!("full-{deliveries}"));
+        let body = common::github::webhook(definition, top);
         async move {
-            let (status, text) =
-                FakeGitHub::deliver(&hook, Some(SECRET), event, &id, body.to_string().as_bytes())
-                    .await;
+            let (status, text) = FakeGitHub::deliver(&hook, Some(SECRET), event, &id, &body).await;
             assert_eq!(status, 202, "{event}: {text}");
         }
     };
@@ -422,6 +422,7 @@ async fn with_the_github_app_webhooks_and_the_gate_only_hotfixd_merges_the_hotfi
     }
     deliver(
         "push",
+        "push$event",
         serde_json::json!({"ref": format!("refs/heads/{b}"), "after": SHA2, "repository": repo}),
     )
     .await;
@@ -468,6 +469,7 @@ async fn with_the_github_app_webhooks_and_the_gate_only_hotfixd_merges_the_hotfi
     w.github.world().finish_checks(SHA2, "success");
     deliver(
         "check_suite",
+        "check_suite$completed",
         serde_json::json!({"action": "completed", "repository": repo}),
     )
     .await;

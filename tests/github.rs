@@ -653,22 +653,21 @@ async fn a_role_mapped_to_a_github_team_follows_its_membership() {
 const WEBHOOK_SECRET: &str = "whsec-for-the-tests";
 
 /// A `check_run` delivery's body, as GitHub sends one when a run completes
-/// (the fields hotfixd would need; it reads none of them).
+/// (checked against GitHub's webhook schema; hotfixd reads none of it).
 fn check_run_completed(sha: &str, name: &str) -> Vec<u8> {
-    serde_json::json!({
-        "action": "completed",
-        "check_run": {
-            "id": 1,
-            "name": name,
-            "head_sha": sha,
-            "status": "completed",
-            "conclusion": "success",
-        },
-        "repository": {"full_name": REPO},
-        "installation": {"id": 1},
-    })
-    .to_string()
-    .into_bytes()
+    common::github::webhook(
+        "check_run$completed",
+        serde_json::json!({
+            "action": "completed",
+            "check_run": {
+                "name": name,
+                "head_sha": sha,
+                "status": "completed",
+                "conclusion": "success",
+            },
+            "repository": {"full_name": REPO},
+        }),
+    )
 }
 
 #[tokio::test]
@@ -804,4 +803,12 @@ fn the_readme_ruleset_is_one_github_takes_and_requires_the_gate() {
         1,
         "hotfixd only"
     );
+}
+
+/// The fake's webhook payloads are held to GitHub's published schemas: one
+/// GitHub would never send does not get through to a test.
+#[test]
+#[should_panic(expected = "not a push$event payload GitHub would send")]
+fn a_webhook_payload_outside_githubs_schema_is_refused_by_the_fake() {
+    common::github::webhook("push$event", serde_json::json!({"after": 42}));
 }

@@ -115,15 +115,16 @@ async fn hotfixd_signs_in_as_the_app_and_mints_again_before_expiry_and_after_rev
     fake.assert_contract_kept();
 }
 
-/// An `installation` event's body, as GitHub sends one.
+/// An `installation` event's body, as GitHub sends one (checked against
+/// GitHub's webhook schema).
 fn installation_event(action: &str, account: &str, id: u64) -> Vec<u8> {
-    serde_json::json!({
-        "action": action,
-        "installation": {"id": id, "account": {"login": account, "type": "Organization"}, "app_id": APP_ID},
-        "sender": {"login": "an-org-owner"},
-    })
-    .to_string()
-    .into_bytes()
+    common::github::webhook(
+        &format!("installation${action}"),
+        serde_json::json!({
+            "action": action,
+            "installation": {"id": id, "account": {"login": account}, "app_id": APP_ID},
+        }),
+    )
 }
 
 #[tokio::test]

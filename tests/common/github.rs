@@ -181,6 +181,21 @@ fn percent_decode(s: &str) -> String {
 /// A minimal value of a JSON schema: required properties only, nulls where
 /// allowed, the first enum value, valid formats.
 pub fn example(schema: &Value) -> Value {
+    example_in(schema, &Value::Null, 0)
+}
+
+/// [`example`] for a schema whose `$ref`s point into `root`.
+fn example_in(schema: &Value, root: &Value, depth: u32) -> Value {
+    let example = |s: &Value| example_in(s, root, depth + 1);
+    if depth > 64 {
+        return Value::Null;
+    }
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = root
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("{r} is not in the schema"));
+        return example(target);
+    }
     if let Some(all) = schema["allOf"].as_array() {
         let mut v = json!({});
         for s in all {
@@ -228,6 +243,40 @@ pub fn example(schema: &Value) -> Value {
             _ => "x",
         }),
     }
+}
+
+/// GitHub's webhook payload schemas (`@octokit/webhooks-schemas`, JSON
+/// Schema draft 7, one definition per event and action).
+fn webhook_schemas() -> &'static Value {
+    static S: OnceLock<Value> = OnceLock::new();
+    S.get_or_init(|| {
+        serde_json::from_str(include_str!("../contracts/github-webhooks-schema.json"))
+            .expect("the webhook schemas parse")
+    })
+}
+
+/// A webhook payload as GitHub sends it: `definition`'s schema (such as
+/// `push$event`, `check_suite$completed`) with every required field, `top`
+/// laid over it, and checked against the schema, so that a test cannot
+/// send hotfixd a payload GitHub never would.
+pub fn webhook(definition: &str, top: Value) -> Vec<u8> {
+    let schemas = webhook_schemas();
+    let schema = &schemas["definitions"][definition];
+    assert!(schema.is_object(), "no webhook payload schema {definition}");
+    let mut v = example_in(schema, schemas, 0);
+    overlay(&mut v, top);
+    let mut root = json!({"$ref": format!("#/definitions/{definition}")});
+    root["definitions"] = schemas["definitions"].clone();
+    let validator = jsonschema::draft7::new(&root).expect("the schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&v)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "not a {definition} payload GitHub would send: {errors:?}"
+    );
+    v.to_string().into_bytes()
 }
 
 /// Lays `top` over `base`: objects merge, anything else replaces.
@@ -560,7 +609,9 @@ impl FakeGitHub {
     /// Sends a webhook delivery to `url` as GitHub does: `event` in
     /// `X-GitHub-Event`, `delivery` in `X-GitHub-Delivery`, the body's
     /// HMAC-SHA256 under `secret` in `X-Hub-Signature-256` (`None`: no
-    /// signature). The status and body of the answer.
+    /// signature). The payload is sent as given: build it with [`webhook`]
+    /// (GitHub's published schemas), or pass the bytes an attacker would.
+    /// The status and body of the answer.
     pub async fn deliver(
         url: &str,
         secret: Option<&str>,
