@@ -146,3 +146,72 @@ async fn a_wrong_token_delivers_nothing_says_so_and_blocks_nothing() {
     .await;
     assert!(failed.is_some_and(|f| f >= 1.0), "{failed:?}");
 }
+
+/// Each signed checkpoint travels with the trail (sourcetype
+/// `hotfixd:checkpoint`): with the verifier key alone, the SIEM can check
+/// that the records it holds up to the checkpoint's size end in the head
+/// hotfixd signed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_signed_checkpoint_reaches_the_siem_and_seals_the_records_there() {
+    let (hec, url) = common::siem::collector().await;
+    let key = hotfix_api::audit::SigningKey::generate("hotfixd.test/siem", [5; 32]).unwrap();
+    let verifier = key.verifier();
+    let key = hotfixd::config::AuditKey(std::sync::Arc::new(key));
+    let settings = sink(&url, common::siem::TOKEN);
+    let d = Daemon::start_configured(move |s| {
+        s.siem = Some(settings);
+        s.audit_key = Some(key);
+        s.checkpoints = hotfixd::app::CheckpointSettings {
+            every: 3,
+            interval: Duration::from_millis(50),
+        };
+    })
+    .await;
+    declare(&d, INC, &[]).await.expect("declare");
+    let (b, m) = (branch(INC), message(INC));
+    d.ctl("bob", &fix_args(INC, SHA1, &b, &m))
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", INC, "--sha", SHA1])
+        .await
+        .expect("approve");
+    let hec2 = hec.clone();
+    eventually("a checkpoint at the SIEM", move || {
+        hec2.lock()
+            .unwrap()
+            .events
+            .iter()
+            .any(|e| e["sourcetype"] == "hotfixd:checkpoint")
+    })
+    .await;
+    let checkpoint = hec
+        .lock()
+        .unwrap()
+        .events
+        .iter()
+        .find(|e| e["sourcetype"] == "hotfixd:checkpoint")
+        .cloned()
+        .unwrap();
+    assert_eq!(checkpoint["event"]["action"], "audit-checkpoint");
+    let note = checkpoint["event"]["detail"].as_str().unwrap();
+    let sealed = verifier.verify(note).expect("signed by the audit key");
+    assert!(sealed.size >= 3, "{sealed:?}");
+    let (hec2, size) = (hec.clone(), sealed.size);
+    eventually("the records up to the checkpoint's size", move || {
+        let got = seqs(&hec2);
+        (1..=size).all(|n| got.contains(&n))
+    })
+    .await;
+    let c = hec.lock().unwrap();
+    let last = c
+        .events
+        .iter()
+        .find(|e| e["event"]["seq"] == sealed.size)
+        .expect("the checkpoint's last record at the SIEM");
+    assert_eq!(
+        last["event"]["hash"].as_str().unwrap(),
+        hex::encode(sealed.head),
+        "the records the SIEM holds end in the signed head"
+    );
+    assert!(c.bad.is_empty(), "HEC contract: {:?}", c.bad);
+}

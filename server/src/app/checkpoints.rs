@@ -38,6 +38,9 @@ impl Default for CheckpointSettings {
 }
 
 pub const EVENT_KIND: EventKind = EventKind::AuditCheckpoint;
+/// The action of a checkpoint's own audit record, whose detail is the
+/// signed note (so the audit sink streams each checkpoint with the trail).
+pub const ACTION: &str = "audit-checkpoint";
 
 /// Signs and commits a checkpoint of the trail as it is, unless nothing but
 /// the previous checkpoint's own record was added since. Returns its size.
@@ -50,7 +53,7 @@ pub async fn checkpoint(lane: &Lane, key: &SigningKey) -> Result<Option<u64>> {
     }
     let req = Request {
         actor: SYSTEM_ACTOR,
-        action: "audit-checkpoint",
+        action: ACTION,
         incident_id: "",
         now: lane.now(),
         request_id: "",

@@ -11,6 +11,12 @@
 //!   several in one body, as Splunk's "Format events for HTTP Event
 //!   Collector" describes; HEC answers `{"text": "Success", "code": 0}`.
 //!
+//! Each signed checkpoint travels in the trail as its own record (action
+//! `audit-checkpoint`, the signed note its detail); in HEC its sourcetype
+//! is `hotfixd:checkpoint`, so the SIEM can check, with the verifier key
+//! alone, that the records it holds up to the checkpoint's size end in the
+//! signed head.
+//!
 //! A 2xx is delivered; a connection failure, 429 or 5xx is worth retrying;
 //! any other answer is the sink's configuration (a wrong token, a wrong
 //! URL) and is retried too, more slowly, since the trail must arrive
@@ -74,7 +80,11 @@ impl Siem {
                 SiemFormat::SplunkHec => serde_json::json!({
                     "time": r.at.timestamp_millis() as f64 / 1000.0,
                     "source": "hotfixd",
-                    "sourcetype": "hotfixd:audit",
+                    "sourcetype": if r.action == crate::app::checkpoints::ACTION {
+                        "hotfixd:checkpoint"
+                    } else {
+                        "hotfixd:audit"
+                    },
                     "event": record,
                 }),
             };
