@@ -619,7 +619,9 @@ impl Leading {
         }
         if let Some(gate) = self.steps.gate_keeper() {
             self.tasks
-                .spawn(scope(term.clone(), gate.keep_gate(stop.clone())));
+                .spawn(scope(term.clone(), gate.clone().keep_gate(stop.clone())));
+            self.tasks
+                .spawn(scope(term.clone(), gate.hold_pushed_heads(stop.clone())));
         }
         if let Some(key) = &self.settings.audit_key {
             self.tasks.spawn(scope(

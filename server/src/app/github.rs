@@ -71,10 +71,9 @@ pub struct Forge {
     /// When the last webhook delivery came: while they flow, polling only
     /// reconciles, at `checks_poll_with_webhooks`.
     delivered: std::sync::Mutex<Option<std::time::Instant>>,
-    /// One reading of the hotfix PRs' heads at a time (`heads_pushed`);
-    /// a push meanwhile sets `heads_again` and it reads once more.
-    heads: tokio::sync::Mutex<()>,
-    heads_again: std::sync::atomic::AtomicBool,
+    /// The repositories webhooks said were pushed to since the leader last
+    /// read their hotfix PRs' heads (`*`: any); see `hold_pushed_heads`.
+    pushed: tokio::sync::watch::Sender<BTreeSet<String>>,
 }
 
 /// How long after a delivery webhooks count as flowing.
@@ -131,34 +130,46 @@ impl Forge {
             one_at_a_time: tokio::sync::Mutex::new(()),
             nudged: tokio::sync::watch::channel(0).0,
             delivered: std::sync::Mutex::new(None),
-            heads: tokio::sync::Mutex::new(()),
-            heads_again: std::sync::atomic::AtomicBool::new(false),
+            pushed: tokio::sync::watch::channel(BTreeSet::new()).0,
         }
     }
 
-    /// A webhook says something was pushed to (or a PR changed in) `repo`:
-    /// each open hotfix PR there is read through the API, and a head that
-    /// is not the recorded fix gets `hotfixd/gate` pending at once, saying
-    /// so (the gate keeper speaks for the recorded fix only). In the
-    /// background; one reading at a time, again if pushed meanwhile.
-    pub fn heads_pushed(self: &Arc<Self>, repo: Option<String>) {
-        if !self.settings.gate {
-            return;
+    /// A webhook says something was pushed to (or a PR changed in) `repo`
+    /// (None: somewhere): the leader's `hold_pushed_heads` reads that
+    /// repository's hotfix PRs.
+    pub fn heads_pushed(&self, repo: Option<String>) {
+        if self.settings.gate {
+            self.pushed.send_modify(|p| {
+                p.insert(repo.unwrap_or_else(|| "*".into()));
+            });
         }
-        self.heads_again
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        let me = self.clone();
-        tokio::spawn(async move {
-            let Ok(_one) = me.heads.try_lock() else {
-                return; // the one reading reads again
-            };
-            while me
-                .heads_again
-                .swap(false, std::sync::atomic::Ordering::SeqCst)
-            {
-                me.hold_stray_heads(repo.as_deref()).await;
+    }
+
+    /// Run by the leader, each term: for each push a webhook told of, each
+    /// open hotfix PR in that repository is read through the API, and a
+    /// head that is not the recorded fix gets `hotfixd/gate` pending at
+    /// once, saying so (the gate keeper speaks for the recorded fix only).
+    /// Pushes told meanwhile are read together next.
+    pub async fn hold_pushed_heads(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let mut told = self.pushed.subscribe();
+        loop {
+            tokio::select! {
+                changed = told.changed() => if changed.is_err() { return },
+                _ = stop.cancelled() => return,
             }
-        });
+            let mut repos = BTreeSet::new();
+            self.pushed.send_if_modified(|p| {
+                repos = std::mem::take(p);
+                false
+            });
+            if repos.contains("*") {
+                self.hold_stray_heads(None).await;
+            } else {
+                for repo in &repos {
+                    self.hold_stray_heads(Some(repo)).await;
+                }
+            }
+        }
     }
 
     async fn hold_stray_heads(&self, repo: Option<&str>) {
