@@ -156,6 +156,7 @@ impl Roster {
         let certs = req.peer_certs();
         let p = self.principal_of(
             roles,
+            None,
             certs.as_deref().map(Vec::as_slice),
             req.metadata().get("authorization").map(|v| v.as_bytes()),
         )?;
@@ -168,6 +169,7 @@ impl Roster {
     pub fn principal_of(
         &self,
         roles: &Roles,
+        oidc: Option<&crate::oidc::Oidc>,
         peer_certs: Option<&[tonic::transport::CertificateDer<'static>]>,
         authorization: Option<&[u8]>,
     ) -> Result<Principal, Status> {
@@ -182,6 +184,7 @@ impl Roster {
             }
             _ => None,
         };
+        let mut sso = None;
         let by_token = match authorization {
             None => None,
             Some(header) => {
@@ -194,9 +197,20 @@ impl Roster {
                     .ok_or_else(|| {
                         Status::unauthenticated("authorization metadata must be 'Bearer <token>'")
                     })?;
-                match self.authenticate(token.trim()) {
-                    Some(p) => Some(p.handle.clone()),
-                    None => return Err(Status::unauthenticated("unknown token")),
+                let token = token.trim();
+                match oidc {
+                    // An SSO token: the IdP's word, never the roster's.
+                    Some(idp) if crate::oidc::is_jwt(token) => {
+                        let person = idp
+                            .verify(token)
+                            .map_err(|r| Status::unauthenticated(r.0))?;
+                        sso = Some(person.clone());
+                        Some(person.handle)
+                    }
+                    _ => match self.authenticate(token) {
+                        Some(p) => Some(p.handle.clone()),
+                        None => return Err(Status::unauthenticated("unknown token")),
+                    },
                 }
             }
         };
@@ -213,6 +227,9 @@ impl Roster {
                 ));
             }
         };
+        if let Some(person) = sso {
+            return Ok(person.principal(roles.principal(&handle)));
+        }
         roles
             .principal(&handle)
             .ok_or_else(|| Status::unauthenticated(format!("@{handle} is no longer in the roster")))

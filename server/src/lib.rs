@@ -28,6 +28,7 @@ pub mod integrations;
 pub mod limits;
 pub mod metrics;
 pub mod migrate;
+pub mod oidc;
 pub mod ops;
 pub mod redact;
 pub mod roles;

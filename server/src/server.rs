@@ -372,9 +372,27 @@ pub async fn serve_store(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
+    // SSO: the IdP's keys are read before the first request is served
+    // (a failure is a warning: static tokens and certificates still
+    // work), then kept fresh.
+    let oidc = match &settings.oidc {
+        None => None,
+        Some(o) => {
+            let oidc = crate::oidc::Oidc::new(o.clone()).map_err(ServeError::Config)?;
+            match oidc.read_keys().await {
+                Ok(n) => tracing::info!(issuer = %o.issuer, keys = n, "SSO: the IdP's keys read"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SSO: the IdP's keys could not be read; SSO tokens are refused until they are")
+                }
+            }
+            tasks.spawn(oidc.clone().run_refresher(background.clone()));
+            Some(oidc)
+        }
+    };
     let guard = crate::grpc::guard::Guard::new(
         roster.clone(),
         roles.clone(),
+        oidc,
         settings.limits,
         lane.metrics().clone(),
     );

@@ -28,6 +28,7 @@ pub struct FileConfig {
     pub siem: Option<SiemConfig>,
     #[serde(default)]
     pub pagerduty: Option<PagerDutyConfig>,
+    pub oidc: Option<OidcConfig>,
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -117,6 +118,58 @@ impl PagerDutyConfig {
         Ok(crate::integrations::pagerduty::PagerDutySettings {
             url,
             routing_key: routing_key.filter(|k| !k.is_empty()),
+            timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
+        })
+    }
+}
+
+/// `[oidc]`: single sign-on for people (see `oidc.rs`). Nothing here is a
+/// secret: `hotfixctl login` is a public client (the device grant).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The IdP's issuer URL, exactly as its tokens' `iss` says.
+    pub issuer: String,
+    /// The client id `hotfixctl login` uses; tokens must be for it (`aud`).
+    pub client_id: String,
+    /// The claim that is the handle (default `preferred_username`).
+    pub username_claim: Option<String>,
+    /// The claim listing groups (default `groups`).
+    pub groups_claim: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    pub jwks_refresh: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// Group → the roles its members hold.
+    #[serde(default)]
+    pub roles: BTreeMap<String, Vec<Role>>,
+}
+
+impl OidcConfig {
+    pub(super) fn to_settings(&self) -> Result<crate::oidc::OidcSettings, String> {
+        http_url("oidc.issuer", &self.issuer)?;
+        if self.client_id.trim().is_empty() {
+            return Err("oidc.client_id: the client id hotfixctl login signs in with".into());
+        }
+        let jwks_refresh = self.jwks_refresh.unwrap_or(Duration::from_secs(300));
+        if jwks_refresh.is_zero() {
+            return Err("oidc.jwks_refresh: must be longer than 0s".into());
+        }
+        Ok(crate::oidc::OidcSettings {
+            issuer: self.issuer.trim_end_matches('/').to_string(),
+            audience: self.client_id.clone(),
+            username_claim: self
+                .username_claim
+                .clone()
+                .unwrap_or_else(|| "preferred_username".into()),
+            groups_claim: self.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+            roles: self
+                .roles
+                .iter()
+                .map(|(g, r)| (g.clone(), r.iter().copied().collect()))
+                .collect(),
+            jwks_refresh,
+            reread_after: crate::oidc::REREAD_AFTER,
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
         })
     }

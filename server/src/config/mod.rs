@@ -127,6 +127,8 @@ pub struct Settings {
     pub siem: Option<crate::integrations::siem::SiemSettings>,
     /// None: no change events are sent.
     pub pagerduty: Option<crate::integrations::pagerduty::PagerDutySettings>,
+    /// None: people authenticate with the roster's tokens only (no SSO).
+    pub oidc: Option<crate::oidc::OidcSettings>,
     /// None: verification takes the caller's observed value only.
     pub prometheus: Option<PrometheusSettings>,
     pub verify: VerifySettings,
@@ -192,6 +194,12 @@ impl Settings {
         }
         if let Some(s) = &self.siem {
             on.push(format!("audit sink ({:?}) at {}", s.format, s.url));
+        }
+        if let Some(o) = &self.oidc {
+            on.push(format!(
+                "single sign-on with {} (client {})",
+                o.issuer, o.audience
+            ));
         }
         if let Some(p) = &self.pagerduty {
             if p.routing_key.is_some() {
@@ -292,6 +300,7 @@ impl Settings {
             slack: None,
             siem: None,
             pagerduty: None,
+            oidc: None,
             prometheus: None,
             verify: VerifySettings::default(),
             argocd: None,
@@ -524,6 +533,7 @@ impl Args {
             slack,
             siem,
             pagerduty,
+            oidc: file.oidc.as_ref().map(|o| o.to_settings()).transpose()?,
             tls,
             limits: file.limits.to_settings()?,
             store,

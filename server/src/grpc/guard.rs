@@ -49,6 +49,8 @@ enum Kind {
 pub struct Guard {
     /// Replaced whole when the roster is reloaded.
     roster: std::sync::RwLock<Arc<Roster>>,
+    /// SSO tokens' verifier, when `[oidc]` is set.
+    oidc: Option<Arc<crate::oidc::Oidc>>,
     roles: Arc<Roles>,
     rate: RateLimiter,
     failures: RateLimiter,
@@ -83,11 +85,13 @@ impl Guard {
     pub fn new(
         roster: Arc<Roster>,
         roles: Arc<Roles>,
+        oidc: Option<Arc<crate::oidc::Oidc>>,
         limits: LimitSettings,
         metrics: crate::metrics::Metrics,
     ) -> Arc<Guard> {
         Arc::new(Guard {
             roster: std::sync::RwLock::new(roster),
+            oidc,
             roles,
             rate: RateLimiter::per_principal(&limits),
             failures: RateLimiter::new(limits.failed_auth_rate, limits.failed_auth_burst),
@@ -149,6 +153,7 @@ impl Guard {
         let roster = self.roster.read().expect("roster lock").clone();
         roster.principal_of(
             &self.roles,
+            self.oidc.as_deref(),
             certs.as_deref().map(Vec::as_slice),
             req.headers().get("authorization").map(|v| v.as_bytes()),
         )
@@ -242,18 +247,41 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: http::Request<Body>) -> Self::Future {
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         // The service that was polled ready takes this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         if req.uri().path().starts_with(HEALTH) {
             return Box::pin(inner.call(req));
         }
-        let slot = match self.guard.admit(&mut req) {
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            // An SSO token signed with a key not known yet: the IdP's keys
+            // are read again first (a rotation).
+            if let Some(oidc) = &guard.oidc {
+                oidc.prepare(req.headers().get("authorization").map(|v| v.as_bytes()))
+                    .await;
+            }
+            guard.serve(inner, req).await
+        })
+    }
+}
+
+impl Guard {
+    /// Admits `req` and has `inner` answer it, or answers the refusal.
+    async fn serve<S>(
+        self: Arc<Self>,
+        mut inner: S,
+        mut req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, S::Error>
+    where
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>>,
+    {
+        let slot = match self.admit(&mut req) {
             Ok(slot) => slot,
-            Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
+            Err(status) => return Ok(status.into_http()),
         };
-        let deadline = self.guard.limits.request_read_timeout;
+        let deadline = self.limits.request_read_timeout;
         // Every request in a span: the RPC, who asks (from the credential,
         // never from the request), and the incident once a handler names
         // it (`grpc::about`). Log lines within carry them.
@@ -292,7 +320,7 @@ where
                 })
             }))
         };
-        Box::pin(tracing::Instrument::instrument(answered, span))
+        tracing::Instrument::instrument(answered, span).await
     }
 }
 
