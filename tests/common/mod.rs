@@ -6,6 +6,7 @@ pub mod argocd;
 #[path = "../../server/tests/etcd/mod.rs"]
 pub mod etcd;
 pub mod github;
+pub mod oidc;
 pub mod pagerduty;
 pub mod pki;
 pub mod prometheus;

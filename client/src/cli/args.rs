@@ -436,6 +436,15 @@ pub enum Cmd {
     /// List the profile's contexts (name, endpoint; * marks the one in
     /// use). Reads only the profile file.
     Contexts,
+    /// Sign in with the organization's SSO (the context's oidc_issuer and
+    /// oidc_client_id): prints a URL to open in any browser, waits until
+    /// it is approved there, then keeps the token in the context's
+    /// session file (mode 0600) for every command of the context,
+    /// refreshed as needed.
+    Login,
+    /// Forget the context's SSO sign-in (the session file; its refresh
+    /// token is revoked where the IdP offers it).
+    Logout,
     /// Ask hotfixd's standard gRPC health service (no token needed): exit
     /// 0 while it serves, 24 (unavailable) when it does not (its store
     /// refuses changes, etcd does not answer it, or it is shutting down).

@@ -22,6 +22,7 @@ mod args;
 mod audit;
 mod errors;
 pub mod profile;
+mod sso;
 mod wait;
 mod watch;
 
@@ -102,7 +103,36 @@ async fn execute(cli: Cli, out: &mut (dyn Write + Send)) -> Result<(), CliError>
         }
         _ => {}
     }
-    let target = profile::resolve(&cli)?;
+    let mut target = profile::resolve(&cli)?;
+    if matches!(cli.command, Cmd::Login | Cmd::Logout) {
+        let Some(sso) = &target.sso else {
+            return Err(usage(
+                "login: the context names no IdP: set oidc_issuer and oidc_client_id in its \
+                 [contexts.NAME] (see `hotfixctl contexts`), or use a token",
+            ));
+        };
+        if matches!(cli.command, Cmd::Logout) {
+            let had = sso.logout().await?;
+            writeln!(
+                out,
+                "{}",
+                if had {
+                    format!("signed out of {} (context {})", sso.issuer, sso.context)
+                } else {
+                    format!("not signed in (context {})", sso.context)
+                }
+            )?;
+            return Ok(());
+        }
+        let session = sso.login(out).await?;
+        writeln!(out, "{}", sso::describe(&session))?;
+        target.token = Some(session.id_token);
+    }
+    if target.token.is_none()
+        && let Some(sso) = &target.sso
+    {
+        target.token = Some(sso.token().await?);
+    }
     if let Some(w) = crate::plaintext_token_warning(&target.endpoint, target.token.as_deref()) {
         eprintln!("hotfixctl: {w}");
     }
@@ -580,7 +610,8 @@ async fn call(cli: Cli, client: Client, out: &mut (dyn Write + Send)) -> Result<
                 .into_inner();
             render::report(out, o, &r)?;
         }
-        Cmd::Whoami => {
+        // After a login: who hotfixd now says the token names.
+        Cmd::Whoami | Cmd::Login => {
             let r = policy.who_am_i(pb::WhoAmIRequest {}).await?.into_inner();
             render::whoami(out, o, &r)?;
         }

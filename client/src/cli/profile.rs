@@ -51,7 +51,14 @@ struct Context {
     ca_file: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    /// Single sign-on: the IdP `hotfixctl login` signs in to, and the
+    /// client id it signs in as (`sso.rs`).
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
 }
+
+/// A context and its name.
+type Named = (String, Context);
 
 /// Where to connect, and with what.
 #[derive(Debug)]
@@ -59,6 +66,9 @@ pub struct Target {
     pub endpoint: String,
     pub token: Option<String>,
     pub tls: TlsFiles,
+    /// The context signs in with SSO (its token comes from the session
+    /// when no other is given).
+    pub sso: Option<super::sso::Sso>,
 }
 
 /// The profile file's path: `--config`, else the default (see
@@ -112,7 +122,7 @@ fn read(path: &Path, needed: Option<&str>) -> Result<Profile, CliError> {
 /// default.
 pub fn resolve(cli: &Cli) -> Result<Target, CliError> {
     let (context, origin) = context(cli)?;
-    let ctx = context.unwrap_or_default();
+    let (name, ctx) = context.unwrap_or_default();
     let file = |p: &Option<PathBuf>| p.as_ref().map(|p| expand(p, origin.as_deref()));
     let token = match (&cli.token, &cli.token_file, &ctx.token_file) {
         (Some(t), _, _) => Some(t.clone()),
@@ -139,9 +149,25 @@ pub fn resolve(cli: &Cli) -> Result<Target, CliError> {
         (None, Some(e)) => checked_endpoint(&e, &context_field(cli, "endpoint"))?,
         (None, None) => DEFAULT_ENDPOINT.to_string(),
     };
+    let sso = match (&ctx.oidc_issuer, &ctx.oidc_client_id, &origin) {
+        (None, None, _) => None,
+        (Some(issuer), Some(client_id), Some(dir)) => Some(super::sso::Sso {
+            context: name.clone(),
+            issuer: issuer.clone(),
+            client_id: client_id.clone(),
+            session: dir.join("sso").join(format!("{name}.json")),
+        }),
+        _ => {
+            return Err(usage(format!(
+                "{}: oidc_issuer and oidc_client_id go together: give both, or neither",
+                context_field(cli, "oidc_issuer")
+            )));
+        }
+    };
     Ok(Target {
         endpoint,
         token,
+        sso,
         tls: TlsFiles {
             ca: cli.ca_file.clone().or_else(|| file(&ctx.ca_file)),
             cert,
@@ -152,7 +178,7 @@ pub fn resolve(cli: &Cli) -> Result<Target, CliError> {
 
 /// The context in use, if any, and the directory its relative paths are
 /// relative to.
-fn context(cli: &Cli) -> Result<(Option<Context>, Option<PathBuf>), CliError> {
+fn context(cli: &Cli) -> Result<(Option<Named>, Option<PathBuf>), CliError> {
     if cli.endpoint.is_some() && cli.context.is_none() {
         return Ok((None, None));
     }
@@ -189,7 +215,7 @@ fn context(cli: &Cli) -> Result<(Option<Context>, Option<PathBuf>), CliError> {
         )));
     };
     let dir = path.parent().map(Path::to_path_buf);
-    Ok((Some(ctx), dir))
+    Ok((Some((name, ctx)), dir))
 }
 
 /// How an error names a context's field: `--context NAME's token_file`.
