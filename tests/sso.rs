@@ -134,7 +134,10 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
     );
     // hotfixd's own word: the handle from the token; platform-admin from
     // the token's group, eng-manager from the roster's erin (the demo's).
-    assert!(said.contains("@erin (eng-manager, platform-admin)"), "{said}");
+    assert!(
+        said.contains("@erin (eng-manager, platform-admin)"),
+        "{said}"
+    );
 
     let session = dir.path().join("sso").join("prod.json");
     {

@@ -107,6 +107,21 @@ fn refused(why: impl std::fmt::Display) -> Refused {
     Refused(format!("SSO token refused: {why}"))
 }
 
+/// A value from an unverified token, fit to quote in an answer or a log
+/// line: no control character (no forged line, no terminal escape), at
+/// most 80 characters.
+fn quoted(v: &str) -> String {
+    let mut out: String = v
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(80)
+        .collect();
+    if v.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
 /// Whether a bearer token is shaped as a JWT (three base64url parts, a
 /// JSON header): such a token is never looked up in the roster.
 pub fn is_jwt(token: &str) -> bool {
@@ -287,8 +302,9 @@ impl Oidc {
                 }
                 None => {
                     return Err(refused(format!(
-                        "it is signed with key '{kid}', which the IdP at {} does not publish \
+                        "it is signed with key '{}', which the IdP at {} does not publish \
                          (rotated out?); sign in again with `hotfixctl login`",
+                        quoted(&kid),
                         self.settings.issuer
                     )));
                 }
@@ -296,7 +312,9 @@ impl Oidc {
         };
         if alg != format!("{:?}", key.alg) {
             return Err(refused(format!(
-                "its header says alg {alg}, but the IdP's key '{kid}' is {:?}",
+                "its header says alg {}, but the IdP's key '{}' is {:?}",
+                quoted(&alg),
+                quoted(&kid),
                 key.alg
             )));
         }
@@ -365,16 +383,16 @@ impl Oidc {
             K::ImmatureSignature => refused("it is not valid yet (nbf); check the clocks"),
             K::InvalidIssuer => refused(format!(
                 "it was issued by '{}', not by the IdP hotfixd trusts ({}); run `hotfixctl login`",
-                unverified()["iss"].as_str().unwrap_or("?"),
+                quoted(unverified()["iss"].as_str().unwrap_or("?")),
                 self.settings.issuer
             )),
             K::InvalidAudience => refused(format!(
                 "it is for {} (aud), not for hotfixd ('{}'); run `hotfixctl login`",
-                unverified()["aud"],
+                quoted(&unverified()["aud"].to_string()),
                 self.settings.audience
             )),
             K::InvalidSignature => refused("its signature does not verify"),
-            K::MissingRequiredClaim(c) => refused(format!("it has no '{c}' claim")),
+            K::MissingRequiredClaim(c) => refused(format!("it has no '{}' claim", quoted(c))),
             K::InvalidAlgorithm => refused("its algorithm is not its key's"),
             other => refused(format!("it is not a valid JWT ({other:?})")),
         }
@@ -442,6 +460,17 @@ impl Person {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_a_token_says_is_quoted_without_control_characters() {
+        assert_eq!(
+            quoted("https://idp\n2026 INFO forged"),
+            "https://idp?2026 INFO forged"
+        );
+        assert_eq!(quoted("\u{1b}[2J"), "?[2J");
+        let long = "x".repeat(200);
+        assert_eq!(quoted(&long).chars().count(), 81);
+    }
 
     #[test]
     fn only_jwt_shaped_tokens_go_to_the_idp() {
