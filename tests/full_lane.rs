@@ -104,22 +104,7 @@ async fn everything_on_as(window: Duration, app: Option<(std::net::SocketAddr, &
 /// GitHub, merge on GitHub, sync through Argo CD. Returns the merge commit.
 async fn merged_and_synced(w: &World) -> String {
     let d = &w.d;
-    let b = branch(INC);
-    w.github
-        .world()
-        .branches
-        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
-    declare(d, INC, &[]).await.expect("declare");
-    d.ctl("bob", &["fix", INC, "--branch", &b])
-        .await
-        .expect("fix");
-    d.ctl("alice", &["approve", INC, "--sha", SHA1])
-        .await
-        .expect("approve");
-    let pr = d.ctl_hotfix("bob", &["pr", INC]).await["pullRequest"]["number"]
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap();
+    let pr = pr_opened_on_github(&w.github, d, INC, &[]).await;
     w.github.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"])
         .await
@@ -277,19 +262,7 @@ async fn a_symptom_that_does_not_recover_is_reverted_and_synced_again() {
 async fn a_drill_with_every_integration_on_writes_nothing_to_any_of_them() {
     let w = everything_on(Duration::from_secs(2)).await;
     let d = &w.d;
-    let b = branch(INC);
-    w.github
-        .world()
-        .branches
-        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
-    declare(d, INC, &["--drill"]).await.expect("declare");
-    d.ctl("bob", &["fix", INC, "--branch", &b])
-        .await
-        .expect("fix");
-    d.ctl("alice", &["approve", INC, "--sha", SHA1])
-        .await
-        .expect("approve");
-    d.ctl("bob", &["pr", INC]).await.expect("pr");
+    pr_opened_on_github(&w.github, d, INC, &["--drill"]).await;
     w.github.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"])
         .await
@@ -384,21 +357,7 @@ async fn with_the_github_app_webhooks_and_the_gate_only_hotfixd_merges_the_hotfi
     let repo = serde_json::json!({"full_name": common::github::REPO});
 
     let b = branch(INC);
-    w.github
-        .world()
-        .branches
-        .insert(b.clone(), fix_branch(SHA1, &message(INC)));
-    declare(d, INC, &[]).await.expect("declare");
-    d.ctl("bob", &["fix", INC, "--branch", &b])
-        .await
-        .expect("fix");
-    d.ctl("alice", &["approve", INC, "--sha", SHA1])
-        .await
-        .expect("approve");
-    let pr = d.ctl_hotfix("bob", &["pr", INC]).await["pullRequest"]["number"]
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap();
+    let pr = pr_opened_on_github(&w.github, d, INC, &[]).await;
     w.github
         .clone_world_when(gate_on(SHA1, "pending", "waiting: checks not passed"))
         .await;

@@ -12,37 +12,11 @@ async fn daemon(fake: &FakeGitHub) -> Daemon {
     Daemon::start_configured(|s| s.github = Some(gh)).await
 }
 
-/// GitHub holds the fix branch; the hotfix is declared.
-async fn declared(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> String {
-    let b = branch(inc);
-    fake.world()
-        .branches
-        .insert(b.clone(), fix_branch(SHA1, &message(inc)));
-    declare(d, inc, flags).await.expect("declare");
-    b
-}
-
-/// Declared, fix read from GitHub, approved, PR opened by hotfixd.
-async fn pr_open(fake: &FakeGitHub, d: &Daemon, inc: &str, flags: &[&str]) -> u64 {
-    let b = declared(fake, d, inc, flags).await;
-    d.ctl("bob", &["fix", inc, "--branch", &b])
-        .await
-        .expect("fix");
-    d.ctl("alice", &["approve", inc, "--sha", SHA1])
-        .await
-        .expect("approve");
-    let h = d.ctl_hotfix("bob", &["pr", inc]).await;
-    h["pullRequest"]["number"]
-        .as_str()
-        .and_then(|s| s.parse::<u64>().ok())
-        .expect("pr number")
-}
-
 #[tokio::test]
 async fn the_fix_is_read_from_github_not_typed() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    let b = declared(&fake, &d, INC, &[]).await;
+    let b = declared_on_github(&fake, &d, INC, &[]).await;
 
     // What GitHub knows may not be typed in.
     let msg = d
@@ -126,7 +100,7 @@ async fn the_fix_is_read_from_github_not_typed() {
 async fn the_pr_is_opened_labelled_once_and_its_checks_followed() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    let pr = pr_open(&fake, &d, INC, &[]).await;
+    let pr = pr_opened_on_github(&fake, &d, INC, &[]).await;
     {
         let w = fake.world();
         assert_eq!(w.pulls.len(), 1, "one PR");
@@ -208,7 +182,7 @@ async fn the_pr_is_opened_labelled_once_and_its_checks_followed() {
 async fn an_open_pr_of_the_branch_is_reused() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    let b = declared(&fake, &d, INC, &[]).await;
+    let b = declared_on_github(&fake, &d, INC, &[]).await;
     let existing = fake
         .world()
         .open_pull(&b, &format!("HOTFIX: {INC} by hand"), "bob");
@@ -232,7 +206,7 @@ async fn an_open_pr_of_the_branch_is_reused() {
 async fn a_failed_scan_on_github_ends_the_hotfix() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     fake.world().check_runs.insert(
         SHA1.into(),
         vec![
@@ -263,7 +237,7 @@ async fn a_failed_scan_on_github_ends_the_hotfix() {
 async fn the_gate_is_pending_with_what_is_missing_then_success_on_the_pr_head() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     let gates = |posts: &Vec<(String, String, String, String)>| -> Vec<(String, String, String)> {
         posts
             .iter()
@@ -320,7 +294,7 @@ async fn the_gate_is_pending_with_what_is_missing_then_success_on_the_pr_head() 
 async fn a_skipped_scan_is_not_a_passed_scan() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     fake.world().finish_checks(SHA1, "success");
     fake.world().check_runs.get_mut(SHA1).unwrap()[2] = CheckRun::done("scan", "skipped");
     let e = d.ctl("bob", &["check", INC, "--wait"]).await.unwrap_err();
@@ -332,7 +306,7 @@ async fn a_skipped_scan_is_not_a_passed_scan() {
 async fn commit_statuses_count_as_checks() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     {
         let mut w = fake.world();
         w.check_runs.insert(
@@ -361,7 +335,7 @@ async fn commit_statuses_count_as_checks() {
 async fn a_hotfix_that_did_not_recover_is_reverted_on_github() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    let pr = pr_open(&fake, &d, INC, &[]).await;
+    let pr = pr_opened_on_github(&fake, &d, INC, &[]).await;
     fake.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
     d.ctl("carol", &["merge", INC]).await.unwrap();
@@ -401,7 +375,7 @@ async fn a_hotfix_that_did_not_recover_is_reverted_on_github() {
 async fn the_cleanup_pr_is_checked_on_github() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     fake.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
     mitigate_synced(&d).await;
@@ -490,7 +464,7 @@ async fn mitigate_synced(d: &Daemon) {
 async fn a_drill_reads_github_and_writes_nothing_to_it() {
     let fake = FakeGitHub::start().await;
     let d = daemon(&fake).await;
-    let pr = pr_open(&fake, &d, INC, &["--drill"]).await;
+    let pr = pr_opened_on_github(&fake, &d, INC, &["--drill"]).await;
     assert_eq!(pr, 0, "no PR was opened");
     fake.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
@@ -615,7 +589,7 @@ async fn a_role_mapped_to_a_github_team_follows_its_membership() {
     // The roster says carol is a platform-admin; the team says dave is.
     assert!(!roles("carol").await.contains("platform-admin"));
     assert!(roles("dave").await.contains("platform-admin"));
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     fake.world().finish_checks(SHA1, "success");
     d.ctl("bob", &["check", INC, "--wait"]).await.unwrap();
     d.ctl_err("carol", &["merge", INC], DENIED).await;
@@ -685,7 +659,7 @@ async fn a_webhook_delivery_reads_the_checks_at_once_and_a_forged_one_changes_no
     .await;
     let http: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
     let hook = format!("{base}/webhooks/github");
-    pr_open(&fake, &d, INC, &[]).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     // Following: the first read saw the checks pending.
     let started = std::time::Instant::now();
     loop {

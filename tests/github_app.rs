@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::github::{APP_ID, APP_PRIVATE_KEY, FakeApp, FakeGitHub, fix_branch};
+use common::github::{APP_ID, APP_PRIVATE_KEY, FakeApp, FakeGitHub};
 use common::*;
 use hotfixd::integrations::github::GitHubApp;
 
@@ -27,22 +27,6 @@ async fn as_the_app(fake: &FakeGitHub) -> (Daemon, String) {
     });
     gh.webhook_secret = Some(WEBHOOK_SECRET.into());
     with_operator_listener(|s| s.github = Some(gh)).await
-}
-
-/// Declared, the fix read from GitHub, approved, the PR opened by hotfixd.
-async fn pr_open(fake: &FakeGitHub, d: &Daemon, inc: &str) {
-    let b = branch(inc);
-    fake.world()
-        .branches
-        .insert(b.clone(), fix_branch(SHA1, &message(inc)));
-    declare(d, inc, &[]).await.expect("declare");
-    d.ctl("bob", &["fix", inc, "--branch", &b])
-        .await
-        .expect("fix");
-    d.ctl("alice", &["approve", inc, "--sha", SHA1])
-        .await
-        .expect("approve");
-    d.ctl("bob", &["pr", inc]).await.expect("pr");
 }
 
 async fn until_state(d: &Daemon, inc: &str, state: &str) {
@@ -65,7 +49,7 @@ async fn hotfixd_signs_in_as_the_app_and_mints_again_before_expiry_and_after_rev
     // three seconds each call must mint a fresh one, never send a stale.
     fake.world().app.as_mut().unwrap().token_ttl =
         chrono::TimeDelta::minutes(5) + chrono::TimeDelta::seconds(3);
-    pr_open(&fake, &d, INC).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     {
         let w = fake.world();
         let app = w.app.as_ref().unwrap();
@@ -132,7 +116,7 @@ async fn an_installation_event_signs_in_again_and_an_account_without_the_app_is_
     let fake = FakeGitHub::start().await;
     let (d, base) = as_the_app(&fake).await;
     let hook = format!("{base}/webhooks/github");
-    pr_open(&fake, &d, INC).await;
+    pr_opened_on_github(&fake, &d, INC, &[]).await;
     eventually("the checks read as the App", || fake.world().requests > 6).await;
 
     // Installed again: the old installation's tokens are revoked. The

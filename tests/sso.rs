@@ -179,10 +179,11 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
         common::github::overlay(&mut c, over);
         c
     };
-    let refused = |token: String| {
+    // `hotfixctl whoami` with a token given as is.
+    let whoami = |token: String| {
         let endpoint = d.endpoint.clone();
         async move {
-            let e = ctl_argv(&[
+            ctl_argv(&[
                 "hotfixctl",
                 "--endpoint",
                 &endpoint,
@@ -191,25 +192,18 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
                 "whoami",
             ])
             .await
-            .unwrap_err();
-            assert_eq!(e.code, UNAUTHENTICATED, "{}", e.message);
-            e.message
+            .map(|out| out.trim().to_string())
         }
+    };
+    let refused = |token: String| async move {
+        let e = whoami(token).await.unwrap_err();
+        assert_eq!(e.code, UNAUTHENTICATED, "{}", e.message);
+        e.message
     };
     // The IdP's own key, a valid token: accepted (the control).
     let good = idp.sign("k1", claims(serde_json::json!({})));
     assert_eq!(
-        ctl_argv(&[
-            "hotfixctl",
-            "--endpoint",
-            &d.endpoint,
-            "--token",
-            &good,
-            "whoami"
-        ])
-        .await
-        .unwrap()
-        .trim(),
+        whoami(good.clone()).await.unwrap(),
         "@erin (eng-manager, platform-admin)"
     );
     let m = refused(idp.sign(
@@ -231,7 +225,10 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
         claims(serde_json::json!({"iss": "https://evil.example"})),
     ))
     .await;
-    assert!(m.contains("issued by 'https://evil.example'"), "{m}");
+    assert!(
+        m.contains("issued by 'https://evil.example'") && m.contains("hotfixctl login"),
+        "{m}"
+    );
     let unsigned = {
         use base64::Engine;
         let b64 = |v: &serde_json::Value| {
@@ -244,7 +241,10 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
         )
     };
     let m = refused(unsigned).await;
-    assert!(m.contains("unsigned (alg: none)"), "{m}");
+    assert!(
+        m.contains("unsigned (alg: none)") && m.contains("hotfixctl login"),
+        "{m}"
+    );
     let tampered = {
         let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
         use base64::Engine;
@@ -277,23 +277,15 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
     // hotfixd read the JWKS again.
     let rotated_in = idp.sign("k2", claims(serde_json::json!({})));
     assert_eq!(
-        ctl_argv(&[
-            "hotfixctl",
-            "--endpoint",
-            &d.endpoint,
-            "--token",
-            &rotated_in,
-            "whoami"
-        ])
-        .await
-        .unwrap()
-        .trim(),
+        whoami(rotated_in).await.unwrap(),
         "@erin (eng-manager, platform-admin)"
     );
     // One signed with the key rotated out is refused from then on.
     let m = refused(good).await;
     assert!(
-        m.contains("signed with key 'k1', which the IdP") && m.contains("rotated out"),
+        m.contains("signed with key 'k1', which the IdP")
+            && m.contains("rotated out")
+            && m.contains("hotfixctl login"),
         "{m}"
     );
 

@@ -434,6 +434,42 @@ pub async fn declare_as(
     d.ctl(handle, &args).await
 }
 
+/// GitHub holds the fix branch; the hotfix is declared.
+pub async fn declared_on_github(
+    fake: &github::FakeGitHub,
+    d: &Daemon,
+    inc: &str,
+    flags: &[&str],
+) -> String {
+    let b = branch(inc);
+    fake.world()
+        .branches
+        .insert(b.clone(), github::fix_branch(SHA1, &message(inc)));
+    declare(d, inc, flags).await.expect("declare");
+    b
+}
+
+/// Declared, fix read from GitHub, approved, PR opened by hotfixd.
+pub async fn pr_opened_on_github(
+    fake: &github::FakeGitHub,
+    d: &Daemon,
+    inc: &str,
+    flags: &[&str],
+) -> u64 {
+    let b = declared_on_github(fake, d, inc, flags).await;
+    d.ctl("bob", &["fix", inc, "--branch", &b])
+        .await
+        .expect("fix");
+    d.ctl("alice", &["approve", inc, "--sha", SHA1])
+        .await
+        .expect("approve");
+    let h = d.ctl_hotfix("bob", &["pr", inc]).await;
+    h["pullRequest"]["number"]
+        .as_str()
+        .and_then(|s| s.parse::<u64>().ok())
+        .expect("pr number")
+}
+
 /// hotfixd's settings for the fake GitHub: its URL and token, checks read
 /// every 50 ms.
 pub fn github_settings(fake: &github::FakeGitHub) -> hotfixd::integrations::github::GitHubSettings {

@@ -18,20 +18,9 @@
 // is Debian's (/usr/bin/chromium, or $CHROMIUM); playwright-core brings no
 // browser of its own.
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launch();
 const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
 const page = await context.newPage();
 const log = [];

@@ -6,21 +6,10 @@
 //   node approve.mjs URL LOGIN
 //
 // Prints the last page's text; exits 1 if it is not "Sign-in Success".
-import { chromium } from "../browser/node_modules/playwright-core/index.mjs";
+import { launch } from "../browser/launch.mjs";
 
 const [url, login] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.goto(url);
