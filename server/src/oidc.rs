@@ -310,7 +310,7 @@ impl Oidc {
                 }
             }
         };
-        if alg != format!("{:?}", key.alg) {
+        if alg.parse::<Algorithm>().ok() != Some(key.alg) {
             return Err(refused(format!(
                 "its header says alg {}, but the IdP's key '{}' is {:?}",
                 quoted(&alg),

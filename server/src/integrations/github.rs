@@ -289,15 +289,6 @@ impl GitHub {
         Ok(clients)
     }
 
-    /// GitHub says an App installation on `account` changed (installed,
-    /// removed, suspended, its permissions): the next call finds it and
-    /// mints its token again.
-    pub fn forget_installation(&self, account: &str) {
-        if let Credentials::App(app) = &self.credentials {
-            app.forget(&account.to_ascii_lowercase());
-        }
-    }
-
     /// `what` failed on `on`'s account; a 401 means the installation token
     /// was revoked: it is minted again at the next call, and the failure is
     /// one worth sending again.
@@ -955,8 +946,12 @@ impl CodeHost for GitHub {
             .await
     }
 
+    /// Installed, removed, suspended, its permissions changed: the next
+    /// call on the account finds the installation and mints its token.
     fn installation_changed(&self, account: &str) {
-        self.forget_installation(account);
+        if let Credentials::App(app) = &self.credentials {
+            app.forget(&account.to_ascii_lowercase());
+        }
     }
 
     async fn team_member(&self, org: &str, team: &str, user: &str) -> Result<bool, Failure> {
