@@ -91,7 +91,15 @@ pub struct Oidc {
     keys: RwLock<Keys>,
     /// One read of the IdP at a time.
     reading: tokio::sync::Mutex<()>,
+    /// Tokens verified with the current keys, by SHA-256: an RS256
+    /// verification costs ~200 µs of CPU, so a CLI's repeated calls with
+    /// one token pay it once. Emptied whenever the keys are read (so a key
+    /// rotated out refuses its tokens at once), and when full.
+    verified: std::sync::Mutex<HashMap<[u8; 32], Person>>,
 }
+
+/// Verified tokens remembered at most.
+const VERIFIED: usize = 10_000;
 
 /// Why a token is refused: the text of the UNAUTHENTICATED answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +164,7 @@ impl Oidc {
             http,
             keys: RwLock::default(),
             reading: tokio::sync::Mutex::new(()),
+            verified: Default::default(),
         }))
     }
 
@@ -175,6 +184,7 @@ impl Oidc {
                 let n = by_kid.len();
                 keys.by_kid = by_kid;
                 keys.failed = None;
+                self.verified.lock().expect("verified lock").clear();
                 Ok(n)
             }
             Err(e) => {
@@ -280,8 +290,33 @@ impl Oidc {
         }
     }
 
-    /// The person a token names, or why it is refused.
+    /// The person a token names, or why it is refused: from the tokens
+    /// already verified with the current keys while unexpired, else
+    /// verified now.
     pub fn verify(&self, token: &str) -> Result<Person, Refused> {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let now = chrono::Utc::now().timestamp();
+        {
+            let mut verified = self.verified.lock().expect("verified lock");
+            match verified.get(&digest) {
+                Some(p) if now < p.expires_at + LEEWAY as i64 => return Ok(p.clone()),
+                Some(_) => {
+                    verified.remove(&digest);
+                }
+                None => {}
+            }
+        }
+        let person = self.verify_now(token)?;
+        let mut verified = self.verified.lock().expect("verified lock");
+        if verified.len() >= VERIFIED {
+            verified.clear();
+        }
+        verified.insert(digest, person.clone());
+        Ok(person)
+    }
+
+    fn verify_now(&self, token: &str) -> Result<Person, Refused> {
         let (alg, kid) = header(token)?;
         if alg.eq_ignore_ascii_case("none") || alg.is_empty() {
             return Err(refused(
@@ -353,6 +388,7 @@ impl Oidc {
             handle,
             groups,
             roles,
+            expires_at: claims["exp"].as_i64().unwrap_or_default(),
         })
     }
 
@@ -440,6 +476,8 @@ pub struct Person {
     pub groups: Vec<String>,
     /// From `[oidc.roles]`.
     pub roles: BTreeSet<Role>,
+    /// The token's `exp` (Unix seconds).
+    pub expires_at: i64,
 }
 
 impl Person {
@@ -479,9 +517,8 @@ mod tests {
         assert!(!is_jwt("eyJ.only-two"));
     }
 
-    #[test]
-    fn an_unsigned_token_is_refused_before_any_key_is_looked_up() {
-        let oidc = Oidc::new(OidcSettings {
+    fn verifier() -> Arc<Oidc> {
+        Oidc::new(OidcSettings {
             issuer: "https://idp.example".into(),
             audience: "hotfixctl".into(),
             username_claim: "preferred_username".into(),
@@ -491,7 +528,39 @@ mod tests {
             reread_after: REREAD_AFTER,
             timeout: Duration::from_secs(1),
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn a_remembered_token_is_taken_only_until_it_expires() {
+        use sha2::Digest;
+        let oidc = verifier();
+        let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJleHAiOjF9.c2ln";
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let person = |expires_at| Person {
+            handle: "erin".into(),
+            groups: vec![],
+            roles: BTreeSet::new(),
+            expires_at,
+        };
+        let now = chrono::Utc::now().timestamp();
+        oidc.verified
+            .lock()
+            .unwrap()
+            .insert(digest, person(now + 600));
+        assert_eq!(oidc.verify(token).unwrap().handle, "erin", "remembered");
+        // Past its exp (and the skew): verified again, here refused (no key).
+        oidc.verified
+            .lock()
+            .unwrap()
+            .insert(digest, person(now - LEEWAY as i64 - 1));
+        assert!(oidc.verify(token).is_err());
+        assert!(oidc.verified.lock().unwrap().is_empty(), "forgotten");
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused_before_any_key_is_looked_up() {
+        let oidc = verifier();
         let b64 = |v: serde_json::Value| {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
         };
