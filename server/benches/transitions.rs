@@ -16,7 +16,9 @@
 //! the same run: the disk's own 4 KiB `write` + `fdatasync` loop (the
 //! ratio column); sled's own `insert` + `flush` of a record of similar
 //! size, one at a time, with and without the `fdatasync` of its log; and
-//! `WhoAmI`, an RPC that stores nothing.
+//! `WhoAmI`, an RPC that stores nothing, with a roster token and with an
+//! SSO ID token (RS256, verified against a JWKS served in-process), so
+//! that the cost of SSO per call stands beside the same call's.
 
 mod common;
 
@@ -190,6 +192,62 @@ async fn prepare(endpoint: &str, clients: usize, tag: &str) -> Vec<(Client, Stri
     conns
 }
 
+/// An OpenID Provider's discovery document and JWKS, served in-process for
+/// the SSO rows (the test key of `tests/common/keys/`); its issuer URL.
+async fn idp() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let jwk: serde_json::Value = serde_json::from_str(include_str!(
+        "../../tests/common/keys/github-app.pub.jwk.json"
+    ))
+    .unwrap();
+    let discovery = serde_json::json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")});
+    let app = axum::Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            axum::routing::get(move || async move { axum::Json(discovery) }),
+        )
+        .route(
+            "/jwks",
+            axum::routing::get(
+                move || async move { axum::Json(serde_json::json!({"keys": [jwk]})) },
+            ),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    issuer
+}
+
+/// An ID token of `issuer` naming bob, signed with the test key.
+fn sso_token(issuer: &str) -> String {
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(include_bytes!(
+        "../../tests/common/keys/github-app.pem"
+    ))
+    .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-key".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": issuer, "aud": "hotfixctl", "sub": "bob", "preferred_username": "bob",
+        "iat": now, "exp": now + 3600,
+    });
+    jsonwebtoken::encode(&header, &claims, &key).unwrap()
+}
+
+/// `clients` connections authenticated with `token` (WhoAmI only).
+async fn connect_with(endpoint: &str, clients: usize, token: &str) -> Vec<(Client, String)> {
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push((
+            Client::connect(endpoint, Some(token)).await.unwrap(),
+            String::new(),
+        ));
+    }
+    conns
+}
+
 /// Each client sends its next request when the previous is answered.
 async fn closed_loop(conns: Vec<(Client, String)>, op: Op, ops: usize) -> Stats {
     let per_client = ops.div_ceil(conns.len());
@@ -340,6 +398,7 @@ fn main() {
 
     let etcd = std::env::var("HOTFIXD_BENCH_ETCD").ok();
     let shutdown = CancellationToken::new();
+    let issuer = rt.block_on(idp());
     let endpoint = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -354,6 +413,16 @@ fn main() {
                 max_in_flight: 4096,
                 ..hotfixd::limits::LimitSettings::unbounded()
             },
+            oidc: Some(hotfixd::oidc::OidcSettings {
+                issuer: issuer.clone(),
+                audience: "hotfixctl".into(),
+                username_claim: "preferred_username".into(),
+                groups_claim: "groups".into(),
+                roles: Default::default(),
+                jwks_refresh: Duration::from_secs(3600),
+                reread_after: hotfixd::oidc::REREAD_AFTER,
+                timeout: Duration::from_secs(5),
+            }),
             ..Settings::dev(addr, dir.path().join("hotfixd"))
         };
         let settings = match &etcd {
@@ -421,6 +490,15 @@ fn main() {
         let s = rt.block_on(closed_loop(conns.clone(), Op::WhoAmI, ops));
         row(
             &format!("WhoAmI RPC (no store), {clients} client(s)"),
+            &s,
+            None,
+        );
+        let sso = rt.block_on(connect_with(&endpoint, *clients, &sso_token(&issuer)));
+        let s = rt.block_on(closed_loop(sso, Op::WhoAmI, ops));
+        row(
+            &format!(
+                "WhoAmI RPC, SSO ID token (RS256-verified once, then remembered), {clients} client(s)"
+            ),
             &s,
             None,
         );
