@@ -5,9 +5,11 @@
 //! 1. refuses a peer address that has failed authentication too often
 //!    (RESOURCE_EXHAUSTED, no roster lookup, no log line: a flood of wrong
 //!    tokens costs the daemon nothing and fills no disk);
-//! 2. authenticates (`auth::Roster::intercept`: certificate and/or token),
-//!    counting a failure against the peer and logging it at most at the
-//!    peer's failure rate;
+//! 2. authenticates (`auth::Roster::principal_of`: certificate and/or
+//!    token; an SSO ID token goes to `oidc.rs`, whose keys are read again
+//!    first when the token names a key id not known yet), counting a
+//!    failure against the peer and logging it at most at the peer's
+//!    failure rate;
 //! 3. takes a token from the principal's rate bucket, and a slot among the
 //!    principal's requests in flight (or its open Watch streams), held
 //!    until the response, a Watch stream included, has been sent whole;
