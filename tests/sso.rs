@@ -296,3 +296,43 @@ async fn sso_signs_in_with_the_device_grant_and_every_bad_token_is_told_to_log_i
     let e = ctl_sso(&profile, &["whoami"]).await.unwrap_err();
     assert!(e.message.contains("run `hotfixctl login`"), "{}", e.message);
 }
+
+/// An IdP that does not answer at start-up stops nobody: hotfixd serves,
+/// static tokens work, and an SSO token is refused saying why.
+#[tokio::test]
+async fn an_idp_down_at_start_up_refuses_sso_tokens_only_and_says_why() {
+    let closed = free_addr();
+    let oidc = settings(&format!("http://{closed}"));
+    let d = Daemon::start_configured(move |s| s.oidc = Some(oidc)).await;
+    assert_eq!(
+        d.ctl("bob", &["whoami"]).await.unwrap().trim(),
+        "@bob (engineer)"
+    );
+    let b64 = |v: serde_json::Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let token = format!(
+        "{}.{}.c2ln",
+        b64(serde_json::json!({"alg": "RS256", "kid": "k1"})),
+        b64(serde_json::json!({"preferred_username": "erin"}))
+    );
+    let e = ctl_argv(&[
+        "hotfixctl",
+        "--endpoint",
+        &d.endpoint,
+        "--token",
+        &token,
+        "whoami",
+    ])
+    .await
+    .unwrap_err();
+    assert_eq!(e.code, UNAUTHENTICATED, "{}", e.message);
+    assert!(
+        e.message.contains("could not read the IdP's keys")
+            && e.message
+                .contains("static tokens and client certificates still work"),
+        "{}",
+        e.message
+    );
+}

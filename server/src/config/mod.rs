@@ -908,6 +908,56 @@ mod tests {
     }
 
     #[test]
+    fn an_oidc_section_maps_groups_to_roles_and_names_a_bad_field() {
+        let s = settings_of(
+            "[oidc]\nissuer = \"https://login.example/\"\nclient_id = \"hotfixctl\"\n\
+             [oidc.roles]\n\"platform-admins\" = [\"platform-admin\", \"eng-manager\"]\n",
+            0o600,
+        )
+        .unwrap();
+        let o = s.oidc.as_ref().expect("SSO on");
+        assert_eq!(o.issuer, "https://login.example", "as tokens' iss says it");
+        assert_eq!(o.audience, "hotfixctl");
+        assert_eq!(o.username_claim, "preferred_username");
+        assert_eq!(o.groups_claim, "groups");
+        assert_eq!(
+            o.roles["platform-admins"],
+            [Role::PlatformAdmin, Role::EngManager]
+                .into_iter()
+                .collect()
+        );
+        assert!(
+            s.integrations()
+                .0
+                .iter()
+                .any(|l| l.contains("single sign-on with https://login.example")),
+            "{:?}",
+            s.integrations()
+        );
+        for (text, field) in [
+            (
+                "[oidc]\nissuer = \"login.example\"\nclient_id = \"c\"\n",
+                "oidc.issuer",
+            ),
+            (
+                "[oidc]\nissuer = \"https://l.example\"\nclient_id = \" \"\n",
+                "oidc.client_id",
+            ),
+            (
+                "[oidc]\nissuer = \"https://l.example\"\nclient_id = \"c\"\njwks_refresh = \"0s\"\n",
+                "oidc.jwks_refresh",
+            ),
+            (
+                "[oidc]\nissuer = \"https://l.example\"\nclient_id = \"c\"\n[oidc.roles]\ng = [\"root\"]\n",
+                "root",
+            ),
+        ] {
+            let e = settings_of(text, 0o600).unwrap_err();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
     fn scan_cannot_be_configured_away() {
         let cfg: FileConfig = toml::from_str("[policy]\nrequired_checks = [\"lint\"]\n").unwrap();
         assert!(cfg.policy.to_policy().unwrap_err().contains("scan"));
